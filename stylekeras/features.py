@@ -1,0 +1,119 @@
+"""The feature model: a Keras VGG truncated after the deepest layer used, returning named feature maps.
+
+The layer stack follows `keras/src/applications/vgg19.py` (same names, so Keras weights load by name),
+with the VGG preprocessing inside the model so callers pass plain RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from stylekeras.errors import StyleKerasError
+from stylekeras.weights import VGGWeights
+
+# Gatys et al. 2016, section 3: style from conv1_1 … conv5_1 with equal weights, content from conv4_2.
+DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
+
+# Conv layers per block in Simonyan & Zisserman's configurations D (VGG16) and E (VGG19).
+CONVS_PER_BLOCK = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+BLOCK_FILTERS = (64, 128, 256, 512, 512)
+
+# The Caffe VGG models were trained on BGR images minus these per-channel means (Keras' preprocess_input,
+# mode "caffe", in keras/src/applications/imagenet_utils.py).
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+@keras.saving.register_keras_serializable(package="stylekeras")
+class VGGPreprocess(keras.layers.Layer):
+    """RGB in [0, 1] → Caffe-style BGR in [0, 255] minus the ImageNet mean."""
+
+    def call(self, images):
+        bgr = keras.ops.flip(images * 255.0, axis=-1)
+        return bgr - keras.ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype=images.dtype)
+
+
+def layer_names(backbone: str) -> list[str]:
+    """All layer names of a backbone's convolutional part, in order (`block1_conv1`, …, `block5_pool`)."""
+    if backbone not in CONVS_PER_BLOCK:
+        raise StyleKerasError(f"unknown backbone '{backbone}'; choose one of {', '.join(CONVS_PER_BLOCK)}")
+    names = []
+    for block, convs in enumerate(CONVS_PER_BLOCK[backbone], start=1):
+        names += [f"block{block}_conv{index}" for index in range(1, convs + 1)] + [f"block{block}_pool"]
+    return names
+
+
+def check_layers(backbone: str, layers: Sequence[str], option: str = "layers") -> None:
+    """Raise a one-line error naming every unknown layer and listing the valid ones."""
+    valid = layer_names(backbone)
+    unknown = [name for name in layers if name not in valid]
+    if unknown:
+        raise StyleKerasError(
+            f"{option}: unknown layer {', '.join(map(repr, unknown))} for {backbone}; valid: {', '.join(valid)}"
+        )
+    if not layers:
+        raise StyleKerasError(f"{option}: give at least one layer")
+
+
+def min_input_size(layers: Sequence[str]) -> int:
+    """The smallest image side for which every layer still has at least one pixel (one halving per pool)."""
+    pools_before = [int(name[5]) - 1 + name.endswith("_pool") for name in layers]
+    return 2 ** max(pools_before)
+
+
+def build_feature_model(weights: VGGWeights, layers: Sequence[str]) -> keras.Model:
+    """A Keras model mapping RGB images in [0, 1] (any size) to a dict of the named layers' feature maps.
+
+    The network stops after the deepest layer asked for: later layers would cost time and never matter.
+    """
+    check_layers(weights.backbone, layers)
+    all_names = layer_names(weights.backbone)
+    deepest = max(all_names.index(name) for name in layers)
+    images = keras.Input(shape=(None, None, 3), name="images")
+    x = VGGPreprocess(name="vgg_preprocess")(images)
+    outputs = {}
+    for index, name in enumerate(all_names[: deepest + 1]):
+        if name.endswith("_pool"):
+            x = keras.layers.MaxPooling2D(2, strides=2, name=name)(x)
+        else:
+            block = int(name[5]) - 1
+            conv = keras.layers.Conv2D(
+                BLOCK_FILTERS[block],
+                3,
+                padding="same",
+                activation="relu",
+                kernel_initializer=keras.initializers.GlorotUniform(seed=weights.seed + index),
+                name=name,
+            )
+            x = conv(x)
+            if weights.kernels is not None:
+                _set_conv_weights(conv, weights.kernels.get(name), weights)
+        if name in layers:
+            outputs[name] = x
+    return keras.Model(images, outputs, name=f"{weights.backbone}_features")
+
+
+def layer_shapes(backbone: str, height: int, width: int) -> list[tuple[str, tuple[int, int, int]]]:
+    """Each layer's output shape (height, width, channels) for an input of `height`×`width` pixels."""
+    shapes, channels = [], 3
+    for name in layer_names(backbone):
+        if name.endswith("_pool"):
+            height, width = height // 2, width // 2
+        else:
+            channels = BLOCK_FILTERS[int(name[5]) - 1]
+        shapes.append((name, (height, width, channels)))
+    return shapes
+
+
+def _set_conv_weights(conv: keras.layers.Conv2D, values: list[np.ndarray] | None, weights: VGGWeights) -> None:
+    expected = [tuple(variable.shape) for variable in conv.weights]
+    found = [tuple(np.shape(value)) for value in values] if values is not None else None
+    if found != expected:
+        raise StyleKerasError(
+            f"weights '{weights.source}' do not fit {weights.backbone} layer {conv.name}: "
+            f"expected shapes {expected}, found {found or 'no such layer'}"
+        )
+    conv.set_weights(values)

@@ -1,0 +1,166 @@
+"""Image loading and saving: any Pillow-readable image in, float32 RGB in [0, 1] out."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stylekeras.errors import StyleKerasError
+
+ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, tf.Tensor]
+
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def load_image(source: ImageSource, size: int | None = None, label: str = "image") -> np.ndarray:
+    """Return `source` as a float32 H×W×3 RGB array in [0, 1].
+
+    `source` is a path, a PIL image, or an array/tensor (H×W×3 or 1×H×W×3; uint8 in [0, 255] or float in
+    [0, 1]). With `size`, the image is resized so that its longer side is `size` pixels. `label` names the
+    image in error messages ("content image", "style image").
+    """
+    if isinstance(source, (str, os.PathLike)):
+        pixels = _pil_to_array(_open_path(Path(source), label))
+        label = f"{label} '{source}'"
+    elif isinstance(source, Image.Image):
+        pixels = _pil_to_array(source)
+    else:
+        pixels = _array_to_float(np.asarray(source), label)
+    if size is not None:
+        pixels = resize_longer_side(pixels, size)
+    if min(pixels.shape[:2]) < 1:
+        raise StyleKerasError(f"{label} has no pixels ({pixels.shape[1]}×{pixels.shape[0]})")
+    return pixels
+
+
+def resize_longer_side(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Resize an H×W×3 array so that its longer side is `size`, keeping the aspect ratio."""
+    height, width = pixels.shape[:2]
+    scale = size / max(height, width)
+    new_shape = (max(1, round(height * scale)), max(1, round(width * scale)))
+    if new_shape == (height, width):
+        return pixels
+    # Antialiasing matters when shrinking photos: without it, fine texture aliases into the Gram matrices.
+    resized = tf.image.resize(pixels, new_shape, method="lanczos3", antialias=True)
+    return np.clip(resized.numpy(), 0.0, 1.0)
+
+
+def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike) -> Path:
+    """Write an H×W×3 float image in [0, 1] as PNG, JPEG or WebP (chosen by suffix), atomically.
+
+    The image goes to a temporary file in the same directory first and is renamed over `path`, so a
+    crash never leaves a half-written file where a good one was.
+    """
+    path = Path(path)
+    image_format = _format_for(path)
+    array = np.asarray(pixels, dtype=np.float32)
+    if array.ndim == 4:
+        array = array[0]
+    as_bytes = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            Image.fromarray(as_bytes, "RGB").save(stream, format=image_format, **options)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def check_output_path(path: str | os.PathLike, inputs: tuple[ImageSource, ...] = ()) -> Path:
+    """Fail early, before any compute, if an image cannot be saved at `path`.
+
+    Creates missing parent directories. `inputs` are the run's input images: the output may not be one
+    of them.
+    """
+    path = Path(path)
+    _format_for(path)
+    if path.is_dir():
+        raise StyleKerasError(f"output '{path}' is a directory; give a file name such as '{path / 'out.png'}'")
+    for source in inputs:
+        if isinstance(source, (str, os.PathLike)) and Path(source).exists() and path.exists():
+            if path.samefile(source):
+                raise StyleKerasError(f"output '{path}' is one of the input images; choose another name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StyleKerasError(f"output '{path}': cannot create its directory ({error.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise StyleKerasError(f"output '{path}': directory '{path.parent}' is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise StyleKerasError(f"output '{path}' exists and is not writable")
+    return path
+
+
+def _format_for(path: Path) -> str:
+    image_format = SAVE_FORMATS.get(path.suffix.lower())
+    if image_format is None:
+        raise StyleKerasError(
+            f"output '{path}': unsupported suffix '{path.suffix}'; use one of {', '.join(SAVE_FORMATS)}"
+        )
+    return image_format
+
+
+def _open_path(path: Path, label: str) -> Image.Image:
+    if not path.exists():
+        raise StyleKerasError(f"{label} '{path}': no such file")
+    if path.is_dir():
+        raise StyleKerasError(f"{label} '{path}' is a directory, not an image")
+    try:
+        image = Image.open(path)
+        image.load()
+    except UnidentifiedImageError:
+        raise StyleKerasError(f"{label} '{path}' is not an image Pillow can read") from None
+    except Image.DecompressionBombError as error:
+        raise StyleKerasError(f"{label} '{path}' is too large to decode safely ({error})") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise StyleKerasError(f"{label} '{path}' is damaged or truncated ({error})") from None
+    return image
+
+
+def _pil_to_array(image: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to float RGB, after applying the EXIF orientation."""
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16- and 32-bit grayscale: Pillow's convert("RGB") would clip values above 255 to white.
+        gray = np.asarray(image, dtype=np.float32)
+        peak = 65535.0 if image.mode.startswith("I;16") or gray.max() > 255 else 255.0
+        return np.repeat((gray / peak)[..., None], 3, axis=-1).clip(0.0, 1.0)
+    if image.mode == "F":
+        gray = np.asarray(image, dtype=np.float32)
+        return np.repeat(gray[..., None], 3, axis=-1).clip(0.0, 1.0)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent pixels are composited on white, as an image viewer shows them.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+
+
+def _array_to_float(array: np.ndarray, label: str) -> np.ndarray:
+    if array.ndim == 4 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise StyleKerasError(f"{label}: expected an H×W×3 array, got shape {array.shape}")
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    array = array[..., :3]
+    if np.issubdtype(array.dtype, np.integer):
+        peak = 65535.0 if array.dtype == np.uint16 else 255.0
+        return np.clip(array.astype(np.float32) / peak, 0.0, 1.0)
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
+        raise StyleKerasError(f"{label}: float pixels must be finite and in [0, 1]")
+    return array

@@ -1,0 +1,62 @@
+"""The losses of Gatys, Ecker & Bethge (CVPR 2016), each a small pure function of tensors.
+
+Feature maps are `[batch, height, width, channels]`; N is the number of channels and M = height × width
+the number of positions, as in the paper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import tensorflow as tf
+
+
+def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """L_content = 1/2 Σ (F − P)², F the generated image's features and P the content image's (eq. 1)."""
+    return 0.5 * tf.reduce_sum(tf.square(features - target))
+
+
+def gram_matrix(features: tf.Tensor) -> tf.Tensor:
+    """G_ij = Σ_k F_ik F_jk over the M positions k: the `[batch, N, N]` channel correlations (eq. 3)."""
+    return tf.einsum("bhwi,bhwj->bij", features, features)
+
+
+def normalized_gram(features: tf.Tensor) -> tf.Tensor:
+    """G / M: the Gram matrix averaged over positions, comparable between images of different sizes."""
+    positions = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], features.dtype)
+    return gram_matrix(features) / positions
+
+
+def layer_style_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
+    """E = 1/(4 N² M²) Σ (G − A)² (eq. 4), written as 1/(4 N²) Σ (G/M − A/M_A)².
+
+    `target_gram` is the style image's `normalized_gram` (A / M_A). When both images have the same size
+    this is exactly the paper's E; when they differ, the per-position normalisation keeps E meaningful.
+    """
+    channels = tf.cast(tf.shape(features)[-1], features.dtype)
+    difference = normalized_gram(features) - target_gram
+    return tf.reduce_sum(tf.square(difference)) / (4.0 * channels**2)
+
+
+def style_loss(
+    features: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Tensor], layer_weights: Mapping[str, float]
+) -> tf.Tensor:
+    """L_style = Σ_l w_l E_l over the style layers (eq. 5)."""
+    return tf.add_n([layer_weights[name] * layer_style_loss(features[name], target_grams[name]) for name in target_grams])
+
+
+def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
+    """Σ (x_{i+1,j} − x_ij)² + (x_{i,j+1} − x_ij)²: smoothness prior against high-frequency noise.
+
+    Not in Gatys et al. 2016; taken from Mahendran & Vedaldi 2015 (β = 2) as in jcjohnson/neural-style.
+    """
+    down = images[:, 1:, :, :] - images[:, :-1, :, :]
+    right = images[:, :, 1:, :] - images[:, :, :-1, :]
+    return tf.reduce_sum(tf.square(down)) + tf.reduce_sum(tf.square(right))
+
+
+def total_loss(
+    content: tf.Tensor, style: tf.Tensor, variation: tf.Tensor, content_weight: float, style_weight: float, tv_weight: float
+) -> tf.Tensor:
+    """L_total = α L_content + β L_style + γ L_tv (eq. 7, plus the smoothness term)."""
+    return content_weight * content + style_weight * style + tv_weight * variation

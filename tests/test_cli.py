@@ -1,0 +1,112 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+
+
+def _run(*args):
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def _assert_one_line_error(result, fragment):
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and fragment in error_lines[0], result.stderr
+
+
+def test_transfer_end_to_end_in_a_real_process(tmp_path, content_path, style_path):
+    output = tmp_path / "out.png"
+    completed = subprocess.run(
+        [sys.executable, str(Path(__file__).parents[1] / "cli.py"), "transfer", str(content_path), str(style_path),
+         "-o", str(output), "--size", "48", "--steps", "6", "--weights", "hed", "--save-every", "3"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert Image.open(output).size == (48, 48)
+    assert (tmp_path / "out_0003.png").exists()
+    assert "weights: hed" in completed.stderr
+    assert f"wrote {output}" in completed.stdout
+
+
+def test_layers_lists_names_and_shapes():
+    result = _run("layers", "--backbone", "vgg19", "--size", "64")
+    assert result.exit_code == 0
+    assert "block5_conv4" in result.output and "block4_conv2       8 × 8     × 512  content" in result.output
+
+
+@pytest.fixture
+def existing_output(tmp_path):
+    path = tmp_path / "keep.png"
+    path.write_bytes(b"precious")
+    return path
+
+
+def _assert_untouched(path):
+    assert path.read_bytes() == b"precious"
+
+
+def test_missing_content_file(content_path, existing_output):
+    _assert_one_line_error(_run("transfer", "nope.jpg", content_path, "-o", existing_output), "no such file")
+    _assert_untouched(existing_output)
+
+
+def test_non_image_style(tmp_path, content_path, existing_output):
+    fake = tmp_path / "fake.jpg"
+    fake.write_text("hello")
+    _assert_one_line_error(_run("transfer", content_path, fake, "-o", existing_output), "not an image")
+    _assert_untouched(existing_output)
+
+
+def test_image_too_small_for_the_layers(content_path, style_path, existing_output):
+    result = _run("transfer", content_path, style_path, "-o", existing_output, "--size", "8", "--weights", "random")
+    _assert_one_line_error(result, "at least 16 px")
+    _assert_untouched(existing_output)
+
+
+def test_unknown_layer_lists_the_valid_ones(content_path, style_path, existing_output):
+    result = _run("transfer", content_path, style_path, "-o", existing_output, "--weights", "random",
+                  "--style-layers", "block1_conv1,relu9_9")
+    _assert_one_line_error(result, "'relu9_9'")
+    assert "valid: block1_conv1, block1_conv2" in result.stderr
+    _assert_untouched(existing_output)
+
+
+@pytest.mark.parametrize("option, value", [("--steps", "-1"), ("--style-weight", "-1"), ("--tv-weight", "-0.5")])
+def test_negative_numbers_are_refused(content_path, style_path, existing_output, option, value):
+    result = _run("transfer", content_path, style_path, "-o", existing_output, option, value)
+    assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output
+    _assert_untouched(existing_output)
+
+
+def test_weights_file_that_does_not_fit(tmp_path, content_path, style_path, existing_output):
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    bad = tmp_path / "dense.weights.h5"
+    other.save_weights(bad)
+    result = _run("transfer", content_path, style_path, "-o", existing_output, "--weights", bad)
+    _assert_one_line_error(result, "not a Keras weights file")
+    _assert_untouched(existing_output)
+
+
+def test_unwritable_output_is_refused_before_optimizing(tmp_path, content_path, style_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    _assert_one_line_error(_run("transfer", content_path, style_path, "-o", blocker / "out.png"), "cannot create")
+    _assert_one_line_error(_run("transfer", content_path, style_path, "-o", tmp_path / "out.gif"), "unsupported suffix")
+
+
+def test_non_finite_loss_keeps_the_existing_output_and_writes_beside_it(content_path, style_path, existing_output):
+    result = _run("transfer", content_path, style_path, "-o", existing_output, "--size", "32", "--steps", "3",
+                  "--weights", "random", "--style-weight", "1e38", "--quiet")
+    _assert_one_line_error(result, "loss became")
+    _assert_untouched(existing_output)
+    partial = existing_output.with_name("keep_partial.png")
+    assert Image.open(partial).size == (32, 32)

@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from stylekeras import losses
+
+rng = np.random.default_rng(0)
+
+
+def test_gram_matrix_matches_numpy():
+    features = rng.normal(size=(1, 5, 7, 4)).astype(np.float32)
+    flat = features[0].reshape(-1, 4)  # M × N
+    np.testing.assert_allclose(losses.gram_matrix(features)[0], flat.T @ flat, rtol=1e-5)
+
+
+def test_content_loss_is_half_sum_of_squares():
+    a, b = rng.normal(size=(2, 1, 3, 3, 8)).astype(np.float32)
+    np.testing.assert_allclose(losses.content_loss(a, b), 0.5 * np.sum((a - b) ** 2), rtol=1e-5)
+
+
+def test_layer_style_loss_is_the_papers_formula_for_equal_sizes():
+    generated, style = rng.normal(size=(2, 1, 6, 5, 3)).astype(np.float32)
+    n, m = 3, 6 * 5
+    g = generated[0].reshape(m, n).T @ generated[0].reshape(m, n)
+    a = style[0].reshape(m, n).T @ style[0].reshape(m, n)
+    expected = np.sum((g - a) ** 2) / (4 * n**2 * m**2)
+    got = losses.layer_style_loss(generated, losses.normalized_gram(style))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_layer_style_loss_ignores_image_size_for_the_same_texture():
+    tile = rng.normal(size=(1, 4, 4, 3)).astype(np.float32)
+    small, large = tile, np.tile(tile, (1, 3, 3, 1))
+    assert float(losses.layer_style_loss(large, losses.normalized_gram(small))) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_style_loss_weights_layers():
+    features = {"a": rng.normal(size=(1, 4, 4, 2)).astype(np.float32), "b": rng.normal(size=(1, 2, 2, 3)).astype(np.float32)}
+    targets = {name: tf.zeros((1, value.shape[-1], value.shape[-1])) for name, value in features.items()}
+    each = {name: float(losses.layer_style_loss(features[name], targets[name])) for name in features}
+    got = losses.style_loss(features, targets, {"a": 0.25, "b": 2.0})
+    np.testing.assert_allclose(got, 0.25 * each["a"] + 2.0 * each["b"], rtol=1e-5)
+
+
+def test_total_variation_matches_numpy():
+    image = rng.uniform(size=(1, 5, 6, 3)).astype(np.float32)
+    expected = np.sum(np.diff(image, axis=1) ** 2) + np.sum(np.diff(image, axis=2) ** 2)
+    np.testing.assert_allclose(losses.total_variation_loss(image), expected, rtol=1e-5)
+
+
+def test_total_loss_combines_with_weights():
+    assert float(losses.total_loss(2.0, 3.0, 5.0, 1.0, 10.0, 100.0)) == pytest.approx(2 + 30 + 500)

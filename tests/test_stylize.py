@@ -1,0 +1,119 @@
+import h5py
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import stylekeras
+from stylekeras import losses
+from stylekeras.errors import StyleKerasError
+from stylekeras.image_io import load_image
+from stylekeras.weights import hed_weights_path
+
+
+def _total(stylizer, image, targets, weights=(1.0, 1e3, 1.0)):
+    parts = stylizer.loss_parts(image, *targets)
+    return losses.total_loss(parts["content"], parts["style"], parts["tv"], *weights)
+
+
+def test_gradient_matches_finite_difference(random_stylizer, content_path, style_path):
+    content = load_image(content_path, 16)
+    style = load_image(style_path, 16)
+    targets = random_stylizer.targets(content, style)
+    image = tf.Variable(np.random.default_rng(0).uniform(0.2, 0.8, (1, 16, 16, 3)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        total = _total(random_stylizer, image, targets)
+    gradient = tape.gradient(total, image).numpy()
+    direction = np.random.default_rng(1).normal(size=gradient.shape).astype(np.float32)
+    direction /= np.linalg.norm(direction)
+    epsilon = 1e-3
+    plus = float(_total(random_stylizer, image + epsilon * direction, targets))
+    minus = float(_total(random_stylizer, image - epsilon * direction, targets))
+    numeric = (plus - minus) / (2 * epsilon)
+    analytic = float(np.sum(gradient * direction))
+    assert analytic == pytest.approx(numeric, rel=0.02)
+
+
+def test_loss_falls_and_pixels_stay_in_range(random_stylizer, content_path, style_path):
+    result = random_stylizer.transfer(content_path, style_path, size=32, steps=15, init="noise")
+    total = result.history["total"]
+    assert result.steps_done == 15 and len(total) == 15
+    assert total[-1] < 0.5 * total[0]
+    assert result.image.shape == (32, 32, 3)
+    assert result.image.min() >= 0.0 and result.image.max() <= 1.0
+
+
+def test_same_seed_gives_the_same_image(random_stylizer, content_path, style_path):
+    run = lambda seed: random_stylizer.transfer(content_path, style_path, size=24, steps=5, init="noise", seed=seed).image
+    first, again, other = run(3), run(3), run(4)
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, other)
+
+
+def test_callback_sees_every_step(random_stylizer, content_path, style_path):
+    reports = []
+    random_stylizer.transfer(content_path, style_path, size=24, steps=4, callback=reports.append)
+    assert [report.step for report in reports] == [1, 2, 3, 4]
+    assert set(reports[0].losses) == {"total", "content", "style", "tv"}
+    assert reports[-1].image.shape == (24, 24, 3)
+
+
+def test_accepts_arrays_pil_images_and_tensors(random_stylizer, content_path, style_path):
+    from PIL import Image
+
+    content = Image.open(content_path)
+    style = tf.constant(np.asarray(Image.open(style_path)))
+    result = random_stylizer.transfer(content, style, size=None, steps=1)
+    assert result.image.shape == (64, 64, 3)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_image(random_stylizer, content_path, style_path):
+    result = random_stylizer.transfer(content_path, style_path, size=24, steps=5, style_weight=1e38)
+    assert result.steps_done == 0
+    assert "style" in result.stop_reason and "learning-rate" in result.stop_reason
+    np.testing.assert_array_equal(result.image, load_image(content_path, 24))
+
+
+def test_too_small_image_is_refused_before_optimizing(hed_stylizer, content_path, style_path):
+    with pytest.raises(StyleKerasError, match="at least 16 px"):
+        hed_stylizer.transfer(content_path, style_path, size=8, steps=1)
+
+
+def test_hed_weights_load_into_vgg16(hed_stylizer):
+    assert hed_stylizer.weights.backbone == "vgg16" and hed_stylizer.weights.source == "hed"
+    with h5py.File(hed_weights_path(), "r") as archive:
+        expected = archive["block3/layers/conv2d_2/vars/0"][()]
+    np.testing.assert_array_equal(hed_stylizer.model.get_layer("block3_conv3").kernel.numpy(), expected)
+    # Truncation: nothing after block5_conv1, the deepest default layer.
+    assert hed_stylizer.model.layers[-1].name == "block5_conv1"
+
+
+def test_hed_weights_lower_the_style_loss_by_a_large_factor(hed_stylizer, content_path, style_path):
+    result = hed_stylizer.transfer(content_path, style_path, size=64, steps=60)
+    style = result.history["style"]
+    assert style[-1] < style[0] / 20
+    assert np.abs(result.image - load_image(content_path, 64)).mean() > 0.03
+
+
+def test_transfer_function_builds_and_runs(content_path, style_path):
+    result = stylekeras.transfer(content_path, style_path, weights="random", backbone="vgg16",
+                                 style_layers=["block1_conv1"], content_layers=["block1_conv2"], size=16, steps=2)
+    assert result.steps_done == 2 and result.image.shape == (16, 16, 3)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"steps": -1}, "--steps"),
+        ({"style_weight": -2.0}, "--style-weight"),
+        ({"learning_rate": 0.0}, "--learning-rate"),
+        ({"init": "zeros"}, "--init"),
+    ],
+)
+def test_bad_settings_are_refused(random_stylizer, content_path, style_path, options, message):
+    with pytest.raises(StyleKerasError, match=message):
+        random_stylizer.transfer(content_path, style_path, size=16, **options)
+
+
+def test_unknown_layers_list_the_valid_ones():
+    with pytest.raises(StyleKerasError, match="unknown layer 'conv9_9'.*valid: block1_conv1"):
+        stylekeras.Stylizer(weights="random", style_layers=["conv9_9"])

