@@ -27,7 +27,7 @@ def _quiet_native_stderr():
 
 with _quiet_native_stderr():
     import stylekeras
-    from stylekeras import features, stylize
+    from stylekeras import export as export_module, features, stylize
     from stylekeras.callbacks import ProgressBar, SaveEvery
     from stylekeras.errors import StyleKerasError
     from stylekeras.image_io import check_output_path, load_image, save_image
@@ -167,6 +167,44 @@ def layers(
     roles.update({name: "content (default)" for name in features.DEFAULT_CONTENT_LAYERS})
     for name, (height, width, channels) in shapes:
         typer.echo(f"{name:<14} {height:>5} × {width:<5} × {channels:<4} {roles.get(name, '')}".rstrip())
+
+
+@app.command()
+def export(
+    base_path: Annotated[Path, typer.Option(help="Folder holding the models (TF Serving's base path is BASE_PATH/NAME).")] = export_module.DEFAULT_BASE_PATH,
+    name: Annotated[Optional[str], typer.Option(help="Model name. Default: BACKBONE_features.")] = None,
+    version: Annotated[Optional[int], typer.Option(help="Version number. Default: one more than the highest.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --version.")] = False,
+    layers: Annotated[str, typer.Option(help="Comma-separated layers to return.")] = ",".join(export_module.DEFAULT_LAYERS),
+    backbone: Annotated[Optional[str], typer.Option(help="vgg19 or vgg16 (default: as for transfer).")] = None,
+    weights: Annotated[str, typer.Option(help="auto, imagenet, hed, random or a Keras weights file.")] = "auto",
+    check: Annotated[bool, typer.Option(help="Don't export: check the latest (or --version) export of NAME (default: "
+                                        "the only model in BASE_PATH) through TensorFlow's C++ loader and a replay "
+                                        "of its warmup requests.")] = False,
+) -> None:
+    """Export the VGG feature extractor as a TensorFlow Serving SavedModel (or --check an export)."""
+    try:
+        if check:
+            name = name or export_module.only_model_name(base_path)
+            target = base_path / name / str(version) if version is not None else export_module.latest_version(base_path, name)
+            with _quiet_native_stderr():
+                results = export_module.check_export(target)
+            for result in results:
+                typer.echo(result)
+            if not all(result.passed for result in results):
+                _fail(f"{target} does not match the Keras model within {export_module.CHECK_TOLERANCE:g} of the largest activation", 1)
+            typer.echo(f"{target}: every signature answers through TF Serving's loaders like the Keras model")
+            return
+        with _quiet_native_stderr():
+            target = export_module.export_feature_extractor(
+                base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
+                layers=_names(layers),
+            )
+    except StyleKerasError as error:
+        _fail(str(error))
+    settings = export_module.read_settings(target)
+    typer.echo(f"exported {target} ({settings.backbone}, weights {settings.weights}, layers {', '.join(settings.layers)}, "
+               f"images ≥ {settings.min_size} px); serve with --model_config_file={base_path / 'models.config'}")
 
 
 if __name__ == "__main__":

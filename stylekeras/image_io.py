@@ -84,9 +84,9 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[ImageSource, ...] =
     of them.
     """
     path = Path(path)
-    _format_for(path)
     if path.is_dir():
         raise StyleKerasError(f"output '{path}' is a directory; give a file name such as '{path / 'out.png'}'")
+    _format_for(path)
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and Path(source).exists() and path.exists():
             if path.samefile(source):

@@ -259,9 +259,10 @@ def _layer_weights(layers: tuple[str, ...], weights: Sequence[float] | None) -> 
 
 
 def _non_finite_reason(step: int, values: dict[str, float], loss_weights: tuple[float, float, float]) -> str:
-    weighted = {name: value * weight for (name, value), weight in zip(
-        ((n, values[n]) for n in ("content", "style", "tv")), loss_weights)}
-    culprits = [name for name, value in weighted.items() if not math.isfinite(value)] or ["total"]
+    float32_max = float(np.finfo(np.float32).max)
+    weighted = dict(zip(("content", "style", "tv"), (values[name] * weight for name, weight in
+                                                     zip(("content", "style", "tv"), loss_weights))))
+    culprits = [name for name, value in weighted.items() if not abs(value) <= float32_max] or ["total"]
     return (
         f"the {' and '.join(culprits)} loss became {values['total']} at step {step}; stopped and kept the image "
         f"from step {step - 1}. Try smaller loss weights or a smaller --learning-rate"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import sys
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -133,8 +134,11 @@ def file_weights(path: Path, backbone: str | None = None) -> VGGWeights:
             shape = (224, 224, 3) if include_top else (None, None, 3)
             model = _KERAS_APPLICATIONS[candidate](include_top=include_top, weights=None, input_shape=shape)
             try:
-                model.load_weights(path)
-            except Exception:  # noqa: BLE001 - any failure means "not this architecture"; we try the next
+                # Keras only warns when some layers of the file are missing; for us that is a mismatch.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", UserWarning)
+                    model.load_weights(path)
+            except Exception:  # noqa: BLE001 - any failure means "not this architecture"; try the next
                 continue
             return VGGWeights(
                 backbone=candidate,
