@@ -37,7 +37,7 @@ class ProgressBar:
 
     def __call__(self, report: StepReport) -> None:
         losses = report.losses
-        text = f"loss {losses['total']:.3g} = content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
+        text = f"loss {losses['total']:.3g} | content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
         self.progress.update(self.task, completed=report.step, losses=text)
 
 

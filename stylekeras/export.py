@@ -89,7 +89,7 @@ def export_feature_extractor(
         raise StyleKerasError(f"version {version} of '{settings.name}' exists in {model_dir}; pass --overwrite to replace it")
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=model_dir))
     try:
-        staging.chmod(0o755)  # mkdtemp makes it private; TF Serving often runs as another user
+        staging.chmod(0o755)  # mkdtemp makes it private; TF Serving usually runs as another user
         _write_saved_model(build_feature_model(vgg_weights, layers), settings, staging)
         final = _publish(staging, model_dir, version, overwrite)
     except BaseException:

@@ -66,6 +66,7 @@ def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike) -> Path:
     options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~_current_umask())  # mkstemp's files are private; an image should not be
         with os.fdopen(handle, "wb") as stream:
             Image.fromarray(as_bytes, "RGB").save(stream, format=image_format, **options)
             stream.flush()
@@ -75,6 +76,12 @@ def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple[ImageSource, ...] = ()) -> Path:
