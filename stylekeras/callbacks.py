@@ -24,7 +24,7 @@ class ProgressBar:
             TimeElapsedColumn(),
             TextColumn("eta", style="progress.remaining"),
             TimeRemainingColumn(),
-            console=Console(file=sys.stderr),
+            console=_console(),
         )
         self.task = self.progress.add_task(description, total=steps, losses="")
 
@@ -39,6 +39,12 @@ class ProgressBar:
         losses = report.losses
         text = f"loss {losses['total']:.3g} | content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
         self.progress.update(self.task, completed=report.step, losses=text)
+
+
+def _console() -> Console:
+    console = Console(file=sys.stderr)
+    # Logs and pipes get the final state once; give it room rather than rich's 80 columns.
+    return console if console.is_terminal else Console(file=sys.stderr, width=140)
 
 
 class SaveEvery:
