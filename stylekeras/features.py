@@ -22,6 +22,9 @@ DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 CONVS_PER_BLOCK = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 BLOCK_FILTERS = (64, 128, 256, 512, 512)
 
+POOLINGS = ("max", "avg")
+PADDINGS = ("zero", "reflect", "replicate")
+
 # The Caffe VGG models were trained on BGR images minus these per-channel means (Keras' preprocess_input,
 # mode "caffe", in keras/src/applications/imagenet_utils.py).
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -34,6 +37,35 @@ class VGGPreprocess(keras.layers.Layer):
     def call(self, images):
         bgr = keras.ops.flip(images * 255.0, axis=-1)
         return bgr - keras.ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype=images.dtype)
+
+
+@keras.saving.register_keras_serializable(package="stylekeras")
+class ScaledAveragePooling(keras.layers.AveragePooling2D):
+    """2×2 average pooling times 2: Gatys et al. prefer average pooling, but it shrinks ReLU activations
+    relative to the max pooling the network was trained with; crowsonkb/style-transfer-pytorch rescales by
+    2 to keep their magnitude (and so the meaning of the loss weights)."""
+
+    def call(self, inputs):
+        return super().call(inputs) * 2.0
+
+
+@keras.saving.register_keras_serializable(package="stylekeras")
+class EdgePadding(keras.layers.Layer):
+    """Pad one pixel on each side by reflection or replication, for the first conv (fewer edge artifacts).
+
+    For a one-pixel border, "symmetric" padding repeats the edge pixel, which is replication.
+    """
+
+    def __init__(self, mode: str, **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
+
+    def call(self, inputs):
+        mode = "reflect" if self.mode == "reflect" else "symmetric"
+        return keras.ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode=mode)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
 
 
 def layer_names(backbone: str) -> list[str]:
@@ -64,12 +96,20 @@ def min_input_size(layers: Sequence[str]) -> int:
     return 2 ** max(pools_before)
 
 
-def build_feature_model(weights: VGGWeights, layers: Sequence[str]) -> keras.Model:
+def build_feature_model(
+    weights: VGGWeights, layers: Sequence[str], pooling: str = "max", padding: str = "zero"
+) -> keras.Model:
     """A Keras model mapping RGB images in [0, 1] (any size) to a dict of the named layers' feature maps.
 
     The network stops after the deepest layer asked for: later layers would cost time and never matter.
+    `pooling` is "max" (as trained) or "avg" (rescaled); `padding` of the first conv is "zero" (as
+    trained), "reflect" or "replicate".
     """
     check_layers(weights.backbone, layers)
+    if pooling not in POOLINGS:
+        raise StyleKerasError(f"--pooling '{pooling}' is not one of {', '.join(POOLINGS)}")
+    if padding not in PADDINGS:
+        raise StyleKerasError(f"--padding '{padding}' is not one of {', '.join(PADDINGS)}")
     all_names = layer_names(weights.backbone)
     deepest = max(all_names.index(name) for name in layers)
     images = keras.Input(shape=(None, None, 3), name="images")
@@ -77,13 +117,17 @@ def build_feature_model(weights: VGGWeights, layers: Sequence[str]) -> keras.Mod
     outputs = {}
     for index, name in enumerate(all_names[: deepest + 1]):
         if name.endswith("_pool"):
-            x = keras.layers.MaxPooling2D(2, strides=2, name=name)(x)
+            pool = keras.layers.MaxPooling2D if pooling == "max" else ScaledAveragePooling
+            x = pool(2, strides=2, name=name)(x)
         else:
             block = int(name[5]) - 1
+            edge_padded = index == 0 and padding != "zero"
+            if edge_padded:
+                x = EdgePadding(padding, name="edge_padding")(x)
             conv = keras.layers.Conv2D(
                 BLOCK_FILTERS[block],
                 3,
-                padding="same",
+                padding="valid" if edge_padded else "same",
                 activation="relu",
                 kernel_initializer=keras.initializers.GlorotUniform(seed=weights.seed + index),
                 name=name,

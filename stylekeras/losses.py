@@ -21,28 +21,42 @@ def gram_matrix(features: tf.Tensor) -> tf.Tensor:
     return tf.einsum("bhwi,bhwj->bij", features, features)
 
 
-def normalized_gram(features: tf.Tensor) -> tf.Tensor:
-    """G / M: the Gram matrix averaged over positions, comparable between images of different sizes."""
-    positions = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], features.dtype)
-    return gram_matrix(features) / positions
+def normalized_gram(features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
+    """G / M: the Gram matrix averaged over positions, comparable between images of different sizes.
+
+    With a `[batch, height, width, 1]` mask in [0, 1], positions are weighted by it and the average is
+    over the mask's area: the style statistics of that region only (spatial control, Gatys et al. 2017).
+    """
+    if mask is None:
+        positions = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], features.dtype)
+        return gram_matrix(features) / positions
+    area = tf.reduce_sum(mask, axis=[1, 2, 3])[:, None, None]
+    return tf.einsum("bhwi,bhwj->bij", features * mask, features) / (area + 1e-8)
 
 
-def layer_style_loss(features: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
+def layer_style_loss(features: tf.Tensor, target_gram: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
     """E = 1/(4 N² M²) Σ (G − A)² (eq. 4), written as 1/(4 N²) Σ (G/M − A/M_A)².
 
     `target_gram` is the style image's `normalized_gram` (A / M_A). When both images have the same size
     this is exactly the paper's E; when they differ, the per-position normalisation keeps E meaningful.
+    A `mask` restricts the generated image's statistics to a region (see `normalized_gram`).
     """
     channels = tf.cast(tf.shape(features)[-1], features.dtype)
-    difference = normalized_gram(features) - target_gram
+    difference = normalized_gram(features, mask) - target_gram
     return tf.reduce_sum(tf.square(difference)) / (4.0 * channels**2)
 
 
 def style_loss(
-    features: Mapping[str, tf.Tensor], target_grams: Mapping[str, tf.Tensor], layer_weights: Mapping[str, float]
+    features: Mapping[str, tf.Tensor],
+    target_grams: Mapping[str, tf.Tensor],
+    layer_weights: Mapping[str, float],
+    masks: Mapping[str, tf.Tensor] | None = None,
 ) -> tf.Tensor:
-    """L_style = Σ_l w_l E_l over the style layers (eq. 5)."""
-    return tf.add_n([layer_weights[name] * layer_style_loss(features[name], target_grams[name]) for name in target_grams])
+    """L_style = Σ_l w_l E_l over the style layers (eq. 5), each E_l optionally restricted to a mask."""
+    return tf.add_n([
+        layer_weights[name] * layer_style_loss(features[name], target_grams[name], masks[name] if masks else None)
+        for name in target_grams
+    ])
 
 
 def total_variation_loss(images: tf.Tensor) -> tf.Tensor:

@@ -1,4 +1,4 @@
-"""The optimization: a `tf.Variable` image moved by Adam to minimize α·content + β·style + γ·tv.
+"""The optimization: a `tf.Variable` image moved by Adam or L-BFGS to minimize α·content + β·style + γ·tv.
 
 `Stylizer` builds the feature model once and stylizes any number of images; `transfer` is the one-call
 form. Both accept paths, PIL images, arrays or tensors and return a `StyleResult`.
@@ -9,46 +9,122 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from stylekeras import losses
+from stylekeras import color, losses
 from stylekeras.errors import StyleKerasError
 from stylekeras.features import (
     DEFAULT_CONTENT_LAYERS,
     DEFAULT_STYLE_LAYERS,
     build_feature_model,
     check_layers,
+    layer_shapes,
     min_input_size,
 )
-from stylekeras.image_io import ImageSource, load_image
+from stylekeras.image_io import ImageSource, load_image, resize_longer_side
+from stylekeras.optimizers import LBFGS
 from stylekeras.weights import resolve_weights
 
 INITS = ("content", "noise", "style")
+OPTIMIZERS = ("adam", "lbfgs")
+COLOR_MODES = ("luminance", "histogram")
+STYLE_NORMALIZATIONS = ("paper", "balanced")
 
-# Defaults tuned on examples/ with both ImageNet-VGG19 and hed-VGG16 weights at 256–512 px (see README):
-# with Adam only the ratios α : β : γ matter, and these give strong texture with recognisable content.
+# Defaults tuned on examples/ with the offline hed-VGG16 weights at 256 and 512 px (see README): with Adam
+# only the ratios α : β : γ matter, and these give strong texture with clearly recognisable content.
 DEFAULT_SIZE = 512
 DEFAULT_STEPS = 300
 DEFAULT_CONTENT_WEIGHT = 1.0
 DEFAULT_STYLE_WEIGHT = 1e4
 DEFAULT_TV_WEIGHT = 1e2
 DEFAULT_LEARNING_RATE = 0.02
+DEFAULT_LBFGS_LEARNING_RATE = 1.0  # L-BFGS scales its own steps; 1 is torch's and jcjohnson's choice
 
 LOSS_NAMES = ("total", "content", "style", "tv")
 
 
 @dataclass(frozen=True)
+class TransferSettings:
+    """Every knob of one run; `Stylizer.transfer(**settings)` takes these as keyword arguments.
+
+    size: the output's longer side (None: the content image's own size). steps: per scale.
+    learning_rate: None picks the optimizer's default (Adam 0.02, L-BFGS 1).
+    scales/start_size: coarse-to-fine, `scales` sizes from `start_size` (default size / 2^(scales−1)) up
+    to `size`, each starting from the previous result upsampled and with targets re-extracted.
+    average: decay of an exponential moving average of the image (e.g. 0.99), returned instead of the
+    last iterate. style_blend: one weight per style image. style_scale: style image size relative to
+    the output. preserve_color: "luminance" or "histogram". style_normalization: "paper" (eq. 4) or
+    "balanced" (each layer's loss divided by its target's squared norm, so layers weigh alike).
+    """
+
+    size: int | None = DEFAULT_SIZE
+    steps: int = DEFAULT_STEPS
+    content_weight: float = DEFAULT_CONTENT_WEIGHT
+    style_weight: float = DEFAULT_STYLE_WEIGHT
+    tv_weight: float = DEFAULT_TV_WEIGHT
+    learning_rate: float | None = None
+    optimizer: str = "adam"
+    lbfgs_history: int = 10
+    init: str = "content"
+    seed: int = 0
+    scales: int = 1
+    start_size: int | None = None
+    average: float | None = None
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    preserve_color: str | None = None
+    style_normalization: str = "paper"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise StyleKerasError(f"--{_option(name)} must be a finite number ≥ 0, got {value}")
+        if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise StyleKerasError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        for name, choices in (("init", INITS), ("optimizer", OPTIMIZERS), ("style_normalization", STYLE_NORMALIZATIONS)):
+            if getattr(self, name) not in choices:
+                raise StyleKerasError(f"--{_option(name)} '{getattr(self, name)}' is not one of {', '.join(choices)}")
+        if self.preserve_color not in (None, *COLOR_MODES):
+            raise StyleKerasError(f"--preserve-color '{self.preserve_color}' is not one of {', '.join(COLOR_MODES)}")
+        if self.size is not None and self.size < 1:
+            raise StyleKerasError(f"--size must be ≥ 1 px, got {self.size}")
+        if self.scales < 1 or self.lbfgs_history < 1:
+            raise StyleKerasError("--scales and --lbfgs-history must be ≥ 1")
+        if self.start_size is not None and (self.start_size < 1 or (self.size and self.start_size > self.size)):
+            raise StyleKerasError(f"--start-size {self.start_size} must be between 1 and --size {self.size}")
+        if self.average is not None and not 0 <= self.average < 1:
+            raise StyleKerasError(f"--average must be in [0, 1), got {self.average}")
+        if not (math.isfinite(self.style_scale) and self.style_scale > 0):
+            raise StyleKerasError(f"--style-scale must be > 0, got {self.style_scale}")
+        if self.style_blend is not None and (
+            any(not math.isfinite(w) or w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0
+        ):
+            raise StyleKerasError("--style-blend weights must be ≥ 0 with a positive sum")
+
+    def sizes(self, full_size: int) -> list[int]:
+        """The longer side at each scale, coarse to fine (geometric spacing)."""
+        size = self.size or full_size
+        if self.scales == 1:
+            return [size]
+        start = self.start_size or max(1, round(size / 2 ** (self.scales - 1)))
+        return [round(start * (size / start) ** (i / (self.scales - 1))) for i in range(self.scales)]
+
+
+@dataclass(frozen=True)
 class StepReport:
-    """What a per-step callback sees: the step just done (1-based), the losses before it, the image after it."""
+    """What a per-step callback sees: the step just done (1-based, over all scales), the losses before
+    it, the image after it and the current scale's longer side."""
 
     step: int
     steps: int
     losses: dict[str, float]
     image: tf.Tensor
+    size: int
 
 
 @dataclass
@@ -61,7 +137,18 @@ class StyleResult:
     seconds: float
     device: str
     weights: str
+    settings: TransferSettings
     stop_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class StyleTarget:
+    """One style's normalized Gram matrices per layer, the mask of the region it applies to (per layer,
+    or None for everywhere) and its weight."""
+
+    grams: dict[str, tf.Tensor]
+    masks: dict[str, tf.Tensor] | None
+    weight: float
 
 
 StepCallback = Callable[[StepReport], None]
@@ -82,6 +169,8 @@ class Stylizer:
         content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
         style_layer_weights: Sequence[float] | None = None,
         seed: int = 0,
+        pooling: str = "max",
+        padding: str = "zero",
     ) -> None:
         self.weights = resolve_weights(weights, backbone, seed)
         check_layers(self.weights.backbone, style_layers, "style layers")
@@ -90,37 +179,64 @@ class Stylizer:
         self.content_layers = tuple(content_layers)
         self.style_layer_weights = _layer_weights(self.style_layers, style_layer_weights)
         self.min_size = min_input_size(self.style_layers + self.content_layers)
-        self.model = build_feature_model(self.weights, list(dict.fromkeys(self.style_layers + self.content_layers)))
+        layers = list(dict.fromkeys(self.style_layers + self.content_layers))
+        self.model = build_feature_model(self.weights, layers, pooling, padding)
 
     def transfer(
         self,
         content: ImageSource,
-        style: ImageSource,
+        style: ImageSource | Sequence[ImageSource],
         *,
-        size: int | None = DEFAULT_SIZE,
-        steps: int = DEFAULT_STEPS,
-        content_weight: float = DEFAULT_CONTENT_WEIGHT,
-        style_weight: float = DEFAULT_STYLE_WEIGHT,
-        tv_weight: float = DEFAULT_TV_WEIGHT,
-        learning_rate: float = DEFAULT_LEARNING_RATE,
-        init: str = "content",
-        seed: int = 0,
+        style_masks: Sequence[ImageSource] | None = None,
         callback: StepCallback | None = None,
+        **settings,
     ) -> StyleResult:
-        """Stylize `content` with the style of `style`; `size` is the output's longer side (None: as is)."""
-        check_settings(steps=steps, content_weight=content_weight, style_weight=style_weight,
-                       tv_weight=tv_weight, learning_rate=learning_rate, init=init, size=size)
-        content_pixels = self.checked_image(content, size, "content image")
-        style_pixels = self.checked_image(style, size, "style image")
-        content_targets, style_targets = self.targets(content_pixels, style_pixels)
-        image = tf.Variable(initial_image(init, content_pixels, style_pixels, seed)[None], name="image")
-        loop = _Optimization(self, image, content_targets, style_targets,
-                             (content_weight, style_weight, tv_weight), learning_rate)
-        return loop.run(steps, callback)
+        """Stylize `content` with one style image or several (blended, or each in its mask's region).
 
-    def checked_image(self, source: ImageSource, size: int | None, label: str) -> np.ndarray:
-        """Load an image and check it is large enough for the deepest layer used."""
-        pixels = load_image(source, size, label)
+        Keyword settings are those of `TransferSettings`. Everything is validated before any compute.
+        """
+        unknown = set(settings) - {field.name for field in fields(TransferSettings)}
+        if unknown:
+            raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
+        settings = TransferSettings(**settings)
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        content_pixels = load_image(content, label="content image")
+        style_pixels = [load_image(image, label=f"style image {i + 1}") for i, image in enumerate(styles)]
+        masks = self._load_masks(style_masks, len(styles), content_pixels.shape)
+        blend = _blend_weights(settings.style_blend, len(styles))
+        sizes = settings.sizes(max(content_pixels.shape[:2]))
+        for size in sizes:  # the smallest images decide; check them all before the first step
+            self.checked_image(resize_longer_side(content_pixels, size), "content image")
+            for pixels in style_pixels:
+                self.checked_image(resize_longer_side(pixels, round(size * settings.style_scale)), "style image")
+
+        if settings.preserve_color == "histogram":
+            style_pixels = [color.match_color_statistics(pixels, content_pixels) for pixels in style_pixels]
+        original_content = content_pixels
+        if settings.preserve_color == "luminance":
+            style_pixels = [color.luminance_image(pixels, like=content_pixels) for pixels in style_pixels]
+            content_pixels = color.luminance_image(content_pixels)
+
+        run = _Run(self, settings, len(sizes) * settings.steps, callback)
+        image = None
+        for size in sizes:
+            content_at_size = resize_longer_side(content_pixels, size)
+            styles_at_size = [resize_longer_side(p, round(size * settings.style_scale)) for p in style_pixels]
+            if image is None:
+                image = initial_image(settings.init, content_at_size, styles_at_size[0], settings.seed)
+            else:  # coarse-to-fine: continue from the previous scale's result, upsampled
+                image = tf.image.resize(image, content_at_size.shape[:2], method="bicubic").numpy().clip(0, 1)
+            targets = self.targets(content_at_size, styles_at_size, blend, masks, settings.style_normalization)
+            image = run.optimize(image, *targets, size)
+            if run.stop_reason:
+                break
+
+        if settings.preserve_color == "luminance":
+            image = color.with_chroma_of(image, resize_longer_side(original_content, max(image.shape[:2])))
+        return run.result(image)
+
+    def checked_image(self, pixels: np.ndarray, label: str) -> np.ndarray:
+        """Check an image is large enough for the deepest layer used."""
         height, width = pixels.shape[:2]
         if min(height, width) < self.min_size:
             raise StyleKerasError(
@@ -129,98 +245,184 @@ class Stylizer:
             )
         return pixels
 
-    def targets(self, content: np.ndarray, style: np.ndarray) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-        """The content image's feature maps and the style image's normalized Gram matrices, computed once."""
+    def targets(
+        self,
+        content: np.ndarray,
+        styles: Sequence[np.ndarray],
+        blend: Sequence[float] | None = None,
+        masks: Sequence[np.ndarray] | None = None,
+        normalization: str = "paper",
+    ) -> tuple[dict[str, tf.Tensor], list[StyleTarget], dict[str, float]]:
+        """The content image's feature maps, the style targets and the per-layer style weights, once per scale.
+
+        Without masks the styles' Gram matrices are averaged with the `blend` weights into one target (as
+        jcjohnson/neural-style and crowsonkb do); with masks each style keeps its own target and region.
+        """
+        blend = blend or [1.0 / len(styles)] * len(styles)
         content_features = self.model(content[None], training=False)
-        style_features = self.model(style[None], training=False)
         content_targets = {name: content_features[name] for name in self.content_layers}
-        style_targets = {name: losses.normalized_gram(style_features[name]) for name in self.style_layers}
-        return content_targets, style_targets
+        grams = []
+        for style in styles:
+            features = self.model(style[None], training=False)
+            grams.append({name: losses.normalized_gram(features[name]) for name in self.style_layers})
+        layer_weights = dict(self.style_layer_weights)
+        if normalization == "balanced":
+            reference = grams[0]
+            for name in self.style_layers:
+                channels = float(reference[name].shape[-1])
+                layer_weights[name] /= float(tf.reduce_sum(tf.square(reference[name]))) / (4 * channels**2) + 1e-12
+        if masks is None:
+            blended = {name: tf.add_n([w * g[name] for w, g in zip(blend, grams)]) for name in self.style_layers}
+            return content_targets, [StyleTarget(blended, None, 1.0)], layer_weights
+        shapes = dict(layer_shapes(self.weights.backbone, *content.shape[:2]))
+        return content_targets, [
+            StyleTarget(gram, _mask_per_layer(mask, content.shape[:2], shapes, self.style_layers), weight)
+            for gram, mask, weight in zip(grams, masks, blend)
+        ], layer_weights
 
     def loss_parts(
-        self, images: tf.Tensor, content_targets: Mapping[str, tf.Tensor], style_targets: Mapping[str, tf.Tensor]
+        self,
+        images: tf.Tensor,
+        content_targets: Mapping[str, tf.Tensor],
+        style_targets: Sequence[StyleTarget],
+        layer_weights: Mapping[str, float] | None = None,
     ) -> dict[str, tf.Tensor]:
         """The unweighted content, style and total-variation losses of `images`."""
+        layer_weights = layer_weights or self.style_layer_weights
         features = self.model(images, training=False)
         content = tf.add_n([losses.content_loss(features[name], content_targets[name]) for name in content_targets])
-        return {
-            "content": content,
-            "style": losses.style_loss(features, style_targets, self.style_layer_weights),
-            "tv": losses.total_variation_loss(images),
-        }
+        style = tf.add_n([
+            target.weight * losses.style_loss(features, target.grams, layer_weights, target.masks)
+            for target in style_targets
+        ])
+        return {"content": content, "style": style, "tv": losses.total_variation_loss(images)}
+
+    def _load_masks(self, sources, count: int, content_shape) -> list[np.ndarray] | None:
+        if sources is None:
+            return None
+        if len(sources) != count:
+            raise StyleKerasError(f"--style-masks: {len(sources)} masks for {count} style images")
+        masks = []
+        for index, source in enumerate(sources, start=1):
+            mask = load_image(source, label=f"style mask {index}").mean(axis=-1)
+            if abs(mask.shape[0] / mask.shape[1] - content_shape[0] / content_shape[1]) > 0.02 * content_shape[0] / content_shape[1]:
+                raise StyleKerasError(
+                    f"style mask {index} is {mask.shape[1]}×{mask.shape[0]} px but the content image is "
+                    f"{content_shape[1]}×{content_shape[0]}; masks need the content's aspect ratio"
+                )
+            masks.append(mask)
+        return masks
 
 
-class _Optimization:
-    """One run: the image variable, its Adam state and the compiled step."""
+class _Run:
+    """One transfer across its scales: the loss history, the step count and how the run ended."""
 
-    def __init__(self, stylizer, image, content_targets, style_targets, loss_weights, learning_rate):
+    def __init__(self, stylizer: Stylizer, settings: TransferSettings, total_steps: int, callback) -> None:
         self.stylizer = stylizer
-        self.image = image
-        self.content_targets = content_targets
-        self.style_targets = style_targets
-        self.loss_weights = loss_weights
-        self.optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
-        self.optimizer.build([image])
+        self.settings = settings
+        self.total_steps = total_steps
+        self.callback = callback
+        self.history = {name: [] for name in (*LOSS_NAMES, "size")}
+        self.done = 0
+        self.stop_reason: str | None = None
+        self.started = time.perf_counter()
+        self.device = ""
 
-    @tf.function
-    def step(self) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
-        with tf.GradientTape() as tape:
-            parts = self.stylizer.loss_parts(self.image, self.content_targets, self.style_targets)
-            total = losses.total_loss(parts["content"], parts["style"], parts["tv"], *self.loss_weights)
-        gradient = tape.gradient(total, self.image)
-        # A non-finite loss or gradient must not reach the image: the last good image is kept.
-        finite = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(gradient))
-        if finite:
-            self.optimizer.apply_gradients([(gradient, self.image)])
-            self.image.assign(tf.clip_by_value(self.image, 0.0, 1.0))
-        return total, parts, finite
+    def optimize(self, start: np.ndarray, content_targets, style_targets, layer_weights, size: int) -> np.ndarray:
+        """Run `settings.steps` steps at one scale and return the image (or its moving average)."""
+        settings = self.settings
+        image = tf.Variable(start[None], name="image")
+        self.device = image.device
+        average = _Average(image, settings.average) if settings.average is not None else None
+        if settings.optimizer == "lbfgs":
+            optimizer = LBFGS(settings.lbfgs_history, settings.learning_rate or DEFAULT_LBFGS_LEARNING_RATE)
+        else:
+            optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate or DEFAULT_LEARNING_RATE)
+        optimizer.build([image])
+        loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
 
-    def run(self, steps: int, callback: StepCallback | None) -> StyleResult:
-        history = {name: [] for name in LOSS_NAMES}
-        stop_reason = None
-        started = time.perf_counter()
-        done = 0
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                parts = self.stylizer.loss_parts(image, content_targets, style_targets, layer_weights)
+                total = losses.total_loss(parts["content"], parts["style"], parts["tv"], *loss_weights)
+            gradient = tape.gradient(total, image)
+            # A non-finite loss or gradient must not reach the image: the last good image is kept.
+            finite = tf.math.is_finite(total) & tf.reduce_all(tf.math.is_finite(gradient))
+            if finite:
+                optimizer.apply_gradients([(gradient, image)])
+                image.assign(tf.clip_by_value(image, 0.0, 1.0))
+                if average is not None:
+                    average.update()
+            return total, parts, finite
+
         try:
-            for done in range(1, steps + 1):
-                total, parts, finite = self.step()
+            for _ in range(settings.steps):
+                total, parts, finite = step()
                 values = {"total": float(total), **{name: float(value) for name, value in parts.items()}}
                 if not finite:
-                    stop_reason = _non_finite_reason(done, values, self.loss_weights)
-                    done -= 1
+                    self.stop_reason = _non_finite_reason(self.done + 1, values, loss_weights)
                     break
+                self.done += 1
                 for name in LOSS_NAMES:
-                    history[name].append(values[name])
-                if callback is not None:
-                    callback(StepReport(done, steps, values, self.image[0]))
+                    self.history[name].append(values[name])
+                self.history["size"].append(size)
+                if self.callback is not None:
+                    self.callback(StepReport(self.done, self.total_steps, values, image[0], size))
         except KeyboardInterrupt:
-            stop_reason = f"interrupted after step {done - 1} of {steps}"
-            done -= 1
+            self.stop_reason = f"interrupted after step {self.done} of {self.total_steps}"
+        return (average.value() if average is not None and self.done else image)[0].numpy()
+
+    def result(self, image: np.ndarray) -> StyleResult:
         return StyleResult(
-            image=self.image[0].numpy(),
-            history={name: np.asarray(values) for name, values in history.items()},
-            steps_done=max(done, 0),
-            seconds=time.perf_counter() - started,
-            device=self.image.device,
+            image=image,
+            history={name: np.asarray(values) for name, values in self.history.items()},
+            steps_done=self.done,
+            seconds=time.perf_counter() - self.started,
+            device=self.device,
             weights=self.stylizer.weights.description,
-            stop_reason=stop_reason,
+            settings=self.settings,
+            stop_reason=self.stop_reason,
         )
+
+
+class _Average:
+    """A bias-corrected exponential moving average of the image (as Adam's moments, Kingma & Ba 2015).
+
+    Averaging the iterates smooths the high-frequency flicker Adam leaves in the image (crowsonkb uses 0.99).
+    """
+
+    def __init__(self, image: tf.Variable, decay: float) -> None:
+        self.image = image
+        self.decay = decay
+        self.sum = tf.Variable(tf.zeros_like(image), trainable=False)
+        self.weight = tf.Variable(0.0, trainable=False)
+
+    def update(self) -> None:
+        self.sum.assign(self.decay * self.sum + (1.0 - self.decay) * self.image)
+        self.weight.assign(self.decay * self.weight + (1.0 - self.decay))
+
+    def value(self) -> tf.Tensor:
+        return self.sum / self.weight
 
 
 def transfer(
     content: ImageSource,
-    style: ImageSource,
+    style: ImageSource | Sequence[ImageSource],
     *,
     backbone: str | None = None,
     weights: str = "auto",
     style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
     content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
     style_layer_weights: Sequence[float] | None = None,
-    seed: int = 0,
+    pooling: str = "max",
+    padding: str = "zero",
     **options,
 ) -> StyleResult:
     """One-call style transfer: build a `Stylizer` and run `Stylizer.transfer(content, style, **options)`."""
-    stylizer = Stylizer(backbone, weights, style_layers, content_layers, style_layer_weights, seed)
-    return stylizer.transfer(content, style, seed=seed, **options)
+    stylizer = Stylizer(backbone, weights, style_layers, content_layers, style_layer_weights,
+                        options.get("seed", 0), pooling, padding)
+    return stylizer.transfer(content, style, **options)
 
 
 def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int) -> np.ndarray:
@@ -234,18 +436,25 @@ def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int) 
     raise StyleKerasError(f"--init '{init}' is not one of {', '.join(INITS)}")
 
 
-def check_settings(**settings) -> None:
-    """Reject negative steps or weights, a non-positive learning rate or size, or an unknown init."""
-    for name in ("steps", "content_weight", "style_weight", "tv_weight"):
-        value = settings[name]
-        if not math.isfinite(value) or value < 0:
-            raise StyleKerasError(f"--{name.replace('_', '-')} must be a finite number ≥ 0, got {value}")
-    if not math.isfinite(settings["learning_rate"]) or settings["learning_rate"] <= 0:
-        raise StyleKerasError(f"--learning-rate must be > 0, got {settings['learning_rate']}")
-    if settings["size"] is not None and settings["size"] < 1:
-        raise StyleKerasError(f"--size must be ≥ 1 px, got {settings['size']}")
-    if settings["init"] not in INITS:
-        raise StyleKerasError(f"--init '{settings['init']}' is not one of {', '.join(INITS)}")
+def _option(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _blend_weights(blend: Sequence[float] | None, count: int) -> list[float] | None:
+    if blend is None:
+        return None
+    if len(blend) != count:
+        raise StyleKerasError(f"--style-blend: {len(blend)} weights for {count} style images")
+    return [weight / sum(blend) for weight in blend]
+
+
+def _mask_per_layer(mask: np.ndarray, shape, layer_shapes_by_name, layers) -> dict[str, tf.Tensor]:
+    """The mask resized to the content image and then area-averaged down to each layer's resolution."""
+    full = tf.image.resize(mask[None, ..., None], shape, method="bilinear")
+    return {
+        name: tf.image.resize(full, layer_shapes_by_name[name][:2], method="area")
+        for name in layers
+    }
 
 
 def _layer_weights(layers: tuple[str, ...], weights: Sequence[float] | None) -> dict[str, float]:

@@ -110,3 +110,39 @@ def test_non_finite_loss_keeps_the_existing_output_and_writes_beside_it(content_
     _assert_untouched(existing_output)
     partial = existing_output.with_name("keep_partial.png")
     assert Image.open(partial).size == (32, 32)
+
+
+def test_controls_end_to_end(tmp_path, content_path, style_path):
+    output = tmp_path / "blend.png"
+    result = _run("transfer", content_path, style_path, Path(__file__).parent / "data/style2.png", "-o", output,
+                  "--size", "48", "--steps", "2", "--weights", "random", "--style-blend", "0.7,0.3", "--optimizer",
+                  "lbfgs", "--scales", "2", "--start-size", "32", "--average", "0.9", "--preserve-color", "luminance",
+                  "--pooling", "avg", "--padding", "replicate", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert Image.open(output).size == (48, 48)
+
+
+@pytest.mark.parametrize(
+    "arguments, fragment",
+    [
+        (["--style-blend", "1,2,3"], "3 weights for 1 style images"),
+        (["--style-blend", "0"], "positive sum"),
+        (["--style-blend", "a,b"], "not a comma-separated list of numbers"),
+        (["--scales", "2", "--start-size", "999"], "--start-size 999 must be between 1 and --size"),
+        (["--style-mask", "missing.png"], "no such file"),
+    ],
+)
+def test_bad_control_options(content_path, style_path, existing_output, arguments, fragment):
+    result = _run("transfer", content_path, style_path, "-o", existing_output, "--weights", "random", *arguments)
+    _assert_one_line_error(result, fragment)
+    _assert_untouched(existing_output)
+
+
+def test_unknown_optimizer_and_wrong_size_mask(tmp_path, content_path, style_path, existing_output):
+    result = _run("transfer", content_path, style_path, "-o", existing_output, "--optimizer", "sgd")
+    assert result.exit_code == 2 and "'sgd' is not one of" in result.output and "Traceback" not in result.output
+    Image.new("L", (64, 16)).save(tmp_path / "wide.png")
+    result = _run("transfer", content_path, style_path, "-o", existing_output, "--weights", "random",
+                  "--style-mask", tmp_path / "wide.png")
+    _assert_one_line_error(result, "masks need the content's aspect ratio")
+    _assert_untouched(existing_output)

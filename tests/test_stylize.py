@@ -18,7 +18,7 @@ def _total(stylizer, image, targets, weights=(1.0, 1e3, 1.0)):
 def test_gradient_matches_finite_difference(random_stylizer, content_path, style_path):
     content = load_image(content_path, 16)
     style = load_image(style_path, 16)
-    targets = random_stylizer.targets(content, style)
+    targets = random_stylizer.targets(content, [style])
     image = tf.Variable(np.random.default_rng(0).uniform(0.2, 0.8, (1, 16, 16, 3)).astype(np.float32))
     with tf.GradientTape() as tape:
         total = _total(random_stylizer, image, targets)
@@ -76,6 +76,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_image(random_stylizer, conten
 def test_too_small_image_is_refused_before_optimizing(hed_stylizer, content_path, style_path):
     with pytest.raises(StyleKerasError, match="at least 16 px"):
         hed_stylizer.transfer(content_path, style_path, size=8, steps=1)
+    with pytest.raises(StyleKerasError, match="at least 16 px"):  # the first of several scales is too small
+        hed_stylizer.transfer(content_path, style_path, size=64, scales=3, start_size=12, steps=1)
 
 
 def test_hed_weights_load_into_vgg16(hed_stylizer):

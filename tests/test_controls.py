@@ -1,0 +1,200 @@
+"""Each quality control shows its effect on tiny images (hed weights where the effect needs trained ones)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import stylekeras
+from stylekeras import color, losses
+from stylekeras.errors import StyleKerasError
+from stylekeras.image_io import load_image
+from stylekeras.optimizers import LBFGS
+from stylekeras.stylize import _Average
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+STYLE2 = DATA / "style2.png"  # Matisse, Woman with a Hat (public domain in the US), 48×64
+
+
+def test_lbfgs_solves_a_quadratic():
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(6, 6))
+    matrix = tf.constant(basis @ basis.T + 6 * np.eye(6), tf.float32)
+    target = tf.constant(rng.normal(size=6), tf.float32)
+    x = tf.Variable(tf.zeros(6))
+    optimizer = LBFGS(history=5)
+    optimizer.build([x])
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            loss = 0.5 * tf.tensordot(x, tf.linalg.matvec(matrix, x), 1) - tf.tensordot(target, x, 1)
+        optimizer.apply_gradients([(tape.gradient(loss, x), x)])
+
+    for _ in range(30):
+        step()
+    np.testing.assert_allclose(x.numpy(), np.linalg.solve(matrix.numpy(), target.numpy()), atol=1e-4)
+
+
+def test_lbfgs_reaches_a_lower_loss_than_adam_in_the_same_steps(hed_stylizer, content_path, style_path):
+    run = lambda optimizer: hed_stylizer.transfer(content_path, style_path, size=48, steps=30, optimizer=optimizer)
+    assert run("lbfgs").history["total"][-1] < 0.8 * run("adam").history["total"][-1]
+
+
+def test_multiscale_output_size_and_schedule(random_stylizer, content_path, style_path):
+    result = random_stylizer.transfer(content_path, style_path, size=40, scales=3, start_size=10, steps=2)
+    assert result.image.shape == (40, 40, 3)
+    assert list(result.history["size"]) == [10, 10, 20, 20, 40, 40]
+    assert result.steps_done == 6
+    with pytest.raises(StyleKerasError, match="--start-size 64 must be between 1 and --size 40"):
+        random_stylizer.transfer(content_path, style_path, size=40, scales=2, start_size=64)
+
+
+def test_moving_average_is_bias_corrected():
+    image = tf.Variable(tf.fill([1, 2, 2, 3], 4.0))
+    average = _Average(image, 0.9)
+    average.update()
+    np.testing.assert_allclose(average.value(), 4.0, rtol=1e-6)  # one sample: the sample, not 0.4
+    image.assign(tf.fill([1, 2, 2, 3], 2.0))
+    average.update()
+    np.testing.assert_allclose(average.value(), (0.9 * 0.1 * 4 + 0.1 * 2) / (0.9 * 0.1 + 0.1), rtol=1e-6)
+
+
+def test_averaged_iterates_change_the_result_and_decay_zero_is_the_last_iterate(random_stylizer, content_path, style_path):
+    run = lambda average: random_stylizer.transfer(content_path, style_path, size=24, steps=6, init="noise",
+                                                   average=average).image
+    plain, last, averaged = run(None), run(0.0), run(0.9)
+    np.testing.assert_allclose(last, plain, atol=1e-6)
+    assert np.abs(averaged - plain).mean() > 1e-3
+
+
+def test_average_pooling_keeps_activation_magnitude(content_path):
+    pixels = load_image(content_path)[None]
+    means = {}
+    for pooling in ("max", "avg"):
+        stylizer = stylekeras.Stylizer(weights="hed", style_layers=["block3_conv1"], content_layers=["block3_conv1"],
+                                       pooling=pooling)
+        means[pooling] = float(tf.reduce_mean(stylizer.model(pixels)["block3_conv1"]))
+        assert any("pool" in layer.name and type(layer).__name__ == ("MaxPooling2D" if pooling == "max" else
+                   "ScaledAveragePooling") for layer in stylizer.model.layers)
+    assert 0.5 < means["avg"] / means["max"] < 2.0
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate"])
+def test_edge_padding_changes_only_the_border(content_path, padding):
+    pixels = load_image(content_path, 16)[None]
+    features = {}
+    for mode in ("zero", padding):
+        stylizer = stylekeras.Stylizer(weights="hed", style_layers=["block1_conv1"], content_layers=["block1_conv1"],
+                                       padding=mode)
+        features[mode] = stylizer.model(pixels)["block1_conv1"].numpy()
+    assert features[padding].shape == features["zero"].shape
+    np.testing.assert_allclose(features[padding][:, 1:-1, 1:-1], features["zero"][:, 1:-1, 1:-1], rtol=1e-5, atol=1e-3)
+    assert np.abs(features[padding][:, 0] - features["zero"][:, 0]).max() > 1.0
+
+
+def _gram_distance(stylizer, image, style):
+    """Style loss of `image` against `style`'s Gram matrices on the default layers."""
+    _, targets, layer_weights = stylizer.targets(image, [style])
+    features = stylizer.model(image[None])
+    return float(losses.style_loss(features, targets[0].grams, layer_weights))
+
+
+def test_blended_styles_land_between_the_single_style_results(hed_stylizer, content_path, style_path):
+    first, second = load_image(style_path, 48), load_image(STYLE2, 48)
+    run = lambda styles, blend=None: hed_stylizer.transfer(content_path, styles, size=48, steps=40,
+                                                           optimizer="lbfgs", style_blend=blend).image
+    only_first, only_second, blended = run(style_path), run(STYLE2), run([style_path, STYLE2], (0.5, 0.5))
+    to_first = [_gram_distance(hed_stylizer, image, first) for image in (only_first, blended, only_second)]
+    to_second = [_gram_distance(hed_stylizer, image, second) for image in (only_first, blended, only_second)]
+    assert to_first[0] < to_first[1] < to_first[2]
+    assert to_second[2] < to_second[1] < to_second[0]
+
+
+def test_style_scale_resizes_the_style_image(hed_stylizer, content_path, style_path):
+    with pytest.raises(StyleKerasError, match="style image is 16×10 px"):
+        hed_stylizer.transfer(content_path, style_path, size=64, style_scale=0.25, steps=1)
+    full = hed_stylizer.targets(load_image(content_path, 64), [load_image(style_path, 64)])[1][0].grams
+    half = hed_stylizer.targets(load_image(content_path, 64), [load_image(style_path, 32)])[1][0].grams
+    result = hed_stylizer.transfer(content_path, style_path, size=64, style_scale=0.5, steps=0)
+    assert result.steps_done == 0
+    assert not np.allclose(full["block1_conv1"], half["block1_conv1"])
+
+
+def test_per_layer_weights_and_balanced_normalization(content_path, style_path):
+    stylizer = stylekeras.Stylizer(weights="random", backbone="vgg16", style_layers=["block1_conv1", "block2_conv1"],
+                                   content_layers=["block2_conv1"], style_layer_weights=[3.0, 0.0])
+    content, style = load_image(content_path, 16), load_image(style_path, 16)
+    content_targets, targets, layer_weights = stylizer.targets(content, [style])
+    parts = stylizer.loss_parts(content[None], content_targets, targets, layer_weights)
+    features = stylizer.model(content[None])
+    expected = 3.0 * losses.layer_style_loss(features["block1_conv1"], targets[0].grams["block1_conv1"])
+    np.testing.assert_allclose(parts["style"], expected, rtol=1e-5)
+    _, targets, balanced = stylizer.targets(content, [style], normalization="balanced")
+    gram = targets[0].grams["block1_conv1"]
+    scale = float(tf.reduce_sum(tf.square(gram))) / (4 * 64**2)
+    assert balanced["block1_conv1"] == pytest.approx(3.0 / scale, rel=1e-4)
+
+
+def test_luminance_mode_keeps_the_content_chroma(hed_stylizer, content_path, style_path):
+    result = hed_stylizer.transfer(content_path, style_path, size=48, steps=30, preserve_color="luminance")
+    content = load_image(content_path, 48)
+    chroma = lambda image: color.rgb_to_yiq(image)[..., 1:]
+    assert np.abs(chroma(result.image) - chroma(content)).mean() < 0.01
+    assert np.abs(color.rgb_to_yiq(result.image)[..., 0] - color.rgb_to_yiq(content)[..., 0]).mean() > 0.02
+
+
+def test_histogram_matching_gives_the_content_colour_statistics():
+    rng = np.random.default_rng(0)
+    mixing = np.array([[1.0, 0.3, 0.0], [0.2, 1.0, 0.1], [0.0, 0.4, 1.0]])
+    style = (0.5 + 0.05 * rng.normal(size=(32, 32, 3)) @ mixing).astype(np.float32)
+    content = (np.array([0.6, 0.4, 0.3]) + 0.08 * rng.normal(size=(32, 32, 3)) @ mixing.T).astype(np.float32)
+    matched = color.match_color_statistics(style, content).reshape(-1, 3)  # no pixel needs clipping here
+    np.testing.assert_allclose(matched.mean(0), content.reshape(-1, 3).mean(0), atol=1e-4)
+    np.testing.assert_allclose(np.cov(matched, rowvar=False), np.cov(content.reshape(-1, 3), rowvar=False), atol=1e-4)
+
+
+def test_histogram_mode_keeps_the_content_colours_closer(hed_stylizer, content_path, style_path):
+    content_mean = load_image(content_path, 48).reshape(-1, 3).mean(0)
+    run = lambda mode: hed_stylizer.transfer(content_path, style_path, size=48, steps=30, preserve_color=mode).image
+    shift = lambda image: np.abs(image.reshape(-1, 3).mean(0) - content_mean).sum()
+    assert shift(run("histogram")) < shift(run(None))
+
+
+def test_masks_keep_each_style_in_its_region(hed_stylizer, content_path, style_path, tmp_path):
+    left = np.zeros((64, 64), np.uint8)
+    left[:, :32] = 255
+    Image.fromarray(left).save(tmp_path / "left.png")
+    Image.fromarray(255 - left).save(tmp_path / "right.png")
+    result = hed_stylizer.transfer(content_path, [style_path, STYLE2], style_masks=[tmp_path / "left.png",
+                                   tmp_path / "right.png"], size=64, steps=60, optimizer="lbfgs")
+    first, second = load_image(style_path, 64), load_image(STYLE2, 64)
+    left_half, right_half = result.image[:, :32], result.image[:, 32:]
+    assert _gram_distance(hed_stylizer, left_half, first) < _gram_distance(hed_stylizer, left_half, second)
+    assert _gram_distance(hed_stylizer, right_half, second) < _gram_distance(hed_stylizer, right_half, first)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"style_blend": (1.0,)}, "1 weights for 2 style images"),
+        ({"style_blend": (0.0, 0.0)}, "positive sum"),
+        ({"optimizer": "sgd"}, "--optimizer 'sgd'"),
+        ({"preserve_color": "sepia"}, "--preserve-color 'sepia'"),
+        ({"average": 1.0}, "--average"),
+    ],
+)
+def test_bad_control_settings(random_stylizer, content_path, style_path, options, message):
+    with pytest.raises(StyleKerasError, match=message):
+        random_stylizer.transfer(content_path, [style_path, STYLE2], size=16, **options)
+
+
+def test_bad_masks(random_stylizer, content_path, style_path, tmp_path):
+    Image.new("L", (64, 32)).save(tmp_path / "wide.png")
+    (tmp_path / "broken.png").write_text("no")
+    with pytest.raises(StyleKerasError, match="masks need the content's aspect ratio"):
+        random_stylizer.transfer(content_path, style_path, style_masks=[tmp_path / "wide.png"], size=16)
+    with pytest.raises(StyleKerasError, match="style mask 1 .*not an image"):
+        random_stylizer.transfer(content_path, style_path, style_masks=[tmp_path / "broken.png"], size=16)
+    with pytest.raises(StyleKerasError, match="2 masks for 1 style images"):
+        random_stylizer.transfer(content_path, style_path, style_masks=[tmp_path / "wide.png"] * 2, size=16)
