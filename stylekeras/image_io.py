@@ -17,21 +17,29 @@ ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, tf.Tensor]
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
+# 50 megapixels (e.g. 8660×5773): far above what style transfer can use, below Pillow's own bomb warning
+# (89 MP), and checked from the header before any pixel is decoded.
+DEFAULT_MAX_PIXELS = 50_000_000
 
-def load_image(source: ImageSource, size: int | None = None, label: str = "image") -> np.ndarray:
+
+def load_image(
+    source: ImageSource, size: int | None = None, label: str = "image", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Return `source` as a float32 H×W×3 RGB array in [0, 1].
 
     `source` is a path, a PIL image, or an array/tensor (H×W×3 or 1×H×W×3; uint8 in [0, 255] or float in
     [0, 1]). With `size`, the image is resized so that its longer side is `size` pixels. `label` names the
-    image in error messages ("content image", "style image").
+    image in error messages ("content image", "style image"). Images over `max_pixels` are refused.
     """
     if isinstance(source, (str, os.PathLike)):
-        pixels = _pil_to_array(_open_path(Path(source), label))
+        pixels = _pil_to_array(_open_path(Path(source), label, max_pixels))
         label = f"{label} '{source}'"
     elif isinstance(source, Image.Image):
+        _check_pixel_count(source.width, source.height, max_pixels, label)
         pixels = _pil_to_array(source)
     else:
         pixels = _array_to_float(np.asarray(source), label)
+        _check_pixel_count(pixels.shape[1], pixels.shape[0], max_pixels, label)
     if size is not None:
         pixels = resize_longer_side(pixels, size)
     if min(pixels.shape[:2]) < 1:
@@ -118,13 +126,22 @@ def _format_for(path: Path) -> str:
     return image_format
 
 
-def _open_path(path: Path, label: str) -> Image.Image:
+def _check_pixel_count(width: int, height: int, max_pixels: int, label: str) -> None:
+    if width * height > max_pixels:
+        raise StyleKerasError(
+            f"{label} is {width}×{height} = {width * height / 1e6:.0f} megapixels, more than --max-pixels "
+            f"{max_pixels} allows"
+        )
+
+
+def _open_path(path: Path, label: str, max_pixels: int) -> Image.Image:
     if not path.exists():
         raise StyleKerasError(f"{label} '{path}': no such file")
     if path.is_dir():
         raise StyleKerasError(f"{label} '{path}' is a directory, not an image")
     try:
         image = Image.open(path)
+        _check_pixel_count(image.width, image.height, max_pixels, f"{label} '{path}'")  # from the header only
         image.load()
     except UnidentifiedImageError:
         raise StyleKerasError(f"{label} '{path}' is not an image Pillow can read") from None

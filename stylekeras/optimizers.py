@@ -28,6 +28,11 @@ class LBFGS:
         self.count = tf.Variable(0, trainable=False)
         self.iterations = tf.Variable(0, trainable=False)
 
+    @property
+    def variables(self) -> list[tf.Variable]:
+        """The whole state, for checkpoints."""
+        return [self.s, self.y, self.rho, self.previous_x, self.previous_gradient, self.count, self.iterations]
+
     def apply_gradients(self, gradients_and_variables) -> None:
         ((gradient, variable),) = gradients_and_variables
         x, g = tf.reshape(variable, [-1]), tf.reshape(gradient, [-1])

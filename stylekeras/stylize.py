@@ -6,16 +6,21 @@ form. Both accept paths, PIL images, arrays or tensors and return a `StyleResult
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from stylekeras import color, losses
+from stylekeras.checkpoint import Checkpoint, load_checkpoint, mismatches, save_checkpoint
 from stylekeras.errors import StyleKerasError
 from stylekeras.features import (
     DEFAULT_CONTENT_LAYERS,
@@ -181,6 +186,10 @@ class Stylizer:
         self.min_size = min_input_size(self.style_layers + self.content_layers)
         layers = list(dict.fromkeys(self.style_layers + self.content_layers))
         self.model = build_feature_model(self.weights, layers, pooling, padding)
+        self.description = {
+            "backbone": self.weights.backbone, "weights": self.weights.description, "pooling": pooling,
+            "padding": padding, "style_layers": self.style_layer_weights, "content_layers": list(self.content_layers),
+        }
 
     def transfer(
         self,
@@ -189,11 +198,17 @@ class Stylizer:
         *,
         style_masks: Sequence[ImageSource] | None = None,
         callback: StepCallback | None = None,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 50,
+        resume: bool = False,
         **settings,
     ) -> StyleResult:
         """Stylize `content` with one style image or several (blended, or each in its mask's region).
 
         Keyword settings are those of `TransferSettings`. Everything is validated before any compute.
+        With `checkpoint`, the run's state is saved there every `checkpoint_every` steps and when it stops
+        early (deleted when it finishes); `resume=True` continues from that file, refusing if the inputs,
+        model or settings (other than `steps`) differ.
         """
         unknown = set(settings) - {field.name for field in fields(TransferSettings)}
         if unknown:
@@ -210,6 +225,20 @@ class Stylizer:
             for pixels in style_pixels:
                 self.checked_image(resize_longer_side(pixels, round(size * settings.style_scale)), "style image")
 
+        identity = {
+            "inputs": _digest([content_pixels, *style_pixels, *(masks or [])]),
+            "model": self.description,
+            "settings": {**asdict(settings), "steps": None},
+        }
+        saved = None
+        if resume:
+            if checkpoint is None:
+                raise StyleKerasError("--resume needs the checkpoint of the run to continue")
+            saved = load_checkpoint(checkpoint)
+            differences = mismatches({key: saved.meta.get(key) for key in identity}, json.loads(json.dumps(identity)))
+            if differences:
+                raise StyleKerasError(f"--resume: the checkpoint was made with other inputs or settings ({'; '.join(differences)})")
+
         if settings.preserve_color == "histogram":
             style_pixels = [color.match_color_statistics(pixels, content_pixels) for pixels in style_pixels]
         original_content = content_pixels
@@ -217,9 +246,11 @@ class Stylizer:
             style_pixels = [color.luminance_image(pixels, like=content_pixels) for pixels in style_pixels]
             content_pixels = color.luminance_image(content_pixels)
 
-        run = _Run(self, settings, len(sizes) * settings.steps, callback)
+        run = _Run(self, settings, len(sizes) * settings.steps, callback, checkpoint, checkpoint_every, identity, saved)
         image = None
-        for size in sizes:
+        for scale, size in enumerate(sizes):
+            if run.skips(scale):
+                continue
             content_at_size = resize_longer_side(content_pixels, size)
             styles_at_size = [resize_longer_side(p, round(size * settings.style_scale)) for p in style_pixels]
             if image is None:
@@ -227,7 +258,7 @@ class Stylizer:
             else:  # coarse-to-fine: continue from the previous scale's result, upsampled
                 image = tf.image.resize(image, content_at_size.shape[:2], method="bicubic").numpy().clip(0, 1)
             targets = self.targets(content_at_size, styles_at_size, blend, masks, settings.style_normalization)
-            image = run.optimize(image, *targets, size)
+            image = run.optimize(image, *targets, size, scale)
             if run.stop_reason:
                 break
 
@@ -315,23 +346,35 @@ class Stylizer:
 
 
 class _Run:
-    """One transfer across its scales: the loss history, the step count and how the run ended."""
+    """One transfer across its scales: the loss history, the step count, checkpoints and how it ended."""
 
-    def __init__(self, stylizer: Stylizer, settings: TransferSettings, total_steps: int, callback) -> None:
+    def __init__(self, stylizer: Stylizer, settings: TransferSettings, total_steps: int, callback,
+                 checkpoint_path=None, checkpoint_every: int = 0, identity: dict | None = None,
+                 resume: Checkpoint | None = None) -> None:
         self.stylizer = stylizer
         self.settings = settings
         self.total_steps = total_steps
         self.callback = callback
-        self.history = {name: [] for name in (*LOSS_NAMES, "size")}
-        self.done = 0
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.identity = identity or {}
+        self.resume = resume
+        self.history = resume.meta["history"] if resume else {name: [] for name in (*LOSS_NAMES, "size")}
+        self.done = resume.meta["done"] if resume else 0
         self.stop_reason: str | None = None
         self.started = time.perf_counter()
         self.device = ""
 
-    def optimize(self, start: np.ndarray, content_targets, style_targets, layer_weights, size: int) -> np.ndarray:
+    def skips(self, scale: int) -> bool:
+        """Whether a resumed run already finished this scale."""
+        return self.resume is not None and scale < self.resume.meta["scale"]
+
+    def optimize(self, start: np.ndarray, content_targets, style_targets, layer_weights, size: int,
+                 scale: int) -> np.ndarray:
         """Run `settings.steps` steps at one scale and return the image (or its moving average)."""
         settings = self.settings
-        image = tf.Variable(start[None], name="image")
+        resume, self.resume = self.resume, None
+        image = tf.Variable((resume.image if resume else start)[None], name="image")
         self.device = image.device
         average = _Average(image, settings.average) if settings.average is not None else None
         if settings.optimizer == "lbfgs":
@@ -339,6 +382,11 @@ class _Run:
         else:
             optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate or DEFAULT_LEARNING_RATE)
         optimizer.build([image])
+        if resume:
+            for variable, value in zip(optimizer.variables, resume.optimizer_state):
+                variable.assign(value)
+            for variable, value in zip(average.variables if average else [], resume.average_state):
+                variable.assign(value)
         loss_weights = (settings.content_weight, settings.style_weight, settings.tv_weight)
 
         @tf.function
@@ -356,24 +404,46 @@ class _Run:
                     average.update()
             return total, parts, finite
 
+        def save(step_in_scale: int) -> None:
+            if self.checkpoint_path is not None:
+                meta = {**self.identity, "scale": scale, "step": step_in_scale, "done": self.done,
+                        "history": self.history}
+                save_checkpoint(self.checkpoint_path, Checkpoint(
+                    meta, image[0].numpy(), [v.numpy() for v in optimizer.variables],
+                    [v.numpy() for v in average.variables] if average else []))
+
+        step_in_scale = resume.meta["step"] if resume else 0
         try:
-            for _ in range(settings.steps):
+            while step_in_scale < settings.steps:
                 total, parts, finite = step()
                 values = {"total": float(total), **{name: float(value) for name, value in parts.items()}}
                 if not finite:
                     self.stop_reason = _non_finite_reason(self.done + 1, values, loss_weights)
                     break
                 self.done += 1
+                step_in_scale += 1
                 for name in LOSS_NAMES:
                     self.history[name].append(values[name])
                 self.history["size"].append(size)
+                if self.checkpoint_every and self.done % self.checkpoint_every == 0:
+                    save(step_in_scale)
                 if self.callback is not None:
                     self.callback(StepReport(self.done, self.total_steps, values, image[0], size))
         except KeyboardInterrupt:
             self.stop_reason = f"interrupted after step {self.done} of {self.total_steps}"
-        return (average.value() if average is not None and self.done else image)[0].numpy()
+        except tf.errors.ResourceExhaustedError:
+            height, width = start.shape[:2]
+            self.stop_reason = (
+                f"out of memory at {width}×{height} px after step {self.done}; lower --size, start with "
+                f"--scales to see how far memory goes, or use fewer or shallower --style-layers"
+            )
+        if self.stop_reason:
+            save(step_in_scale)
+        return (average.value() if average is not None and average.weight > 0 else image)[0].numpy()
 
     def result(self, image: np.ndarray) -> StyleResult:
+        if self.stop_reason is None and self.checkpoint_path is not None:
+            Path(self.checkpoint_path).unlink(missing_ok=True)  # finished: nothing left to resume
         return StyleResult(
             image=image,
             history={name: np.asarray(values) for name, values in self.history.items()},
@@ -397,6 +467,10 @@ class _Average:
         self.decay = decay
         self.sum = tf.Variable(tf.zeros_like(image), trainable=False)
         self.weight = tf.Variable(0.0, trainable=False)
+
+    @property
+    def variables(self) -> list[tf.Variable]:
+        return [self.sum, self.weight]
 
     def update(self) -> None:
         self.sum.assign(self.decay * self.sum + (1.0 - self.decay) * self.image)
@@ -434,6 +508,15 @@ def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int) 
     if init == "style":
         return tf.image.resize(style, content.shape[:2], method="bilinear", antialias=True).numpy()
     raise StyleKerasError(f"--init '{init}' is not one of {', '.join(INITS)}")
+
+
+def _digest(images: Sequence[np.ndarray]) -> str:
+    """A fingerprint of the input pixels, so a resumed run can tell it has the same images."""
+    digest = hashlib.sha256()
+    for pixels in images:
+        digest.update(str(pixels.shape).encode())
+        digest.update(np.ascontiguousarray(pixels).tobytes())
+    return digest.hexdigest()
 
 
 def _option(name: str) -> str:
