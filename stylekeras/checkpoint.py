@@ -1,19 +1,18 @@
 """Checkpoints for resuming a run: the image, the optimizer's state, the step and the settings, in one .npz.
 
-Written atomically (temporary file, fsync, rename), so a kill at any moment leaves the previous
-checkpoint or the new one, never half of one.
+Written atomically, so a kill at any moment leaves the previous checkpoint or the new one.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from stylekeras.atomic import atomic_write
 from stylekeras.errors import StyleKerasError
 
 
@@ -32,16 +31,8 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
     arrays = {"meta": np.array(json.dumps(checkpoint.meta)), "image": checkpoint.image}
     arrays.update({f"optimizer_{i}": value for i, value in enumerate(checkpoint.optimizer_state)})
     arrays.update({f"average_{i}": value for i, value in enumerate(checkpoint.average_state)})
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.savez(stream, **arrays)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, private=True) as stream:
+        np.savez(stream, **arrays)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from stylekeras import losses
+from stylekeras.atomic import atomic_write
 from stylekeras.errors import StyleKerasError
 from stylekeras.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, build_feature_model, check_layers, min_input_size
 from stylekeras.weights import VGGWeights, resolve_weights
@@ -168,9 +169,8 @@ def write_models_config(base_path: Path, mount: str = "/models") -> Path:
     ]
     text = "model_config_list {\n" + "\n".join(entries) + "\n}\n"
     path = base_path / "models.config"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    with atomic_write(path) as stream:
+        stream.write(text.encode())
     return path
 
 

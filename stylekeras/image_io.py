@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Union
 
@@ -11,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from stylekeras.atomic import atomic_write
 from stylekeras.errors import StyleKerasError
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, tf.Tensor]
@@ -72,24 +72,9 @@ def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike) -> Path:
         array = array[0]
     as_bytes = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
     options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(handle, 0o666 & ~_current_umask())  # mkstemp's files are private; an image should not be
-        with os.fdopen(handle, "wb") as stream:
-            Image.fromarray(as_bytes, "RGB").save(stream, format=image_format, **options)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as stream:
+        Image.fromarray(as_bytes, "RGB").save(stream, format=image_format, **options)
     return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple[ImageSource, ...] = ()) -> Path:

@@ -1,0 +1,38 @@
+"""Atomic file writes: a crash or kill at any moment leaves the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, private: bool = False) -> Iterator[BinaryIO]:
+    """Yield a binary stream; on success it is fsynced and renamed over `path`, on failure removed.
+
+    The temporary file is a hidden sibling in the same directory, so the rename stays on one filesystem.
+    Files get the usual permissions (0666 less the umask) unless `private`.
+    """
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        if not private:
+            os.fchmod(handle, 0o666 & ~_umask())
+        with os.fdopen(handle, "wb") as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
