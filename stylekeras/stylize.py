@@ -230,21 +230,9 @@ class Stylizer:
             "model": self.description,
             "settings": {**asdict(settings), "steps": None},
         }
-        saved = None
-        if resume:
-            if checkpoint is None:
-                raise StyleKerasError("--resume needs the checkpoint of the run to continue")
-            saved = load_checkpoint(checkpoint)
-            differences = mismatches({key: saved.meta.get(key) for key in identity}, json.loads(json.dumps(identity)))
-            if differences:
-                raise StyleKerasError(f"--resume: the checkpoint was made with other inputs or settings ({'; '.join(differences)})")
-
-        if settings.preserve_color == "histogram":
-            style_pixels = [color.match_color_statistics(pixels, content_pixels) for pixels in style_pixels]
+        saved = _checkpoint_to_resume(checkpoint, identity) if resume else None
         original_content = content_pixels
-        if settings.preserve_color == "luminance":
-            style_pixels = [color.luminance_image(pixels, like=content_pixels) for pixels in style_pixels]
-            content_pixels = color.luminance_image(content_pixels)
+        content_pixels, style_pixels = _color_inputs(settings.preserve_color, content_pixels, style_pixels)
 
         run = _Run(self, settings, len(sizes) * settings.steps, callback, checkpoint, checkpoint_every, identity, saved)
         image = None
@@ -508,6 +496,26 @@ def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int) 
     if init == "style":
         return tf.image.resize(style, content.shape[:2], method="bilinear", antialias=True).numpy()
     raise StyleKerasError(f"--init '{init}' is not one of {', '.join(INITS)}")
+
+
+def _checkpoint_to_resume(path, identity: dict) -> Checkpoint:
+    """The checkpoint at `path`, if it was made with the same inputs, model and settings (but `steps`)."""
+    if path is None:
+        raise StyleKerasError("--resume needs the checkpoint of the run to continue")
+    saved = load_checkpoint(path)
+    differences = mismatches({key: saved.meta.get(key) for key in identity}, json.loads(json.dumps(identity)))
+    if differences:
+        raise StyleKerasError(f"--resume: the checkpoint was made with other inputs or settings ({'; '.join(differences)})")
+    return saved
+
+
+def _color_inputs(mode: str | None, content: np.ndarray, styles: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The images the optimization sees: as given, styles recoloured ("histogram"), or luminance only."""
+    if mode == "histogram":
+        return content, [color.match_color_statistics(style, content) for style in styles]
+    if mode == "luminance":
+        return color.luminance_image(content), [color.luminance_image(style, like=content) for style in styles]
+    return content, styles
 
 
 def _digest(images: Sequence[np.ndarray]) -> str:
