@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import json
 import os
 import signal
 import sys
+import tomllib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -34,9 +36,11 @@ with _quiet_native_stderr():
     tf.config.list_physical_devices()  # probes CUDA now, while its complaints are hidden
     import stylekeras
     from stylekeras import export as export_module, features, stylize
-    from stylekeras.callbacks import ProgressBar, SaveEvery
+    from stylekeras import batch as batch_module
+    from stylekeras.callbacks import ProgressBar, ProgressPictures, SaveEvery, TensorBoardLogger
     from stylekeras.errors import StyleKerasError
     from stylekeras.image_io import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image
+    from stylekeras.report import read_report, run_report, write_report_json
     from stylekeras.weights import BACKBONES
 
 
@@ -105,7 +109,7 @@ class _Interrupts:
 
 
 def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
+    typer.secho(f"error: {message}", fg="red", err=True)
     raise typer.Exit(code)
 
 
@@ -137,13 +141,74 @@ def main(
     """Neural style transfer on a Keras VGG."""
 
 
+# Options that describe how to run, not what image to make: not carried by --from or --print-config.
+_NOT_SETTINGS = {"output", "quiet", "resume", "config", "from_image", "print_config", "report", "json_summary",
+                 "skip_existing", "logdir", "progress_gif", "contact_sheet"}
+
+
+def _plain(value):
+    """A CLI value as TOML/JSON-ready data."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """--config FILE: its values become the defaults; flags on the command line still win."""
+    if value is not None:
+        try:
+            values = tomllib.loads(value.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise typer.BadParameter(f"'{value}' is not a readable TOML file ({error})") from None
+        ctx.default_map = {**(ctx.default_map or {}), **_option_values(values, ctx, f"'{value}'")}
+    return value
+
+
+def _load_from_image(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """--from IMAGE: the settings (and inputs) that made IMAGE become the defaults, below --config and flags."""
+    if value is not None:
+        try:
+            options = read_report(value).get("command_line")
+        except StyleKerasError as error:
+            raise typer.BadParameter(str(error)) from None
+        if not options:
+            raise typer.BadParameter(f"'{value}' was not made by the stylekeras command, so it has no options to reuse")
+        ctx.default_map = {**_option_values(options, ctx, f"'{value}'"), **(ctx.default_map or {})}
+    return value
+
+
+def _option_values(values: dict, ctx: typer.Context, source: str) -> dict:
+    known = {param.name for param in ctx.command.params} - _NOT_SETTINGS
+    normalized = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(normalized) - known)
+    if unknown:
+        raise typer.BadParameter(f"{source}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    return normalized
+
+
+def _toml(values: dict) -> str:
+    """A flat TOML document (strings, numbers, booleans and lists of them); unset values are left out."""
+    lines = ["# stylekeras transfer --config FILE; command-line flags override these"]
+    for key, value in values.items():
+        if value is not None and value != []:
+            lines.append(f"{key.replace('_', '-')} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
 @app.command()
 def transfer(
-    content: Annotated[Path, typer.Argument(metavar="CONTENT", help="The photo to stylize (any image Pillow reads).")],
-    styles: Annotated[list[Path], typer.Argument(metavar="STYLE...", help="One or more paintings whose style to transfer.")],
+    ctx: typer.Context,
+    content: Annotated[Optional[Path], typer.Argument(
+        metavar="CONTENT", help="The photo to stylize, or a folder of photos (then OUTPUT is a folder).")] = None,
+    styles: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="STYLE...", help="One or more paintings whose style to transfer.")] = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Where to write the result (.png, .jpg, .webp). "
-                                     "Default: CONTENT_STYLE.png in the current directory.")
+        Optional[Path], typer.Option("--output", "-o", help="Where to write the result (.png, .jpg, .webp), or the "
+                                     "folder for a batch. Default: CONTENT_STYLE.png (a batch: CONTENT_stylized/).")
     ] = None,
     size: Annotated[int, typer.Option(min=1, help="Longer side of the output in pixels.")] = stylize.DEFAULT_SIZE,
     steps: Annotated[int, typer.Option(min=0, help="Optimization steps (per scale).")] = stylize.DEFAULT_STEPS,
@@ -189,6 +254,22 @@ def transfer(
                                                   "steps and when stopped early; 0: only when stopped early.")] = 50,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its checkpoint (same inputs and "
                                          "settings; --steps may grow).")] = False,
+    report: Annotated[Optional[Path], typer.Option(help="Also write the run report and loss history as JSON "
+                                                   "(a batch: one REPORT_<photo>.json per photo).")] = None,
+    logdir: Annotated[Optional[Path], typer.Option(help="Write TensorBoard logs here: losses per step, the image "
+                                                   "every --save-every (or 50) steps, the settings.")] = None,
+    progress_gif: Annotated[Optional[Path], typer.Option(help="Write the optimization as an animated GIF (a frame "
+                                                         "every --save-every steps, or 20 frames).")] = None,
+    contact_sheet: Annotated[Optional[Path], typer.Option(help="Write content, style and progress snapshots side by "
+                                                          "side as one image.")] = None,
+    skip_existing: Annotated[bool, typer.Option(help="In a batch, skip photos whose output exists.")] = False,
+    config: Annotated[Optional[Path], typer.Option(is_eager=True, callback=_load_config, help="Read options from "
+                                                   "a TOML file; command-line flags override it.")] = None,
+    from_image: Annotated[Optional[Path], typer.Option("--from", is_eager=True, callback=_load_from_image,
+                                                       help="Re-run with the settings and inputs that made this "
+                                                       "stylekeras image (flags and --config override).")] = None,
+    print_config: Annotated[bool, typer.Option(help="Print the complete settings as a TOML --config file and exit.")] = False,
+    json_summary: Annotated[bool, typer.Option("--json", help="Print the final summary as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or status lines.")] = False,
 ) -> None:
     """Stylize CONTENT with the style of STYLE (or a blend of several) and write the result to OUTPUT.
@@ -198,8 +279,12 @@ def transfer(
       stylekeras transfer examples/astronaut.jpg examples/starry_night.jpg -o out.png --size 256 --steps 200
     Stronger style: raise --style-weight (or --steps); more of the photo: raise --content-weight.
     """
-    output = output or Path(f"{content.stem}_{styles[0].stem}.png")
-    checkpoint = output.with_name(f"{output.stem}.checkpoint.npz")
+    options = {name: _plain(value) for name, value in ctx.params.items() if name not in _NOT_SETTINGS}
+    if print_config:
+        typer.echo(_toml(options), nl=False)
+        return
+    if content is None or not styles:
+        _fail("give CONTENT and at least one STYLE (or --from IMAGE, or a --config file that names them)")
     with _Interrupts() as interrupts:
         try:
             settings = stylize.TransferSettings(
@@ -210,47 +295,150 @@ def transfer(
                 preserve_color=preserve_color and preserve_color.value, style_normalization=style_normalization.value,
             )
             layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
-            check_output_path(output, inputs=(content, *styles, *(style_mask or ())))
-            content_pixels = load_image(content, label="content image", max_pixels=max_pixels)
+            batch = content.is_dir()
+            contents = batch_module.content_files(content) if batch else [content]
+            output = output or (Path(f"{content.name}_stylized") if batch else Path(f"{content.stem}_{styles[0].stem}.png"))
+            if batch:
+                batch_module.check_output_folder(output)
+            else:
+                check_output_path(output, inputs=(content, *styles, *(style_mask or ())))
             style_pixels = [load_image(style, label="style image", max_pixels=max_pixels) for style in styles]
             masks = [load_image(mask, label="style mask", max_pixels=max_pixels) for mask in style_mask] if style_mask else None
             stylizer = stylekeras.Stylizer(backbone and backbone.value, weights, _names(style_layers),
                                            _names(content_layers), layer_weights, seed, pooling.value, padding.value)
             if not quiet:
                 typer.echo(f"weights: {stylizer.weights.description}", err=True)
-            with contextlib.ExitStack() as stack:
-                callbacks = [SaveEvery(output, save_every), interrupts.check]
-                if not quiet:
-                    callbacks.insert(0, stack.enter_context(ProgressBar(steps * scales)))
-                interrupts.deferred = True
-                result = stylizer.transfer(
-                    content_pixels, style_pixels, style_masks=masks, checkpoint=checkpoint,
-                    checkpoint_every=checkpoint_every, resume=resume,
-                    callback=lambda report: [callback(report) for callback in callbacks], **dataclasses.asdict(settings),
-                )
+            job = _Job(stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
+                       checkpoint_every, resume, logdir, progress_gif, contact_sheet, [str(path) for path in styles])
+            summary = job.run_batch(contents, output, report, skip_existing) if batch else job.run_one(content, output, report)
         except StyleKerasError as error:
             _fail(str(error))
         except KeyboardInterrupt:
             _fail("interrupted before optimization started; nothing was written", interrupts.exit_code())
-        _finish(result, output, checkpoint, interrupts, quiet)
+        if json_summary:
+            typer.echo(json.dumps(summary, indent=2))
+        job.exit_if_stopped(summary)
 
 
-def _finish(result: stylekeras.StyleResult, output: Path, checkpoint: Path, interrupts: _Interrupts, quiet: bool) -> None:
+class _Job:
+    """What `transfer` runs once it has checked its inputs: one photo, or each photo of a folder."""
+
+    def __init__(self, stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
+                 checkpoint_every, resume, logdir, progress_gif, contact_sheet, style_paths) -> None:
+        self.stylizer, self.settings, self.style_pixels, self.masks = stylizer, settings, style_pixels, masks
+        self.options, self.interrupts, self.quiet, self.save_every = options, interrupts, quiet, save_every
+        self.max_pixels, self.checkpoint_every, self.resume = max_pixels, checkpoint_every, resume
+        self.logdir, self.progress_gif, self.contact_sheet = logdir, progress_gif, contact_sheet
+        self.style_paths = style_paths
+        self.total_steps = settings.steps * settings.scales
+
+    def run_one(self, content: Path, output: Path, report_path: Optional[Path], progress=None) -> dict:
+        """Stylize one photo and write its image (with its report) and the extras asked for.
+
+        In a batch, `progress` is the shared bar and the extras get one file per photo."""
+        per_photo = (lambda path: _beside(path, content)) if progress else (lambda path: path)
+        content_pixels = load_image(content, label="content image", max_pixels=self.max_pixels)
+        checkpoint = output.with_name(f"{output.stem}.checkpoint.npz")
+        pictures = ProgressPictures(self.save_every or max(1, self.total_steps // 20))
+        with contextlib.ExitStack() as stack:
+            callbacks = [SaveEvery(output, self.save_every), self.interrupts.check]
+            if self.progress_gif or self.contact_sheet:
+                callbacks.append(pictures)
+            if self.logdir:
+                logger = TensorBoardLogger(self.logdir / content.stem if progress else self.logdir, self.options,
+                                           self.save_every or 50)
+                stack.callback(logger.close)
+                callbacks.append(logger)
+            if not self.quiet:
+                bar = progress or stack.enter_context(ProgressBar(self.total_steps))
+                bar.start_image(content.name)
+                callbacks.insert(0, bar)
+            self.interrupts.deferred = True
+            result = self.stylizer.transfer(
+                content_pixels, self.style_pixels, style_masks=self.masks, checkpoint=checkpoint,
+                checkpoint_every=self.checkpoint_every, resume=self.resume,
+                callback=lambda step: [callback(step) for callback in callbacks], **dataclasses.asdict(self.settings),
+            )
+        inputs = {"content": str(content), "styles": self.style_paths}
+        run = run_report(result, self.stylizer.description, inputs, command_line={**self.options, **inputs})
+        written = _write_result(result, output, checkpoint, self.interrupts, run)
+        if report_path:
+            write_report_json(per_photo(report_path), run, result.history)
+        if self.progress_gif and pictures.frames:
+            pictures.write_gif(per_photo(self.progress_gif))
+        if self.contact_sheet:
+            pictures.write_contact_sheet(per_photo(self.contact_sheet), content_pixels, self.style_pixels)
+        if not self.quiet and result.stop_reason is None:
+            height, width = result.image.shape[:2]
+            device = result.device.rsplit("device:", 1)[-1]
+            typer.secho(f"wrote {written} ({width}×{height}, {result.steps_done} steps in {result.seconds:.0f} s on "
+                        f"{device})", fg="green")
+        return {**run, "output": str(written)}
+
+    def run_batch(self, contents: list[Path], folder: Path, report_path: Optional[Path], skip_existing: bool) -> dict:
+        """Each photo in turn; a failing photo is reported and skipped, an interruption ends the batch."""
+        summary = {"written": [], "skipped": [], "failed": [], "stop_reason": None}
+        bar = ProgressBar(self.total_steps, images=len(contents)) if not self.quiet else contextlib.nullcontext()
+        with bar as progress:
+            for content in contents:
+                output = batch_module.output_for(content, folder, Path(self.style_paths[0]))
+                if skip_existing and output.exists():
+                    summary["skipped"].append(str(output))
+                    if progress:
+                        progress.count_image()
+                    continue
+                try:
+                    result = self.run_one(content, output, report_path, progress)
+                except StyleKerasError as error:
+                    typer.secho(f"error: {error}; skipped", fg="red", err=True)
+                    summary["failed"].append({"content": str(content), "error": str(error)})
+                    if progress:
+                        progress.count_image()
+                    continue
+                summary["written"].append(result["output"])
+                if result["stop_reason"]:
+                    summary["stop_reason"] = result["stop_reason"]
+                    break
+        if not self.quiet:
+            typer.echo(f"batch: {len(summary['written'])} written, {len(summary['skipped'])} skipped, "
+                       f"{len(summary['failed'])} failed → {folder}", err=True)
+        return summary
+
+    def exit_if_stopped(self, summary: dict) -> None:
+        """Exit 130/143 after an interruption, 2 after a failed step or a failed photo in a batch."""
+        stop_reason = summary.get("stop_reason")
+        if stop_reason:
+            raise typer.Exit(self.interrupts.exit_code() if stop_reason.startswith("interrupted") else 2)
+        if summary.get("failed"):
+            raise typer.Exit(2)
+
+
+def _beside(path: Path, content: Path) -> Path:
+    """In a batch, one file per photo: PATH_STEM_<photo stem>.SUFFIX."""
+    return path.with_name(f"{path.stem}_{content.stem}{path.suffix}")
+
+
+def _write_result(result: stylekeras.StyleResult, output: Path, checkpoint: Path, interrupts: _Interrupts,
+                  report: dict) -> Path:
     """Write the image; after an abnormal stop, keep any existing output and write beside it instead."""
     interrupts.ignore()
     if result.stop_reason and output.exists():
         output = output.with_name(f"{output.stem}_partial{output.suffix}")
-    save_image(result.image, output)
-    height, width = result.image.shape[:2]
-    device = result.device.rsplit("device:", 1)[-1]
-    if result.stop_reason is None:
-        if not quiet:
-            typer.echo(f"wrote {output} ({width}×{height}, {result.steps_done} steps in {result.seconds:.0f} s on {device})")
-        return
-    interrupted = result.stop_reason.startswith("interrupted")
-    resumable = f"; continue with --resume (checkpoint {checkpoint})" if checkpoint.exists() else ""
-    typer.echo(f"{'stopped' if interrupted else 'error'}: {result.stop_reason}; wrote {output}{resumable}", err=True)
-    raise typer.Exit(interrupts.exit_code() if interrupted else 2)
+    save_image(result.image, output, report)
+    if result.stop_reason:
+        resumable = f"; continue with --resume (checkpoint {checkpoint})" if checkpoint.exists() else ""
+        label = "stopped" if result.stop_reason.startswith("interrupted") else "error"
+        typer.secho(f"{label}: {result.stop_reason}; wrote {output}{resumable}", fg="yellow", err=True)
+    return output
+
+
+@app.command()
+def info(image: Annotated[Path, typer.Argument(help="An image written by stylekeras.")]) -> None:
+    """Print the settings and outcome stored in an image stylekeras wrote."""
+    try:
+        typer.echo(json.dumps(read_report(image), indent=2))
+    except StyleKerasError as error:
+        _fail(str(error))
 
 
 @app.command()

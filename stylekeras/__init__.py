@@ -8,7 +8,7 @@
 from stylekeras.errors import StyleKerasError
 from stylekeras.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, build_feature_model, layer_names
 from stylekeras.image_io import load_image, save_image
-from stylekeras.stylize import StepReport, StyleResult, Stylizer, transfer
+from stylekeras.stylize import StepReport, StyleResult, Stylizer, TransferSettings, transfer
 from stylekeras.weights import VGGWeights, resolve_weights
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "StyleKerasError",
     "StyleResult",
     "Stylizer",
+    "TransferSettings",
     "VGGWeights",
     "build_feature_model",
     "layer_names",

@@ -1,21 +1,32 @@
-"""Per-step callbacks for `Stylizer.transfer`: a progress bar and periodic snapshots."""
+"""Per-step callbacks for `Stylizer.transfer`: progress bar, snapshots, TensorBoard, progress pictures."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
+from PIL import Image
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from stylekeras.image_io import save_image
+from stylekeras.atomic import atomic_write
+from stylekeras.errors import StyleKerasError
+from stylekeras.image_io import save_image, to_uint8
 from stylekeras.stylize import StepReport
 
 
 class ProgressBar:
-    """A progress bar on stderr with the step, the loss parts and the time left; use as a context manager."""
+    """A progress bar on stderr with the step, the loss parts and the time left; use as a context manager.
 
-    def __init__(self, steps: int, description: str = "stylizing") -> None:
+    With `images`, a second bar counts the photos of a batch; `start_image` begins each photo's steps.
+    """
+
+    def __init__(self, steps: int, description: str = "stylizing", images: int | None = None) -> None:
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(bar_width=24),
@@ -26,7 +37,9 @@ class ProgressBar:
             TimeRemainingColumn(),
             console=_console(),
         )
+        self.images = self.progress.add_task("photos", total=images, losses="") if images else None
         self.task = self.progress.add_task(description, total=steps, losses="")
+        self.started_images = 0
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -35,6 +48,19 @@ class ProgressBar:
         if self.progress.live.is_started:
             self.progress.stop()
 
+    def start_image(self, name: str) -> None:
+        """A new photo of a batch: the step bar starts again (the photo bar counts the finished ones)."""
+        if self.images is not None:
+            self.progress.update(self.images, completed=self.started_images)
+            self.progress.reset(self.task, description=name, losses="")
+            self.started_images += 1
+
+    def count_image(self) -> None:
+        """A photo of a batch that was skipped or failed before its first step."""
+        self.started_images += 1
+        if self.images is not None:
+            self.progress.update(self.images, completed=self.started_images)
+
     def __call__(self, report: StepReport) -> None:
         # Started by the first step, so errors found while preparing the run are not drawn over a bar.
         if not self.progress.live.is_started:
@@ -42,6 +68,8 @@ class ProgressBar:
         losses = report.losses
         text = f"loss {losses['total']:.3g} | content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
         self.progress.update(self.task, completed=report.step, losses=text)
+        if self.images is not None and report.step == report.steps:
+            self.progress.update(self.images, completed=self.started_images)
 
 
 def _console() -> Console:
@@ -64,3 +92,78 @@ class SaveEvery:
     def __call__(self, report: StepReport) -> None:
         if self.every > 0 and report.step % self.every == 0 and report.step < report.steps:
             self.saved.append(save_image(report.image, self.path_for(report.step)))
+
+
+class TensorBoardLogger:
+    """Per-step scalars (total, content, style and each style layer, tv), the image every `image_every`
+    steps and the run's settings as text, in a TensorBoard log directory.
+
+    Written with `tf.summary.write` and the TensorBoard plugins' metadata, which is what the
+    `tf.summary.scalar/image/text` helpers do, but those import the tensorboard package, which TensorFlow
+    no longer installs; viewing the logs needs it (`pip install tensorboard`), writing them does not.
+    """
+
+    def __init__(self, logdir: str | Path, settings: dict, image_every: int = 50) -> None:
+        self.writer = tf.summary.create_file_writer(str(logdir))
+        self.image_every = image_every
+        text = "```\n" + json.dumps(settings, indent=2, default=str) + "\n```"
+        with self.writer.as_default(step=0):
+            tf.summary.write("settings", tf.constant(text), metadata=_plugin("text"))
+
+    def __call__(self, report: StepReport) -> None:
+        with self.writer.as_default(step=report.step):
+            for name, value in report.losses.items():
+                tf.summary.write(f"loss/{name}", tf.constant(value, tf.float32), metadata=_plugin("scalars"))
+            if self.image_every and (report.step % self.image_every == 0 or report.step == report.steps):
+                height, width = report.image.shape[:2]
+                png = tf.io.encode_png(tf.image.convert_image_dtype(report.image, tf.uint8, saturate=True))
+                # The images plugin's format: [width, height, encoded image, …] as strings.
+                tf.summary.write("image", tf.stack([tf.as_string(width), tf.as_string(height), png]),
+                                 metadata=_plugin("images"))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _plugin(name: str) -> bytes:
+    metadata = summary_pb2.SummaryMetadata()
+    metadata.plugin_data.plugin_name = name
+    return metadata.SerializeToString()
+
+
+class ProgressPictures:
+    """Keeps a small copy of the image every `every` steps, for an animated GIF or a contact sheet."""
+
+    def __init__(self, every: int, height: int = 256) -> None:
+        self.every = max(1, every)
+        self.height = height
+        self.frames: list[tuple[int, np.ndarray]] = []
+
+    def __call__(self, report: StepReport) -> None:
+        if report.step % self.every == 0 or report.step == report.steps:
+            self.frames.append((report.step, _thumbnail(np.asarray(report.image), self.height)))
+
+    def write_gif(self, path: str | Path, seconds_per_frame: float = 0.15) -> Path:
+        """The optimization as an animation (the last frame held longer), written atomically."""
+        if not self.frames:
+            raise StyleKerasError("--progress-gif: no steps were run, so there is nothing to animate")
+        size = self.frames[-1][1].shape[1::-1]
+        frames = [Image.fromarray(to_uint8(frame)).resize(size) for _, frame in self.frames]
+        durations = [int(seconds_per_frame * 1000)] * (len(frames) - 1) + [2000]
+        with atomic_write(path) as stream:
+            frames[0].save(stream, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)
+        return Path(path)
+
+    def write_contact_sheet(self, path: str | Path, content: np.ndarray, styles: list[np.ndarray]) -> Path:
+        """Content, style(s) and the snapshots side by side, one row, with a gap between pictures."""
+        panels = [_thumbnail(content, self.height)] + [_thumbnail(style, self.height) for style in styles]
+        panels += [frame for _, frame in self.frames]
+        gap = np.ones((self.height, 6, 3), np.float32)
+        row = [piece for panel in panels for piece in (panel, gap)][:-1]
+        return save_image(np.concatenate(row, axis=1), path)
+
+
+def _thumbnail(pixels: np.ndarray, height: int) -> np.ndarray:
+    scale = height / pixels.shape[0]
+    width = max(1, round(pixels.shape[1] * scale))
+    return np.clip(tf.image.resize(pixels, (height, width), antialias=True).numpy(), 0.0, 1.0)

@@ -12,6 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylekeras.atomic import atomic_write
 from stylekeras.errors import StyleKerasError
+from stylekeras.report import image_metadata
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, tf.Tensor]
 
@@ -59,22 +60,30 @@ def resize_longer_side(pixels: np.ndarray, size: int) -> np.ndarray:
     return np.clip(resized.numpy(), 0.0, 1.0)
 
 
-def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike) -> Path:
+def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike, report: dict | None = None) -> Path:
     """Write an H×W×3 float image in [0, 1] as PNG, JPEG or WebP (chosen by suffix), atomically.
 
     The image goes to a temporary file in the same directory first and is renamed over `path`, so a
-    crash never leaves a half-written file where a good one was.
+    crash never leaves a half-written file where a good one was. A `report` (see `stylekeras.report`) is
+    embedded in the file.
     """
     path = Path(path)
     image_format = _format_for(path)
     array = np.asarray(pixels, dtype=np.float32)
     if array.ndim == 4:
         array = array[0]
-    as_bytes = np.round(np.clip(array, 0.0, 1.0) * 255.0).astype(np.uint8)
+    as_bytes = to_uint8(array)
     options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
+    if report is not None:
+        options.update(image_metadata(image_format, report))
     with atomic_write(path) as stream:
         Image.fromarray(as_bytes, "RGB").save(stream, format=image_format, **options)
     return path
+
+
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Float pixels in [0, 1] → uint8, rounded."""
+    return np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def check_output_path(path: str | os.PathLike, inputs: tuple[ImageSource, ...] = ()) -> Path:

@@ -53,10 +53,20 @@ def style_loss(
     masks: Mapping[str, tf.Tensor] | None = None,
 ) -> tf.Tensor:
     """L_style = Σ_l w_l E_l over the style layers (eq. 5), each E_l optionally restricted to a mask."""
-    return tf.add_n([
-        layer_weights[name] * layer_style_loss(features[name], target_grams[name], masks[name] if masks else None)
+    return tf.add_n(list(weighted_layer_style_losses(features, target_grams, layer_weights, masks).values()))
+
+
+def weighted_layer_style_losses(
+    features: Mapping[str, tf.Tensor],
+    target_grams: Mapping[str, tf.Tensor],
+    layer_weights: Mapping[str, float],
+    masks: Mapping[str, tf.Tensor] | None = None,
+) -> dict[str, tf.Tensor]:
+    """The terms w_l E_l of L_style, by layer name."""
+    return {
+        name: layer_weights[name] * layer_style_loss(features[name], target_grams[name], masks[name] if masks else None)
         for name in target_grams
-    ])
+    }
 
 
 def total_variation_loss(images: tf.Tensor) -> tf.Tensor:

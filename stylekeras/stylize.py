@@ -186,6 +186,7 @@ class Stylizer:
         self.min_size = min_input_size(self.style_layers + self.content_layers)
         layers = list(dict.fromkeys(self.style_layers + self.content_layers))
         self.model = build_feature_model(self.weights, layers, pooling, padding)
+        self._style_cache: dict[str, dict[str, tf.Tensor]] = {}
         self.description = {
             "backbone": self.weights.backbone, "weights": self.weights.description, "pooling": pooling,
             "padding": padding, "style_layers": self.style_layer_weights, "content_layers": list(self.content_layers),
@@ -280,10 +281,7 @@ class Stylizer:
         blend = blend or [1.0 / len(styles)] * len(styles)
         content_features = self.model(content[None], training=False)
         content_targets = {name: content_features[name] for name in self.content_layers}
-        grams = []
-        for style in styles:
-            features = self.model(style[None], training=False)
-            grams.append({name: losses.normalized_gram(features[name]) for name in self.style_layers})
+        grams = [self.style_grams(style) for style in styles]
         layer_weights = dict(self.style_layer_weights)
         if normalization == "balanced":
             reference = grams[0]
@@ -299,6 +297,16 @@ class Stylizer:
             for gram, mask, weight in zip(grams, masks, blend)
         ], layer_weights
 
+    def style_grams(self, style: np.ndarray) -> dict[str, tf.Tensor]:
+        """A style image's normalized Gram matrices, remembered: a batch with one style computes them once."""
+        key = _digest([style])
+        if key not in self._style_cache:
+            features = self.model(style[None], training=False)
+            if len(self._style_cache) >= 8:  # bounded: only the latest style images stay in memory
+                self._style_cache.pop(next(iter(self._style_cache)))
+            self._style_cache[key] = {name: losses.normalized_gram(features[name]) for name in self.style_layers}
+        return self._style_cache[key]
+
     def loss_parts(
         self,
         images: tf.Tensor,
@@ -306,15 +314,22 @@ class Stylizer:
         style_targets: Sequence[StyleTarget],
         layer_weights: Mapping[str, float] | None = None,
     ) -> dict[str, tf.Tensor]:
-        """The unweighted content, style and total-variation losses of `images`."""
+        """The unweighted content, style and total-variation losses of `images`, and each style layer's
+        share of the style loss as "style/<layer>"."""
         layer_weights = layer_weights or self.style_layer_weights
         features = self.model(images, training=False)
         content = tf.add_n([losses.content_loss(features[name], content_targets[name]) for name in content_targets])
-        style = tf.add_n([
-            target.weight * losses.style_loss(features, target.grams, layer_weights, target.masks)
-            for target in style_targets
-        ])
-        return {"content": content, "style": style, "tv": losses.total_variation_loss(images)}
+        by_layer: dict[str, tf.Tensor] = {}
+        for target in style_targets:
+            terms = losses.weighted_layer_style_losses(features, target.grams, layer_weights, target.masks)
+            for name, term in terms.items():
+                by_layer[name] = by_layer.get(name, 0.0) + target.weight * term
+        return {
+            "content": content,
+            "style": tf.add_n(list(by_layer.values())),
+            "tv": losses.total_variation_loss(images),
+            **{f"style/{name}": value for name, value in by_layer.items()},
+        }
 
     def _load_masks(self, sources, count: int, content_shape) -> list[np.ndarray] | None:
         if sources is None:

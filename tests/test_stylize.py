@@ -53,7 +53,9 @@ def test_callback_sees_every_step(random_stylizer, content_path, style_path):
     reports = []
     random_stylizer.transfer(content_path, style_path, size=24, steps=4, callback=reports.append)
     assert [report.step for report in reports] == [1, 2, 3, 4]
-    assert set(reports[0].losses) == {"total", "content", "style", "tv"}
+    assert set(reports[0].losses) == {"total", "content", "style", "tv", "style/block1_conv1", "style/block2_conv1"}
+    assert reports[0].losses["style"] == pytest.approx(
+        reports[0].losses["style/block1_conv1"] + reports[0].losses["style/block2_conv1"], rel=1e-5)
     assert reports[-1].image.shape == (24, 24, 3)
 
 

@@ -1,0 +1,36 @@
+"""Batches: the photos of a folder, each stylized into an output folder (style targets computed once,
+since `Stylizer` remembers the Gram matrices of the style images it has seen)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from stylekeras.errors import StyleKerasError
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def content_files(folder: Path) -> list[Path]:
+    """The image files directly in `folder`, by name; hidden files are left out."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith("."))
+    if not files:
+        raise StyleKerasError(f"folder '{folder}' has no images ({', '.join(sorted(PHOTO_SUFFIXES))})")
+    return files
+
+
+def output_for(content: Path, folder: Path, style: Path) -> Path:
+    """Where one photo of a batch goes: FOLDER/<photo>_<style>.png."""
+    return folder / f"{content.stem}_{style.stem}.png"
+
+
+def check_output_folder(folder: Path) -> None:
+    """The batch's output folder exists (created if missing) and is writable, before any compute."""
+    if folder.exists() and not folder.is_dir():
+        raise StyleKerasError(f"output '{folder}' is a file; a folder of photos needs an output folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StyleKerasError(f"output folder '{folder}' cannot be created ({error.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise StyleKerasError(f"output folder '{folder}' is not writable")
