@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash or kill at any moment leaves the old file or the new one, never half of one."""
+"""Writing files safely: atomic writes (a crash or kill at any moment leaves the old file or the new one,
+never half of one) and output directories checked before any compute."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from stylekeras.errors import StyleKerasError
 
 
 @contextlib.contextmanager
@@ -30,6 +33,17 @@ def atomic_write(path: str | os.PathLike, private: bool = False) -> Iterator[Bin
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def writable_directory(folder: Path, what: str) -> Path:
+    """Create `folder` if it is missing and check it can be written to; `what` names it in errors."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StyleKerasError(f"{what}: cannot create directory '{folder}' ({error.strerror})") from None
+    if not os.access(folder, os.W_OK):
+        raise StyleKerasError(f"{what}: directory '{folder}' is not writable")
+    return folder
 
 
 def _umask() -> int:

@@ -3,9 +3,9 @@ since `Stylizer` remembers the Gram matrices of the style images it has seen).""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from stylekeras.atomic import writable_directory
 from stylekeras.errors import StyleKerasError
 
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -28,9 +28,4 @@ def check_output_folder(folder: Path) -> None:
     """The batch's output folder exists (created if missing) and is writable, before any compute."""
     if folder.exists() and not folder.is_dir():
         raise StyleKerasError(f"output '{folder}' is a file; a folder of photos needs an output folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StyleKerasError(f"output folder '{folder}' cannot be created ({error.strerror})") from None
-    if not os.access(folder, os.W_OK):
-        raise StyleKerasError(f"output folder '{folder}' is not writable")
+    writable_directory(folder, "output folder")

@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from stylekeras import losses
-from stylekeras.atomic import atomic_write
+from stylekeras.atomic import atomic_write, writable_directory
 from stylekeras.errors import StyleKerasError
 from stylekeras.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, build_feature_model, check_layers, min_input_size
 from stylekeras.weights import VGGWeights, resolve_weights
@@ -188,14 +188,7 @@ def _checked_size(images: tf.Tensor, min_size: int) -> tf.Tensor:
 def _model_dir(base_path: Path, name: str) -> Path:
     if not name or "/" in name or name.startswith("."):
         raise StyleKerasError(f"--name '{name}' must be a plain folder name")
-    model_dir = base_path / name
-    try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StyleKerasError(f"cannot create '{model_dir}' ({error.strerror})") from None
-    if not os.access(model_dir, os.W_OK):
-        raise StyleKerasError(f"base path '{model_dir}' is not writable")
-    return model_dir
+    return writable_directory(base_path / name, "--base-path")
 
 
 def _versions(model_dir: Path) -> list[int]:

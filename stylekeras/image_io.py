@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stylekeras.atomic import atomic_write
+from stylekeras.atomic import atomic_write, writable_directory
 from stylekeras.errors import StyleKerasError
 from stylekeras.report import image_metadata
 
@@ -100,12 +100,7 @@ def check_output_path(path: str | os.PathLike, inputs: tuple[ImageSource, ...] =
         if isinstance(source, (str, os.PathLike)) and Path(source).exists() and path.exists():
             if path.samefile(source):
                 raise StyleKerasError(f"output '{path}' is one of the input images; choose another name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StyleKerasError(f"output '{path}': cannot create its directory ({error.strerror})") from None
-    if not os.access(path.parent, os.W_OK):
-        raise StyleKerasError(f"output '{path}': directory '{path.parent}' is not writable")
+    writable_directory(path.parent, f"output '{path}'")
     if path.exists() and not os.access(path, os.W_OK):
         raise StyleKerasError(f"output '{path}' exists and is not writable")
     return path

@@ -81,6 +81,6 @@ def test_output_checks(tmp_path, content_path):
         check_output_path(content_path, inputs=(content_path,))
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(StyleKerasError, match="cannot create its directory"):
+    with pytest.raises(StyleKerasError, match="cannot create directory"):
         check_output_path(blocker / "sub" / "out.png")
     assert check_output_path(tmp_path / "new" / "out.png").parent.is_dir()
