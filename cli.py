@@ -220,7 +220,8 @@ def transfer(
         Optional[str], typer.Option(help="Comma-separated weight per style layer. Default: equal.")
     ] = None,
     style_normalization: Annotated[Normalization, typer.Option(
-        help="paper: Gatys et al.'s E_l; balanced: each layer's loss relative to its target's size.")] = Normalization.paper,
+        help="paper: Gatys et al.'s E_l; balanced: each layer's loss relative to its target's size, so all "
+             "layers count alike (then use a --style-weight near 3e9).")] = Normalization.paper,
     content_layers: Annotated[str, typer.Option(help="Comma-separated content layers.")] = ",".join(features.DEFAULT_CONTENT_LAYERS),
     style_blend: Annotated[Optional[str], typer.Option(help="Comma-separated weight per style image. Default: equal.")] = None,
     style_scale: Annotated[float, typer.Option(help="Style image size relative to the output.")] = 1.0,

@@ -43,8 +43,9 @@ CONTROLS = [
     ("style_scale", "`style_scale=0.5` (`--style-scale 0.5`): finer brush strokes", {}, {"style_scale": 0.5}, [STARRY]),
     ("shallow_layers", "`style_layer_weights=(4, 2, 1, 0, 0)` (`--style-layer-weights 4,2,1,0,0`)",
      {"style_layer_weights": (4, 2, 1, 0, 0)}, {}, [STARRY]),
-    ("balanced", "`style_normalization=\"balanced\", style_weight=1e3` (`--style-normalization balanced "
-     "--style-weight 1e3`)", {}, {"style_normalization": "balanced", "style_weight": 1e3}, [STARRY]),
+    ("balanced", "`style_normalization=\"balanced\", style_weight=3e9` (`--style-normalization balanced "
+     "--style-weight 3e9`): every style layer weighs alike", {}, {"style_normalization": "balanced",
+                                                                  "style_weight": 3e9}, [STARRY]),
     ("luminance", "`preserve_color=\"luminance\"` (`--preserve-color luminance`)", {},
      {"preserve_color": "luminance"}, [STARRY]),
     ("histogram", "`preserve_color=\"histogram\"` (`--preserve-color histogram`)", {},
