@@ -1,6 +1,7 @@
 """Regenerate docs/gallery.md and docs/gallery/*.jpg: one real result per control, offline hed weights.
 
     python docs/make_gallery.py            # about 25 minutes on a 2-core CPU
+    python docs/make_gallery.py balanced   # only the named entries; the page keeps the other rows
 
 Every picture is the examples' astronaut photo at 256 px, 200 steps, the defaults except the control
 shown; the page lists the exact call and the final losses next to each.
@@ -8,6 +9,7 @@ shown; the page lists the exact call and the final losses next to each.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -55,14 +57,20 @@ CONTROLS = [
 ]
 
 
-def main() -> None:
+def main(only: list[str]) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     masks = half_masks()
     for index, mask in enumerate(masks):
         stylekeras.save_image(mask, OUT / f"mask_{'left' if index == 0 else 'right'}.png")
+    page_path = ROOT / "docs/gallery.md"
+    previous = {line.split("](gallery/")[1].split(".jpg")[0]: line for line in
+                (page_path.read_text().splitlines() if page_path.exists() else []) if "](gallery/" in line}
     rows = []
     stylizers = {}
     for stem, caption, model_options, options, styles in CONTROLS:
+        if only and stem not in only and stem in previous:
+            rows.append(previous[stem])
+            continue
         key = tuple(sorted(model_options.items()))
         if key not in stylizers:
             stylizers[key] = stylekeras.Stylizer(weights="hed", **model_options)
@@ -88,8 +96,8 @@ def main() -> None:
         *rows,
         "",
     ]
-    (ROOT / "docs/gallery.md").write_text("\n".join(page))
+    page_path.write_text("\n".join(page))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
