@@ -203,7 +203,8 @@ def _toml(values: dict) -> str:
 def transfer(
     ctx: typer.Context,
     content: Annotated[Optional[Path], typer.Argument(
-        metavar="CONTENT", help="The photo to stylize, or a folder of photos (then OUTPUT is a folder).")] = None,
+        metavar="CONTENT", help="The photo to stylize, a folder of photos or a quoted pattern such as "
+                                "'photos/*.jpg' (then OUTPUT is a folder).")] = None,
     styles: Annotated[Optional[list[Path]], typer.Argument(
         metavar="STYLE...", help="One or more paintings whose style to transfer.")] = None,
     output: Annotated[
@@ -296,9 +297,10 @@ def transfer(
                 preserve_color=preserve_color and preserve_color.value, style_normalization=style_normalization.value,
             )
             layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
-            batch = content.is_dir()
+            batch = batch_module.is_batch(content)
             contents = batch_module.content_files(content) if batch else [content]
-            output = output or (Path(f"{content.name}_stylized") if batch else Path(f"{content.stem}_{styles[0].stem}.png"))
+            output = output or (Path(f"{content.name.strip('*?[]') or 'photos'}_stylized") if batch
+                                else Path(f"{content.stem}_{styles[0].stem}.png"))
             if batch:
                 batch_module.check_output_folder(output)
             else:

@@ -3,6 +3,7 @@ since `Stylizer` remembers the Gram matrices of the style images it has seen).""
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 
 from stylekeras.atomic import writable_directory
@@ -11,11 +12,17 @@ from stylekeras.errors import StyleKerasError
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
-def content_files(folder: Path) -> list[Path]:
-    """The image files directly in `folder`, by name; hidden files are left out."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith("."))
+def is_batch(content: Path) -> bool:
+    """A folder, or a quoted glob pattern such as 'photos/*.jpg', means several photos."""
+    return content.is_dir() or (not content.exists() and any(char in str(content) for char in "*?["))
+
+
+def content_files(content: Path) -> list[Path]:
+    """The image files directly in a folder, or those matching a glob pattern, by name; hidden ones left out."""
+    candidates = content.iterdir() if content.is_dir() else map(Path, glob.glob(str(content)))
+    files = sorted(p for p in candidates if p.suffix.lower() in PHOTO_SUFFIXES and not p.name.startswith(".") and p.is_file())
     if not files:
-        raise StyleKerasError(f"folder '{folder}' has no images ({', '.join(sorted(PHOTO_SUFFIXES))})")
+        raise StyleKerasError(f"'{content}' matches no images ({', '.join(sorted(PHOTO_SUFFIXES))})")
     return files
 
 

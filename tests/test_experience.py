@@ -175,3 +175,12 @@ def test_generated_reference_pages_are_up_to_date():
 
     assert (ROOT / "docs/cli.md").read_text() == make_reference.cli_reference(), "run python docs/make_reference.py"
     assert (ROOT / "docs/api.md").read_text() == make_reference.api_reference(), "run python docs/make_reference.py"
+
+
+def test_batch_from_a_glob_pattern(tmp_path, content_path, style_path):
+    for name in ("x1.png", "x2.png", "other.png"):
+        (tmp_path / name).write_bytes(content_path.read_bytes())
+    out = tmp_path / "out"
+    result = _run("transfer", str(tmp_path / "x*.png"), style_path, "-o", out, *TINY, "--json")
+    assert result.exit_code == 0, result.output
+    assert [Path(p).name for p in json.loads(result.stdout)["written"]] == ["x1_style.png", "x2_style.png"]
