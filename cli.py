@@ -380,33 +380,26 @@ class _Job:
         return {**run, "output": str(written)}
 
     def run_batch(self, contents: list[Path], folder: Path, report_path: Optional[Path], skip_existing: bool) -> dict:
-        """Each photo in turn; a failing photo is reported and skipped, an interruption ends the batch."""
-        summary = {"written": [], "skipped": [], "failed": [], "stop_reason": None}
+        """Each photo in turn (see `stylekeras.batch.run_batch`), with a bar for the photos."""
         bar = ProgressBar(self.total_steps, images=len(contents)) if not self.quiet else contextlib.nullcontext()
         with bar as progress:
-            for content in contents:
-                output = batch_module.output_for(content, folder, Path(self.style_paths[0]))
-                if skip_existing and output.exists():
-                    summary["skipped"].append(str(output))
-                    if progress:
-                        progress.count_image()
-                    continue
-                try:
-                    result = self.run_one(content, output, report_path, progress)
-                except StyleKerasError as error:
+
+            def stylize_one(content: Path, output: Path) -> tuple[str, Optional[str]]:
+                result = self.run_one(content, output, report_path, progress)
+                return result["output"], result["stop_reason"]
+
+            def passed(content: Path, error: Optional[str]) -> None:
+                if error:
                     typer.secho(f"error: {error}; skipped", fg="red", err=True)
-                    summary["failed"].append({"content": str(content), "error": str(error)})
-                    if progress:
-                        progress.count_image()
-                    continue
-                summary["written"].append(result["output"])
-                if result["stop_reason"]:
-                    summary["stop_reason"] = result["stop_reason"]
-                    break
+                if progress:
+                    progress.count_image()
+
+            summary = batch_module.run_batch(contents, folder, Path(self.style_paths[0]), stylize_one,
+                                             skip_existing, passed)
         if not self.quiet:
-            typer.echo(f"batch: {len(summary['written'])} written, {len(summary['skipped'])} skipped, "
-                       f"{len(summary['failed'])} failed → {folder}", err=True)
-        return summary
+            typer.echo(f"batch: {len(summary.written)} written, {len(summary.skipped)} skipped, "
+                       f"{len(summary.failed)} failed → {folder}", err=True)
+        return dataclasses.asdict(summary)
 
     def exit_if_stopped(self, summary: dict) -> None:
         """Exit 130/143 after an interruption, 2 after a failed step or a failed photo in a batch."""

@@ -22,6 +22,7 @@ API = {
     "stylekeras.color": ["luminance_image", "with_chroma_of", "match_color_statistics"],
     "stylekeras.callbacks": ["ProgressBar", "SaveEvery", "TensorBoardLogger", "ProgressPictures"],
     "stylekeras.report": ["run_report", "read_report", "write_report_json"],
+    "stylekeras.batch": ["content_files", "run_batch", "BatchSummary"],
     "stylekeras.export": ["export_feature_extractor", "check_export", "run_with_c_api", "read_settings", "latest_version"],
     "stylekeras.optimizers": ["LBFGS"],
 }

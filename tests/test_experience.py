@@ -184,3 +184,27 @@ def test_batch_from_a_glob_pattern(tmp_path, content_path, style_path):
     result = _run("transfer", str(tmp_path / "x*.png"), style_path, "-o", out, *TINY, "--json")
     assert result.exit_code == 0, result.output
     assert [Path(p).name for p in json.loads(result.stdout)["written"]] == ["x1_style.png", "x2_style.png"]
+
+
+def test_run_batch_records_failures_skips_and_stops(tmp_path):
+    from stylekeras.batch import run_batch
+    from stylekeras.errors import StyleKerasError
+
+    contents = [tmp_path / f"{name}.png" for name in ("a", "b", "c", "d", "e")]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a_style.png").write_text("")
+    ran, passed = [], []
+
+    def stylize_one(content, output):
+        ran.append(content.stem)
+        if content.stem == "b":
+            raise StyleKerasError("b is broken")
+        return output, "interrupted after step 3" if content.stem == "d" else None
+
+    summary = run_batch(contents, tmp_path / "out", Path("style.jpg"), stylize_one, skip_existing=True,
+                        on_passed=lambda content, error: passed.append((content.stem, error)))
+    assert ran == ["b", "c", "d"]  # a skipped, e never reached after d stopped
+    assert passed == [("a", None), ("b", "b is broken")]
+    assert [Path(p).name for p in summary.written] == ["c_style.png", "d_style.png"]
+    assert summary.failed == [{"content": str(contents[1]), "error": "b is broken"}]
+    assert summary.stop_reason == "interrupted after step 3"
