@@ -35,8 +35,7 @@ with _quiet_native_stderr():
 
     tf.config.list_physical_devices()  # probes CUDA now, while its complaints are hidden
     import stylekeras
-    from stylekeras import export as export_module, features, stylize
-    from stylekeras import batch as batch_module
+    from stylekeras import batch as batch_module, export as export_module, features, stylize
     from stylekeras.callbacks import ProgressBar, ProgressPictures, SaveEvery, TensorBoardLogger
     from stylekeras.errors import StyleKerasError
     from stylekeras.image_io import DEFAULT_MAX_PIXELS, check_output_path, load_image, save_image

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import summary_pb2
 from PIL import Image
-
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from tensorflow.core.framework import summary_pb2
 
 from stylekeras.atomic import atomic_write
 from stylekeras.errors import StyleKerasError
@@ -84,14 +83,13 @@ class SaveEvery:
     def __init__(self, output: str | Path, every: int) -> None:
         self.output = Path(output)
         self.every = every
-        self.saved: list[Path] = []
 
     def path_for(self, step: int) -> Path:
         return self.output.with_name(f"{self.output.stem}_{step:04d}{self.output.suffix}")
 
     def __call__(self, report: StepReport) -> None:
         if self.every > 0 and report.step % self.every == 0 and report.step < report.steps:
-            self.saved.append(save_image(report.image, self.path_for(report.step)))
+            save_image(report.image, self.path_for(report.step))
 
 
 class TensorBoardLogger:
