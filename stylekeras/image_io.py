@@ -48,12 +48,17 @@ def load_image(
     return pixels
 
 
+def longer_side_shape(shape: tuple[int, ...], size: int) -> tuple[int, int]:
+    """The (height, width) an image of `shape` gets when its longer side becomes `size`."""
+    height, width = shape[:2]
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def resize_longer_side(pixels: np.ndarray, size: int) -> np.ndarray:
     """Resize an H×W×3 array so that its longer side is `size`, keeping the aspect ratio."""
-    height, width = pixels.shape[:2]
-    scale = size / max(height, width)
-    new_shape = (max(1, round(height * scale)), max(1, round(width * scale)))
-    if new_shape == (height, width):
+    new_shape = longer_side_shape(pixels.shape, size)
+    if new_shape == pixels.shape[:2]:
         return pixels
     # Antialiasing matters when shrinking photos: without it, fine texture aliases into the Gram matrices.
     resized = tf.image.resize(pixels, new_shape, method="lanczos3", antialias=True)

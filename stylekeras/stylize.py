@@ -30,7 +30,7 @@ from stylekeras.features import (
     layer_shapes,
     min_input_size,
 )
-from stylekeras.image_io import ImageSource, load_image, resize_longer_side
+from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resize_longer_side
 from stylekeras.optimizers import LBFGS
 from stylekeras.weights import resolve_weights
 
@@ -221,12 +221,12 @@ class Stylizer:
         masks = self._load_masks(style_masks, len(styles), content_pixels.shape)
         blend = _blend_weights(settings.style_blend, len(styles))
         sizes = settings.sizes(max(content_pixels.shape[:2]))
-        for size in sizes:  # the smallest images decide; check them all before the first step
-            self.checked_image(resize_longer_side(content_pixels, size), "content image")
+        for size in sizes:  # every scale's sizes are checked before the first step
+            self.check_size(longer_side_shape(content_pixels.shape, size), "content image")
             for pixels in style_pixels:
-                self.checked_image(resize_longer_side(pixels, round(size * settings.style_scale)), "style image")
+                self.check_size(longer_side_shape(pixels.shape, round(size * settings.style_scale)), "style image")
 
-        identity = {
+        identity = None if checkpoint is None else {
             "inputs": _digest([content_pixels, *style_pixels, *(masks or [])]),
             "model": self.description,
             "settings": {**asdict(settings), "steps": None},
@@ -255,15 +255,14 @@ class Stylizer:
             image = color.with_chroma_of(image, resize_longer_side(original_content, max(image.shape[:2])))
         return run.result(image)
 
-    def checked_image(self, pixels: np.ndarray, label: str) -> np.ndarray:
-        """Check an image is large enough for the deepest layer used."""
-        height, width = pixels.shape[:2]
+    def check_size(self, shape: tuple[int, int], label: str) -> None:
+        """Check an image of (height, width) `shape` is large enough for the deepest layer used."""
+        height, width = shape
         if min(height, width) < self.min_size:
             raise StyleKerasError(
                 f"{label} is {width}×{height} px after resizing; the layers used need at least "
                 f"{self.min_size} px on each side (use a larger --size or shallower layers)"
             )
-        return pixels
 
     def targets(
         self,
