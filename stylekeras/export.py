@@ -34,7 +34,7 @@ from stylekeras import losses
 from stylekeras.atomic import atomic_write, writable_directory
 from stylekeras.errors import StyleKerasError
 from stylekeras.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, build_feature_model, check_layers, min_input_size
-from stylekeras.weights import VGGWeights, resolve_weights
+from stylekeras.weights import resolve_weights
 
 DEFAULT_BASE_PATH = Path("saved_models")
 DEFAULT_LAYERS = DEFAULT_STYLE_LAYERS + DEFAULT_CONTENT_LAYERS
@@ -137,10 +137,9 @@ def read_settings(export_dir: str | os.PathLike) -> ExportSettings:
     return ExportSettings(**{**values, "layers": tuple(values["layers"])})
 
 
-def rebuild_model(settings: ExportSettings) -> tuple[keras.Model, VGGWeights]:
+def rebuild_model(settings: ExportSettings) -> keras.Model:
     """The in-process Keras feature model an export was made from."""
-    vgg_weights = resolve_weights(settings.weights, settings.backbone, settings.seed)
-    return build_feature_model(vgg_weights, settings.layers), vgg_weights
+    return build_feature_model(resolve_weights(settings.weights, settings.backbone, settings.seed), settings.layers)
 
 
 def latest_version(base_path: str | os.PathLike, name: str) -> Path:
@@ -290,7 +289,7 @@ def check_export(export_dir: str | os.PathLike) -> list[CheckResult]:
     """
     export_dir = Path(export_dir)
     settings = read_settings(export_dir)
-    model, _ = rebuild_model(settings)
+    model = rebuild_model(settings)
     size = max(settings.min_size, 32)
     # Pixels on the 8-bit grid, so that PNG-encoded copies decode to exactly the same values.
     images = np.round(np.random.default_rng(1).uniform(0, 1, (2, size, size, 3)) * 255).astype(np.float32) / 255
