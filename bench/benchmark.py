@@ -1,19 +1,23 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
-    python bench/benchmark.py            # about 10 minutes on 2 cores; writes BENCHMARKS.md
+    python bench/benchmark.py            # about 13 minutes on 2 cores; writes BENCHMARKS.md
 
 Same images (examples/), backbone and weights (offline hed VGG16) for both, so machine noise cancels in
 the ratios. Prints and records:
-1. seconds per step at 256 and 512 px (median after warm-up), ours vs the reference, and the ratio;
-2. utilisation: conv FLOPs per step (from the layer shapes) / step time, against the conv throughput of
-   a plain tf.nn.conv2d loop measured here;
-3. time to quality at 256 px: wall time until our total loss (the default α, β, γ) falls to what the
-   reference's image has after 200 steps, for ours with Adam and with L-BFGS;
-4. peak memory (max RSS of a child process running two steps) at 512, 1024 and 2048 px.
+1. seconds per step at 256 and 512 px (median after warm-up), ours in float32 and in mixed precision vs
+   the reference, and the ratios;
+2. utilisation: conv FLOPs per step (from the layer shapes) / step time, against the throughput of a
+   plain tf.nn.conv2d loop measured here in float32 and in bfloat16;
+3. time to quality at 256 px: both loops minimise one objective (our loss with the default α, β, γ);
+   the goal is the loss the reference loop reaches in 200 steps, and each of our settings is timed until
+   its image's float32 loss (evaluated off the clock) falls to that goal;
+4. peak memory (max RSS of a child process) for two steps at 512, 1024 and 2048 px, and for one tiled
+   step (--tile 512) at 4096 px.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -28,17 +32,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import stylekeras  # noqa: E402
-from reference import CONTENT_LAYERS as REFERENCE_CONTENT, STYLE_LAYERS as REFERENCE_STYLE, ReferenceLoop  # noqa: E402
-from stylekeras import losses  # noqa: E402
-from stylekeras.features import BLOCK_FILTERS, layer_shapes  # noqa: E402
+from reference import CONTENT_LAYERS as REFERENCE_CONTENT, ReferenceLoop  # noqa: E402
+from stylekeras import losses, stylize  # noqa: E402
+from stylekeras.features import layer_shapes  # noqa: E402
 
 CONTENT, STYLE = ROOT / "examples/astronaut.jpg", ROOT / "examples/starry_night.jpg"
+LOSS_WEIGHTS = (stylize.DEFAULT_CONTENT_WEIGHT, stylize.DEFAULT_STYLE_WEIGHT, stylize.DEFAULT_TV_WEIGHT)
+REFERENCE_STEPS = 200
 
 
-def conv_throughput() -> float:
+def conv_throughput(dtype: tf.DType = tf.float32) -> float:
     """GFLOP/s of a plain 3×3, 256→256-channel tf.nn.conv2d at 128×128 (a mid-VGG layer)."""
-    inputs = tf.random.normal([1, 128, 128, 256])
-    kernel = tf.random.normal([3, 3, 256, 256])
+    inputs = tf.cast(tf.random.normal([1, 128, 128, 256]), dtype)
+    kernel = tf.cast(tf.random.normal([3, 3, 256, 256]) * 0.05, dtype)
     conv = tf.function(lambda: tf.nn.conv2d(inputs, kernel, 1, "SAME"))
     for _ in range(3):
         conv().numpy()
@@ -88,84 +94,109 @@ def reference_step_time(stylizer, size: int) -> float:
     return median_step(lambda: float(loop.step()))
 
 
-def our_loss(stylizer, image: np.ndarray, targets) -> float:
-    parts = stylizer.loss_parts(image[None], *targets)
-    weights = (stylekeras.stylize.DEFAULT_CONTENT_WEIGHT, stylekeras.stylize.DEFAULT_STYLE_WEIGHT,
-               stylekeras.stylize.DEFAULT_TV_WEIGHT)
-    return float(losses.total_loss(parts["content"], parts["style"], parts["tv"], *weights))
-
-
-def time_to_quality(stylizer, size: int = 256, reference_steps: int = 200) -> dict:
+def time_to_quality(stylizers: dict, size: int = 256) -> dict:
+    """Seconds until each run's image reaches the reference loop's 200-step loss on one shared objective."""
+    judge = stylizers["float32"]
     content, style = stylekeras.load_image(CONTENT, size), stylekeras.load_image(STYLE, size)
-    targets = stylizer.targets(content, [style])
-    loop = ReferenceLoop(stylizer.weights, content, style)
+    targets = judge.targets(content, [style])
+
+    def objective(image):
+        parts = judge.loss_parts(image, *targets)
+        return losses.total_loss(parts["content"], parts["style"], parts["tv"], *LOSS_WEIGHTS)
+
+    loop = ReferenceLoop(judge.weights, content, style, objective)
     started = time.perf_counter()
-    for _ in range(reference_steps):
+    for _ in range(REFERENCE_STEPS):
         loop.step()
     reference_seconds = time.perf_counter() - started
-    goal = our_loss(stylizer, loop.image[0].numpy(), targets)
-    rows = {"reference (200 steps)": (reference_seconds, reference_steps)}
-    for optimizer in ("adam", "lbfgs"):
-        reached = {}
+    evaluate = tf.function(objective)
+    goal = float(evaluate(loop.image))
+    rows = {f"reference loop, {REFERENCE_STEPS} steps": (reference_seconds, REFERENCE_STEPS)}
+    runs = [("adam", "float32", 1), ("adam", "mixed", 1), ("lbfgs", "float32", 1), ("lbfgs", "mixed", 1),
+            ("lbfgs", "mixed", 2)]
+    for optimizer, precision, scales in runs:
+        reached, paused = {}, [0.0]
         began = time.perf_counter()
 
         def watch(report):
-            if "at" not in reached and report.losses["total"] <= goal:
-                reached["at"], reached["step"] = time.perf_counter() - began, report.step
+            if report.size != size:
+                return
+            evaluating = time.perf_counter()
+            loss = float(evaluate(report.image[None]))
+            paused[0] += time.perf_counter() - evaluating
+            if loss <= goal:
+                reached["seconds"] = time.perf_counter() - began - paused[0]
+                reached["steps"] = report.step
                 raise KeyboardInterrupt  # stop: the quality is reached
 
-        stylizer.transfer(CONTENT, STYLE, size=size, steps=1000, optimizer=optimizer, callback=watch)
-        rows[f"ours, {optimizer}"] = (reached.get("at", float("inf")), reached.get("step"))
+        stylizers[precision].transfer(CONTENT, STYLE, size=size, steps=400, optimizer=optimizer, scales=scales,
+                                      callback=watch)
+        label = f"ours, {optimizer}, {precision}" + (f", {scales} scales from {size // 2} px" if scales > 1 else "")
+        rows[label] = (reached.get("seconds", float("inf")), reached.get("steps"))
     return {"goal": goal, "rows": rows}
 
 
 PEAK_SCRIPT = """
-import resource, sys
+import json, resource, sys
 import stylekeras
-stylekeras.Stylizer(weights="hed").transfer(sys.argv[1], sys.argv[2], size=int(sys.argv[3]), steps=2)
+size, steps, options = int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
+stylekeras.Stylizer(weights="hed", precision=options.pop("precision")).transfer(
+    sys.argv[1], sys.argv[2], size=size, steps=steps, **options)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def peak_memory_gib(size: int) -> float:
-    completed = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, str(CONTENT), str(STYLE), str(size)],
-                               capture_output=True, text=True,
+def peak_memory_gib(size: int, steps: int = 2, precision: str = "float32", **options) -> tuple[float, float]:
+    """Peak RSS (GiB) of a fresh process stylizing at `size`, and its wall time in seconds."""
+    arguments = [str(CONTENT), str(STYLE), str(size), str(steps), json.dumps({"precision": precision, **options})]
+    started = time.perf_counter()
+    completed = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, *arguments], capture_output=True, text=True,
                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)})
+    seconds = time.perf_counter() - started
     if completed.returncode != 0:
-        return float("nan")
-    return int(completed.stdout.split()[-1]) / 2**20  # ru_maxrss is in KiB on Linux
+        print(completed.stderr[-2000:], file=sys.stderr)
+        return float("nan"), seconds
+    return int(completed.stdout.split()[-1]) / 2**20, seconds  # ru_maxrss is in KiB on Linux
 
 
 def main() -> None:
-    stylizer = stylekeras.Stylizer(weights="hed")
-    lines = [f"# Benchmarks", "", f"Machine: {platform.processor() or platform.machine()}, {tf.config.threading.get_intra_op_parallelism_threads() or 'default'} intra-op threads, "
+    stylizers = {precision: stylekeras.Stylizer(weights="hed", precision=precision) for precision in ("float32", "mixed")}
+    lines = ["# Benchmarks", "", f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
              f"{len(tf.config.list_physical_devices('GPU'))} GPU, TensorFlow {tf.__version__}; "
-             f"`python bench/benchmark.py`, {time.strftime('%Y-%m-%d')}. Weights: hed (VGG16), images: examples/.", ""]
-    peak = conv_throughput()
-    lines += [f"Conv throughput (plain tf.nn.conv2d, 3×3, 256→256 channels, 128×128): **{peak:.0f} GFLOP/s**", ""]
-    lines += ["| size | ours s/step | reference s/step | speed-up | ours GFLOP/s (% of conv peak) | reference GFLOP/s |",
-              "| --- | --- | --- | --- | --- | --- |"]
+             f"`python bench/benchmark.py`, {time.strftime('%Y-%m-%d')}. Weights: hed (VGG16), images: examples/. "
+             "Reference: the TensorFlow tutorial's loop (bench/reference.py).", ""]
+    peaks = {"float32": conv_throughput(tf.float32), "mixed": conv_throughput(tf.bfloat16)}
+    lines += [f"Conv throughput (plain tf.nn.conv2d, 3×3, 256→256 channels, 128×128): **{peaks['float32']:.0f} "
+              f"GFLOP/s** in float32, **{peaks['mixed']:.0f} GFLOP/s** in bfloat16.", "",
+              "| size | reference s/step | ours float32 s/step | ours mixed s/step | speed-up float32 | speed-up mixed "
+              "| utilisation float32 | utilisation mixed (of bfloat16 peak) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for size in (256, 512):
-        ours, reference = our_step_time(stylizer, size), reference_step_time(stylizer, size)
-        our_rate = step_flops(size, "block5_conv1") / ours / 1e9
-        reference_rate = step_flops(size, REFERENCE_CONTENT[0]) / reference / 1e9
-        lines.append(f"| {size} | {ours:.3f} | {reference:.3f} | {reference / ours:.2f}× | {our_rate:.0f} "
-                     f"({100 * our_rate / peak:.0f} %) | {reference_rate:.0f} |")
+        reference = reference_step_time(stylizers["float32"], size)
+        ours = {precision: our_step_time(stylizer, size) for precision, stylizer in stylizers.items()}
+        rates = {precision: step_flops(size, "block5_conv1") / seconds / 1e9 for precision, seconds in ours.items()}
+        lines.append(f"| {size} | {reference:.3f} | {ours['float32']:.3f} | {ours['mixed']:.3f} | "
+                     f"{reference / ours['float32']:.2f}× | {reference / ours['mixed']:.2f}× | "
+                     f"{rates['float32']:.0f} GFLOP/s ({100 * rates['float32'] / peaks['float32']:.0f} %) | "
+                     f"{rates['mixed']:.0f} GFLOP/s ({100 * rates['mixed'] / peaks['mixed']:.0f} %) |")
         print(lines[-1], flush=True)
-    quality = time_to_quality(stylizer)
-    lines += ["", f"Time to quality at 256 px: until our total loss ≤ {quality['goal']:.4g}, the loss of the "
-              "reference's image after 200 steps.", "", "| run | seconds | steps | vs reference |", "| --- | --- | --- | --- |"]
-    reference_seconds = quality["rows"]["reference (200 steps)"][0]
+    quality = time_to_quality(stylizers)
+    lines += ["", f"Time to quality at 256 px: both loops minimise our loss (α, β, γ = {LOSS_WEIGHTS}); the goal is "
+              f"{quality['goal']:.4g}, the loss the reference loop's image has after {REFERENCE_STEPS} steps.", "",
+              "| run | seconds | steps | vs reference |", "| --- | --- | --- | --- |"]
+    reference_seconds = next(iter(quality["rows"].values()))[0]
     for name, (seconds, steps) in quality["rows"].items():
         lines.append(f"| {name} | {seconds:.1f} | {steps} | {reference_seconds / seconds:.2f}× |")
         print(lines[-1], flush=True)
-    lines += ["", "| size | peak RSS, 2 steps (GiB) |", "| --- | --- |"]
-    for size in (512, 1024, 2048):
-        lines.append(f"| {size} | {peak_memory_gib(size):.2f} |")
+    lines += ["", "| run | peak RSS (GiB) | wall time of the process (s) |", "| --- | --- | --- |"]
+    memory_runs = [(f"{size} px, 2 steps, float32", dict(size=size)) for size in (512, 1024, 2048)]
+    memory_runs += [("2048 px, 2 steps, mixed", dict(size=2048, precision="mixed")),
+                    ("4096 px, 1 step, --tile 512, mixed", dict(size=4096, steps=1, precision="mixed", tile=512))]
+    for label, options in memory_runs:
+        gib, seconds = peak_memory_gib(**options)
+        lines.append(f"| {label} | {gib:.2f} | {seconds:.0f} |")
         print(lines[-1], flush=True)
-    lines += ["", "Tiling (4096 px within bounded memory) is not implemented yet.", ""]
-    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    (ROOT / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {ROOT / 'BENCHMARKS.md'}")
 
 
 if __name__ == "__main__":

@@ -17,14 +17,16 @@ COMMANDS = ["", "transfer", "layers", "export", "info"]
 API = {
     "stylekeras": ["transfer", "Stylizer", "TransferSettings", "StyleResult", "StepReport", "load_image", "save_image",
                    "resolve_weights", "build_feature_model", "layer_names", "StyleKerasError"],
-    "stylekeras.losses": ["content_loss", "gram_matrix", "normalized_gram", "layer_style_loss", "style_loss",
-                          "weighted_layer_style_losses", "total_variation_loss", "total_loss"],
+    "stylekeras.losses": ["content_loss", "gram_matrix", "normalized_gram", "layer_style_loss", "gram_style_loss",
+                          "style_loss", "weighted_layer_style_losses", "total_variation_loss", "total_loss"],
     "stylekeras.color": ["luminance_image", "with_chroma_of", "match_color_statistics"],
     "stylekeras.callbacks": ["ProgressBar", "SaveEvery", "TensorBoardLogger", "ProgressPictures"],
     "stylekeras.report": ["run_report", "read_report", "write_report_json"],
     "stylekeras.batch": ["content_files", "run_batch", "BatchSummary"],
     "stylekeras.export": ["export_feature_extractor", "check_export", "run_with_c_api", "read_settings", "latest_version"],
     "stylekeras.optimizers": ["LBFGS"],
+    "stylekeras.tiling": ["Tiling", "Tile", "TiledObjective", "core_features", "tiled_feature_maps",
+                          "tiled_normalized_grams", "layer_stride"],
 }
 
 

@@ -117,7 +117,8 @@ def test_controls_end_to_end(tmp_path, content_path, style_path):
     result = _run("transfer", content_path, style_path, Path(__file__).parent / "data/style2.png", "-o", output,
                   "--size", "48", "--steps", "2", "--weights", "random", "--style-blend", "0.7,0.3", "--optimizer",
                   "lbfgs", "--scales", "2", "--start-size", "32", "--average", "0.9", "--preserve-color", "luminance",
-                  "--pooling", "avg", "--padding", "replicate", "--quiet")
+                  "--pooling", "avg", "--padding", "replicate", "--tile", "16", "--tile-margin", "8",
+                  "--precision", "mixed", "--quiet")
     assert result.exit_code == 0, result.output
     assert Image.open(output).size == (48, 48)
 

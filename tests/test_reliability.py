@@ -169,6 +169,7 @@ class _StopAt:
     {"optimizer": "adam"},
     {"optimizer": "lbfgs", "average": 0.9},
     {"optimizer": "adam", "scales": 2, "start_size": 16},
+    {"optimizer": "adam", "tile": 16, "tile_margin": 4},
 ])
 def test_resume_continues_exactly_where_it_stopped(random_stylizer, content_path, style_path, tmp_path, options):
     run = dict(size=32, steps=6, init="noise", seed=5, **options)

@@ -1,0 +1,118 @@
+"""The fast path: mixed precision and tiling give the same optimization as the plain float32 whole-image step."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import stylekeras
+from stylekeras import losses
+from stylekeras.errors import StyleKerasError
+from stylekeras.image_io import load_image
+from stylekeras.tiling import Tiling, TiledObjective, tiled_feature_maps, tiled_normalized_grams
+
+LOSS_WEIGHTS = (1.0, 1e4, 100.0)
+
+
+def test_gram_matrix_is_the_sum_of_outer_products():
+    features = tf.random.stateless_normal([2, 5, 3, 4], seed=[1, 2])
+    mask = tf.random.stateless_uniform([2, 5, 3, 1], seed=[3, 4])
+    expected = tf.einsum("bhwi,bhwj->bij", features * mask, features)
+    np.testing.assert_allclose(losses.gram_matrix(features, mask), expected, rtol=1e-5)
+    np.testing.assert_allclose(losses.gram_matrix(features), tf.einsum("bhwi,bhwj->bij", features, features), rtol=1e-5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(height=st.integers(1, 300), width=st.integers(1, 300), cells=st.integers(1, 6), margin_cells=st.integers(0, 4),
+       offset=st.tuples(st.integers(0, 200), st.integers(0, 200)))
+def test_tile_cores_partition_the_image_and_windows_stay_bounded(height, width, cells, margin_cells, offset):
+    tiling = Tiling(16 * cells, 16 * margin_cells, 16)
+    offset = (offset[0] // 16 * 16 % tiling.tile, offset[1] // 16 * 16 % tiling.tile)
+    covered = np.zeros((height, width), int)
+    for tile in tiling.grid(height, width, offset):
+        top, bottom, left, right = tile.core
+        window_top, window_bottom, window_left, window_right = tile.window
+        covered[top:bottom, left:right] += 1
+        assert window_top <= top < bottom <= window_bottom and window_left <= left < right <= window_right
+        assert window_bottom - window_top <= tiling.window and window_right - window_left <= tiling.window
+        assert window_top % 16 == 0 and window_left % 16 == 0  # windows start on whole feature cells
+    assert (covered == 1).all()
+
+
+def _whole_image_loss_and_gradient(stylizer, image, targets):
+    with tf.GradientTape() as tape:
+        parts = stylizer.loss_parts(image, *targets)
+        total = losses.total_loss(parts["content"], parts["style"], parts["tv"], *LOSS_WEIGHTS)
+    return float(total), tape.gradient(total, image).numpy()
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (16, 32)])
+def test_tiled_gradient_is_the_whole_image_gradient(hed_stylizer, content_path, style_path, offset):
+    content, style = load_image(content_path, 64), load_image(style_path, 64)
+    targets = hed_stylizer.targets(content, [style])
+    image = tf.Variable(np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 3)).astype(np.float32))
+    total, gradient = _whole_image_loss_and_gradient(hed_stylizer, image, targets)
+
+    # Margins as large as the image: every window is the whole image, so the result is exact.
+    exact = TiledObjective(hed_stylizer.model, Tiling(32, 64, 16), image, *targets, LOSS_WEIGHTS)
+    parts, tiled_gradient = exact.loss_and_gradient(exact.tiling.grid(64, 64, offset))
+    assert float(parts["total"]) == pytest.approx(total, rel=1e-5)
+    np.testing.assert_allclose(tiled_gradient, gradient, atol=1e-5 * np.abs(gradient).max())
+
+    # Small margins: each core sees only 16 px of context, and the gradient is still nearly the same.
+    narrow = TiledObjective(hed_stylizer.model, Tiling(32, 16, 16), image, *targets, LOSS_WEIGHTS)
+    parts, tiled_gradient = narrow.loss_and_gradient(narrow.tiling.grid(64, 64, offset))
+    assert float(parts["total"]) == pytest.approx(total, rel=1e-3)
+    assert np.corrcoef(tiled_gradient.numpy().ravel(), gradient.ravel())[0, 1] > 0.999
+
+
+def test_tiled_targets_are_the_whole_image_targets(hed_stylizer, content_path, style_path):
+    content, style = load_image(content_path, 64), load_image(style_path, 64)
+    tiling = Tiling(32, 64, 16)
+    whole = hed_stylizer.model(content[None])
+    for name, feature_map in tiled_feature_maps(hed_stylizer.model, content, hed_stylizer.content_layers, tiling).items():
+        np.testing.assert_allclose(feature_map, whole[name], atol=1e-4 * float(tf.reduce_max(whole[name])))
+    expected = hed_stylizer.style_grams(style)
+    for name, gram in tiled_normalized_grams(hed_stylizer.model, style, hed_stylizer.style_layers, tiling).items():
+        np.testing.assert_allclose(gram, expected[name], rtol=1e-4, atol=1e-5 * float(tf.reduce_max(expected[name])))
+
+
+def test_tiled_transfer_follows_the_whole_image_run(hed_stylizer, content_path, style_path):
+    run = dict(size=128, steps=8, style_scale=0.5)
+    whole = hed_stylizer.transfer(content_path, style_path, **run)
+    tiled = hed_stylizer.transfer(content_path, style_path, tile=32, tile_margin=32, **run)
+    assert hed_stylizer.tiling(stylekeras.TransferSettings(tile=32, tile_margin=32)).needed(128, 128)
+    assert tiled.history["total"][-1] < 0.6 * tiled.history["total"][0]
+    np.testing.assert_allclose(tiled.history["total"], whole.history["total"], rtol=0.05)
+    assert np.abs(tiled.image - whole.image).mean() < 0.01
+
+
+def test_tile_sizes_round_up_to_the_deepest_stride(hed_stylizer):
+    tiling = hed_stylizer.tiling(stylekeras.TransferSettings(tile=100, tile_margin=20))
+    assert (tiling.tile, tiling.margin, tiling.stride) == (112, 32, 16)
+    assert hed_stylizer.tiling(stylekeras.TransferSettings()) is None
+    with pytest.raises(StyleKerasError, match="--tile must be"):
+        stylekeras.TransferSettings(tile=0)
+
+
+def test_mixed_precision_features_are_close_and_float32(content_path):
+    image = load_image(content_path, 64)[None]
+    exact = stylekeras.Stylizer(weights="hed").model(image)
+    mixed = stylekeras.Stylizer(weights="hed", precision="mixed").model(image)
+    for name, features in mixed.items():
+        assert features.dtype == tf.float32
+        error = float(tf.norm(features - exact[name]) / tf.norm(exact[name]))
+        assert 0 < error < 0.05, name  # bfloat16 has 8 bits of mantissa: close, but not identical
+
+
+def test_mixed_precision_stylizes(content_path, style_path):
+    stylizer = stylekeras.Stylizer(weights="hed", precision="mixed")
+    result = stylizer.transfer(content_path, style_path, size=64, steps=30)
+    assert result.image.dtype == np.float32 and np.isfinite(result.image).all()
+    assert result.history["style"][-1] < 0.2 * result.history["style"][0]
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(StyleKerasError, match="--precision 'half' is not one of float32, mixed"):
+        stylekeras.Stylizer(weights="random", backbone="vgg16", precision="half")
