@@ -232,7 +232,7 @@ def transfer(
         help="Keep the photo's colours: luminance (transfer on luminance only) or histogram (recolour the "
              "style to the photo's colour statistics first).")] = None,
     init: Annotated[Init, typer.Option(help="Start from the content image, uniform noise or the style image.")] = Init.content,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same image on CPU.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed: the same seed gives the same image on CPU.")] = 0,
     optimizer: Annotated[Optimizer, typer.Option(help="adam, or lbfgs (Gatys et al.'s and jcjohnson's choice).")] = Optimizer.adam,
     learning_rate: Annotated[Optional[float], typer.Option(
         help="Step size. Default: 0.02 for Adam (pixel units, image in [0, 1]), 1 for L-BFGS.")] = None,
@@ -353,6 +353,7 @@ class _Job:
         pictures = ProgressPictures(self.save_every or max(1, self.total_steps // 20))
         with contextlib.ExitStack() as stack:
             callbacks = [SaveEvery(output, self.save_every), self.interrupts.check]
+            within_step_hooks = [self.interrupts.check]
             if self.progress_gif or self.contact_sheet:
                 callbacks.append(pictures)
             if self.logdir:
@@ -364,11 +365,13 @@ class _Job:
                 bar = progress or stack.enter_context(ProgressBar(self.total_steps))
                 bar.start_image(content.name)
                 callbacks.insert(0, bar)
+                within_step_hooks.insert(0, bar.within_step)
             self.interrupts.deferred = True
             result = self.stylizer.transfer(
                 content_pixels, self.style_pixels, style_masks=self.masks, checkpoint=checkpoint,
                 checkpoint_every=self.checkpoint_every, resume=self.resume,
-                callback=lambda step: [callback(step) for callback in callbacks], **dataclasses.asdict(self.settings),
+                callback=lambda step: [callback(step) for callback in callbacks],
+                within_step=lambda fraction: [hook(fraction) for hook in within_step_hooks], **dataclasses.asdict(self.settings),
             )
         inputs = {"content": str(content), "styles": self.style_paths}
         run = run_report(result, self.stylizer.description, inputs, command_line={**self.options, **inputs})

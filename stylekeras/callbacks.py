@@ -39,6 +39,7 @@ class ProgressBar:
         self.images = self.progress.add_task("photos", total=images, losses="") if images else None
         self.task = self.progress.add_task(description, total=steps, losses="")
         self.started_images = 0
+        self.steps_done = 0
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -53,6 +54,7 @@ class ProgressBar:
             self.progress.update(self.images, completed=self.started_images)
             self.progress.reset(self.task, description=name, losses="")
             self.started_images += 1
+        self.steps_done = 0
 
     def count_image(self) -> None:
         """A photo of a batch that was skipped or failed before its first step."""
@@ -67,8 +69,16 @@ class ProgressBar:
         losses = report.losses
         text = f"loss {losses['total']:.3g} | content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
         self.progress.update(self.task, completed=report.step, losses=text)
+        self.steps_done = report.step
         if self.images is not None and report.step == report.steps:
             self.progress.update(self.images, completed=self.started_images)
+
+
+    def within_step(self, fraction: float) -> None:
+        """Move the bar within a long (tiled) step; pass as `Stylizer.transfer(within_step=…)`."""
+        if not self.progress.live.is_started:
+            self.progress.start()
+        self.progress.update(self.task, completed=self.steps_done + fraction)
 
 
 def _console() -> Console:

@@ -107,6 +107,8 @@ class TransferSettings:
             raise StyleKerasError(f"--preserve-color '{self.preserve_color}' is not one of {', '.join(COLOR_MODES)}")
         if self.size is not None and self.size < 1:
             raise StyleKerasError(f"--size must be ≥ 1 px, got {self.size}")
+        if self.seed < 0:
+            raise StyleKerasError(f"--seed must be ≥ 0, got {self.seed}")
         if self.tile is not None and self.tile < 1:
             raise StyleKerasError(f"--tile must be ≥ 1 px, got {self.tile}")
         if self.tile_margin < 0:
@@ -216,6 +218,7 @@ class Stylizer:
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 50,
         resume: bool = False,
+        within_step: Callable[[float], None] | None = None,
         **settings,
     ) -> StyleResult:
         """Stylize `content` with one style image or several (blended, or each in its mask's region).
@@ -223,7 +226,9 @@ class Stylizer:
         Keyword settings are those of `TransferSettings`. Everything is validated before any compute.
         With `checkpoint`, the run's state is saved there every `checkpoint_every` steps and when it stops
         early (deleted when it finishes); `resume=True` continues from that file, refusing if the inputs,
-        model or settings (other than `steps`) differ.
+        model or settings (other than `steps`) differ. Tiled steps can take minutes: `within_step` is called
+        after each window with the fraction of the step done, and may raise KeyboardInterrupt to stop at
+        once (that step is then not applied).
         """
         unknown = set(settings) - {field.name for field in fields(TransferSettings)}
         if unknown:
@@ -249,7 +254,8 @@ class Stylizer:
         original_content = content_pixels
         content_pixels, style_pixels = _color_inputs(settings.preserve_color, content_pixels, style_pixels)
 
-        run = _Run(self, settings, len(sizes) * settings.steps, callback, checkpoint, checkpoint_every, identity, saved)
+        run = _Run(self, settings, len(sizes) * settings.steps, callback, checkpoint, checkpoint_every, identity, saved,
+                   within_step)
         image = None
         for scale, size in enumerate(sizes):
             if run.skips(scale):
@@ -383,8 +389,9 @@ class _Run:
 
     def __init__(self, stylizer: Stylizer, settings: TransferSettings, total_steps: int, callback,
                  checkpoint_path=None, checkpoint_every: int = 0, identity: dict | None = None,
-                 resume: Checkpoint | None = None) -> None:
+                 resume: Checkpoint | None = None, within_step: Callable[[float], None] | None = None) -> None:
         self.stylizer = stylizer
+        self.within_step = within_step
         self.settings = settings
         self.total_steps = total_steps
         self.callback = callback
@@ -481,7 +488,7 @@ class _Run:
             objective = TiledObjective(self.stylizer.model, tiling, image, content_targets, style_targets,
                                        layer_weights, loss_weights)
             return lambda: objective.loss_and_gradient(
-                tiling.grid(height, width, tiling.random_offset(self.settings.seed, self.done)))
+                tiling.grid(height, width, tiling.random_offset(self.settings.seed, self.done)), self.within_step)
 
         @tf.function
         def whole_image():

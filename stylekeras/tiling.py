@@ -17,7 +17,7 @@ one place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -147,17 +147,25 @@ class TiledObjective:
         self._style_terms = tf.function(self._style_terms_of)
         self._variation = tf.function(self._variation_of)
 
-    def loss_and_gradient(self, tiles: Sequence[Tile]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        """The loss parts (as `Stylizer.loss_parts`, plus "total") at the image, and d total / d image."""
+    def loss_and_gradient(self, tiles: Sequence[Tile], progress: Callable[[float], None] | None = None
+                          ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        """The loss parts (as `Stylizer.loss_parts`, plus "total") at the image, and d total / d image.
+
+        `progress`, if given, is called after each window with the fraction of the work done.
+        """
         content, sums = tf.constant(0.0), None
-        for tile in tiles:  # pass 1: the global Gram sums
+        for index, tile in enumerate(tiles):  # pass 1: the global Gram sums
             tile_sums, tile_content = self._core_sums(*_boxes(tile))
             sums = tile_sums if sums is None else tf.nest.map_structure(tf.add, sums, tile_sums)
             content += tile_content
+            if progress:
+                progress((index + 1) / (4 * len(tiles)))  # a forward pass is about a quarter of the work
         style_parts, sum_gradients = self._style_terms(sums)
         variation = self._variation()
-        for tile in tiles:  # pass 2: each window's share of the gradient
+        for index, tile in enumerate(tiles):  # pass 2: each window's share of the gradient
             self._add_core_gradient(sum_gradients, *_boxes(tile))
+            if progress:
+                progress(0.25 + 0.75 * (index + 1) / len(tiles))
         style = tf.add_n(list(style_parts.values()))
         parts = {"content": content, "style": style, "tv": variation,
                  **{f"style/{name}": value for name, value in style_parts.items()}}

@@ -80,7 +80,8 @@ def test_unknown_layer_lists_the_valid_ones(content_path, style_path, existing_o
     _assert_untouched(existing_output)
 
 
-@pytest.mark.parametrize("option, value", [("--steps", "-1"), ("--style-weight", "-1"), ("--tv-weight", "-0.5")])
+@pytest.mark.parametrize("option, value", [("--steps", "-1"), ("--style-weight", "-1"), ("--tv-weight", "-0.5"),
+                                           ("--seed", "-3"), ("--tile", "0"), ("--tile-margin", "-1")])
 def test_negative_numbers_are_refused(content_path, style_path, existing_output, option, value):
     result = _run("transfer", content_path, style_path, "-o", existing_output, option, value)
     assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output

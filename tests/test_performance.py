@@ -116,3 +116,21 @@ def test_mixed_precision_stylizes(content_path, style_path):
 def test_unknown_precision_is_refused():
     with pytest.raises(StyleKerasError, match="--precision 'half' is not one of float32, mixed"):
         stylekeras.Stylizer(weights="random", backbone="vgg16", precision="half")
+
+
+def test_a_tiled_step_reports_progress_and_stops_between_windows(random_stylizer, content_path, style_path):
+    run = dict(size=32, steps=3, tile=8, tile_margin=4, init="noise")
+    reports, fractions = [], []
+
+    def stop_during_step_two(fraction):
+        fractions.append((len(reports), fraction))
+        if reports and fraction > 0.3:
+            raise KeyboardInterrupt
+
+    stopped = random_stylizer.transfer(content_path, style_path, callback=reports.append,
+                                       within_step=stop_during_step_two, **run)
+    first_step = [fraction for step, fraction in fractions if step == 0]
+    assert first_step == sorted(first_step) and first_step[-1] == pytest.approx(1.0) and len(first_step) > 4
+    assert stopped.steps_done == 1 and stopped.stop_reason.startswith("interrupted")
+    one_step = random_stylizer.transfer(content_path, style_path, **{**run, "steps": 1})
+    np.testing.assert_array_equal(stopped.image, one_step.image)  # the half-done step was not applied
