@@ -371,7 +371,8 @@ class _Job:
                 content_pixels, self.style_pixels, style_masks=self.masks, checkpoint=checkpoint,
                 checkpoint_every=self.checkpoint_every, resume=self.resume,
                 callback=lambda step: [callback(step) for callback in callbacks],
-                within_step=lambda fraction: [hook(fraction) for hook in within_step_hooks], **dataclasses.asdict(self.settings),
+                within_step=lambda fraction: [hook(fraction) for hook in within_step_hooks],
+                **dataclasses.asdict(self.settings),
             )
         inputs = {"content": str(content), "styles": self.style_paths}
         run = run_report(result, self.stylizer.description, inputs, command_line={**self.options, **inputs})

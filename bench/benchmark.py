@@ -1,6 +1,6 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
-    python bench/benchmark.py            # about 13 minutes on 2 cores; writes BENCHMARKS.md
+    python bench/benchmark.py            # about 11 minutes on 2 cores; writes BENCHMARKS.md
 
 Same images (examples/), backbone and weights (offline hed VGG16) for both, so machine noise cancels in
 the ratios. Prints and records:

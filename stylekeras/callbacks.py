@@ -73,7 +73,6 @@ class ProgressBar:
         if self.images is not None and report.step == report.steps:
             self.progress.update(self.images, completed=self.started_images)
 
-
     def within_step(self, fraction: float) -> None:
         """Move the bar within a long (tiled) step; pass as `Stylizer.transfer(within_step=…)`."""
         if not self.progress.live.is_started:

@@ -205,7 +205,8 @@ class Stylizer:
         self._style_cache: dict[str, dict[str, tf.Tensor]] = {}
         self.description = {
             "backbone": self.weights.backbone, "weights": self.weights.description, "pooling": pooling,
-            "padding": padding, "precision": precision, "style_layers": self.style_layer_weights, "content_layers": list(self.content_layers),
+            "padding": padding, "precision": precision, "style_layers": self.style_layer_weights,
+            "content_layers": list(self.content_layers),
         }
 
     def transfer(
@@ -472,8 +473,8 @@ class _Run:
         except tf.errors.ResourceExhaustedError:
             height, width = start.shape[:2]
             self.stop_reason = (
-                f"out of memory at {width}×{height} px after step {self.done}; lower --size, start with "
-                f"--scales to see how far memory goes, or use fewer or shallower --style-layers"
+                f"out of memory at {width}×{height} px after step {self.done}; use --tile 512 (memory then "
+                f"follows the tile) or --precision mixed, lower --size, or use fewer or shallower --style-layers"
             )
         if self.stop_reason:
             save(step_in_scale)

@@ -92,33 +92,36 @@ def core_features(model: keras.Model, pixels: tf.Tensor, window: tf.Tensor, core
     return cores
 
 
-def tiled_feature_maps(model: keras.Model, image: np.ndarray, layers: Sequence[str], tiling: Tiling) -> dict[str, tf.Tensor]:
+def tiled_feature_maps(model: keras.Model, image: np.ndarray, layers: Sequence[str],
+                       tiling: Tiling) -> dict[str, tf.Tensor]:
     """The `[1, h, w, c]` feature maps of a whole H×W×3 image, assembled core by core."""
     height, width = image.shape[:2]
     maps = {}
-    for tile in tiling.grid(height, width):
-        window, core = _boxes(tile)
-        top, bottom, left, right = tile.window
-        for name, (features, box) in core_features(model, image[None, top:bottom, left:right], window, core).items():
-            if name in layers:
-                if name not in maps:
-                    stride = layer_stride(name)
-                    maps[name] = np.zeros((1, height // stride, width // stride, features.shape[-1]), np.float32)
-                maps[name][:, box[0]:box[1], box[2]:box[3]] = features.numpy()
+    for cores in _image_cores(model, image, tiling):
+        for name in layers:
+            features, box = cores[name]
+            if name not in maps:
+                stride = layer_stride(name)
+                maps[name] = np.zeros((1, height // stride, width // stride, features.shape[-1]), np.float32)
+            maps[name][:, box[0]:box[1], box[2]:box[3]] = features.numpy()
     return {name: tf.constant(value) for name, value in maps.items()}
 
 
-def tiled_normalized_grams(model: keras.Model, image: np.ndarray, layers: Sequence[str], tiling: Tiling) -> dict[str, tf.Tensor]:
+def tiled_normalized_grams(model: keras.Model, image: np.ndarray, layers: Sequence[str],
+                           tiling: Tiling) -> dict[str, tf.Tensor]:
     """`losses.normalized_gram` of each layer of a whole H×W×3 image, summed core by core."""
-    height, width = image.shape[:2]
     sums = {name: 0.0 for name in layers}
-    for tile in tiling.grid(height, width):
-        window, core = _boxes(tile)
-        top, bottom, left, right = tile.window
-        cores = core_features(model, image[None, top:bottom, left:right], window, core)
+    for cores in _image_cores(model, image, tiling):
         for name in layers:
             sums[name] += losses.gram_matrix(cores[name][0])
-    return {name: sums[name] / _positions(name, height, width) for name in layers}
+    return {name: sums[name] / _positions(name, *image.shape[:2]) for name in layers}
+
+
+def _image_cores(model: keras.Model, image: np.ndarray, tiling: Tiling):
+    """`core_features` of each tile of a whole H×W×3 image (grid without offset), one window at a time."""
+    for tile in tiling.grid(*image.shape[:2]):
+        top, bottom, left, right = tile.window
+        yield core_features(model, image[None, top:bottom, left:right], *_boxes(tile))
 
 
 class TiledObjective:
