@@ -245,7 +245,7 @@ def transfer(
     tile_margin: Annotated[int, typer.Option(min=0, help="Context in pixels around each tile.")] = stylize.DEFAULT_TILE_MARGIN,
     pooling: Annotated[Pooling, typer.Option(help="max (as trained) or avg (Gatys et al.'s choice, rescaled).")] = Pooling.max,
     padding: Annotated[Padding, typer.Option(help="Padding of the first conv: zero, reflect or replicate (fewer edge artifacts).")] = Padding.zero,
-    precision: Annotated[Precision, typer.Option(help="float32, or mixed: bfloat16 convolutions, 2–3× faster on CPUs "
+    precision: Annotated[Precision, typer.Option(help="float32, or mixed: bfloat16 convolutions, several times faster on CPUs "
                                                  "with AMX or AVX512-BF16 and on GPUs with bfloat16 (Ampere on).")] = Precision.float32,
     backbone: Annotated[
         Optional[Backbone], typer.Option(help="Default: vgg19, or vgg16 when the weights are VGG16 (hed).")

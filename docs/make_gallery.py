@@ -54,7 +54,7 @@ CONTROLS = [
      {"preserve_color": "histogram"}, [STARRY]),
     ("masks", "`style_masks=[left, right]` (`--style-mask left.png --style-mask right.png`): Starry Night left, "
      "Matisse right", {}, {"masks": True}, [STARRY, MATISSE]),
-    ("mixed", "`precision=\"mixed\"` (`--precision mixed`): bfloat16 convolutions, 2–3× faster here", {"precision": "mixed"},
+    ("mixed", "`precision=\"mixed\"` (`--precision mixed`): bfloat16 convolutions", {"precision": "mixed"},
      {}, [STARRY]),
     ("tiled", "`tile=128` (`--tile 128`): 192 px windows with a random grid offset per step — no seams", {},
      {"tile": 128}, [STARRY]),
