@@ -67,6 +67,19 @@ def test_tiled_gradient_is_the_whole_image_gradient(hed_stylizer, content_path, 
     assert np.corrcoef(tiled_gradient.numpy().ravel(), gradient.ravel())[0, 1] > 0.999
 
 
+def test_tiled_gradient_with_style_masks_is_the_whole_image_gradient(hed_stylizer, content_path, style_path):
+    content, style = load_image(content_path, 64), load_image(style_path, 64)
+    left = np.zeros((64, 64), np.float32)
+    left[:, :40] = 1.0
+    targets = hed_stylizer.targets(content, [style, style[::-1]], masks=[left, 1.0 - left])
+    image = tf.Variable(np.random.default_rng(2).uniform(0.2, 0.8, (1, 64, 64, 3)).astype(np.float32))
+    total, gradient = _whole_image_loss_and_gradient(hed_stylizer, image, targets)
+    tiled = TiledObjective(hed_stylizer.model, Tiling(32, 64, 16), image, *targets, LOSS_WEIGHTS)
+    parts, tiled_gradient = tiled.loss_and_gradient(tiled.tiling.grid(64, 64, (16, 16)))
+    assert float(parts["total"]) == pytest.approx(total, rel=1e-5)
+    np.testing.assert_allclose(tiled_gradient, gradient, atol=1e-5 * np.abs(gradient).max())
+
+
 def test_tiled_targets_are_the_whole_image_targets(hed_stylizer, content_path, style_path):
     content, style = load_image(content_path, 64), load_image(style_path, 64)
     tiling = Tiling(32, 64, 16)
