@@ -319,6 +319,9 @@ def transfer(
                                            precision.value)
             if not quiet:
                 typer.echo(f"weights: {stylizer.weights.description}", err=True)
+                if precision == Precision.mixed and features.bfloat16_is_fast() is False:
+                    typer.echo("note: no bfloat16 hardware found (AMX/AVX512-BF16 CPU or Ampere+ GPU); "
+                               "--precision mixed is likely slower than float32 here", err=True)
             job = _Job(stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
                        checkpoint_every, resume, logdir, progress_gif, contact_sheet, [str(path) for path in styles])
             summary = job.run_batch(contents, output, report, skip_existing) if batch else job.run_one(content, output, report)

@@ -7,9 +7,11 @@ with the VGG preprocessing inside the model so callers pass plain RGB in [0, 1].
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from stylekeras.errors import StyleKerasError
 from stylekeras.weights import VGGWeights
@@ -70,6 +72,20 @@ class EdgePadding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+def bfloat16_is_fast(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
+    """Whether this machine has bfloat16 hardware for `precision="mixed"`: a GPU of compute capability
+    8.0 or later (Ampere on), or a CPU with AMX-BF16 or AVX512-BF16. None when it cannot tell (no GPU and
+    no readable `cpuinfo`)."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        if tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) >= (8, 0):
+            return True
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:
+        return None
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
 def layer_names(backbone: str) -> list[str]:

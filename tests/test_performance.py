@@ -147,3 +147,29 @@ def test_a_tiled_step_reports_progress_and_stops_between_windows(random_stylizer
     assert stopped.steps_done == 1 and stopped.stop_reason.startswith("interrupted")
     one_step = random_stylizer.transfer(content_path, style_path, **{**run, "steps": 1})
     np.testing.assert_array_equal(stopped.image, one_step.image)  # the half-done step was not applied
+
+
+def test_bfloat16_hardware_is_read_from_cpu_flags(tmp_path):
+    from stylekeras.features import bfloat16_is_fast
+
+    with_amx, without = tmp_path / "amx", tmp_path / "old"
+    with_amx.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
+    without.write_text("processor : 0\nflags : fpu sse2 avx2\n")
+    assert bfloat16_is_fast(with_amx) is True
+    assert bfloat16_is_fast(without) is False
+    assert bfloat16_is_fast(tmp_path / "missing") is None
+
+
+def test_cli_warns_when_mixed_precision_has_no_hardware(monkeypatch, tmp_path, content_path, style_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+    from stylekeras import features
+
+    monkeypatch.setattr(features, "bfloat16_is_fast", lambda: False)
+    arguments = ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "out.png"), "--size", "32",
+                 "--steps", "1", "--weights", "random", "--precision", "mixed"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0 and "--precision mixed is likely slower than float32 here" in result.stderr
+    result = CliRunner().invoke(app, arguments[:-1] + ["float32"])
+    assert result.exit_code == 0 and "bfloat16" not in result.stderr
