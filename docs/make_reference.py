@@ -26,7 +26,7 @@ API = {
     "stylekeras.export": ["export_feature_extractor", "check_export", "run_with_c_api", "read_settings", "latest_version"],
     "stylekeras.optimizers": ["LBFGS"],
     "stylekeras.tiling": ["Tiling", "Tile", "TiledObjective", "core_features", "tiled_feature_maps",
-                          "tiled_normalized_grams", "layer_stride"],
+                          "tiled_normalized_grams"],
 }
 
 

@@ -110,10 +110,14 @@ def check_layers(backbone: str, layers: Sequence[str], option: str = "layers") -
         raise StyleKerasError(f"{option}: give at least one layer")
 
 
+def layer_stride(name: str) -> int:
+    """How many image pixels one feature-map cell of layer `name` spans (2 per pooling before it)."""
+    return 2 ** (int(name[5]) - 1 + name.endswith("_pool"))
+
+
 def min_input_size(layers: Sequence[str]) -> int:
-    """The smallest image side for which every layer still has at least one pixel (one halving per pool)."""
-    pools_before = [int(name[5]) - 1 + name.endswith("_pool") for name in layers]
-    return 2 ** max(pools_before)
+    """The smallest image side for which every layer still has at least one pixel: the largest stride."""
+    return max(layer_stride(name) for name in layers)
 
 
 def build_feature_model(

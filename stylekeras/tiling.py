@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from stylekeras import losses
+from stylekeras.features import layer_stride
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right in image pixels (bottom and right excluded)
 
@@ -74,11 +75,6 @@ class Tiling:
         edges = sorted({0, length, *range(offset % self.tile, length, self.tile)})
         return [((start, end), (max(0, start - self.margin), min(length, end + self.margin)))
                 for start, end in zip(edges, edges[1:])]
-
-
-def layer_stride(name: str) -> int:
-    """How many image pixels one feature-map cell of layer `name` spans (2 per pooling before it)."""
-    return 2 ** (int(name[5]) - 1 + name.endswith("_pool"))
 
 
 def core_features(model: keras.Model, pixels: tf.Tensor, window: tf.Tensor, core: tf.Tensor) -> dict:
