@@ -112,6 +112,7 @@ def test_batch_computes_the_style_targets_once(random_stylizer, content_path, st
     calls = []
     model = random_stylizer.model
     monkeypatch.setattr(random_stylizer, "model", lambda images, **kw: calls.append(images.shape) or model(images, **kw))
+    monkeypatch.setattr(random_stylizer, "_style_cache", {})  # the session fixture may have seen this style
     first = random_stylizer.style_grams(style)
     assert random_stylizer.style_grams(style) is first and len(calls) == 1
 
