@@ -80,6 +80,7 @@ class _Interrupts:
     def __init__(self) -> None:
         self.received: list[int] = []
         self.deferred = False
+        self.holding = False
 
     def __enter__(self) -> _Interrupts:
         self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
@@ -89,14 +90,19 @@ class _Interrupts:
         for signum, handler in self.previous.items():
             signal.signal(signum, handler)
 
-    def ignore(self) -> None:
-        """From now on the result is being written: let it finish whatever arrives."""
-        for signum in self.SIGNALS:
-            signal.signal(signum, signal.SIG_IGN)
+    @contextlib.contextmanager
+    def held(self):
+        """While results are written, signals only wait, so no file is left half-written; in a batch the
+        next photo's first step then stops."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
 
     def _handle(self, signum, frame) -> None:
         self.received.append(signum)
-        if not self.deferred or len(self.received) > 1:
+        if not self.holding and (not self.deferred or len(self.received) > 1):
             raise KeyboardInterrupt
 
     def check(self, report) -> None:
@@ -143,7 +149,7 @@ def main(
 
 # Options that describe how to run, not what image to make: not carried by --from or --print-config.
 _NOT_SETTINGS = {"output", "quiet", "resume", "config", "from_image", "print_config", "report", "json_summary",
-                 "skip_existing", "logdir", "progress_gif", "contact_sheet"}
+                 "skip_existing", "batch_size", "logdir", "progress_gif", "contact_sheet"}
 
 
 def _plain(value):
@@ -270,6 +276,9 @@ def transfer(
     contact_sheet: Annotated[Optional[Path], typer.Option(help="Write content, style and progress snapshots side by "
                                                           "side as one image.")] = None,
     skip_existing: Annotated[bool, typer.Option(help="In a batch, skip photos whose output exists.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="In a batch, stylize up to this many photos of the same size "
+                                            "together: each gets the same image as alone, faster per photo, with "
+                                            "N times the memory (see BENCHMARKS.md). Adam only, without --tile.")] = 1,
     config: Annotated[Optional[Path], typer.Option(is_eager=True, callback=_load_config, help="Read options from "
                                                    "a TOML file; command-line flags override it.")] = None,
     from_image: Annotated[Optional[Path], typer.Option("--from", is_eager=True, callback=_load_from_image,
@@ -304,6 +313,7 @@ def transfer(
             )
             layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
             batch = batch_module.is_batch(content)
+            stylize.check_batch(settings, batch_size if batch else 1)
             contents = batch_module.content_files(content) if batch else [content]
             output = output or (Path(f"{content.name.strip('*?[]') or 'photos'}_stylized") if batch
                                 else Path(f"{content.stem}_{styles[0].stem}.png"))
@@ -324,11 +334,13 @@ def transfer(
                                "--precision mixed is likely slower than float32 here", err=True)
             job = _Job(stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
                        checkpoint_every, resume, logdir, progress_gif, contact_sheet, [str(path) for path in styles])
-            summary = job.run_batch(contents, output, report, skip_existing) if batch else job.run_one(content, output, report)
+            summary = (job.run_batch(contents, output, report, skip_existing, batch_size) if batch
+                       else job.run_photos([content], [output], report)[0])
         except StyleKerasError as error:
             _fail(str(error))
         except KeyboardInterrupt:
-            _fail("interrupted before optimization started; nothing was written", interrupts.exit_code())
+            _fail("interrupted" if interrupts.deferred else "interrupted before optimization started; nothing was written",
+                  interrupts.exit_code())
         if json_summary:
             typer.echo(json.dumps(summary, indent=2))
         job.exit_if_stopped(summary)
@@ -346,61 +358,83 @@ class _Job:
         self.style_paths = style_paths
         self.total_steps = settings.steps * settings.scales
 
-    def run_one(self, content: Path, output: Path, report_path: Optional[Path], progress=None) -> dict:
-        """Stylize one photo and write its image (with its report) and the extras asked for.
+    def run_photos(self, contents: list[Path], outputs: list[Path], report_path: Optional[Path], in_batch: bool = False,
+                   progress=None) -> list[dict]:
+        """Stylize one photo, or several of one size together, and write each image (with its report) and
+        the extras asked for.
 
-        In a batch, `progress` is the shared bar and the extras get one file per photo."""
-        per_photo = (lambda path: _beside(path, content)) if progress else (lambda path: path)
-        content_pixels = load_image(content, label="content image", max_pixels=self.max_pixels)
-        checkpoint = output.with_name(f"{output.stem}.checkpoint.npz")
-        pictures = ProgressPictures(self.save_every or max(1, self.total_steps // 20))
+        In a batch the extras get one file per photo, and `progress` is the shared bar (None when quiet)."""
+        per_photo = (lambda path, content: _beside(path, content)) if in_batch else (lambda path, content: path)
+        pixels = [load_image(content, label="content image", max_pixels=self.max_pixels) for content in contents]
+        checkpoints = [_checkpoint_for(output) for output in outputs]
+        # In a batch, photos without a checkpoint (not reached before the interruption) start afresh.
+        resume = self.resume and (not in_batch or all(checkpoint.exists() for checkpoint in checkpoints))
+        pictures = [ProgressPictures(self.save_every or max(1, self.total_steps // 20)) for _ in contents]
         with contextlib.ExitStack() as stack:
-            callbacks = [SaveEvery(output, self.save_every), self.interrupts.check]
+            callbacks = [[SaveEvery(output, self.save_every)] for output in outputs]
+            for content, photo_callbacks, photo_pictures in zip(contents, callbacks, pictures):
+                if self.progress_gif or self.contact_sheet:
+                    photo_callbacks.append(photo_pictures)
+                if self.logdir:
+                    logger = TensorBoardLogger(self.logdir / content.stem if in_batch else self.logdir, self.options,
+                                               self.save_every or 50)
+                    stack.callback(logger.close)
+                    photo_callbacks.append(logger)
+            callbacks[-1].append(self.interrupts.check)  # after every photo's snapshots of the step
             within_step_hooks = [self.interrupts.check]
-            if self.progress_gif or self.contact_sheet:
-                callbacks.append(pictures)
-            if self.logdir:
-                logger = TensorBoardLogger(self.logdir / content.stem if progress else self.logdir, self.options,
-                                           self.save_every or 50)
-                stack.callback(logger.close)
-                callbacks.append(logger)
             if not self.quiet:
                 bar = progress or stack.enter_context(ProgressBar(self.total_steps))
-                bar.start_image(content.name)
-                callbacks.insert(0, bar)
+                bar.start_image(" + ".join(content.name for content in contents), len(contents))
+                callbacks[0].insert(0, bar)  # the first photo's losses stand for the group's
                 within_step_hooks.insert(0, bar.within_step)
             self.interrupts.deferred = True
-            result = self.stylizer.transfer(
-                content_pixels, self.style_pixels, style_masks=self.masks, checkpoint=checkpoint,
-                checkpoint_every=self.checkpoint_every, resume=self.resume,
-                callback=lambda step: [callback(step) for callback in callbacks],
+            results = self.stylizer.transfer_batch(
+                pixels, self.style_pixels, style_masks=self.masks, checkpoints=checkpoints,
+                checkpoint_every=self.checkpoint_every, resume=resume,
+                callbacks=[lambda step, photo_callbacks=photo_callbacks: [callback(step) for callback in photo_callbacks]
+                           for photo_callbacks in callbacks],
                 within_step=lambda fraction: [hook(fraction) for hook in within_step_hooks],
                 **dataclasses.asdict(self.settings),
             )
-        inputs = {"content": str(content), "styles": self.style_paths}
-        run = run_report(result, self.stylizer.description, inputs, command_line={**self.options, **inputs})
-        written = _write_result(result, output, checkpoint, self.interrupts, run)
-        if report_path:
-            write_report_json(per_photo(report_path), run, result.history)
-        if self.progress_gif and pictures.frames:
-            pictures.write_gif(per_photo(self.progress_gif))
-        if self.contact_sheet:
-            pictures.write_contact_sheet(per_photo(self.contact_sheet), content_pixels, self.style_pixels)
-        if not self.quiet and result.stop_reason is None:
-            height, width = result.image.shape[:2]
-            device = result.device.rsplit("device:", 1)[-1]
-            typer.secho(f"wrote {written} ({width}×{height}, {result.steps_done} steps in {result.seconds:.0f} s on "
-                        f"{device})", fg="green")
-        return {**run, "output": str(written)}
+        summaries = []
+        for content, output, checkpoint, content_pixels, photo_pictures, result in zip(
+                contents, outputs, checkpoints, pixels, pictures, results):
+            inputs = {"content": str(content), "styles": self.style_paths}
+            run = run_report(result, self.stylizer.description, inputs, command_line={**self.options, **inputs})
+            with self.interrupts.held():
+                written = _write_result(result, output, checkpoint, run)
+                if report_path:
+                    write_report_json(per_photo(report_path, content), run, result.history)
+                if self.progress_gif and photo_pictures.frames:
+                    photo_pictures.write_gif(per_photo(self.progress_gif, content))
+                if self.contact_sheet:
+                    photo_pictures.write_contact_sheet(per_photo(self.contact_sheet, content), content_pixels,
+                                                       self.style_pixels)
+            if not self.quiet and result.stop_reason is None:
+                height, width = result.image.shape[:2]
+                device = result.device.rsplit("device:", 1)[-1]
+                together = f", {len(contents)} photos together" if len(contents) > 1 else ""
+                typer.secho(f"wrote {written} ({width}×{height}, {result.steps_done} steps in {result.seconds:.0f} s "
+                            f"on {device}{together})", fg="green")
+            summaries.append({**run, "output": str(written)})
+        return summaries
 
-    def run_batch(self, contents: list[Path], folder: Path, report_path: Optional[Path], skip_existing: bool) -> dict:
-        """Each photo in turn (see `stylekeras.batch.run_batch`), with a bar for the photos."""
+    def run_batch(self, contents: list[Path], folder: Path, report_path: Optional[Path], skip_existing: bool,
+                  batch_size: int) -> dict:
+        """The photos in groups of up to `batch_size` of one size (see `stylekeras.batch.run_batch`), with a
+        bar for the photos."""
         bar = ProgressBar(self.total_steps, images=len(contents)) if not self.quiet else contextlib.nullcontext()
         with bar as progress:
 
-            def stylize_one(content: Path, output: Path) -> tuple[str, Optional[str]]:
-                result = self.run_one(content, output, report_path, progress)
-                return result["output"], result["stop_reason"]
+            def stylize_group(group: list[Path], outputs: list[Path]) -> list[tuple[str, Optional[str]]]:
+                results = self.run_photos(group, outputs, report_path, True, progress)
+                return [(result["output"], result["stop_reason"]) for result in results]
+
+            def batch_key(content: Path) -> tuple:
+                shape = load_image(content, label=f"content image '{content}'", max_pixels=self.max_pixels).shape
+                checkpoint = _checkpoint_for(batch_module.output_for(content, folder, Path(self.style_paths[0])))
+                # A photo resumed from its own checkpoint runs alone: it is at another step than the rest.
+                return stylize.scale_shapes(shape, self.settings), self.resume and checkpoint.exists() and content
 
             def passed(content: Path, error: Optional[str]) -> None:
                 if error:
@@ -408,8 +442,8 @@ class _Job:
                 if progress:
                     progress.count_image()
 
-            summary = batch_module.run_batch(contents, folder, Path(self.style_paths[0]), stylize_one,
-                                             skip_existing, passed)
+            summary = batch_module.run_batch(contents, folder, Path(self.style_paths[0]), stylize_group,
+                                             skip_existing, passed, batch_size, batch_key)
         if not self.quiet:
             typer.echo(f"batch: {len(summary.written)} written, {len(summary.skipped)} skipped, "
                        f"{len(summary.failed)} failed → {folder}", err=True)
@@ -424,15 +458,17 @@ class _Job:
             raise typer.Exit(2)
 
 
+def _checkpoint_for(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.checkpoint.npz")
+
+
 def _beside(path: Path, content: Path) -> Path:
     """In a batch, one file per photo: PATH_STEM_<photo stem>.SUFFIX."""
     return path.with_name(f"{path.stem}_{content.stem}{path.suffix}")
 
 
-def _write_result(result: stylekeras.StyleResult, output: Path, checkpoint: Path, interrupts: _Interrupts,
-                  report: dict) -> Path:
+def _write_result(result: stylekeras.StyleResult, output: Path, checkpoint: Path, report: dict) -> Path:
     """Write the image; after an abnormal stop, keep any existing output and write beside it instead."""
-    interrupts.ignore()
     if result.stop_reason and output.exists():
         output = output.with_name(f"{output.stem}_partial{output.suffix}")
     save_image(result.image, output, report)

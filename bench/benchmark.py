@@ -1,6 +1,6 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
-    python bench/benchmark.py            # about 11 minutes on 2 cores; writes BENCHMARKS.md
+    python bench/benchmark.py            # about 14 minutes on 2 cores; writes BENCHMARKS.md
 
 Same images (examples/), backbone and weights (offline hed VGG16) for both, so machine noise cancels in
 the ratios. Prints and records:
@@ -11,8 +11,10 @@ the ratios. Prints and records:
 3. time to quality at 256 px: both loops minimise one objective (our loss with the default α, β, γ);
    the goal is the loss the reference loop reaches in 200 steps, and each of our settings is timed until
    its image's float32 loss (evaluated off the clock) falls to that goal;
-4. peak memory (max RSS of a child process) for two steps at 512, 1024 and 2048 px, and for one tiled
-   step (--tile 512) at 4096 px.
+4. photos stylized together (`Stylizer.transfer_batch`, `--batch-size`): seconds per step per photo for
+   batches of 1, 2 and 4 at 256 and 512 px, in float32 and mixed precision;
+5. peak memory (max RSS of a child process) for two steps at 512, 1024 and 2048 px, for a batch of 4 at
+   512 px, and for one tiled step (--tile 512) at 4096 px.
 """
 
 from __future__ import annotations
@@ -89,6 +91,19 @@ def our_step_time(stylizer, size: int) -> float:
     return float(np.median(times[3:]))
 
 
+def batch_step_time(stylizer, size: int, photos: int) -> float:
+    """Seconds per step per photo when `photos` copies of the content image are stylized together."""
+    times = []
+    started = [time.perf_counter()]
+
+    def clock(report):
+        times.append(time.perf_counter() - started[0])
+        started[0] = time.perf_counter()
+
+    stylizer.transfer_batch([CONTENT] * photos, STYLE, size=size, steps=9, callbacks=[clock] + [None] * (photos - 1))
+    return float(np.median(times[3:])) / photos
+
+
 def reference_step_time(stylizer, size: int) -> float:
     loop = ReferenceLoop(stylizer.weights, stylekeras.load_image(CONTENT, size), stylekeras.load_image(STYLE, size))
     return median_step(lambda: float(loop.step()))
@@ -102,7 +117,7 @@ def time_to_quality(stylizers: dict, size: int = 256) -> dict:
 
     def objective(image):
         parts = judge.loss_parts(image, *targets)
-        return losses.total_loss(parts["content"], parts["style"], parts["tv"], *LOSS_WEIGHTS)
+        return losses.total_loss(parts["content"], parts["style"], parts["tv"], *LOSS_WEIGHTS)[0]
 
     loop = ReferenceLoop(judge.weights, content, style, objective)
     started = time.perf_counter()
@@ -142,15 +157,17 @@ PEAK_SCRIPT = """
 import json, resource, sys
 import stylekeras
 size, steps, options = int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
-stylekeras.Stylizer(weights="hed", precision=options.pop("precision")).transfer(
-    sys.argv[1], sys.argv[2], size=size, steps=steps, **options)
+stylekeras.Stylizer(weights="hed", precision=options.pop("precision")).transfer_batch(
+    [sys.argv[1]] * options.pop("photos"), sys.argv[2], size=size, steps=steps, **options)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def peak_memory_gib(size: int, steps: int = 2, precision: str = "float32", **options) -> tuple[float, float]:
-    """Peak RSS (GiB) of a fresh process stylizing at `size`, and its wall time in seconds."""
-    arguments = [str(CONTENT), str(STYLE), str(size), str(steps), json.dumps({"precision": precision, **options})]
+def peak_memory_gib(size: int, steps: int = 2, precision: str = "float32", photos: int = 1,
+                    **options) -> tuple[float, float]:
+    """Peak RSS (GiB) of a fresh process stylizing `photos` at `size`, and its wall time in seconds."""
+    arguments = [str(CONTENT), str(STYLE), str(size), str(steps),
+                 json.dumps({"precision": precision, "photos": photos, **options})]
     started = time.perf_counter()
     completed = subprocess.run([sys.executable, "-c", PEAK_SCRIPT, *arguments], capture_output=True, text=True,
                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)})
@@ -190,9 +207,19 @@ def main() -> None:
     for name, (seconds, steps) in quality["rows"].items():
         lines.append(f"| {name} | {seconds:.1f} | {steps} | {reference_seconds / seconds:.2f}× |")
         print(lines[-1], flush=True)
+    lines += ["", "Photos stylized together (`--batch-size`; copies of the content image), seconds per step per "
+              "photo and the speed-up over one at a time:", "",
+              "| size | precision | batch of 1 | batch of 2 | batch of 4 |", "| --- | --- | --- | --- | --- |"]
+    for size in (256, 512):
+        for precision, stylizer in stylizers.items():
+            per_photo = {photos: batch_step_time(stylizer, size, photos) for photos in (1, 2, 4)}
+            lines.append(f"| {size} | {precision} | " + " | ".join(
+                f"{seconds:.3f} ({per_photo[1] / seconds:.2f}×)" for seconds in per_photo.values()) + " |")
+            print(lines[-1], flush=True)
     lines += ["", "| run | peak RSS (GiB) | wall time of the process (s) |", "| --- | --- | --- |"]
     memory_runs = [(f"{size} px, 2 steps, float32", dict(size=size)) for size in (512, 1024, 2048)]
-    memory_runs += [("2048 px, 2 steps, mixed", dict(size=2048, precision="mixed")),
+    memory_runs += [("512 px, 2 steps, batch of 4, mixed", dict(size=512, precision="mixed", photos=4)),
+                    ("2048 px, 2 steps, mixed", dict(size=2048, precision="mixed")),
                     ("4096 px, 1 step, --tile 512, mixed", dict(size=4096, steps=1, precision="mixed", tile=512))]
     for label, options in memory_runs:
         gib, seconds = peak_memory_gib(**options)

@@ -2,11 +2,12 @@
 
     python bench/levers.py [SIZE] [PRECISION]     # default 256 px, mixed; about 3 minutes
 
-Each row is seconds per step (per image for the batch) for one Adam step of our loss, median of
+Each row is seconds per step for one Adam step of our loss, median of
 repeats after warm-up, and the ratio to the plain step (one tf.function call per step):
 - several steps per tf.function call (a tf.range loop, so Python is off the hot path);
-- XLA (jit_compile=True);
-- two content images stylized in one batch (same style), time per image.
+- XLA (jit_compile=True).
+Several photos in one batch was a lever here and is now built (`--batch-size`); bench/benchmark.py
+measures it.
 """
 
 from __future__ import annotations
@@ -29,18 +30,16 @@ LOSS_WEIGHTS = (stylize.DEFAULT_CONTENT_WEIGHT, stylize.DEFAULT_STYLE_WEIGHT, st
 STEPS_PER_CALL = 10
 
 
-def adam_step_function(stylizer, contents: np.ndarray, style: np.ndarray, jit_compile: bool = False):
-    """A tf.function running `steps` Adam steps of our loss on a batch of content images."""
-    content_features = stylizer.model(contents, training=False)
-    targets = ({name: content_features[name] for name in stylizer.content_layers},
-               stylizer.targets(contents[0], [style])[1])
-    image = tf.Variable(contents)
+def adam_step_function(stylizer, content: np.ndarray, style: np.ndarray, jit_compile: bool = False):
+    """A tf.function running `steps` Adam steps of our loss on the content image."""
+    targets = stylizer.targets(content, [style])[:2]
+    image = tf.Variable(content[None])
     optimizer = keras.optimizers.Adam(stylize.DEFAULT_LEARNING_RATE)
     optimizer.build([image])
 
     @tf.function(jit_compile=jit_compile)
     def steps(count):
-        total = tf.constant(0.0)
+        total = tf.zeros([1])  # one loss per image of the batch
         for _ in tf.range(count):
             with tf.GradientTape() as tape:
                 parts = stylizer.loss_parts(image, *targets)
@@ -64,19 +63,15 @@ def seconds_per_step(steps, count: int, repeats: int) -> float:
 
 def main(size: int = 256, precision: str = "mixed") -> None:
     stylizer = stylekeras.Stylizer(weights="hed", precision=precision)
-    first = stylekeras.load_image(ROOT / "examples/astronaut.jpg", size)
-    second = stylekeras.load_image(ROOT / "examples/chelsea.jpg", size)
-    second = tf.image.resize(second, first.shape[:2]).numpy()
+    content = stylekeras.load_image(ROOT / "examples/astronaut.jpg", size)
     style = stylekeras.load_image(ROOT / "examples/starry_night.jpg", size)
-    plain = seconds_per_step(adam_step_function(stylizer, first[None], style), 1, 3 * STEPS_PER_CALL)
+    plain = seconds_per_step(adam_step_function(stylizer, content, style), 1, 3 * STEPS_PER_CALL)
     rows = {
         "one step per call (ours)": plain,
-        f"{STEPS_PER_CALL} steps per call": seconds_per_step(adam_step_function(stylizer, first[None], style),
+        f"{STEPS_PER_CALL} steps per call": seconds_per_step(adam_step_function(stylizer, content, style),
                                                              STEPS_PER_CALL, 3),
-        "XLA, one step per call": seconds_per_step(adam_step_function(stylizer, first[None], style, True), 1,
+        "XLA, one step per call": seconds_per_step(adam_step_function(stylizer, content, style, True), 1,
                                                    3 * STEPS_PER_CALL),
-        "batch of 2 content images, per image": seconds_per_step(
-            adam_step_function(stylizer, np.stack([first, second]), style), 1, 3 * STEPS_PER_CALL) / 2,
     }
     print(f"{size} px, {precision}, hed weights")
     print("| lever | s/step | vs ours |")

@@ -1,10 +1,11 @@
-"""Batches: the photos of a folder (or a glob pattern), each stylized into an output folder. Style
-targets are computed once, since `Stylizer` remembers the Gram matrices of the style images it has seen."""
+"""Batches: the photos of a folder (or a glob pattern), each stylized into an output folder, one at a time
+or several of the same size together (`Stylizer.transfer_batch`). Style targets are computed once, since
+`Stylizer` remembers the Gram matrices of the style images it has seen."""
 
 from __future__ import annotations
 
 import glob
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,33 +56,57 @@ def run_batch(
     contents: list[Path],
     folder: Path,
     style: Path,
-    stylize_one: Callable[[Path, Path], tuple[Path, str | None]],
+    stylize_group: Callable[[list[Path], list[Path]], list[tuple[str, str | None]]],
     skip_existing: bool = False,
     on_passed: Callable[[Path, str | None], None] | None = None,
+    batch_size: int = 1,
+    batch_key: Callable[[Path], Hashable] | None = None,
 ) -> BatchSummary:
-    """Stylize each photo with `stylize_one(content, output) -> (written path, stop reason)`.
+    """Stylize the photos with `stylize_group(contents, outputs) -> [(written path, stop reason)]`, one
+    list entry per photo, `batch_size` photos at a time.
 
-    A photo that fails with a `StyleKerasError` is recorded and the batch goes on; a photo that stops
-    early (interrupted, non-finite loss) ends the batch. `on_passed(content, error)` hears of each photo
-    skipped or failed before it ran (error None for a skip).
+    With `batch_size` > 1 only photos with equal `batch_key(content)` (their size at every scale) share
+    a group; a photo whose key raises `StyleKerasError` (unreadable, too large) fails before any compute.
+    A group that fails with a `StyleKerasError` is recorded for each of its photos and the batch goes on;
+    a photo that stops early (interrupted, non-finite loss) ends the batch. `on_passed(content, error)`
+    hears of each photo skipped or failed before it ran (error None for a skip).
     """
     summary = BatchSummary()
+
+    def failed(content: Path, error: StyleKerasError) -> None:
+        summary.failed.append({"content": str(content), "error": str(error)})
+        if on_passed:
+            on_passed(content, str(error))
+
+    pending = []
     for content in contents:
         output = output_for(content, folder, style)
         if skip_existing and output.exists():
             summary.skipped.append(str(output))
             if on_passed:
                 on_passed(content, None)
-            continue
+        else:
+            pending.append(content)
+    groups: dict[Hashable, list[Path]] = {}
+    for index, content in enumerate(pending):
         try:
-            written, stop_reason = stylize_one(content, output)
+            key = batch_key(content) if batch_size > 1 and batch_key else index
         except StyleKerasError as error:
-            summary.failed.append({"content": str(content), "error": str(error)})
-            if on_passed:
-                on_passed(content, str(error))
+            failed(content, error)
             continue
-        summary.written.append(str(written))
-        if stop_reason:
-            summary.stop_reason = stop_reason
-            break
+        groups.setdefault(key, []).append(content)
+    for members in groups.values():
+        for start in range(0, len(members), batch_size):
+            group = members[start:start + batch_size]
+            try:
+                results = stylize_group(group, [output_for(content, folder, style) for content in group])
+            except StyleKerasError as error:
+                for content in group:
+                    failed(content, error)
+                continue
+            summary.written.extend(str(written) for written, _ in results)
+            stop_reasons = [stop_reason for _, stop_reason in results if stop_reason]
+            if stop_reasons:
+                summary.stop_reason = stop_reasons[0]
+                return summary
     return summary

@@ -48,12 +48,13 @@ class ProgressBar:
         if self.progress.live.is_started:
             self.progress.stop()
 
-    def start_image(self, name: str) -> None:
-        """A new photo of a batch: the step bar starts again (the photo bar counts the finished ones)."""
+    def start_image(self, name: str, count: int = 1) -> None:
+        """A new photo of a batch (or `count` photos stylized together): the step bar starts again (the
+        photo bar counts the finished ones)."""
         if self.images is not None:
             self.progress.update(self.images, completed=self.started_images)
             self.progress.reset(self.task, description=name, losses="")
-            self.started_images += 1
+            self.started_images += count
         self.steps_done = 0
 
     def count_image(self) -> None:

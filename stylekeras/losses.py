@@ -1,7 +1,9 @@
 """The losses of Gatys, Ecker & Bethge (CVPR 2016), each a small pure function of tensors.
 
 Feature maps are `[batch, height, width, channels]`; N is the number of channels and M = height × width
-the number of positions, as in the paper.
+the number of positions, as in the paper. Every loss has one value per image of the batch (`[batch]`), so
+several photos can be stylized in one pass and still each get their own loss; the gradient of their sum
+moves each image by its own loss alone.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import tensorflow as tf
 
 def content_loss(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """L_content = 1/2 Σ (F − P)², F the generated image's features and P the content image's (eq. 1)."""
-    return 0.5 * tf.reduce_sum(tf.square(features - target))
+    return 0.5 * tf.reduce_sum(tf.square(features - target), axis=[1, 2, 3])
 
 
 def gram_matrix(features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
@@ -65,9 +67,10 @@ def layer_style_loss(features: tf.Tensor, target_gram: tf.Tensor, mask: tf.Tenso
 
 
 def gram_style_loss(gram: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
-    """E = 1/(4 N²) Σ (G − A)² for normalized Gram matrices G and A of N channels."""
+    """E = 1/(4 N²) Σ (G − A)² for normalized Gram matrices G and A of N channels (a target of batch 1
+    serves every image)."""
     channels = tf.cast(tf.shape(gram)[-1], gram.dtype)
-    return tf.reduce_sum(tf.square(gram - target_gram)) / (4.0 * channels**2)
+    return tf.reduce_sum(tf.square(gram - target_gram), axis=[1, 2]) / (4.0 * channels**2)
 
 
 def style_loss(
@@ -100,7 +103,7 @@ def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
     """
     down = images[:, 1:, :, :] - images[:, :-1, :, :]
     right = images[:, :, 1:, :] - images[:, :, :-1, :]
-    return tf.reduce_sum(tf.square(down)) + tf.reduce_sum(tf.square(right))
+    return tf.reduce_sum(tf.square(down), axis=[1, 2, 3]) + tf.reduce_sum(tf.square(right), axis=[1, 2, 3])
 
 
 def total_loss(

@@ -97,7 +97,7 @@ def _gram_distance(stylizer, image, style):
     """Style loss of `image` against `style`'s Gram matrices on the default layers."""
     _, targets, layer_weights = stylizer.targets(image, [style])
     features = stylizer.model(image[None])
-    return float(losses.style_loss(features, targets[0].grams, layer_weights))
+    return float(losses.style_loss(features, targets[0].grams, layer_weights)[0])
 
 
 def test_blended_styles_land_between_the_single_style_results(hed_stylizer, content_path, style_path):

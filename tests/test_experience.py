@@ -196,16 +196,45 @@ def test_run_batch_records_failures_skips_and_stops(tmp_path):
     (tmp_path / "out" / "a_style.png").write_text("")
     ran, passed = [], []
 
-    def stylize_one(content, output):
+    def stylize_group(group, outputs):
+        (content,), (output,) = group, outputs
         ran.append(content.stem)
         if content.stem == "b":
             raise StyleKerasError("b is broken")
-        return output, "interrupted after step 3" if content.stem == "d" else None
+        return [(output, "interrupted after step 3" if content.stem == "d" else None)]
 
-    summary = run_batch(contents, tmp_path / "out", Path("style.jpg"), stylize_one, skip_existing=True,
+    summary = run_batch(contents, tmp_path / "out", Path("style.jpg"), stylize_group, skip_existing=True,
                         on_passed=lambda content, error: passed.append((content.stem, error)))
     assert ran == ["b", "c", "d"]  # a skipped, e never reached after d stopped
     assert passed == [("a", None), ("b", "b is broken")]
     assert [Path(p).name for p in summary.written] == ["c_style.png", "d_style.png"]
     assert summary.failed == [{"content": str(contents[1]), "error": "b is broken"}]
     assert summary.stop_reason == "interrupted after step 3"
+
+
+def test_run_batch_groups_photos_of_one_size_and_checks_them_first(tmp_path):
+    from stylekeras.batch import run_batch
+    from stylekeras.errors import StyleKerasError
+
+    sizes = {"a": (64, 48), "b": (48, 64), "c": (64, 48), "d": (64, 48), "e": None, "f": (48, 64), "g": (64, 48)}
+    contents = [tmp_path / f"{name}.png" for name in sizes]
+    events = []
+
+    def size_of(content):
+        if sizes[content.stem] is None:
+            raise StyleKerasError(f"{content.stem} is unreadable")
+        return sizes[content.stem]
+
+    def stylize_group(group, outputs):
+        events.append([content.stem for content in group])
+        if group[0].stem == "b":
+            raise StyleKerasError("out of luck")
+        return [(output, None) for output in outputs]
+
+    summary = run_batch(contents, tmp_path, Path("style.jpg"), stylize_group, batch_size=2, batch_key=size_of,
+                        on_passed=lambda content, error: events.append((content.stem, error)))
+    # The unreadable photo fails before any compute; groups hold at most 2 photos of one size, in order.
+    assert events == [("e", "e is unreadable"), ["a", "c"], ["d", "g"], ["b", "f"], ("b", "out of luck"),
+                      ("f", "out of luck")]
+    assert [Path(p).stem for p in summary.written] == ["a_style", "c_style", "d_style", "g_style"]
+    assert [Path(f["content"]).stem for f in summary.failed] == ["e", "b", "f"]

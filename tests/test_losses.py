@@ -31,13 +31,13 @@ def test_layer_style_loss_is_the_papers_formula_for_equal_sizes():
 def test_layer_style_loss_ignores_image_size_for_the_same_texture():
     tile = rng.normal(size=(1, 4, 4, 3)).astype(np.float32)
     small, large = tile, np.tile(tile, (1, 3, 3, 1))
-    assert float(losses.layer_style_loss(large, losses.normalized_gram(small))) == pytest.approx(0.0, abs=1e-9)
+    assert float(losses.layer_style_loss(large, losses.normalized_gram(small))[0]) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_style_loss_weights_layers():
     features = {"a": rng.normal(size=(1, 4, 4, 2)).astype(np.float32), "b": rng.normal(size=(1, 2, 2, 3)).astype(np.float32)}
     targets = {name: tf.zeros((1, value.shape[-1], value.shape[-1])) for name, value in features.items()}
-    each = {name: float(losses.layer_style_loss(features[name], targets[name])) for name in features}
+    each = {name: float(losses.layer_style_loss(features[name], targets[name])[0]) for name in features}
     got = losses.style_loss(features, targets, {"a": 0.25, "b": 2.0})
     np.testing.assert_allclose(got, 0.25 * each["a"] + 2.0 * each["b"], rtol=1e-5)
 
@@ -50,3 +50,26 @@ def test_total_variation_matches_numpy():
 
 def test_total_loss_combines_with_weights():
     assert float(losses.total_loss(2.0, 3.0, 5.0, 1.0, 10.0, 100.0)) == pytest.approx(2 + 30 + 500)
+
+
+def test_every_loss_has_one_value_per_image_of_a_batch():
+    features = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)
+    targets = rng.normal(size=(2, 4, 5, 3)).astype(np.float32)
+    style = losses.normalized_gram(rng.normal(size=(1, 6, 6, 3)).astype(np.float32))
+    mask = rng.uniform(size=(1, 4, 5, 1)).astype(np.float32)
+    batched = {
+        "content": losses.content_loss(features, targets),
+        "style": losses.layer_style_loss(features, style),
+        "masked style": losses.layer_style_loss(features, style, mask),
+        "tv": losses.total_variation_loss(features),
+    }
+    for index in range(2):
+        alone = {
+            "content": losses.content_loss(features[index:index + 1], targets[index:index + 1]),
+            "style": losses.layer_style_loss(features[index:index + 1], style),
+            "masked style": losses.layer_style_loss(features[index:index + 1], style, mask),
+            "tv": losses.total_variation_loss(features[index:index + 1]),
+        }
+        for name, values in batched.items():
+            assert values.shape == (2,)
+            np.testing.assert_allclose(values[index], alone[name][0], rtol=1e-5, err_msg=name)

@@ -1,0 +1,144 @@
+"""Several photos stylized in one pass (`Stylizer.transfer_batch`, `--batch-size`): each photo's result,
+history, callback and checkpoint must be what it would get alone."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli import _Interrupts, app
+from stylekeras import StyleKerasError, load_image, save_image
+from stylekeras.checkpoint import load_checkpoint
+
+runner = CliRunner()
+RUN = {"size": 32, "steps": 6, "style_weight": 1e6}
+
+
+@pytest.fixture(scope="module")
+def photos(content_path, style_path):
+    """Two different 64×64 photos: the content image and the style image squeezed to its size."""
+    squeezed = np.asarray(Image.open(style_path).convert("RGB").resize((64, 64)), np.float32) / 255
+    return [load_image(content_path), load_image(squeezed)]
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"size": 64, "steps": 3, "scales": 2, "average": 0.9},
+    {"preserve_color": "histogram", "style_normalization": "balanced", "style_weight": 1e9},  # targets per photo
+    {"preserve_color": "luminance", "precision": "mixed"},
+], ids=["plain", "scales-average", "per-photo-targets", "luminance-mixed"])
+def test_each_photo_of_a_batch_gets_its_result_alone(hed_stylizer, photos, style_path, options):
+    options = {**RUN, **options}
+    stylizer = hed_stylizer
+    if options.pop("precision", None):
+        import stylekeras
+
+        stylizer = stylekeras.Stylizer(weights="hed", precision="mixed")
+    together = stylizer.transfer_batch(photos, style_path, **options)
+    for photo, result in zip(photos, together):
+        alone = stylizer.transfer(photo, style_path, **options)
+        assert result.steps_done == alone.steps_done == options["steps"] * options.get("scales", 1)
+        np.testing.assert_allclose(result.history["total"], alone.history["total"], rtol=1e-3)
+        np.testing.assert_allclose(result.image, alone.image, atol=2e-3)
+    assert np.abs(together[0].image - together[1].image).mean() > 0.05  # really two different photos
+
+
+def test_batch_callbacks_see_each_photos_losses_and_image(random_stylizer, photos, style_path):
+    seen = [[], []]
+    callbacks = [lambda report, photo=photo: seen[photo].append((report.losses["total"], np.array(report.image)))
+                 for photo in range(2)]
+    results = random_stylizer.transfer_batch(photos, style_path, callbacks=callbacks, **RUN)
+    for photo, result in enumerate(results):
+        assert [total for total, _ in seen[photo]] == list(result.history["total"])
+        np.testing.assert_array_equal(seen[photo][-1][1], result.image)
+
+
+def test_an_interrupted_batch_resumes_together_or_photo_by_photo(random_stylizer, photos, style_path, tmp_path):
+    checkpoints = [tmp_path / "first.npz", tmp_path / "second.npz"]
+    straight = random_stylizer.transfer_batch(photos, style_path, **RUN)
+
+    def stop_after_step_3(report):
+        if report.step == 3:
+            raise KeyboardInterrupt
+
+    stopped = random_stylizer.transfer_batch(photos, style_path, callbacks=[None, stop_after_step_3],
+                                             checkpoints=checkpoints, **RUN)
+    assert all(result.stop_reason == "interrupted after step 3 of 6" for result in stopped)
+    assert [load_checkpoint(path).meta["step"] for path in checkpoints] == [3, 3]
+    second_alone = random_stylizer.transfer(photos[1], style_path, checkpoint=checkpoints[1], resume=True, **RUN)
+    np.testing.assert_allclose(second_alone.image, straight[1].image, atol=1e-4)
+    np.testing.assert_allclose(second_alone.history["total"], straight[1].history["total"], rtol=1e-4)
+    (first_again,) = random_stylizer.transfer_batch(photos[:1], style_path, checkpoints=checkpoints[:1], resume=True,
+                                                    **RUN)
+    np.testing.assert_allclose(first_again.image, straight[0].image, atol=1e-4)
+    assert not any(path.exists() for path in checkpoints)  # finished: nothing left to resume
+
+
+def test_batch_refuses_what_it_cannot_do_before_any_compute(random_stylizer, photos, content_path, style_path):
+    with pytest.raises(StyleKerasError, match="photo 2 of the batch is 64×40 px and photo 1 64×64"):
+        random_stylizer.transfer_batch([content_path, style_path], style_path, size=None, steps=1)
+    with pytest.raises(StyleKerasError, match="L-BFGS"):
+        random_stylizer.transfer_batch(photos, style_path, optimizer="lbfgs", **RUN)
+    with pytest.raises(StyleKerasError, match="--tile"):
+        random_stylizer.transfer_batch(photos, style_path, tile=16, **RUN)
+    (alone,) = random_stylizer.transfer_batch(photos[:1], style_path, optimizer="lbfgs", tile=16, **RUN)
+    assert alone.stop_reason is None  # one photo may use both
+
+
+def test_a_non_finite_loss_stops_the_batch_and_names_the_photo(random_stylizer, photos, style_path):
+    results = random_stylizer.transfer_batch(photos, style_path, **{**RUN, "style_weight": 1e38})
+    assert all(result.stop_reason.startswith("photo 1's style loss became") for result in results)
+
+
+def test_cli_batch_size_groups_photos_of_one_size(tmp_path, content_path, style_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, source in (("a", content_path), ("b", style_path), ("c", content_path)):
+        pixels = load_image(source)
+        save_image(pixels[::-1] if name == "c" else pixels, photos / f"{name}.png")
+    tiny = ["--size", "32", "--steps", "4", "--weights", "random", "--quiet", "--json"]
+    results = {}
+    for batch_size in ("1", "2"):
+        out = tmp_path / f"out{batch_size}"
+        result = runner.invoke(app, ["transfer", str(photos), str(style_path), "-o", str(out), *tiny,
+                                     "--batch-size", batch_size, "--report", str(tmp_path / f"r{batch_size}.json")])
+        assert result.exit_code == 0, result.output
+        results[batch_size] = sorted(os.path.basename(path) for path in json.loads(result.stdout)["written"])
+        assert (tmp_path / f"r{batch_size}_b.json").exists()
+    assert results["1"] == results["2"] == ["a_style.png", "b_style.png", "c_style.png"]
+    for name in results["1"]:
+        alone, together = (np.asarray(Image.open(tmp_path / f"out{size}" / name), np.float32) for size in "12")
+        assert np.abs(alone - together).max() <= 2  # 8-bit rounding of nearly equal images
+
+
+def test_cli_refuses_batch_size_with_lbfgs_in_one_line(tmp_path, content_path, style_path):
+    result = runner.invoke(app, ["transfer", str(content_path.parent / "*.png"), str(style_path), "-o",
+                                 str(tmp_path / "out"), "--optimizer", "lbfgs", "--batch-size", "2"])
+    assert result.exit_code == 2 and "error: --batch-size: L-BFGS" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_cli_batch_resume_starts_photos_without_a_checkpoint(tmp_path, content_path, style_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a", "b"):
+        save_image(load_image(content_path), photos / f"{name}.png")
+    result = runner.invoke(app, ["transfer", str(photos), str(style_path), "-o", str(tmp_path / "out"), "--size", "32",
+                                 "--steps", "2", "--weights", "random", "--quiet", "--resume", "--batch-size", "2"])
+    assert result.exit_code == 0, result.output
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a_style.png", "b_style.png"]
+
+
+def test_signals_wait_while_results_are_written_and_stop_the_next_step():
+    with _Interrupts() as interrupts:
+        interrupts.deferred = True
+        with interrupts.held():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # even a second one waits: the file is being written
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check(None)
+        assert interrupts.exit_code() == 130
