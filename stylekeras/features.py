@@ -128,7 +128,8 @@ def build_feature_model(
     The network stops after the deepest layer asked for: later layers would cost time and never matter.
     `pooling` is "max" (as trained) or "avg" (rescaled); `padding` of the first conv is "zero" (as
     trained), "reflect" or "replicate". `precision` "mixed" computes the convolutions in bfloat16 (several
-    times faster on CPUs with AMX or AVX512-BF16 and on recent GPUs) and still returns float32 features.
+    times faster on CPUs with AMX or AVX512-BF16 and on recent GPUs) and returns bfloat16 features, which
+    `stylekeras.losses` turn into float32 losses (the Gram matrix's products stay in bfloat16).
     """
     check_layers(weights.backbone, layers)
     if pooling not in POOLINGS:
@@ -165,7 +166,7 @@ def build_feature_model(
             if weights.kernels is not None:
                 _set_conv_weights(conv, weights.kernels.get(name), weights)
         if name in layers:
-            outputs[name] = keras.ops.cast(x, "float32") if precision == "mixed" else x
+            outputs[name] = x
     return keras.Model(images, outputs, name=f"{weights.backbone}_features")
 
 

@@ -109,14 +109,22 @@ def test_tile_sizes_round_up_to_the_deepest_stride(hed_stylizer):
         stylekeras.TransferSettings(tile=0)
 
 
-def test_mixed_precision_features_are_close_and_float32(content_path):
-    image = load_image(content_path, 64)[None]
-    exact = stylekeras.Stylizer(weights="hed").model(image)
-    mixed = stylekeras.Stylizer(weights="hed", precision="mixed").model(image)
+def test_mixed_precision_features_and_their_losses_are_close(content_path, style_path):
+    image, style = load_image(content_path, 64)[None], load_image(style_path, 64)[None]
+    exact_stylizer, mixed_stylizer = stylekeras.Stylizer(weights="hed"), stylekeras.Stylizer(weights="hed", precision="mixed")
+    exact, mixed = exact_stylizer.model(image), mixed_stylizer.model(image)
     for name, features in mixed.items():
-        assert features.dtype == tf.float32
-        error = float(tf.norm(features - exact[name]) / tf.norm(exact[name]))
+        assert features.dtype == tf.bfloat16  # the losses take them from here in float32
+        error = float(tf.norm(tf.cast(features, tf.float32) - exact[name]) / tf.norm(exact[name]))
         assert 0 < error < 0.05, name  # bfloat16 has 8 bits of mantissa: close, but not identical
+        gram, exact_gram = losses.normalized_gram(features), losses.normalized_gram(exact[name])
+        assert gram.dtype == tf.float32
+        assert float(tf.norm(gram - exact_gram) / tf.norm(exact_gram)) < 0.05, name
+    targets = [stylizer.targets(image[0], [style[0]]) for stylizer in (exact_stylizer, mixed_stylizer)]
+    parts = [stylizer.loss_parts(image, *target) for stylizer, target in zip((exact_stylizer, mixed_stylizer), targets)]
+    for name in ("content", "style", "tv"):
+        assert parts[1][name].dtype == tf.float32
+        np.testing.assert_allclose(parts[1][name], parts[0][name], rtol=0.05, atol=1e-3, err_msg=name)
 
 
 def test_mixed_precision_stylizes(content_path, style_path):
