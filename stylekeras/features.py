@@ -129,7 +129,7 @@ def build_feature_model(
     `pooling` is "max" (as trained) or "avg" (rescaled); `padding` of the first conv is "zero" (as
     trained), "reflect" or "replicate". `precision` "mixed" computes the convolutions in bfloat16 (several
     times faster on CPUs with AMX or AVX512-BF16 and on recent GPUs) and returns bfloat16 features, which
-    `stylekeras.losses` turn into float32 losses (the Gram matrix's products stay in bfloat16).
+    `stylekeras.losses` turn into float32 losses (the Gram matrix's gradient stays in bfloat16).
     """
     check_layers(weights.backbone, layers)
     if pooling not in POOLINGS:

@@ -120,6 +120,18 @@ def test_mixed_precision_features_and_their_losses_are_close(content_path, style
         gram, exact_gram = losses.normalized_gram(features), losses.normalized_gram(exact[name])
         assert gram.dtype == tf.float32
         assert float(tf.norm(gram - exact_gram) / tf.norm(exact_gram)) < 0.05, name
+    # The Gram matrix of bfloat16 features is their exact float32 product (L-BFGS needs an exact loss);
+    # only its gradient is bfloat16, like the convolutions it feeds.
+    values = tf.cast(tf.random.normal([1, 16, 16, 8]), tf.bfloat16)
+    np.testing.assert_allclose(losses.gram_matrix(values), losses.gram_matrix(tf.cast(values, tf.float32)), rtol=1e-6)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(values)
+        exact_values = tf.cast(values, tf.float32)
+        grams = [losses.gram_matrix(values) ** 2, losses.gram_matrix(exact_values) ** 2]
+    gradients = [tape.gradient(gram, values) for gram in grams]
+    assert gradients[0].dtype == tf.bfloat16
+    bfloat16_gradient, exact_gradient = (tf.cast(gradient, tf.float32) for gradient in gradients)
+    assert float(tf.norm(bfloat16_gradient - exact_gradient) / tf.norm(exact_gradient)) < 0.01
     targets = [stylizer.targets(image[0], [style[0]]) for stylizer in (exact_stylizer, mixed_stylizer)]
     parts = [stylizer.loss_parts(image, *target) for stylizer, target in zip((exact_stylizer, mixed_stylizer), targets)]
     for name in ("content", "style", "tv"):
