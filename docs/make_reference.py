@@ -17,6 +17,7 @@ COMMANDS = ["", "transfer", "layers", "export", "info"]
 API = {
     "stylekeras": ["transfer", "Stylizer", "TransferSettings", "StyleResult", "StepReport", "load_image", "save_image",
                    "resolve_weights", "build_feature_model", "layer_names", "StyleKerasError"],
+    "stylekeras.stylize": ["check_batch", "scale_shapes"],
     "stylekeras.losses": ["content_loss", "gram_matrix", "normalized_gram", "layer_style_loss", "gram_style_loss",
                           "style_loss", "weighted_layer_style_losses", "total_variation_loss", "total_loss"],
     "stylekeras.color": ["luminance_image", "with_chroma_of", "match_color_statistics"],

@@ -297,7 +297,7 @@ class Stylizer:
 
         run = _Run(self, settings, len(sizes) * settings.steps, callbacks, checkpoints, checkpoint_every, identities,
                    saved, within_step)
-        images = None
+        images, tiling = None, self.tiling(settings)
         for scale, size in enumerate(sizes):
             if run.skips(scale):
                 continue
@@ -310,7 +310,7 @@ class Stylizer:
             else:  # coarse-to-fine: continue from the previous scale's result, upsampled
                 images = tf.image.resize(images, shapes[scale], method="bicubic").numpy().clip(0, 1)
             targets = _stack_targets([
-                self.targets(content, photo_styles, blend, masks, settings.style_normalization, self.tiling(settings))
+                self.targets(content, photo_styles, blend, masks, settings.style_normalization, tiling)
                 for content, photo_styles in zip(contents_at_size, styles_at_size)
             ])
             images = run.optimize(images, *targets, size, scale)
