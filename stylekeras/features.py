@@ -110,6 +110,11 @@ def check_layers(backbone: str, layers: Sequence[str], option: str = "layers") -
         raise StyleKerasError(f"{option}: give at least one layer")
 
 
+def layer_channels(name: str) -> int:
+    """The number of feature maps N of layer `name` (its block's filter count)."""
+    return BLOCK_FILTERS[int(name[5]) - 1]
+
+
 def layer_stride(name: str) -> int:
     """How many image pixels one feature-map cell of layer `name` spans (2 per pooling before it)."""
     return 2 ** (int(name[5]) - 1 + name.endswith("_pool"))
@@ -149,12 +154,11 @@ def build_feature_model(
             pool = keras.layers.MaxPooling2D if pooling == "max" else ScaledAveragePooling
             x = pool(2, strides=2, name=name, dtype=compute_dtype)(x)
         else:
-            block = int(name[5]) - 1
             edge_padded = index == 0 and padding != "zero"
             if edge_padded:
                 x = EdgePadding(padding, name="edge_padding", dtype=compute_dtype)(x)
             conv = keras.layers.Conv2D(
-                BLOCK_FILTERS[block],
+                layer_channels(name),
                 3,
                 padding="valid" if edge_padded else "same",
                 activation="relu",
@@ -177,7 +181,7 @@ def layer_shapes(backbone: str, height: int, width: int) -> list[tuple[str, tupl
         if name.endswith("_pool"):
             height, width = height // 2, width // 2
         else:
-            channels = BLOCK_FILTERS[int(name[5]) - 1]
+            channels = layer_channels(name)
         shapes.append((name, (height, width, channels)))
     return shapes
 

@@ -1,14 +1,25 @@
 """An in-graph L-BFGS for the image variable, steppable one iteration per `tf.function` call.
 
 L-BFGS is the optimizer of Gatys et al. and jcjohnson/neural-style's default. This follows torch.optim.LBFGS
-as jcjohnson/neural-style uses it (no line search, step 1 after a first step of min(1, 1/‖g‖₁)), with the
-two-loop recursion of Nocedal & Wright (Algorithm 7.4) over the last `history` (s, y) pairs. Because
-each call is one iteration, progress bars, snapshots and NaN guards work as with Adam.
+as jcjohnson/neural-style uses it (step 1 after a first step of min(1, 1/‖g‖₁)), with the two-loop
+recursion of Nocedal & Wright (Algorithm 7.4) over the last `history` (s, y) pairs. Because each call is
+one iteration, progress bars, snapshots and NaN guards work as with Adam.
+
+Unlike torch's default, a step that raises the loss is shortened (`LBFGS.safeguard`): without it the
+first unit steps at a new scale overshoot by orders of magnitude before the curvature pairs settle.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
+
+# A step may raise the loss by at most this factor before it is shortened; a little slack, because the
+# loss of tiled steps moves with each step's random tile offset.
+TOLERATED_RISE = 1.05
+# Halvings of a step before L-BFGS gives up on it and restarts from the point before it.
+MAX_HALVINGS = 8
 
 
 class LBFGS:
@@ -51,6 +62,30 @@ class LBFGS:
         self.previous_gradient.assign(g)
         self.iterations.assign_add(1)
         variable.assign_add(tf.reshape(step * direction, tf.shape(variable)))
+
+    def safeguard(self, variable: tf.Variable, loss_before: tf.Tensor, evaluate: Callable[[], tuple]) -> tuple | None:
+        """Shorten the step just applied to `variable` until its loss is at most `TOLERATED_RISE` × `loss_before`.
+
+        `evaluate()` returns (loss parts with "total", gradient) at the variable's current value; the
+        accepted evaluation is returned so the caller need not compute it again. After `MAX_HALVINGS`, the
+        variable goes back to the point before the step, the curvature history is dropped (the next step is
+        a short steepest-descent one) and None is returned.
+        """
+        before = tf.reshape(self.previous_x, tf.shape(variable))
+        try:
+            for _ in range(MAX_HALVINGS):
+                parts, gradient = evaluate()
+                total = parts["total"]
+                if tf.reduce_all(tf.math.is_finite(total) & (total <= TOLERATED_RISE * loss_before)):
+                    return parts, gradient
+                variable.assign(before + 0.5 * (variable - before))  # between two points in the box: stays in it
+        except KeyboardInterrupt:  # stopped mid-search: keep the last accepted image, not an unchecked one
+            variable.assign(before)
+            raise
+        variable.assign(before)
+        self.count.assign(0)
+        self.iterations.assign(0)
+        return None
 
     def _inverse_hessian_times(self, gradient: tf.Tensor) -> tf.Tensor:
         """H·g by the two-loop recursion; pairs are stored oldest first, the newest at index history − 1."""

@@ -198,3 +198,16 @@ def test_bad_masks(random_stylizer, content_path, style_path, tmp_path):
         random_stylizer.transfer(content_path, style_path, style_masks=[tmp_path / "broken.png"], size=16)
     with pytest.raises(StyleKerasError, match="2 masks for 1 style images"):
         random_stylizer.transfer(content_path, style_path, style_masks=[tmp_path / "wide.png"] * 2, size=16)
+
+
+@pytest.mark.parametrize("scales", [1, 2])
+def test_lbfgs_never_raises_the_loss_by_more_than_a_small_factor(hed_stylizer, content_path, style_path, scales):
+    from stylekeras.optimizers import TOLERATED_RISE
+
+    result = hed_stylizer.transfer(content_path, style_path, size=64, start_size=32, scales=scales, steps=25,
+                                   optimizer="lbfgs", style_weight=1e6)
+    total, size = result.history["total"], result.history["size"]
+    same_scale = size[1:] == size[:-1]
+    rises = total[1:][same_scale] / total[:-1][same_scale]
+    assert rises.max() <= TOLERATED_RISE, rises.max()
+    assert total[-1] < 0.5 * total[size == size[-1]][0]  # and it still optimizes

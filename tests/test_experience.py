@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from cli import app
+from stylekeras.stylize import DEFAULT_STEPS, DEFAULT_STYLE_WEIGHT
 from stylekeras.report import read_report
 
 ROOT = Path(__file__).parents[1]
@@ -45,7 +46,7 @@ def test_tensorboard_logs_scalars_images_and_settings(tmp_path, content_path, st
     assert [step for step, _ in events["image"]] == [2, 4]
     assert events["image"][0][1].metadata.plugin_data.plugin_name == "images"
     settings_text = tf.make_ndarray(events["settings"][0][1].tensor).item().decode()
-    assert '"style_weight": 10000.0' in settings_text
+    assert f'"style_weight": {DEFAULT_STYLE_WEIGHT}' in settings_text
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
@@ -140,10 +141,10 @@ def test_config_file_sets_options_and_flags_override(tmp_path, content_path, sty
 
 
 def test_print_config_emits_a_complete_config_that_round_trips(tmp_path, content_path, style_path):
-    printed = _run("transfer", content_path, style_path, "--size", "24", "--optimizer", "lbfgs", "--print-config")
+    printed = _run("transfer", content_path, style_path, "--size", "24", "--optimizer", "adam", "--print-config")
     assert printed.exit_code == 0
     values = tomllib.loads(printed.stdout)
-    assert values["size"] == 24 and values["optimizer"] == "lbfgs" and values["steps"] == 300
+    assert values["size"] == 24 and values["optimizer"] == "adam" and values["steps"] == DEFAULT_STEPS
     (tmp_path / "run.toml").write_text(printed.stdout)
     again = _run("transfer", "--config", tmp_path / "run.toml", "--print-config")
     assert tomllib.loads(again.stdout) == values

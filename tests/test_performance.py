@@ -92,7 +92,7 @@ def test_tiled_targets_are_the_whole_image_targets(hed_stylizer, content_path, s
 
 
 def test_tiled_transfer_follows_the_whole_image_run(hed_stylizer, content_path, style_path):
-    run = dict(size=128, steps=8, style_scale=0.5)
+    run = dict(size=128, steps=8, style_scale=0.5, optimizer="adam")  # L-BFGS would amplify rounding differences
     whole = hed_stylizer.transfer(content_path, style_path, **run)
     tiled = hed_stylizer.transfer(content_path, style_path, tile=32, tile_margin=32, **run)
     assert hed_stylizer.tiling(stylekeras.TransferSettings(tile=32, tile_margin=32)).needed(128, 128)
@@ -152,7 +152,7 @@ def test_unknown_precision_is_refused():
 
 
 def test_a_tiled_step_reports_progress_and_stops_between_windows(random_stylizer, content_path, style_path):
-    run = dict(size=32, steps=3, tile=8, tile_margin=4, init="noise")
+    run = dict(size=32, steps=3, tile=8, tile_margin=4, init="noise", optimizer="adam")
     reports, fractions = [], []
 
     def stop_during_step_two(fraction):

@@ -187,13 +187,16 @@ def test_resume_continues_exactly_where_it_stopped(random_stylizer, content_path
 
 def test_resume_reports_setting_and_input_mismatches(random_stylizer, content_path, style_path, tmp_path):
     checkpoint = tmp_path / "run.checkpoint.npz"
-    random_stylizer.transfer(content_path, style_path, size=32, steps=5, checkpoint=checkpoint, callback=_StopAt(2))
+    random_stylizer.transfer(content_path, style_path, size=32, steps=5, style_weight=1e4, checkpoint=checkpoint,
+                             callback=_StopAt(2))
     with pytest.raises(StyleKerasError, match=r"style_weight: 10000\.0 → 5\.0"):
         random_stylizer.transfer(content_path, style_path, size=32, steps=5, style_weight=5.0, checkpoint=checkpoint,
                                  resume=True)
     with pytest.raises(StyleKerasError, match="inputs: "):
-        random_stylizer.transfer(style_path, style_path, size=32, steps=5, checkpoint=checkpoint, resume=True)
-    more = random_stylizer.transfer(content_path, style_path, size=32, steps=8, checkpoint=checkpoint, resume=True)
+        random_stylizer.transfer(style_path, style_path, size=32, steps=5, style_weight=1e4, checkpoint=checkpoint,
+                                 resume=True)
+    more = random_stylizer.transfer(content_path, style_path, size=32, steps=8, style_weight=1e4, checkpoint=checkpoint,
+                                    resume=True)
     assert more.steps_done == 8  # more steps than first asked for is not a mismatch
 
 

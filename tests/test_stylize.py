@@ -121,3 +121,41 @@ def test_bad_settings_are_refused(random_stylizer, content_path, style_path, opt
 def test_unknown_layers_list_the_valid_ones():
     with pytest.raises(StyleKerasError, match="unknown layer 'conv9_9'.*valid: block1_conv1"):
         stylekeras.Stylizer(weights="random", style_layers=["conv9_9"])
+
+
+def _weighted_gradient_norms(stylizer, pixels, style, settings):
+    """‖∇(α'·L_content)‖ and ‖∇(β·L_style)‖ at a blurred copy of `pixels`, with the size-scaled weights."""
+    targets = stylizer.targets(pixels, [style])
+    start = tf.Variable(tf.image.resize(tf.image.resize(pixels[None], [8, 8]), pixels.shape[:2]))
+    alpha, beta, _ = settings.loss_weights(*pixels.shape[:2])
+    with tf.GradientTape(persistent=True) as tape:
+        parts = stylizer.loss_parts(start, *targets)
+        content, style_term = alpha * parts["content"][0], beta * parts["style"][0]
+    return float(tf.norm(tape.gradient(content, start))), float(tf.norm(tape.gradient(style_term, start)))
+
+
+def test_the_balance_of_content_and_style_does_not_change_with_size(random_stylizer, content_path, style_path):
+    """The same picture at twice the size: with α scaled by 512²/(H·W), content and style pull on the image
+    in the same proportion (unscaled, the content's pull would grow 4×)."""
+    settings = stylekeras.TransferSettings()
+    small, style_small = load_image(content_path, 32), load_image(style_path, 32)
+    large, style_large = (np.repeat(np.repeat(pixels, 2, 0), 2, 1) for pixels in (small, style_small))  # no new detail
+    content_small, style_term_small = _weighted_gradient_norms(random_stylizer, small, style_small, settings)
+    content_large, style_term_large = _weighted_gradient_norms(random_stylizer, large, style_large, settings)
+    ratio = (content_large / style_term_large) / (content_small / style_term_small)
+    assert 0.6 < ratio < 1.6, ratio
+
+
+def test_loss_weights_are_as_given_at_512_px_and_scale_with_the_pixel_count():
+    settings = stylekeras.TransferSettings(content_weight=2.0, style_weight=3.0, tv_weight=5.0)
+    assert settings.loss_weights(512, 512) == (2.0, 3.0, 5.0)
+    assert settings.loss_weights(256, 256) == (8.0, 3.0, 20.0)
+    assert settings.loss_weights(1024, 512) == (1.0, 3.0, 2.5)
+
+
+def test_default_style_layer_weights_are_inverse_squared_channel_counts():
+    stylizer_weights = stylekeras.Stylizer(weights="random", backbone="vgg16").style_layer_weights
+    channels = {"block1_conv1": 64, "block2_conv1": 128, "block3_conv1": 256, "block4_conv1": 512, "block5_conv1": 512}
+    assert sum(stylizer_weights.values()) == pytest.approx(1.0)
+    for name, count in channels.items():
+        assert stylizer_weights[name] * count**2 == pytest.approx(stylizer_weights["block1_conv1"] * 64**2)
