@@ -1,39 +1,51 @@
-"""Loss versus time for Adam and L-BFGS on the same problem (offline hed weights).
+"""Time to the quality goal for Adam and L-BFGS on the same photo × painting pair (default weights).
 
-    python bench/optimizers.py [--size 256] [--steps 200]
+    python bench/optimizers.py [--size 256] [--content PHOTO] [--style PAINTING]
 
-Prints, for each optimizer, the total loss (fixed α, β, γ: the defaults) after 25 %, 50 % and 100 % of
-the steps with the wall time, and the time each needs to reach Adam's final loss.
+Every `--every` steps the image is scored with bench/quality.py's measures (the clock is paused while it
+is); prints when each optimizer first reaches style ≥ 0.65 with structure ≥ 0.55 (QUALITY.md's goal), and
+its scores along the way.
 """
 
 import argparse
+import sys
+import tempfile
 import time
-
-import numpy as np
+from pathlib import Path
 
 import stylekeras
 
+sys.path.insert(0, str(Path(__file__).parent))
+from quality import scores  # noqa: E402
+
+STYLE_GOAL, STRUCTURE_GOAL = 0.65, 0.55
+STEPS = {"lbfgs": 100, "adam": 300}
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--size", type=int, default=256)
-parser.add_argument("--steps", type=int, default=200)
+parser.add_argument("--every", type=int, default=10)
 parser.add_argument("--content", default="examples/astronaut.jpg")
 parser.add_argument("--style", default="examples/starry_night.jpg")
 args = parser.parse_args()
 
-stylizer = stylekeras.Stylizer(weights="hed")
-runs = {}
-for optimizer in ("adam", "lbfgs"):
-    times = []
+stylizer = stylekeras.Stylizer()
+print(f"{args.size} px, {args.content} × {args.style}, weights: {stylizer.weights.description}")
+scratch = Path(tempfile.mkdtemp())
+for optimizer, steps in STEPS.items():
+    marks, paused = [], [0.0]
     started = time.perf_counter()
-    result = stylizer.transfer(args.content, args.style, size=args.size, steps=args.steps, optimizer=optimizer,
-                               callback=lambda report: times.append(time.perf_counter() - started))
-    runs[optimizer] = (np.asarray(times), result.history["total"])
 
-target = runs["adam"][1][-1]
-print(f"{args.size} px, {args.steps} steps, hed weights; loss = total with the default α, β, γ")
-for optimizer, (times, losses) in runs.items():
-    marks = [max(1, args.steps // 4), args.steps // 2, args.steps]
-    cells = "  ".join(f"step {m}: {losses[m - 1]:.3e} at {times[m - 1]:.0f} s" for m in marks)
-    reached = np.flatnonzero(losses <= target)
-    when = f"{times[reached[0]]:.0f} s (step {reached[0] + 1})" if reached.size else "never"
-    print(f"{optimizer:>5}: {cells}  | reaches Adam's final loss after {when}")
+    def score(report, optimizer=optimizer):
+        if report.step % args.every:
+            return
+        pause = time.perf_counter()
+        path = stylekeras.save_image(report.image.numpy(), scratch / f"{optimizer}.png")
+        measured = scores(args.content, args.style, str(path))
+        marks.append((report.step, pause - started - paused[0], measured["style_progress"], measured["structure"]))
+        paused[0] += time.perf_counter() - pause
+
+    stylizer.transfer(args.content, args.style, size=args.size, steps=steps, optimizer=optimizer, callback=score)
+    reached = next((mark for mark in marks if mark[2] >= STYLE_GOAL and mark[3] >= STRUCTURE_GOAL), None)
+    trail = ", ".join(f"{step}: {style:.2f}/{structure:.2f}" for step, _, style, structure in marks[::2])
+    when = f"reached at step {reached[0]}, {reached[1]:.0f} s" if reached else f"not reached in {steps} steps"
+    print(f"{optimizer:>5}: goal {when}; style/structure by step: {trail}", flush=True)

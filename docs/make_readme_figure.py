@@ -1,4 +1,4 @@
-"""Regenerate docs/readme_result.jpg: the README demo's settings, offline hed weights, content | style | result.
+"""Regenerate docs/readme_result.jpg: the README quick start's settings, content | style | result.
 
     python docs/make_readme_figure.py
 """
@@ -12,11 +12,11 @@ from stylekeras.image_io import resize_longer_side
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT, STYLE = ROOT / "examples/astronaut.jpg", ROOT / "examples/starry_night.jpg"
-SIZE, STEPS = 256, 200  # the README quick-start command
+SIZE = 256  # the README quick-start command: default weights and steps
 
 
 def main() -> None:
-    result = stylekeras.transfer(CONTENT, STYLE, weights="hed", size=SIZE, steps=STEPS)
+    result = stylekeras.transfer(CONTENT, STYLE, size=SIZE)
     height = result.image.shape[0]
     panels = [stylekeras.load_image(CONTENT, SIZE), stylekeras.load_image(STYLE, SIZE), result.image]
     # Scale each panel to the result's height so the three sit side by side.
@@ -24,7 +24,7 @@ def main() -> None:
     gap = np.ones((height, 4, 3), np.float32)
     figure = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
     path = stylekeras.save_image(figure, ROOT / "docs/readme_result.jpg")
-    print(f"wrote {path} ({STEPS} steps in {result.seconds:.0f} s on {result.device}, weights: {result.weights})")
+    print(f"wrote {path} ({result.steps_done} steps in {result.seconds:.0f} s on {result.device}, weights: {result.weights})")
 
 
 if __name__ == "__main__":

@@ -755,7 +755,7 @@ def _mask_per_layer(mask: np.ndarray, shape, layer_shapes_by_name, layers) -> di
 def _layer_weights(layers: tuple[str, ...], weights: Sequence[float] | None) -> dict[str, float]:
     if weights is None:
         # w_l ∝ 1/N_l², as jcjohnson/neural-style's Gram normalization amounts to (crowsonkb: 256:64:16:4:1):
-        # against equal weights, a higher style and structure score on every pair tried (QUALITY.md).
+        # against equal weights, a higher style score on every pair tried, structure alike (QUALITY.md).
         inverse_squares = {name: 1.0 / layer_channels(name) ** 2 for name in layers}
         return {name: value / sum(inverse_squares.values()) for name, value in inverse_squares.items()}
     if len(weights) != len(layers):

@@ -1,0 +1,187 @@
+"""The quality benchmark: today's defaults on 12 photo × painting pairs, scored and written to QUALITY.md.
+
+    python bench/quality_benchmark.py                       # 12 pairs at 512 px (QUALITY.md, contact sheet)
+    python bench/quality_benchmark.py --sizes 256,512,1024  # also: does the look hold across sizes?
+    python bench/quality_benchmark.py --pairs tubingen-starry,astronaut-wave --size 256   # a quick look
+
+Photos and paintings come from examples/ and ../shared/images/ (read here, never by the package or its
+tests). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with the library's defaults and
+the default weights ("auto"); results go to bench/out/quality/ (and are reused by later runs with the
+same weights and defaults, so `--sizes` can be added afterwards) and are scored with bench/quality.py's
+measures (style progress, structure). jcjohnson/neural-style's published tubingen × starry result is
+scored the same way, beside ours. Text under "## Notes" in QUALITY.md is kept when the file is rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+import stylekeras
+from stylekeras import stylize
+
+sys.path.insert(0, str(Path(__file__).parent))
+from quality import scores  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "images"
+OUT = ROOT / "bench" / "out" / "quality"
+REFERENCE = SHARED / "references" / "tubingen_starry_jcjohnson.png"
+
+# The full-size originals (examples/ holds copies downscaled to 512 px).
+PHOTOS = {name: SHARED / file for name, file in
+          (("tubingen", "tubingen.jpg"), ("astronaut", "astronaut.png"), ("chelsea", "chelsea.png"), ("stata", "stata.jpg"))}
+PAINTINGS = {name: SHARED / file for name, file in  # one of each kind: swirly, portrait, seascape, flat colour
+             (("starry", "starry_night.jpg"), ("matisse", "woman-with-hat-matisse.jpg"), ("wave", "wave.jpg"),
+              ("udnie", "udnie.jpg"))}
+# Each photo with three paintings and each painting with three photos.
+PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "astronaut-starry", "astronaut-matisse", "astronaut-wave",
+         "chelsea-starry", "chelsea-matisse", "chelsea-udnie", "tubingen-wave", "tubingen-udnie", "stata-udnie")
+# Photos that may be shipped (public domain / CC0): only their results go into the committed contact sheet.
+SHIPPABLE_PHOTOS = ("astronaut", "chelsea")
+# Pairs whose photo and painting are both at least 800 px, so that 1024 px is not mostly upsampling.
+SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse")
+
+
+def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int) -> dict:
+    """Stylize and score one pair, or reuse the result of an earlier run with the same weights and defaults."""
+    photo, painting = pair.split("-")
+    path, record = OUT / f"{pair}_{size}.png", OUT / f"{pair}_{size}.json"
+    identity = {"weights": stylizer.weights.description, "settings": repr(stylize.TransferSettings())}
+    if path.exists() and record.exists() and json.loads(record.read_text())["identity"] == identity:
+        row = json.loads(record.read_text())["row"]
+    else:
+        started = time.perf_counter()
+        result = stylizer.transfer(PHOTOS[photo], PAINTINGS[painting], size=size)
+        seconds = time.perf_counter() - started
+        stylekeras.save_image(result.image, path)
+        row = {"pair": pair, "size": size, "seconds": seconds, **scores(str(PHOTOS[photo]), str(PAINTINGS[painting]), str(path))}
+        record.write_text(json.dumps({"identity": identity, "row": row}))
+    print(f"{pair} {size} px: style {row['style_progress']:.3f} structure {row['structure']:.3f} ({row['seconds']:.0f} s)",
+          flush=True)
+    return {**row, "path": path}
+
+
+def contact_sheet(rows: list[dict], path: Path, thumb: int = 192) -> Path:
+    """Photo | painting | result per pair, one pair per row, two pairs side by side."""
+    def tile(image_path: Path) -> Image.Image:
+        image = Image.open(image_path).convert("RGB")
+        image.thumbnail((thumb, thumb), Image.LANCZOS)
+        canvas = Image.new("RGB", (thumb, thumb), "white")
+        canvas.paste(image, ((thumb - image.width) // 2, (thumb - image.height) // 2))
+        return canvas
+
+    label = 16
+    columns = 2
+    lines = -(-len(rows) // columns)
+    sheet = Image.new("RGB", (columns * 3 * thumb + (columns - 1) * 12, lines * (thumb + label)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, row in enumerate(rows):
+        photo, painting = row["pair"].split("-")
+        x, y = (index % columns) * (3 * thumb + 12), (index // columns) * (thumb + label)
+        for offset, image_path in enumerate((PHOTOS[photo], PAINTINGS[painting], row["path"])):
+            sheet.paste(tile(image_path), (x + offset * thumb, y + label))
+        draw.text((x + 2, y + 2), f"{row['pair']}: style {row['style_progress']:.2f}, structure {row['structure']:.2f}",
+                  fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, quality=88)
+    return path
+
+
+def cpu_flags() -> str:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    known = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    return ", ".join(flag for flag in known if flag in flags) or "none of avx2/avx512"
+
+
+def write_report(rows: list[dict], size_rows: list[dict], size: int, weights: str, reference: dict) -> Path:
+    path = ROOT / "QUALITY.md"
+    notes = ""
+    if path.exists():
+        found = re.search(r"^## Notes\n.*", path.read_text(), re.S | re.M)
+        notes = found.group(0) if found else ""
+    defaults = stylize.TransferSettings()
+    lines = [
+        "# Quality",
+        "",
+        f"Made by `python bench/quality_benchmark.py` on {time.strftime('%Y-%m-%d')} ({platform.processor() or 'CPU'}, "
+        f"flags: {cpu_flags()}). Weights: {weights}. Every pair uses the library's defaults at {size} px: "
+        f"{defaults.steps} steps per scale, {defaults.scales} scales, optimizer {defaults.optimizer}, α = "
+        f"{defaults.content_weight:g}, β = {defaults.style_weight:g}, γ = {defaults.tv_weight:g}, init "
+        f"{defaults.init}.",
+        "",
+        "Measures (`bench/quality.py`; proxies — look at the pictures too): **style** = how far the result's "
+        "7×7 patch statistics on a Laplacian pyramid moved from the photo's to the painting's (sliced Wasserstein "
+        "distance; 0 = still the photo, 1 = the painting); **structure** = correlation of blurred gradient "
+        "magnitudes of result and photo (1 = same edges).",
+        "",
+        "| pair | style | structure | seconds |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in rows:
+        lines.append(f"| {row['pair']} | {row['style_progress']:.3f} | {row['structure']:.3f} | {row['seconds']:.0f} |")
+    if rows:
+        style = np.array([row["style_progress"] for row in rows])
+        structure = np.array([row["structure"] for row in rows])
+        lines.append(f"| **mean** (min) | **{style.mean():.3f}** ({style.min():.3f}) | **{structure.mean():.3f}** "
+                     f"({structure.min():.3f}) | {np.mean([row['seconds'] for row in rows]):.0f} |")
+    if reference:
+        lines += ["", f"jcjohnson/neural-style's published tubingen × starry (512 px, VGG19, 1000 L-BFGS iterations), "
+                      f"same measures: style **{reference['style_progress']:.3f}**, structure "
+                      f"**{reference['structure']:.3f}**."]
+    if size_rows:
+        sizes = sorted({row["size"] for row in size_rows})
+        lines += ["", "## The same settings at every size", "",
+                  "Style measure (structure) of the defaults at each size; the look should not depend on `--size`.",
+                  "", "| pair | " + " | ".join(f"{s} px" for s in sizes) + " | spread |",
+                  "| --- |" + " --- |" * (len(sizes) + 1)]
+        for pair in dict.fromkeys(row["pair"] for row in size_rows):
+            by_size = {row["size"]: row for row in size_rows if row["pair"] == pair}
+            cells = [f"{by_size[s]['style_progress']:.3f} ({by_size[s]['structure']:.2f})" if s in by_size else "" for s in sizes]
+            values = [row["style_progress"] for row in by_size.values()]
+            lines.append(f"| {pair} | " + " | ".join(cells) + f" | {max(values) - min(values):.3f} |")
+    lines += ["", "![photo, painting and result per pair](docs/quality_sheet.jpg)", "",
+              "The committed sheet shows the pairs whose photos are public domain or CC0; the full sheet is "
+              "bench/out/quality/sheet.jpg.", ""]
+    path.write_text("\n".join(lines) + ("\n" + notes if notes else ""))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=stylize.DEFAULT_SIZE)
+    parser.add_argument("--pairs", default=",".join(PAIRS))
+    parser.add_argument("--sizes", default="", help="comma-separated sizes for the size check (SIZE_PAIRS)")
+    parser.add_argument("--no-report", action="store_true", help="print scores only")
+    args = parser.parse_args()
+    missing = [str(path) for path in [*PHOTOS.values(), *PAINTINGS.values()] if not path.exists()]
+    if missing:
+        sys.exit(f"error: missing benchmark images: {', '.join(missing)}")
+    OUT.mkdir(parents=True, exist_ok=True)
+    stylizer = stylekeras.Stylizer()
+    print(f"weights: {stylizer.weights.description}", flush=True)
+    rows = [stylize_pair(stylizer, pair, args.size) for pair in args.pairs.split(",") if pair]
+    sizes = [int(size) for size in args.sizes.split(",") if size]
+    size_rows = [row for row in rows if row["pair"] in SIZE_PAIRS and row["size"] in sizes]
+    size_rows += [stylize_pair(stylizer, pair, size) for size in sizes if size != args.size for pair in SIZE_PAIRS]
+    reference = scores(str(PHOTOS["tubingen"]), str(PAINTINGS["starry"]), str(REFERENCE)) if REFERENCE.exists() else {}
+    if args.no_report:
+        return
+    contact_sheet(rows, OUT / "sheet.jpg")
+    contact_sheet([row for row in rows if row["pair"].split("-")[0] in SHIPPABLE_PHOTOS], ROOT / "docs" / "quality_sheet.jpg")
+    print(f"wrote {write_report(rows, size_rows, args.size, stylizer.weights.description, reference)}")
+
+
+if __name__ == "__main__":
+    main()
