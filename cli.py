@@ -230,7 +230,7 @@ def transfer(
     ] = None,
     style_normalization: Annotated[Normalization, typer.Option(
         help="paper: Gatys et al.'s E_l; balanced: each layer's loss relative to its target's size, so all "
-             "layers count alike (then use a --style-weight near 3e9).")] = Normalization.paper,
+             "layers count alike (then use a --style-weight near 1e14 with VGG19, 3e9 with hed).")] = Normalization.paper,
     content_layers: Annotated[str, typer.Option(help="Comma-separated content layers.")] = ",".join(features.DEFAULT_CONTENT_LAYERS),
     style_blend: Annotated[Optional[str], typer.Option(help="Comma-separated weight per style image. Default: equal.")] = None,
     style_scale: Annotated[float, typer.Option(help="Style image size relative to the output.")] = 1.0,
@@ -296,15 +296,10 @@ def transfer(
 
     \b
     Example (about 2 minutes on a 2-core CPU):
-      stylekeras transfer examples/astronaut.jpg examples/starry_night.jpg -o out.png --size 256 --steps 200
-    Stronger style: raise --style-weight (or --steps); more of the photo: raise --content-weight.
+      stylekeras transfer examples/astronaut.jpg examples/starry_night.jpg -o out.png --size 256
+    Stronger style: more --steps (or --style-weight); more of the photo: raise --content-weight.
     """
     options = {name: _plain(value) for name, value in ctx.params.items() if name not in _NOT_SETTINGS}
-    if print_config:
-        typer.echo(_toml(options), nl=False)
-        return
-    if content is None or not styles:
-        _fail("give CONTENT and at least one STYLE (or --from IMAGE, or a --config file that names them)")
     with _Interrupts() as interrupts:
         try:
             settings = stylize.TransferSettings(
@@ -316,6 +311,12 @@ def transfer(
                 tile=tile, tile_margin=tile_margin,
             )
             layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
+            if print_config:  # only settings that passed validation: a printed config always runs
+                typer.echo(_toml(options), nl=False)
+                return
+            if content is None or not styles:
+                raise StyleKerasError("give CONTENT and at least one STYLE (or --from IMAGE, or a --config file that "
+                                      "names them)")
             batch = batch_module.is_batch(content)
             stylize.check_batch(settings, batch_size if batch else 1)
             contents = batch_module.content_files(content) if batch else [content]
@@ -337,7 +338,8 @@ def transfer(
                     typer.echo("note: no bfloat16 hardware found (AMX/AVX512-BF16 CPU or Ampere+ GPU); "
                                "--precision mixed is likely slower than float32 here", err=True)
             job = _Job(stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
-                       checkpoint_every, resume, logdir, progress_gif, contact_sheet, [str(path) for path in styles])
+                       checkpoint_every, resume, logdir, progress_gif, contact_sheet, [str(path) for path in styles],
+                       json_summary)
             summary = (job.run_batch(contents, output, report, skip_existing, batch_size) if batch
                        else job.run_photos([content], [output], report)[0])
         except StyleKerasError as error:
@@ -354,12 +356,13 @@ class _Job:
     """What `transfer` runs once it has checked its inputs: one photo, or each photo of a folder."""
 
     def __init__(self, stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
-                 checkpoint_every, resume, logdir, progress_gif, contact_sheet, style_paths) -> None:
+                 checkpoint_every, resume, logdir, progress_gif, contact_sheet, style_paths, json_summary) -> None:
         self.stylizer, self.settings, self.style_pixels, self.masks = stylizer, settings, style_pixels, masks
         self.options, self.interrupts, self.quiet, self.save_every = options, interrupts, quiet, save_every
         self.max_pixels, self.checkpoint_every, self.resume = max_pixels, checkpoint_every, resume
         self.logdir, self.progress_gif, self.contact_sheet = logdir, progress_gif, contact_sheet
         self.style_paths = style_paths
+        self.json_summary = json_summary  # then stdout carries only the JSON; the "wrote" line goes to stderr
         self.total_steps = settings.steps * settings.scales
 
     def run_photos(self, contents: list[Path], outputs: list[Path], report_path: Optional[Path], in_batch: bool = False,
@@ -419,7 +422,7 @@ class _Job:
                 device = result.device.rsplit("device:", 1)[-1]
                 together = f", {len(contents)} photos together" if len(contents) > 1 else ""
                 typer.secho(f"wrote {written} ({width}×{height}, {result.steps_done} steps in {result.seconds:.0f} s "
-                            f"on {device}{together})", fg="green")
+                            f"on {device}{together})", fg="green", err=self.json_summary)
             summaries.append({**run, "output": str(written)})
         return summaries
 

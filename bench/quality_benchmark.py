@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import stylekeras
-from stylekeras import stylize
+from stylekeras import features, stylize
 
 sys.path.insert(0, str(Path(__file__).parent))
 from quality import scores  # noqa: E402
@@ -51,13 +51,16 @@ SHIPPABLE_PHOTOS = ("astronaut", "chelsea")
 SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse")
 
 
-def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int) -> dict:
-    """Stylize and score one pair, or reuse the result of an earlier run with the same weights and defaults."""
+def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: bool = True) -> dict | None:
+    """Stylize and score one pair, or reuse the result of an earlier run with the same weights and defaults
+    (without `compute`, None when there is none)."""
     photo, painting = pair.split("-")
     path, record = OUT / f"{pair}_{size}.png", OUT / f"{pair}_{size}.json"
     identity = {"weights": stylizer.weights.description, "settings": repr(stylize.TransferSettings())}
     if path.exists() and record.exists() and json.loads(record.read_text())["identity"] == identity:
         row = json.loads(record.read_text())["row"]
+    elif not compute:
+        return None
     else:
         started = time.perf_counter()
         result = stylizer.transfer(PHOTOS[photo], PAINTINGS[painting], size=size)
@@ -96,15 +99,6 @@ def contact_sheet(rows: list[dict], path: Path, thumb: int = 192) -> Path:
     return path
 
 
-def cpu_flags() -> str:
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "unknown"
-    known = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    return ", ".join(flag for flag in known if flag in flags) or "none of avx2/avx512"
-
-
 def write_report(rows: list[dict], size_rows: list[dict], size: int, weights: str, reference: dict) -> Path:
     path = ROOT / "QUALITY.md"
     notes = ""
@@ -116,7 +110,7 @@ def write_report(rows: list[dict], size_rows: list[dict], size: int, weights: st
         "# Quality",
         "",
         f"Made by `python bench/quality_benchmark.py` on {time.strftime('%Y-%m-%d')} ({platform.processor() or 'CPU'}, "
-        f"flags: {cpu_flags()}). Weights: {weights}. Every pair uses the library's defaults at {size} px: "
+        f"flags: {features.speed_flags()}). Weights: {weights}. Every pair uses the library's defaults at {size} px: "
         f"{defaults.steps} steps per scale, {defaults.scales} scales, optimizer {defaults.optimizer}, α = "
         f"{defaults.content_weight:g}, β = {defaults.style_weight:g}, γ = {defaults.tv_weight:g}, init "
         f"{defaults.init}.",
@@ -163,6 +157,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=stylize.DEFAULT_SIZE)
     parser.add_argument("--pairs", default=",".join(PAIRS))
     parser.add_argument("--sizes", default="", help="comma-separated sizes for the size check (SIZE_PAIRS)")
+    parser.add_argument("--size-pairs", default=",".join(SIZE_PAIRS),
+                        help="the SIZE_PAIRS to stylize at --sizes; the others are shown where an earlier run left them")
     parser.add_argument("--no-report", action="store_true", help="print scores only")
     args = parser.parse_args()
     missing = [str(path) for path in [*PHOTOS.values(), *PAINTINGS.values()] if not path.exists()]
@@ -174,7 +170,8 @@ def main() -> None:
     rows = [stylize_pair(stylizer, pair, args.size) for pair in args.pairs.split(",") if pair]
     sizes = [int(size) for size in args.sizes.split(",") if size]
     size_rows = [row for row in rows if row["pair"] in SIZE_PAIRS and row["size"] in sizes]
-    size_rows += [stylize_pair(stylizer, pair, size) for size in sizes if size != args.size for pair in SIZE_PAIRS]
+    size_rows += [row for size in sizes if size != args.size for pair in SIZE_PAIRS
+                  if (row := stylize_pair(stylizer, pair, size, compute=pair in args.size_pairs.split(",")))]
     reference = scores(str(PHOTOS["tubingen"]), str(PAINTINGS["starry"]), str(REFERENCE)) if REFERENCE.exists() else {}
     if args.no_report:
         return

@@ -74,6 +74,23 @@ class EdgePadding(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
+    """The CPU feature flags `cpuinfo` lists (e.g. "avx2", "amx_bf16"), or None when it is unreadable."""
+    try:
+        return set(cpuinfo.read_text().split())
+    except OSError:
+        return None
+
+
+def speed_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """Which of the CPU flags that decide float32 and bfloat16 speed this machine has, e.g. "avx2,
+    avx512f", for the timing notes of benchmarks ("unknown" without a readable `cpuinfo`)."""
+    flags = cpu_flags(cpuinfo)
+    if flags is None:
+        return "unknown"
+    return ", ".join(flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags) or "none"
+
+
 def bfloat16_is_fast(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
     """Whether this machine has bfloat16 hardware for `precision="mixed"`: a GPU of compute capability
     8.0 or later (Ampere on), or a CPU with AMX-BF16 or AVX512-BF16. None when it cannot tell (no GPU and
@@ -81,11 +98,8 @@ def bfloat16_is_fast(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
     for gpu in tf.config.list_physical_devices("GPU"):
         if tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) >= (8, 0):
             return True
-    try:
-        flags = set(cpuinfo.read_text().split())
-    except OSError:
-        return None
-    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    flags = cpu_flags(cpuinfo)
+    return None if flags is None else bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
 def layer_names(backbone: str) -> list[str]:

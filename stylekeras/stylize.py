@@ -60,6 +60,9 @@ DEFAULT_TILE_MARGIN = 32
 LOSS_NAMES = ("total", "content", "style", "tv")
 # The image size at which the content and variation weights apply as given (`TransferSettings.loss_weights`).
 REFERENCE_PIXELS = 512 * 512
+# Peak memory of a whole-image float32 step through VGG19 per pixel, rounded down from the README's
+# measurements ("memory"): `check_memory` refuses only runs that surely cannot fit.
+STEP_BYTES_PER_PIXEL = 2048
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,8 @@ class Stylizer:
             self.check_size(shape, label.format(1))
             for pixels in style_pixels:
                 self.check_size(longer_side_shape(pixels.shape, round(size * settings.style_scale)), "style image")
+        if not tf.config.list_physical_devices("GPU"):  # a GPU's own limit ends the run with a message instead
+            check_memory(shapes[-1], settings, self.tiling(settings), len(contents))
 
         identities = [None if path is None else {
             "inputs": _digest([pixels, *style_pixels, *(masks or [])]),
@@ -646,6 +651,26 @@ def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int) 
     if init == "style":
         return tf.image.resize(style, content.shape[:2], method="bilinear", antialias=True).numpy()
     raise StyleKerasError(f"--init '{init}' is not one of {', '.join(INITS)}")
+
+
+def check_memory(shape: tuple[int, int], settings: TransferSettings, tiling: Tiling | None, photos: int = 1,
+                 memory: int | None = None) -> None:
+    """Refuse, before any compute, a run whose largest scale (height, width) `shape` needs more than
+    `memory` bytes (default: this machine's RAM): the network's activations for a step, bounded by the
+    tile window when tiled, plus the optimizer's copies of the image."""
+    memory = memory or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    height, width = shape
+    window = min(height, tiling.window) * min(width, tiling.window) if tiling else height * width
+    # The image, its gradient and the optimizer's state: Adam's two moments or L-BFGS's pairs of vectors.
+    copies = 4 + (2 * settings.lbfgs_history if settings.optimizer == "lbfgs" else 0)
+    image_bytes = photos * copies * height * width * 3 * 4
+    needed = image_bytes + photos * window * STEP_BYTES_PER_PIXEL
+    if needed > memory:
+        tiled = image_bytes + photos * (512 + 2 * DEFAULT_TILE_MARGIN) ** 2 * STEP_BYTES_PER_PIXEL
+        advice = ("--tile 512 (memory then follows the tile) or a lower --size" if not tiling and tiled <= memory
+                  else "a lower --size")
+        raise StyleKerasError(f"a step at {width}×{height} px needs about {needed / 2**30:.1f} GiB of memory, more "
+                              f"than the {memory / 2**30:.1f} GiB here; use {advice}")
 
 
 def check_batch(settings: TransferSettings, photos: int) -> None:

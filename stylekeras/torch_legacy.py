@@ -78,10 +78,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
         return _Storage(key=str(pid[2]), dtype=pid[1].dtype, size=int(pid[4]))
 
 
-def load_tensors(path: str | Path) -> dict[str, np.ndarray]:
-    """The `{name: array}` dict saved by `torch.save(dict_of_tensors, path)` in the legacy format."""
-    data = Path(path).read_bytes()
-    stream = io.BytesIO(data)
+def load_tensors(source: str | Path | bytes) -> dict[str, np.ndarray]:
+    """The `{name: array}` dict saved by `torch.save(dict_of_tensors, path)` in the legacy format, from
+    the file at `source` or its bytes."""
+    stream = io.BytesIO(source if isinstance(source, bytes) else Path(source).read_bytes())
     try:
         if _restricted_load(stream) != MAGIC_NUMBER:
             raise TorchFileError("not a legacy torch.save file (wrong magic number)")

@@ -111,9 +111,10 @@ def quantized_imagenet_weights(backbone: str | None = None) -> VGGWeights:
     path = QUANTIZED_VGG19_PATH
     if not path.is_file():
         raise StyleKerasError(f"--weights imagenet-q8: {path} is missing from this installation; {HOW_TO_GET_WEIGHTS}")
-    if hashlib.sha256(path.read_bytes()).hexdigest() != QUANTIZED_VGG19_SHA256:
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != QUANTIZED_VGG19_SHA256:
         raise StyleKerasError(f"--weights imagenet-q8: {path} is damaged (checksum mismatch); reinstall stylekeras")
-    tensors = load_tensors(path)
+    tensors = load_tensors(data)
     kernels = {}  # the feature model checks every layer it builds is here, with the right shapes
     for name in (key.removesuffix("_b") for key in tensors if key.endswith("_b")):
         codes, table = tensors[f"{name}_W_q"], tensors[f"{name}_W_table"]

@@ -150,6 +150,20 @@ def test_print_config_emits_a_complete_config_that_round_trips(tmp_path, content
     assert tomllib.loads(again.stdout) == values
 
 
+def test_print_config_refuses_settings_that_would_not_run(content_path, style_path):
+    printed = _run("transfer", content_path, style_path, "--style-weight", "inf", "--print-config")
+    assert printed.exit_code == 2 and "--style-weight must be a finite number" in printed.output
+    assert printed.stdout == ""
+
+
+def test_json_summary_is_all_of_stdout_without_quiet(tmp_path, content_path, style_path):
+    loud = [argument for argument in TINY if argument != "--quiet"]
+    result = _run("transfer", content_path, style_path, "-o", tmp_path / "o.png", *loud, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["output"] == str(tmp_path / "o.png")
+    assert "wrote " in result.stderr
+
+
 def test_bad_config_files(tmp_path):
     (tmp_path / "bad.toml").write_text("size = = 3")
     result = _run("transfer", "--config", tmp_path / "bad.toml")

@@ -169,8 +169,8 @@ def test_a_tiled_step_reports_progress_and_stops_between_windows(random_stylizer
     np.testing.assert_array_equal(stopped.image, one_step.image)  # the half-done step was not applied
 
 
-def test_bfloat16_hardware_is_read_from_cpu_flags(tmp_path):
-    from stylekeras.features import bfloat16_is_fast
+def test_bfloat16_hardware_and_speed_flags_are_read_from_cpu_flags(tmp_path):
+    from stylekeras.features import bfloat16_is_fast, speed_flags
 
     with_amx, without = tmp_path / "amx", tmp_path / "old"
     with_amx.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
@@ -178,6 +178,8 @@ def test_bfloat16_hardware_is_read_from_cpu_flags(tmp_path):
     assert bfloat16_is_fast(with_amx) is True
     assert bfloat16_is_fast(without) is False
     assert bfloat16_is_fast(tmp_path / "missing") is None
+    assert speed_flags(with_amx) == "avx2, avx512f, amx_bf16" and speed_flags(without) == "avx2"
+    assert speed_flags(tmp_path / "missing") == "unknown"
 
 
 def test_cli_warns_when_mixed_precision_has_no_hardware(monkeypatch, tmp_path, content_path, style_path):

@@ -20,7 +20,8 @@ from hostile_images import make_corpus
 from stylekeras import image_io
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image, save_image
-from stylekeras.stylize import TransferSettings
+from stylekeras.stylize import TransferSettings, check_memory
+from stylekeras.tiling import Tiling
 
 ROOT = Path(__file__).parents[1]
 runner = CliRunner()
@@ -198,6 +199,29 @@ def test_resume_reports_setting_and_input_mismatches(random_stylizer, content_pa
     more = random_stylizer.transfer(content_path, style_path, size=32, steps=8, style_weight=1e4, checkpoint=checkpoint,
                                     resume=True)
     assert more.steps_done == 8  # more steps than first asked for is not a mismatch
+
+
+def test_a_size_that_cannot_fit_in_memory_is_refused_before_any_compute(content_path, style_path, tmp_path):
+    result = runner.invoke(app, ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "o.png"),
+                                 "--size", "40000", "--weights", "random"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "a step at 40000×40000 px needs about" in result.output and "use a lower --size" in result.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_memory_check_counts_the_tile_window_and_the_optimizer_copies():
+    gib = 2**30
+    settings = TransferSettings(size=1024)
+    tiling = Tiling(128, 32, 16)
+    check_memory((1024, 1024), settings, None, memory=4 * gib)  # measured peak: 2.8 GiB
+    with pytest.raises(StyleKerasError, match="needs about 2.3 GiB.*use --tile 512"):
+        check_memory((1024, 1024), settings, None, memory=2 * gib)
+    check_memory((1024, 1024), settings, tiling, memory=2 * gib)  # tiled: one 192 px window at a time
+    with pytest.raises(StyleKerasError, match="needs about 4.6 GiB.*use a lower --size"):  # L-BFGS's copies alone
+        check_memory((4096, 4096), settings, tiling, memory=2 * gib)
+    check_memory((4096, 4096), TransferSettings(size=4096, optimizer="adam"), tiling, memory=2 * gib)
+    with pytest.raises(StyleKerasError, match="use a lower --size"):  # tiles cannot help: the image alone is too big
+        check_memory((40000, 40000), settings, None, memory=24 * gib)
 
 
 def test_out_of_memory_stops_with_the_size_and_what_lowers_memory(random_stylizer, content_path, style_path,
