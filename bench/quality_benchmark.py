@@ -169,7 +169,7 @@ def main() -> None:
     print(f"weights: {stylizer.weights.description}", flush=True)
     rows = [stylize_pair(stylizer, pair, args.size) for pair in args.pairs.split(",") if pair]
     sizes = [int(size) for size in args.sizes.split(",") if size]
-    size_rows = [row for row in rows if row["pair"] in SIZE_PAIRS and row["size"] in sizes]
+    size_rows = [row for row in rows if row["pair"] in SIZE_PAIRS] if sizes else []  # the main size is a column too
     size_rows += [row for size in sizes if size != args.size for pair in SIZE_PAIRS
                   if (row := stylize_pair(stylizer, pair, size, compute=pair in args.size_pairs.split(",")))]
     reference = scores(str(PHOTOS["tubingen"]), str(PAINTINGS["starry"]), str(REFERENCE)) if REFERENCE.exists() else {}
