@@ -26,13 +26,13 @@ sys.path.insert(0, str(ROOT))
 import stylekeras  # noqa: E402
 from stylekeras import losses, stylize  # noqa: E402
 
-LOSS_WEIGHTS = (stylize.DEFAULT_CONTENT_WEIGHT, stylize.DEFAULT_STYLE_WEIGHT, stylize.DEFAULT_TV_WEIGHT)
+LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*stylize.REFERENCE_SHAPE)
 STEPS_PER_CALL = 10
 
 
 def adam_step_function(stylizer, content: np.ndarray, style: np.ndarray, jit_compile: bool = False):
     """A tf.function running `steps` Adam steps of our loss on the content image."""
-    targets = stylizer.targets(content, [style])[:2]
+    targets = stylizer.targets(content, [style])
     image = tf.Variable(content[None])
     optimizer = keras.optimizers.Adam(stylize.DEFAULT_LEARNING_RATE)
     optimizer.build([image])
@@ -42,7 +42,7 @@ def adam_step_function(stylizer, content: np.ndarray, style: np.ndarray, jit_com
         total = tf.zeros([1])  # one loss per image of the batch
         for _ in tf.range(count):
             with tf.GradientTape() as tape:
-                parts = stylizer.loss_parts(image, *targets)
+                parts = stylizer.loss_parts(image, targets)
                 total = losses.total_loss(parts["content"], parts["style"], parts["tv"], *LOSS_WEIGHTS)
             optimizer.apply_gradients([(tape.gradient(total, image), image)])
             image.assign(tf.clip_by_value(image, 0.0, 1.0))

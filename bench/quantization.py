@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 import stylekeras
-from stylekeras.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, build_feature_model
+from stylekeras.defaults import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from stylekeras.features import build_feature_model
 from stylekeras.torch_legacy import load_tensors
 from stylekeras.weights import QUANTIZED_VGG19_PATH, resolve_weights
 

@@ -23,7 +23,7 @@ import stylekeras  # noqa: E402
 from stylekeras import losses, stylize  # noqa: E402
 from stylekeras.tiling import TiledObjective  # noqa: E402
 
-LOSS_WEIGHTS = (stylize.DEFAULT_CONTENT_WEIGHT, stylize.DEFAULT_STYLE_WEIGHT, stylize.DEFAULT_TV_WEIGHT)
+LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*stylize.REFERENCE_SHAPE)
 
 
 def main(size: int = 512, tile: int = 128) -> None:
@@ -34,7 +34,7 @@ def main(size: int = 512, tile: int = 128) -> None:
     noise = np.random.default_rng(0).uniform(0, 1, content.shape).astype(np.float32)
     image = tf.Variable((0.7 * content + 0.3 * noise)[None])
     with tf.GradientTape() as tape:
-        parts = stylizer.loss_parts(image, *targets)
+        parts = stylizer.loss_parts(image, targets)
         total = losses.total_loss(parts["content"], parts["style"], parts["tv"], *LOSS_WEIGHTS)[0]
     exact = tape.gradient(total, image).numpy().ravel()
     print(f"{size} px, tiles of {tile} px: loss {float(total):.4g}")
@@ -42,7 +42,7 @@ def main(size: int = 512, tile: int = 128) -> None:
     print("| --- | --- | --- | --- | --- |")
     for margin in (0, 16, 32, 64, 128):
         tiling = stylizer.tiling(stylize.TransferSettings(tile=tile, tile_margin=margin))
-        objective = TiledObjective(stylizer.model, tiling, image, *targets, LOSS_WEIGHTS)
+        objective = TiledObjective(stylizer.model, tiling, image, targets, LOSS_WEIGHTS)
         tiles = tiling.grid(size, size, tiling.random_offset(0, 1))
         objective.loss_and_gradient(tiles)  # trace
         started = time.perf_counter()

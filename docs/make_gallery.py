@@ -1,7 +1,7 @@
 """Regenerate docs/gallery.md and docs/gallery/*.jpg: one real result per control, default weights.
 
     python docs/make_gallery.py            # about 30 minutes on a 2-core CPU
-    python docs/make_gallery.py balanced   # only the named entries; the page keeps the other rows
+    python docs/make_gallery.py paper      # only the named entries; the page keeps the other rows
 
 Every picture is the examples' astronaut photo at 256 px with the defaults except the control shown; the page lists the exact call and the final losses next to each.
 """
@@ -45,9 +45,8 @@ CONTROLS = [
     ("style_scale", "`style_scale=0.5` (`--style-scale 0.5`): finer brush strokes", {}, {"style_scale": 0.5}, [STARRY]),
     ("shallow_layers", "`style_layer_weights=(4, 2, 1, 0, 0)` (`--style-layer-weights 4,2,1,0,0`)",
      {"style_layer_weights": (4, 2, 1, 0, 0)}, {}, [STARRY]),
-    ("balanced", "`style_normalization=\"balanced\", style_weight=1e14` (`--style-normalization balanced "
-     "--style-weight 1e14`): each style layer's loss relative to its target", {},
-     {"style_normalization": "balanced", "style_weight": 1e14}, [STARRY]),
+    ("paper", "`style_normalization=\"paper\"` (`--style-normalization paper`): Gatys et al.'s E_l as written, "
+     "β = 3e4", {}, {"style_normalization": "paper"}, [STARRY]),
     ("luminance", "`preserve_color=\"luminance\"` (`--preserve-color luminance`)", {},
      {"preserve_color": "luminance"}, [STARRY]),
     ("histogram", "`preserve_color=\"histogram\"` (`--preserve-color histogram`)", {},

@@ -3,29 +3,40 @@
     import stylekeras
     result = stylekeras.transfer("photo.jpg", "painting.jpg", size=256, steps=200)
     stylekeras.save_image(result.image, "out.png")
+
+The names below load their modules (and TensorFlow) on first use, so `import stylekeras` and the
+command's `--help` stay fast.
 """
 
-from stylekeras.errors import StyleKerasError
-from stylekeras.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, build_feature_model, layer_names
-from stylekeras.image_io import load_image, save_image
-from stylekeras.stylize import StepReport, StyleResult, Stylizer, TransferSettings, transfer
-from stylekeras.weights import VGGWeights, resolve_weights
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "DEFAULT_CONTENT_LAYERS",
-    "DEFAULT_STYLE_LAYERS",
-    "StepReport",
-    "StyleKerasError",
-    "StyleResult",
-    "Stylizer",
-    "TransferSettings",
-    "VGGWeights",
-    "build_feature_model",
-    "layer_names",
-    "load_image",
-    "resolve_weights",
-    "save_image",
-    "transfer",
-]
+_HOMES = {
+    "DEFAULT_CONTENT_LAYERS": "stylekeras.defaults",
+    "DEFAULT_STYLE_LAYERS": "stylekeras.defaults",
+    "StepReport": "stylekeras.stylize",
+    "StyleKerasError": "stylekeras.errors",
+    "StyleResult": "stylekeras.stylize",
+    "Stylizer": "stylekeras.stylize",
+    "TransferSettings": "stylekeras.stylize",
+    "VGGWeights": "stylekeras.weights",
+    "build_feature_model": "stylekeras.features",
+    "layer_names": "stylekeras.features",
+    "load_image": "stylekeras.image_io",
+    "resolve_weights": "stylekeras.weights",
+    "save_image": "stylekeras.image_io",
+    "transfer": "stylekeras.stylize",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'stylekeras' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,3 +60,52 @@ def mismatches(saved: dict, current: dict, prefix: str = "") -> list[str]:
         elif old != new:
             differences.append(f"{prefix}{key}: {old!r} → {new!r}")
     return differences
+
+
+class RunCheckpoints:
+    """The checkpoints of one run, one file per photo (a `None` path: that photo keeps none).
+
+    Each file carries its photo's `identity` (inputs, model, settings but `steps`), so a resumed run can
+    refuse one made otherwise. The run saves every `every` steps (0: only when it stops early) and
+    `finish`es by deleting them: a finished run leaves nothing to resume.
+    """
+
+    def __init__(self, paths: Sequence[str | os.PathLike | None], identities: Sequence[dict | None],
+                 every: int = 0) -> None:
+        self.paths = list(paths)
+        self.identities = list(identities)
+        self.every = every
+
+    def resume(self) -> list[Checkpoint]:
+        """Each photo's checkpoint, checked against its identity; all must stand at the same step."""
+        saved = [self._load(path, identity) for path, identity in zip(self.paths, self.identities)]
+        positions = {(checkpoint.meta["scale"], checkpoint.meta["step"], checkpoint.meta["done"]) for checkpoint in saved}
+        if len(positions) > 1:
+            raise StyleKerasError("--resume: the photos' checkpoints stopped at different steps; resume them one at a time")
+        return saved
+
+    def due(self, done: int) -> bool:
+        return bool(self.every) and done % self.every == 0
+
+    def save(self, position: dict, histories: Sequence[dict], images: Sequence[np.ndarray],
+             optimizer_states: Sequence[list[np.ndarray]], average_states: Sequence[list[np.ndarray]]) -> None:
+        """Write each photo's image, optimizer and average state at `position` (scale, step, steps done)."""
+        for photo, path in enumerate(self.paths):
+            if path is not None:
+                meta = {**self.identities[photo], **position, "history": histories[photo]}
+                save_checkpoint(path, Checkpoint(meta, images[photo], optimizer_states[photo], average_states[photo]))
+
+    def finish(self) -> None:
+        for path in self.paths:
+            if path is not None:
+                Path(path).unlink(missing_ok=True)
+
+    @staticmethod
+    def _load(path, identity: dict) -> Checkpoint:
+        if path is None:
+            raise StyleKerasError("--resume needs the checkpoint of the run to continue")
+        saved = load_checkpoint(path)
+        differences = mismatches({key: saved.meta.get(key) for key in identity}, json.loads(json.dumps(identity)))
+        if differences:
+            raise StyleKerasError(f"--resume: the checkpoint was made with other inputs or settings ({'; '.join(differences)})")
+        return saved

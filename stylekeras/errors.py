@@ -1,8 +1,16 @@
 """The one exception type the library raises for problems a user can fix."""
 
+from collections.abc import Sequence
+
 
 class StyleKerasError(Exception):
     """Bad input or a missing resource, worded as one line a user can act on.
 
     The CLI prints the message alone (no traceback) and exits with code 2.
     """
+
+
+def check_choice(option: str, value: object, choices: Sequence[object]) -> None:
+    """Raise a one-line `StyleKerasError` when `value` is not one of `choices` (`option` names the setting)."""
+    if value not in choices:
+        raise StyleKerasError(f"{option} '{value}' is not one of {', '.join(map(str, choices))}")

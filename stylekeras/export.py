@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import shutil
@@ -32,12 +33,11 @@ import tensorflow as tf
 
 from stylekeras import losses
 from stylekeras.atomic import atomic_write, writable_directory
+from stylekeras.defaults import DEFAULT_EXPORT_LAYERS, DEFAULT_EXPORT_PATH
 from stylekeras.errors import StyleKerasError
-from stylekeras.features import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, build_feature_model, check_layers, min_input_size
+from stylekeras.features import build_feature_model, check_layers, min_input_size
 from stylekeras.weights import resolve_weights
 
-DEFAULT_BASE_PATH = Path("saved_models")
-DEFAULT_LAYERS = DEFAULT_STYLE_LAYERS + DEFAULT_CONTENT_LAYERS
 SETTINGS_FILE = "assets.extra/stylekeras.json"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 SIGNATURES = ("serving_default", "serving_bytes", "gram")
@@ -56,14 +56,14 @@ class ExportSettings:
 
 
 def export_feature_extractor(
-    base_path: str | os.PathLike = DEFAULT_BASE_PATH,
+    base_path: str | os.PathLike = DEFAULT_EXPORT_PATH,
     *,
     name: str | None = None,
     version: int | None = None,
     overwrite: bool = False,
     backbone: str | None = None,
     weights: str = "auto",
-    layers: Sequence[str] = DEFAULT_LAYERS,
+    layers: Sequence[str] = DEFAULT_EXPORT_LAYERS,
     seed: int = 0,
 ) -> Path:
     """Write a TF-Serving-ready SavedModel of the VGG feature extractor and return its version folder.
@@ -72,8 +72,7 @@ def export_feature_extractor(
     replaced with `overwrite=True`.
     """
     if version is not None and version < 1:
-        raise StyleKerasError(f"--version must be ≥ 1, got {version}")
-    _serving_apis()
+        raise StyleKerasError(f"--model-version must be ≥ 1, got {version}")
     vgg_weights = resolve_weights(weights, backbone, seed)
     layers = tuple(dict.fromkeys(layers))
     check_layers(vgg_weights.backbone, layers, "--layers")
@@ -204,7 +203,8 @@ def _write_saved_model(model: keras.Model, settings: ExportSettings, target: Pat
     archive.write_out(str(target), verbose=False)
     (target / "assets.extra").mkdir(exist_ok=True)
     (target / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2))
-    write_warmup_requests(target / WARMUP_FILE, settings)
+    if serving_api_installed():  # the warmup file is TF Serving's request protos; the model serves without it
+        write_warmup_requests(target / WARMUP_FILE, settings)
 
 
 def write_warmup_requests(path: Path, settings: ExportSettings) -> None:
@@ -285,7 +285,8 @@ def check_export(export_dir: str | os.PathLike) -> list[CheckResult]:
        subprocess that does not import TensorFlow's Python package: `serving_default` and `gram`, plus an
        image below the minimum size, which must fail with INVALID_ARGUMENT.
     2. Every warmup request (all three signatures) replayed in a TF1 session, as `saved_model_cli run`
-       does. Each output is compared with the in-process Keras model on the same decoded pixels.
+       does (when the export has a warmup file and tensorflow-serving-api is installed to read it).
+       Each output is compared with the in-process Keras model on the same decoded pixels.
     """
     export_dir = Path(export_dir)
     settings = read_settings(export_dir)
@@ -295,7 +296,8 @@ def check_export(export_dir: str | os.PathLike) -> list[CheckResult]:
     images = np.round(np.random.default_rng(1).uniform(0, 1, (2, size, size, 3)) * 255).astype(np.float32) / 255
     expected = _keras_outputs(model, images)
     results = _check_with_c_api(export_dir, images, expected, settings.min_size)
-    results += _check_warmup_replay(export_dir, model)
+    if (export_dir / WARMUP_FILE).exists() and serving_api_installed():
+        results += _check_warmup_replay(export_dir, model)
     return results
 
 
@@ -411,15 +413,16 @@ def _check_warmup_replay(export_dir: Path, model: keras.Model) -> list[CheckResu
     return results
 
 
+def serving_api_installed() -> bool:
+    """Whether TF Serving's request protos (the tensorflow-serving-api package) are importable: they are
+    needed to write and replay the warmup file, not to export or serve."""
+    return importlib.util.find_spec("tensorflow_serving") is not None
+
+
 def _serving_apis():
     """TF Serving's request protos (predict_pb2, prediction_log_pb2), from the tensorflow-serving-api package."""
-    try:
-        from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
-    except ImportError:
-        raise StyleKerasError(
-            "exporting needs TF Serving's protos for the warmup file: pip install tensorflow-serving-api "
-            "(or the stylekeras[serving] extra)"
-        ) from None
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
     return predict_pb2, prediction_log_pb2
 
 

@@ -13,23 +13,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stylekeras.errors import StyleKerasError
+from stylekeras.defaults import PADDINGS, POOLINGS, PRECISIONS
+from stylekeras.errors import StyleKerasError, check_choice
 from stylekeras.weights import VGGWeights
-
-# Gatys et al. 2016, section 3: style from conv1_1 … conv5_1 with equal weights, content from conv4_2.
-DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
-DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 
 # Conv layers per block in Simonyan & Zisserman's configurations D (VGG16) and E (VGG19).
 CONVS_PER_BLOCK = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 BLOCK_FILTERS = (64, 128, 256, 512, 512)
-
-POOLINGS = ("max", "avg")
-PADDINGS = ("zero", "reflect", "replicate")
-# "mixed": convolutions in bfloat16, everything else (preprocessing, the returned features, losses, the
-# image) in float32. bfloat16 rather than float16 because VGG's Caffe-scale activations exceed float16's
-# maximum of 65504 (block5 reaches ~7e4 on the example images) while bfloat16 has float32's range.
-PRECISIONS = ("float32", "mixed")
 
 # The Caffe VGG models were trained on BGR images minus these per-channel means (Keras' preprocess_input,
 # mode "caffe", in keras/src/applications/imagenet_utils.py).
@@ -102,6 +92,15 @@ def bfloat16_is_fast(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
     return None if flags is None else bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
+def resolve_precision(precision: str) -> str:
+    """The precision a run uses: "auto" becomes "mixed" where `bfloat16_is_fast` finds bfloat16 hardware and
+    "float32" elsewhere (also when it cannot tell); "float32" and "mixed" stay as asked."""
+    check_choice("--precision", precision, PRECISIONS)
+    if precision != "auto":
+        return precision
+    return "mixed" if bfloat16_is_fast() else "float32"
+
+
 def layer_names(backbone: str) -> list[str]:
     """All layer names of a backbone's convolutional part, in order (`block1_conv1`, …, `block5_pool`)."""
     if backbone not in CONVS_PER_BLOCK:
@@ -148,16 +147,13 @@ def build_feature_model(
     `pooling` is "max" (as trained) or "avg" (rescaled); `padding` of the first conv is "zero" (as
     trained), "reflect" or "replicate". `precision` "mixed" computes the convolutions in bfloat16 (several
     times faster on CPUs with AMX or AVX512-BF16 and on recent GPUs) and returns bfloat16 features, which
-    `stylekeras.losses` turn into float32 losses (the Gram matrix's gradient stays in bfloat16).
+    `stylekeras.losses` turn into float32 losses (the Gram matrix's gradient stays in bfloat16); "auto"
+    picks one of the two for this machine (`resolve_precision`).
     """
     check_layers(weights.backbone, layers)
-    if pooling not in POOLINGS:
-        raise StyleKerasError(f"--pooling '{pooling}' is not one of {', '.join(POOLINGS)}")
-    if padding not in PADDINGS:
-        raise StyleKerasError(f"--padding '{padding}' is not one of {', '.join(PADDINGS)}")
-    if precision not in PRECISIONS:
-        raise StyleKerasError(f"--precision '{precision}' is not one of {', '.join(PRECISIONS)}")
-    compute_dtype = "mixed_bfloat16" if precision == "mixed" else "float32"
+    check_choice("--pooling", pooling, POOLINGS)
+    check_choice("--padding", padding, PADDINGS)
+    compute_dtype = "mixed_bfloat16" if resolve_precision(precision) == "mixed" else "float32"
     all_names = layer_names(weights.backbone)
     deepest = max(all_names.index(name) for name in layers)
     images = keras.Input(shape=(None, None, 3), name="images")

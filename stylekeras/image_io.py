@@ -11,6 +11,7 @@ import tensorflow as tf
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylekeras.atomic import atomic_write, writable_directory
+from stylekeras.defaults import DEFAULT_MAX_PIXELS
 from stylekeras.errors import StyleKerasError
 from stylekeras.report import image_metadata
 
@@ -18,9 +19,6 @@ ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, tf.Tensor]
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
-# 50 megapixels (e.g. 8660×5773): far above what style transfer can use, below Pillow's own bomb warning
-# (89 MP), and checked from the header before any pixel is decoded.
-DEFAULT_MAX_PIXELS = 50_000_000
 
 
 def load_image(

@@ -37,13 +37,9 @@ def gram_matrix(features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor
 def _self_gram(flat: tf.Tensor) -> tf.Tensor:
     # FᵀF as one batched matmul over the flattened positions, with its gradient F(U + Uᵀ) as one more.
     # Autodiff takes two M×N products and adds them, holding extra copies of F (1 GiB each at
-    # block1_conv1 of a 2048 px image): with this, peak memory of a 1024 px step fell from 3.73 to 2.83
-    # GiB, and forward + backward over the five style layers at 512 px from 178 ms (261 ms with
-    # tf.einsum) to 119 ms on this project's 2-core CPU.
-    # With bfloat16 features (precision "mixed") the product stays float32: with a bfloat16 Gram, L-BFGS's
-    # loss blew up to 2.6e10 at step 20 of the 256 px quick-start problem and needed 82 steps instead of
-    # 22 to reach the tutorial loop's loss. The gradient is taken in bfloat16, like the convolutions it
-    # feeds: 0.83–0.92 → 0.72–0.73 s per mixed step at 512 px in paired runs, same quality.
+    # block1_conv1 of a 2048 px image): this lowers peak memory and time (BENCHMARKS.md, "Design choices").
+    # With bfloat16 features (precision "mixed") the product stays float32, since a bfloat16 Gram made
+    # L-BFGS diverge; the gradient is taken in bfloat16, like the convolutions it feeds.
     def gradient(upstream: tf.Tensor) -> tf.Tensor:
         return tf.matmul(flat, tf.cast(upstream + tf.linalg.matrix_transpose(upstream), flat.dtype))
 

@@ -8,58 +8,55 @@ PIL images, arrays or tensors and return `StyleResult`s.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from stylekeras import color, losses
-from stylekeras.checkpoint import Checkpoint, load_checkpoint, mismatches, save_checkpoint
-from stylekeras.errors import StyleKerasError
-from stylekeras.features import (
+from stylekeras.checkpoint import Checkpoint, RunCheckpoints
+from stylekeras.defaults import (
+    COLOR_MODES,
     DEFAULT_CONTENT_LAYERS,
+    DEFAULT_CONTENT_WEIGHT,
+    DEFAULT_LBFGS_LEARNING_RATE,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_OPTIMIZER,
+    DEFAULT_PRECISION,
+    DEFAULT_SIZE,
+    DEFAULT_STEPS,
     DEFAULT_STYLE_LAYERS,
+    DEFAULT_STYLE_NORMALIZATION,
+    DEFAULT_STYLE_WEIGHTS,
+    DEFAULT_TILE_MARGIN,
+    DEFAULT_TV_WEIGHT,
+    INITS,
+    OPTIMIZERS,
+    STYLE_NORMALIZATIONS,
+)
+from stylekeras.errors import StyleKerasError, check_choice
+from stylekeras.features import (
     build_feature_model,
     check_layers,
     layer_channels,
     layer_shapes,
     min_input_size,
+    resolve_precision,
 )
 from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resize_longer_side
+from stylekeras.objective import Objective, StyleTarget, Targets, loss_parts, stack_targets
 from stylekeras.optimizers import LBFGS
-from stylekeras.tiling import TiledObjective, Tiling, tiled_feature_maps, tiled_normalized_grams
+from stylekeras.tiling import Tiling, tiled_feature_maps, tiled_normalized_grams
 from stylekeras.weights import VGGWeights, resolve_weights
-
-INITS = ("content", "noise", "style")
-OPTIMIZERS = ("adam", "lbfgs")
-COLOR_MODES = ("luminance", "histogram")
-STYLE_NORMALIZATIONS = ("paper", "balanced")
-
-# Defaults tuned for ImageNet VGG19 on photo × painting pairs at 256 and 512 px (QUALITY.md): L-BFGS,
-# Gatys et al.'s optimizer, reaches a stronger, cleaner style than Adam in the same time; with the 1/N²
-# layer weights, β = 3e4 is about jcjohnson/neural-style's balance of content and style.
-DEFAULT_SIZE = 512
-DEFAULT_STEPS = 60
-DEFAULT_OPTIMIZER = "lbfgs"
-DEFAULT_CONTENT_WEIGHT = 1.0
-DEFAULT_STYLE_WEIGHT = 3e4
-DEFAULT_TV_WEIGHT = 1e2
-DEFAULT_LEARNING_RATE = 0.02
-DEFAULT_LBFGS_LEARNING_RATE = 1.0  # L-BFGS scales its own steps; 1 is torch's and jcjohnson's choice
-# Context around each tile. `python bench/tiling.py` (512 px, 128 px tiles, hed): the tiled gradient's
-# relative error against the whole image's is 0.20 with no margin, 0.010 at 16 px, 0.0002 at 32 px.
-DEFAULT_TILE_MARGIN = 32
 
 LOSS_NAMES = ("total", "content", "style", "tv")
 # The image size at which the content and variation weights apply as given (`TransferSettings.loss_weights`).
-REFERENCE_PIXELS = 512 * 512
+REFERENCE_SHAPE = (512, 512)
 # Peak memory of a whole-image float32 step through VGG19 per pixel, rounded down from the README's
 # measurements ("memory"): `check_memory` refuses only runs that surely cannot fit.
 STEP_BYTES_PER_PIXEL = 2048
@@ -75,8 +72,10 @@ class TransferSettings:
     to `size`, each starting from the previous result upsampled and with targets re-extracted.
     average: decay of an exponential moving average of the image (e.g. 0.99), returned instead of the
     last iterate. style_blend: one weight per style image. style_scale: style image size relative to
-    the output. preserve_color: "luminance" or "histogram". style_normalization: "paper" (eq. 4) or
-    "balanced" (each layer's loss divided by its target's squared norm, so layers weigh alike).
+    the output. preserve_color: "luminance" or "histogram". style_weight: β (None: the normalization's
+    default, `DEFAULT_STYLE_WEIGHTS`). style_normalization: "balanced" (each layer's loss relative to
+    its target's squared norm and measured in units of the content features' mean square, so one β suits
+    every layer, photo and network) or "paper" (eq. 4 as written; β then depends on the network).
     tile: optimize images larger than `tile` + 2·`tile_margin` px tile by tile (memory bounded by the
     tile, style statistics still global; see `stylekeras.tiling`); both are rounded up to a multiple of
     the deepest layer's stride.
@@ -85,7 +84,7 @@ class TransferSettings:
     size: int | None = DEFAULT_SIZE
     steps: int = DEFAULT_STEPS
     content_weight: float = DEFAULT_CONTENT_WEIGHT
-    style_weight: float = DEFAULT_STYLE_WEIGHT
+    style_weight: float | None = None
     tv_weight: float = DEFAULT_TV_WEIGHT
     learning_rate: float | None = None
     optimizer: str = DEFAULT_OPTIMIZER
@@ -98,22 +97,23 @@ class TransferSettings:
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     preserve_color: str | None = None
-    style_normalization: str = "paper"
+    style_normalization: str = DEFAULT_STYLE_NORMALIZATION
     tile: int | None = None
     tile_margin: int = DEFAULT_TILE_MARGIN
 
     def __post_init__(self) -> None:
         for name in ("steps", "content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
+            if value is not None and not (math.isfinite(value) and value >= 0):
                 raise StyleKerasError(f"--{_option(name)} must be a finite number ≥ 0, got {value}")
         if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise StyleKerasError(f"--learning-rate must be > 0, got {self.learning_rate}")
         for name, choices in (("init", INITS), ("optimizer", OPTIMIZERS), ("style_normalization", STYLE_NORMALIZATIONS)):
-            if getattr(self, name) not in choices:
-                raise StyleKerasError(f"--{_option(name)} '{getattr(self, name)}' is not one of {', '.join(choices)}")
-        if self.preserve_color not in (None, *COLOR_MODES):
-            raise StyleKerasError(f"--preserve-color '{self.preserve_color}' is not one of {', '.join(COLOR_MODES)}")
+            check_choice(f"--{_option(name)}", getattr(self, name), choices)
+        if self.preserve_color is not None:
+            check_choice("--preserve-color", self.preserve_color, COLOR_MODES)
+        if self.style_weight is None:  # resolved here, so reports and checkpoints name the β that was used
+            object.__setattr__(self, "style_weight", DEFAULT_STYLE_WEIGHTS[self.style_normalization])
         if self.size is not None and self.size < 1:
             raise StyleKerasError(f"--size must be ≥ 1 px, got {self.size}")
         if self.seed < 0:
@@ -140,7 +140,7 @@ class TransferSettings:
         512² / (height·width) elsewhere. The content and variation losses are sums over positions (eq. 1)
         while the style loss is normalized by M² (eq. 4), so with fixed weights the style would fade as
         the image grows; scaled, the same settings give the same balance, and look, at every size."""
-        scale = REFERENCE_PIXELS / (height * width)
+        scale = REFERENCE_SHAPE[0] * REFERENCE_SHAPE[1] / (height * width)
         return self.content_weight * scale, self.style_weight, self.tv_weight * scale
 
     def sizes(self, full_size: int) -> list[int]:
@@ -178,21 +178,16 @@ class StyleResult:
     stop_reason: str | None = None
 
 
-@dataclass(frozen=True)
-class StyleTarget:
-    """One style's normalized Gram matrices per layer, the mask of the region it applies to (per layer,
-    or None for everywhere) and its weight."""
-
-    grams: dict[str, tf.Tensor]
-    masks: dict[str, tf.Tensor] | None
-    weight: float
-
-
 StepCallback = Callable[[StepReport], None]
 
 
 class Stylizer:
     """A VGG feature model plus the loss layers, built once and reused for every image.
+
+    `weights` and `backbone` choose the network (`resolve_weights`), the layers and `style_layer_weights`
+    what it compares, `pooling`/`padding` how it runs, and `precision` its arithmetic: "auto" (bfloat16
+    convolutions where the hardware has bfloat16 units, float32 elsewhere), "float32" or "mixed";
+    `stylizer.precision` is the one in use.
 
     >>> stylizer = Stylizer(weights="hed")
     >>> result = stylizer.transfer("photo.jpg", "painting.jpg", size=256, steps=100)
@@ -200,6 +195,7 @@ class Stylizer:
 
     def __init__(
         self,
+        *,
         backbone: str | None = None,
         weights: str | VGGWeights = "auto",
         style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
@@ -208,7 +204,7 @@ class Stylizer:
         seed: int = 0,
         pooling: str = "max",
         padding: str = "zero",
-        precision: str = "float32",
+        precision: str = DEFAULT_PRECISION,
     ) -> None:
         self.weights = resolve_weights(weights, backbone, seed)
         check_layers(self.weights.backbone, style_layers, "style layers")
@@ -218,11 +214,12 @@ class Stylizer:
         self.style_layer_weights = _layer_weights(self.style_layers, style_layer_weights)
         self.min_size = min_input_size(self.style_layers + self.content_layers)
         layers = list(dict.fromkeys(self.style_layers + self.content_layers))
-        self.model = build_feature_model(self.weights, layers, pooling, padding, precision)
+        self.precision = resolve_precision(precision)
+        self.model = build_feature_model(self.weights, layers, pooling, padding, self.precision)
         self._style_cache: dict[str, dict[str, tf.Tensor]] = {}
         self.description = {
             "backbone": self.weights.backbone, "weights": self.weights.description, "pooling": pooling,
-            "padding": padding, "precision": precision, "style_layers": self.style_layer_weights,
+            "padding": padding, "precision": self.precision, "style_layers": self.style_layer_weights,
             "content_layers": list(self.content_layers),
         }
 
@@ -237,11 +234,13 @@ class Stylizer:
         checkpoint_every: int = 50,
         resume: bool = False,
         within_step: Callable[[float], None] | None = None,
-        **settings,
+        settings: TransferSettings | None = None,
+        **options,
     ) -> StyleResult:
         """Stylize `content` with one style image or several (blended, or each in its mask's region).
 
-        Keyword settings are those of `TransferSettings`. Everything is validated before any compute.
+        The run's settings are a `TransferSettings`, or its fields as keywords (`size=256, steps=100`).
+        Everything is validated before any compute.
         With `checkpoint`, the run's state is saved there every `checkpoint_every` steps and when it stops
         early (deleted when it finishes); `resume=True` continues from that file, refusing if the inputs,
         model or settings (other than `steps`) differ. Tiled steps can take minutes: `within_step` is called
@@ -250,7 +249,7 @@ class Stylizer:
         """
         (result,) = self.transfer_batch([content], style, style_masks=style_masks, callbacks=[callback],
                                         checkpoints=[checkpoint], checkpoint_every=checkpoint_every, resume=resume,
-                                        within_step=within_step, **settings)
+                                        within_step=within_step, settings=settings, **options)
         return result
 
     def transfer_batch(
@@ -264,7 +263,8 @@ class Stylizer:
         checkpoint_every: int = 50,
         resume: bool = False,
         within_step: Callable[[float], None] | None = None,
-        **settings,
+        settings: TransferSettings | None = None,
+        **options,
     ) -> list[StyleResult]:
         """Stylize several photos with the same style(s) together: one network pass per step for all of them.
 
@@ -274,10 +274,12 @@ class Stylizer:
         (equal `scale_shapes`). `callbacks` and `checkpoints` have one entry per photo; the other arguments
         are `transfer`'s. A batch of more than one photo needs Adam and no tiles (`check_batch`).
         """
-        unknown = set(settings) - {field.name for field in fields(TransferSettings)}
+        unknown = set(options) - {field.name for field in fields(TransferSettings)}
         if unknown:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
-        settings = TransferSettings(**settings)
+        if settings is not None and options:
+            raise TypeError("give either settings or its fields as keywords, not both")
+        settings = settings or TransferSettings(**options)
         callbacks = list(callbacks) if callbacks is not None else [None] * len(contents)
         checkpoints = list(checkpoints) if checkpoints is not None else [None] * len(contents)
         if not len(contents) == len(callbacks) == len(checkpoints) >= 1:
@@ -301,21 +303,22 @@ class Stylizer:
             self.check_size(shape, label.format(1))
             for pixels in style_pixels:
                 self.check_size(longer_side_shape(pixels.shape, round(size * settings.style_scale)), "style image")
+        tiling = self.tiling(settings)
         if not tf.config.list_physical_devices("GPU"):  # a GPU's own limit ends the run with a message instead
-            check_memory(shapes[-1], settings, self.tiling(settings), len(contents))
+            check_memory(shapes[-1], settings, tiling, len(contents))
 
-        identities = [None if path is None else {
+        run_checkpoints = RunCheckpoints(checkpoints, [None if path is None else {
             "inputs": _digest([pixels, *style_pixels, *(masks or [])]),
             "model": self.description,
             "settings": {**asdict(settings), "steps": None},
-        } for pixels, path in zip(content_pixels, checkpoints)]
-        saved = _checkpoints_to_resume(checkpoints, identities) if resume else None
+        } for pixels, path in zip(content_pixels, checkpoints)], checkpoint_every)
+        saved = run_checkpoints.resume() if resume else None
         originals = content_pixels
         inputs = [_color_inputs(settings.preserve_color, pixels, style_pixels) for pixels in content_pixels]
 
-        run = _Run(self, settings, len(sizes) * settings.steps, callbacks, checkpoints, checkpoint_every, identities,
-                   saved, within_step)
-        images, tiling = None, self.tiling(settings)
+        run = _Run(self.model, tiling, self.weights.description, settings, len(sizes) * settings.steps,
+                   callbacks, run_checkpoints, saved, within_step)
+        images = None
         for scale, size in enumerate(sizes):
             if run.skips(scale):
                 continue
@@ -327,11 +330,11 @@ class Stylizer:
                                    for content, photo_styles in zip(contents_at_size, styles_at_size)])
             else:  # coarse-to-fine: continue from the previous scale's result, upsampled
                 images = tf.image.resize(images, shapes[scale], method="bicubic").numpy().clip(0, 1)
-            targets = _stack_targets([
+            targets = stack_targets([
                 self.targets(content, photo_styles, blend, masks, settings.style_normalization, tiling)
                 for content, photo_styles in zip(contents_at_size, styles_at_size)
             ])
-            images = run.optimize(images, *targets, size, scale)
+            images = run.optimize(images, targets, size, scale)
             if run.stop_reason:
                 break
 
@@ -362,9 +365,9 @@ class Stylizer:
         styles: Sequence[np.ndarray],
         blend: Sequence[float] | None = None,
         masks: Sequence[np.ndarray] | None = None,
-        normalization: str = "paper",
+        normalization: str = DEFAULT_STYLE_NORMALIZATION,
         tiling: Tiling | None = None,
-    ) -> tuple[dict[str, tf.Tensor], list[StyleTarget], dict[str, float]]:
+    ) -> Targets:
         """The content image's feature maps, the style targets and the per-layer style weights, once per scale.
 
         Without masks the styles' Gram matrices are averaged with the `blend` weights into one target (as
@@ -380,18 +383,22 @@ class Stylizer:
         grams = [self.style_grams(style, tiling) for style in styles]
         layer_weights = dict(self.style_layer_weights)
         if normalization == "balanced":
+            # The content loss grows with the square of the features, which differs by 1e4 between VGG19
+            # and hed and by 3× between photos; the relative style loss does not. In units of the content
+            # features' mean square, the same β gives the same balance on every network and photo.
+            energy = np.mean([float(tf.reduce_mean(tf.square(target))) for target in content_targets.values()])
             reference = grams[0]
             for name in self.style_layers:
                 channels = float(reference[name].shape[-1])
-                layer_weights[name] /= float(tf.reduce_sum(tf.square(reference[name]))) / (4 * channels**2) + 1e-12
+                layer_weights[name] *= energy / (float(tf.reduce_sum(tf.square(reference[name]))) / (4 * channels**2) + 1e-12)
         if masks is None:
             blended = {name: tf.add_n([w * g[name] for w, g in zip(blend, grams)]) for name in self.style_layers}
-            return content_targets, [StyleTarget(blended, None, 1.0)], layer_weights
+            return Targets(content_targets, [StyleTarget(blended, None, 1.0)], layer_weights)
         shapes = dict(layer_shapes(self.weights.backbone, *content.shape[:2]))
-        return content_targets, [
+        return Targets(content_targets, [
             StyleTarget(gram, _mask_per_layer(mask, content.shape[:2], shapes, self.style_layers), weight)
             for gram, mask, weight in zip(grams, masks, blend)
-        ], layer_weights
+        ], layer_weights)
 
     def style_grams(self, style: np.ndarray, tiling: Tiling | None = None) -> dict[str, tf.Tensor]:
         """A style image's normalized Gram matrices, remembered: a batch with one style computes them once."""
@@ -407,29 +414,10 @@ class Stylizer:
             self._style_cache[key] = grams
         return self._style_cache[key]
 
-    def loss_parts(
-        self,
-        images: tf.Tensor,
-        content_targets: Mapping[str, tf.Tensor],
-        style_targets: Sequence[StyleTarget],
-        layer_weights: Mapping[str, float] | None = None,
-    ) -> dict[str, tf.Tensor]:
-        """The unweighted content, style and total-variation losses of `images`, and each style layer's
-        share of the style loss as "style/<layer>": each `[batch]`, one value per image."""
-        layer_weights = layer_weights or self.style_layer_weights
-        features = self.model(images, training=False)
-        content = tf.add_n([losses.content_loss(features[name], content_targets[name]) for name in content_targets])
-        by_layer: dict[str, tf.Tensor] = {}
-        for target in style_targets:
-            terms = losses.weighted_layer_style_losses(features, target.grams, layer_weights, target.masks)
-            for name, term in terms.items():
-                by_layer[name] = by_layer.get(name, 0.0) + target.weight * term
-        return {
-            "content": content,
-            "style": tf.add_n(list(by_layer.values())),
-            "tv": losses.total_variation_loss(images),
-            **{f"style/{name}": value for name, value in by_layer.items()},
-        }
+    def loss_parts(self, images: tf.Tensor, targets: Targets) -> dict[str, tf.Tensor]:
+        """The unweighted content, style and total-variation losses of `images` against `targets` (see
+        `objective.loss_parts`): each `[batch]`, one value per image."""
+        return loss_parts(self.model, images, targets)
 
     def _load_masks(self, sources, count: int, content_shape) -> list[np.ndarray] | None:
         if sources is None:
@@ -452,18 +440,17 @@ class _Run:
     """One transfer of a batch of photos across its scales: each photo's loss history, callback and
     checkpoint, the step count and how it ended (a batch stops together)."""
 
-    def __init__(self, stylizer: Stylizer, settings: TransferSettings, total_steps: int,
-                 callbacks: Sequence[StepCallback | None], checkpoint_paths: Sequence, checkpoint_every: int = 0,
-                 identities: Sequence[dict | None] = (), resume: list[Checkpoint] | None = None,
-                 within_step: Callable[[float], None] | None = None) -> None:
-        self.stylizer = stylizer
+    def __init__(self, model: keras.Model, tiling: Tiling | None, weights: str, settings: TransferSettings,
+                 total_steps: int, callbacks: Sequence[StepCallback | None], checkpoints: RunCheckpoints,
+                 resume: list[Checkpoint] | None = None, within_step: Callable[[float], None] | None = None) -> None:
+        self.model = model
+        self.tiling = tiling
+        self.weights = weights
         self.within_step = within_step
         self.settings = settings
         self.total_steps = total_steps
         self.callbacks = callbacks
-        self.checkpoint_paths = checkpoint_paths
-        self.checkpoint_every = checkpoint_every
-        self.identities = identities
+        self.checkpoints = checkpoints
         self.resume = resume
         self.histories = ([saved.meta["history"] for saved in resume] if resume else
                           [{name: [] for name in (*LOSS_NAMES, "size")} for _ in callbacks])
@@ -476,8 +463,7 @@ class _Run:
         """Whether a resumed run already finished this scale."""
         return self.resume is not None and scale < self.resume[0].meta["scale"]
 
-    def optimize(self, start: np.ndarray, content_targets, style_targets, layer_weights, size: int,
-                 scale: int) -> np.ndarray:
+    def optimize(self, start: np.ndarray, targets: Targets, size: int, scale: int) -> np.ndarray:
         """Run `settings.steps` steps at one scale on the `[photos, H, W, 3]` images and return them (or
         their moving averages)."""
         settings = self.settings
@@ -496,7 +482,10 @@ class _Run:
             for index, variable in enumerate(state):
                 variable.assign(_join_photos([photo[index] for photo in saved_state], variable, image))
         loss_weights = settings.loss_weights(*image.shape[1:3])
-        loss_and_gradient = self._objective(image, content_targets, style_targets, layer_weights, loss_weights)
+        objective = Objective(self.model, targets, loss_weights, image, self.tiling, settings.seed)
+
+        def loss_and_gradient():  # at the current step: the tiles' grid moves with it
+            return objective(self.done, self.within_step)
 
         @tf.function
         def apply(total, gradient):
@@ -509,14 +498,11 @@ class _Run:
 
         def save(step_in_scale: int) -> None:
             values = [_split_photos(variable.numpy(), image) for variable in state]
-            for photo, path in enumerate(self.checkpoint_paths):
-                if path is None:
-                    continue
-                meta = {**self.identities[photo], "scale": scale, "step": step_in_scale, "done": self.done,
-                        "history": self.histories[photo]}
-                photo_state = [value[photo] for value in values]
-                save_checkpoint(path, Checkpoint(meta, image[photo].numpy(), photo_state[:len(optimizer.variables)],
-                                                 photo_state[len(optimizer.variables):]))
+            per_photo = [[value[photo] for value in values] for photo in range(image.shape[0])]
+            split = len(optimizer.variables)
+            self.checkpoints.save({"scale": scale, "step": step_in_scale, "done": self.done}, self.histories,
+                                  image.numpy(), [photo_state[:split] for photo_state in per_photo],
+                                  [photo_state[split:] for photo_state in per_photo])
 
         step_in_scale = resume[0].meta["step"] if resume else 0
         try:
@@ -539,7 +525,7 @@ class _Run:
                     for name in LOSS_NAMES:
                         history[name].append(photo_values[name])
                     history["size"].append(size)
-                if self.checkpoint_every and self.done % self.checkpoint_every == 0:
+                if self.checkpoints.due(self.done):
                     save(step_in_scale)
                 for photo, callback in enumerate(self.callbacks):
                     if callback is not None:
@@ -558,33 +544,9 @@ class _Run:
             save(step_in_scale)
         return (average.value() if average is not None and average.weight > 0 else image).numpy()
 
-    def _objective(self, image: tf.Variable, content_targets, style_targets, layer_weights, loss_weights):
-        """A function returning (loss parts with "total", one value per photo; gradient) at the current
-        images: one `tf.function` over the whole batch, or tile by tile when a photo is larger than the
-        tiling window."""
-        height, width = image.shape[1:3]
-        tiling = self.stylizer.tiling(self.settings)
-        if tiling is not None and tiling.needed(height, width):
-            objective = TiledObjective(self.stylizer.model, tiling, image, content_targets, style_targets,
-                                       layer_weights, loss_weights)
-            return lambda: objective.loss_and_gradient(
-                tiling.grid(height, width, tiling.random_offset(self.settings.seed, self.done)), self.within_step)
-
-        @tf.function
-        def whole_images():
-            with tf.GradientTape() as tape:
-                parts = self.stylizer.loss_parts(image, content_targets, style_targets, layer_weights)
-                parts["total"] = losses.total_loss(parts["content"], parts["style"], parts["tv"], *loss_weights)
-            # The gradient of the photos' summed losses: each photo's own, since no loss mixes photos.
-            return parts, tape.gradient(parts["total"], image)
-
-        return whole_images
-
     def results(self, images: Sequence[np.ndarray]) -> list[StyleResult]:
         if self.stop_reason is None:
-            for path in self.checkpoint_paths:  # finished: nothing left to resume
-                if path is not None:
-                    Path(path).unlink(missing_ok=True)
+            self.checkpoints.finish()
         seconds = time.perf_counter() - self.started
         return [StyleResult(
             image=image,
@@ -592,7 +554,7 @@ class _Run:
             steps_done=self.done,
             seconds=seconds,
             device=self.device,
-            weights=self.stylizer.weights.description,
+            weights=self.weights,
             settings=self.settings,
             stop_reason=self.stop_reason,
         ) for image, history in zip(images, self.histories)]
@@ -633,24 +595,24 @@ def transfer(
     style_layer_weights: Sequence[float] | None = None,
     pooling: str = "max",
     padding: str = "zero",
-    precision: str = "float32",
+    precision: str = DEFAULT_PRECISION,
     **options,
 ) -> StyleResult:
     """One-call style transfer: build a `Stylizer` and run `Stylizer.transfer(content, style, **options)`."""
-    stylizer = Stylizer(backbone, weights, style_layers, content_layers, style_layer_weights,
-                        options.get("seed", 0), pooling, padding, precision)
+    stylizer = Stylizer(backbone=backbone, weights=weights, style_layers=style_layers, content_layers=content_layers,
+                        style_layer_weights=style_layer_weights, seed=options.get("seed", 0), pooling=pooling,
+                        padding=padding, precision=precision)
     return stylizer.transfer(content, style, **options)
 
 
 def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int) -> np.ndarray:
     """The starting point: the content image, uniform noise (seeded) or the style image at content size."""
+    check_choice("--init", init, INITS)
     if init == "content":
         return content
     if init == "noise":
         return np.random.default_rng(seed).uniform(0.0, 1.0, content.shape).astype(np.float32)
-    if init == "style":
-        return tf.image.resize(style, content.shape[:2], method="bilinear", antialias=True).numpy()
-    raise StyleKerasError(f"--init '{init}' is not one of {', '.join(INITS)}")
+    return tf.image.resize(style, content.shape[:2], method="bilinear", antialias=True).numpy()
 
 
 def check_memory(shape: tuple[int, int], settings: TransferSettings, tiling: Tiling | None, photos: int = 1,
@@ -689,22 +651,6 @@ def scale_shapes(shape: tuple[int, ...], settings: TransferSettings) -> tuple[tu
     return tuple(longer_side_shape(shape, size) for size in settings.sizes(max(shape[:2])))
 
 
-def _stack_targets(per_photo: Sequence[tuple[dict, list[StyleTarget], dict]]
-                   ) -> tuple[dict[str, tf.Tensor], list[StyleTarget], dict[str, np.ndarray]]:
-    """A batch's targets from each photo's `Stylizer.targets`: feature maps and Gram matrices joined along
-    the batch axis, the layer weights as one value per photo (they differ with "balanced" normalization
-    and recoloured styles). The masks depend only on the size, which the photos share."""
-    contents, styles, weights = zip(*per_photo)
-    content_targets = {name: tf.concat([targets[name] for targets in contents], 0) for name in contents[0]}
-    style_targets = [
-        StyleTarget({name: tf.concat([photo[index].grams[name] for photo in styles], 0) for name in target.grams},
-                    target.masks, target.weight)
-        for index, target in enumerate(styles[0])
-    ]
-    layer_weights = {name: np.array([photo[name] for photo in weights], np.float32) for name in weights[0]}
-    return content_targets, style_targets, layer_weights
-
-
 def _split_photos(value: np.ndarray, image: tf.Variable) -> list[np.ndarray]:
     """Optimizer or average state as each photo's own: image-shaped state is per pixel (Adam's moments,
     the average), anything else (the step count) is shared."""
@@ -716,26 +662,6 @@ def _split_photos(value: np.ndarray, image: tf.Variable) -> list[np.ndarray]:
 def _join_photos(values: list[np.ndarray], variable: tf.Variable, image: tf.Variable) -> np.ndarray:
     """The inverse of `_split_photos`."""
     return np.concatenate(values) if tuple(variable.shape) == tuple(image.shape) else values[0]
-
-
-def _checkpoints_to_resume(paths: Sequence, identities: Sequence[dict | None]) -> list[Checkpoint]:
-    """Each photo's checkpoint, if made with the same inputs, model and settings (but `steps`), all at one step."""
-    saved = [_checkpoint_to_resume(path, identity) for path, identity in zip(paths, identities)]
-    positions = {(checkpoint.meta["scale"], checkpoint.meta["step"], checkpoint.meta["done"]) for checkpoint in saved}
-    if len(positions) > 1:
-        raise StyleKerasError("--resume: the photos' checkpoints stopped at different steps; resume them one at a time")
-    return saved
-
-
-def _checkpoint_to_resume(path, identity: dict) -> Checkpoint:
-    """The checkpoint at `path`, if it was made with the same inputs, model and settings (but `steps`)."""
-    if path is None:
-        raise StyleKerasError("--resume needs the checkpoint of the run to continue")
-    saved = load_checkpoint(path)
-    differences = mismatches({key: saved.meta.get(key) for key in identity}, json.loads(json.dumps(identity)))
-    if differences:
-        raise StyleKerasError(f"--resume: the checkpoint was made with other inputs or settings ({'; '.join(differences)})")
-    return saved
 
 
 def _color_inputs(mode: str | None, content: np.ndarray, styles: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:

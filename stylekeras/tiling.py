@@ -17,8 +17,9 @@ one place.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -26,6 +27,9 @@ import tensorflow as tf
 
 from stylekeras import losses
 from stylekeras.features import layer_stride
+
+if TYPE_CHECKING:
+    from stylekeras.objective import Targets
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right in image pixels (bottom and right excluded)
 
@@ -123,20 +127,19 @@ def _image_cores(model: keras.Model, image: np.ndarray, tiling: Tiling):
 class TiledObjective:
     """α·L_content + β·L_style + γ·L_tv of an H×W image variable and its gradient, tile by tile.
 
-    `style_targets` are `stylize.StyleTarget`s (masks, if any, at the whole image's feature resolution);
-    `content_targets` are the whole image's content feature maps.
+    `targets` is an `objective.Targets`: the whole image's content feature maps, the style targets (masks,
+    if any, at the whole image's feature resolution) and the style layers' weights.
     """
 
-    def __init__(self, model: keras.Model, tiling: Tiling, image: tf.Variable, content_targets: Mapping[str, tf.Tensor],
-                 style_targets: Sequence, layer_weights: Mapping[str, float],
+    def __init__(self, model: keras.Model, tiling: Tiling, image: tf.Variable, targets: Targets,
                  loss_weights: tuple[float, float, float]) -> None:
         self.model = model
         self.tiling = tiling
         self.image = image
         self.height, self.width = image.shape[1:3]
-        self.content_targets = dict(content_targets)
-        self.style_targets = list(style_targets)
-        self.layer_weights = dict(layer_weights)
+        self.content_targets = dict(targets.content)
+        self.style_targets = list(targets.styles)
+        self.layer_weights = dict(targets.layer_weights)
         self.loss_weights = loss_weights
         self.style_layers = list(self.style_targets[0].grams)
         self.gradient = tf.Variable(tf.zeros_like(image), trainable=False)
@@ -148,7 +151,7 @@ class TiledObjective:
 
     def loss_and_gradient(self, tiles: Sequence[Tile], progress: Callable[[float], None] | None = None
                           ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        """The loss parts (as `Stylizer.loss_parts`, plus "total") at the image, and d total / d image.
+        """The loss parts (as `objective.loss_parts`, plus "total") at the image, and d total / d image.
 
         `progress`, if given, is called after each window with the fraction of the work done.
         """

@@ -19,10 +19,10 @@ import h5py
 import keras
 import numpy as np
 
+from stylekeras.defaults import BACKBONES
 from stylekeras.errors import StyleKerasError
 from stylekeras.torch_legacy import load_tensors
 
-BACKBONES = ("vgg19", "vgg16")
 WEIGHT_SOURCES = ("auto", "imagenet", "imagenet-q8", "hed", "random")
 
 # Keras' ImageNet VGG19 conv layers (vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5) with each kernel

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli import _Interrupts, app
+from stylekeras.cli import _Interrupts, app
 from stylekeras import StyleKerasError, load_image, save_image
 from stylekeras.checkpoint import load_checkpoint
 
@@ -33,17 +33,18 @@ def photos(content_path, style_path):
 ], ids=["plain", "scales-average", "per-photo-targets", "luminance-mixed"])
 def test_each_photo_of_a_batch_gets_its_result_alone(hed_stylizer, photos, style_path, options):
     options = {**RUN, **options}
-    stylizer = hed_stylizer
+    stylizer, tolerance = hed_stylizer, 1e-3
     if options.pop("precision", None):
         import stylekeras
 
-        stylizer = stylekeras.Stylizer(weights="hed", precision="mixed")
+        # bfloat16 convolutions round a batch of two differently from one photo: equal to rounding only.
+        stylizer, tolerance = stylekeras.Stylizer(weights="hed", precision="mixed"), 1e-2
     together = stylizer.transfer_batch(photos, style_path, **options)
     for photo, result in zip(photos, together):
         alone = stylizer.transfer(photo, style_path, **options)
         assert result.steps_done == alone.steps_done == options["steps"] * options.get("scales", 1)
-        np.testing.assert_allclose(result.history["total"], alone.history["total"], rtol=1e-3)
-        np.testing.assert_allclose(result.image, alone.image, atol=2e-3)
+        np.testing.assert_allclose(result.history["total"], alone.history["total"], rtol=tolerance)
+        np.testing.assert_allclose(result.image, alone.image, atol=2 * tolerance)
     assert np.abs(together[0].image - together[1].image).mean() > 0.05  # really two different photos
 
 

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli import app
+from stylekeras.cli import app
 
 runner = CliRunner()
 
@@ -16,8 +16,8 @@ def _run(*args):
     return runner.invoke(app, [str(arg) for arg in args])
 
 
-def _assert_one_line_error(result, fragment):
-    assert result.exit_code == 2, result.output
+def _assert_one_line_error(result, fragment, code=2):
+    assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1 and fragment in error_lines[0], result.stderr
@@ -26,7 +26,7 @@ def _assert_one_line_error(result, fragment):
 def test_transfer_end_to_end_in_a_real_process(tmp_path, content_path, style_path):
     output = tmp_path / "out.png"
     completed = subprocess.run(
-        [sys.executable, str(Path(__file__).parents[1] / "cli.py"), "transfer", str(content_path), str(style_path),
+        [sys.executable, "-m", "stylekeras", "transfer", str(content_path), str(style_path),
          "-o", str(output), "--size", "48", "--steps", "6", "--weights", "hed", "--save-every", "3"],
         capture_output=True, text=True, timeout=300,
     )
@@ -107,7 +107,7 @@ def test_unwritable_output_is_refused_before_optimizing(tmp_path, content_path, 
 def test_non_finite_loss_keeps_the_existing_output_and_writes_beside_it(content_path, style_path, existing_output):
     result = _run("transfer", content_path, style_path, "-o", existing_output, "--size", "32", "--steps", "3",
                   "--weights", "random", "--style-weight", "1e38", "--quiet")
-    _assert_one_line_error(result, "loss became")
+    _assert_one_line_error(result, "loss became", code=1)  # failed while running, not bad input
     _assert_untouched(existing_output)
     partial = existing_output.with_name("keep_partial.png")
     assert Image.open(partial).size == (32, 32)

@@ -94,10 +94,11 @@ def test_edge_padding_changes_only_the_border(content_path, padding):
 
 
 def _gram_distance(stylizer, image, style):
-    """Style loss of `image` against `style`'s Gram matrices on the default layers."""
-    _, targets, layer_weights = stylizer.targets(image, [style])
+    """Style loss of `image` against `style`'s Gram matrices on the default layers, with the paper's weights
+    (balanced weights would depend on `image`'s own features)."""
+    targets = stylizer.targets(image, [style], normalization="paper")
     features = stylizer.model(image[None])
-    return float(losses.style_loss(features, targets[0].grams, layer_weights)[0])
+    return float(losses.style_loss(features, targets.styles[0].grams, targets.layer_weights)[0])
 
 
 def test_blended_styles_land_between_the_single_style_results(hed_stylizer, content_path, style_path):
@@ -114,26 +115,49 @@ def test_blended_styles_land_between_the_single_style_results(hed_stylizer, cont
 def test_style_scale_resizes_the_style_image(hed_stylizer, content_path, style_path):
     with pytest.raises(StyleKerasError, match="style image is 16×10 px"):
         hed_stylizer.transfer(content_path, style_path, size=64, style_scale=0.25, steps=1)
-    full = hed_stylizer.targets(load_image(content_path, 64), [load_image(style_path, 64)])[1][0].grams
-    half = hed_stylizer.targets(load_image(content_path, 64), [load_image(style_path, 32)])[1][0].grams
+    full = hed_stylizer.targets(load_image(content_path, 64), [load_image(style_path, 64)]).styles[0].grams
+    half = hed_stylizer.targets(load_image(content_path, 64), [load_image(style_path, 32)]).styles[0].grams
     result = hed_stylizer.transfer(content_path, style_path, size=64, style_scale=0.5, steps=0)
     assert result.steps_done == 0
     assert not np.allclose(full["block1_conv1"], half["block1_conv1"])
+
+
+def test_style_scale_changes_the_result(hed_stylizer, content_path, style_path):
+    run = lambda scale: hed_stylizer.transfer(content_path, style_path, size=64, steps=5, style_scale=scale).image
+    assert np.abs(run(1.0) - run(0.5)).mean() > 1e-3
 
 
 def test_per_layer_weights_and_balanced_normalization(content_path, style_path):
     stylizer = stylekeras.Stylizer(weights="random", backbone="vgg16", style_layers=["block1_conv1", "block2_conv1"],
                                    content_layers=["block2_conv1"], style_layer_weights=[3.0, 0.0])
     content, style = load_image(content_path, 16), load_image(style_path, 16)
-    content_targets, targets, layer_weights = stylizer.targets(content, [style])
-    parts = stylizer.loss_parts(content[None], content_targets, targets, layer_weights)
+    targets = stylizer.targets(content, [style], normalization="paper")
+    parts = stylizer.loss_parts(content[None], targets)
     features = stylizer.model(content[None])
-    expected = 3.0 * losses.layer_style_loss(features["block1_conv1"], targets[0].grams["block1_conv1"])
+    expected = 3.0 * losses.layer_style_loss(features["block1_conv1"], targets.styles[0].grams["block1_conv1"])
     np.testing.assert_allclose(parts["style"], expected, rtol=1e-5)
-    _, targets, balanced = stylizer.targets(content, [style], normalization="balanced")
-    gram = targets[0].grams["block1_conv1"]
+    balanced = stylizer.targets(content, [style], normalization="balanced")
+    gram = balanced.styles[0].grams["block1_conv1"]
     scale = float(tf.reduce_sum(tf.square(gram))) / (4 * 64**2)
-    assert balanced["block1_conv1"] == pytest.approx(3.0 / scale, rel=1e-4)
+    energy = float(tf.reduce_mean(tf.square(targets.content["block2_conv1"])))
+    assert balanced.layer_weights["block1_conv1"] == pytest.approx(3.0 * energy / scale, rel=1e-4)
+
+
+def test_balanced_weights_keep_the_balance_when_the_features_scale(content_path, style_path):
+    # A network whose features are k times larger has a content loss k² times larger; the balanced style
+    # loss must grow by k² too, so that one β gives the same image on VGG19 and hed.
+    content, style = load_image(content_path, 16), load_image(style_path, 16)
+    image = np.clip(content + 0.1 * np.random.default_rng(0).standard_normal(content.shape), 0, 1).astype(np.float32)
+    ratios = []
+    for k in (1.0, 10.0):
+        stylizer = stylekeras.Stylizer(weights="random", backbone="vgg16", content_layers=["block2_conv1"],
+                                       style_layers=["block1_conv1", "block2_conv1"])
+        model = stylizer.model
+        stylizer.model = lambda pixels, training=False, model=model, k=k: {
+            name: k * value for name, value in model(pixels, training=training).items()}
+        parts = stylizer.loss_parts(image[None], stylizer.targets(content, [style], normalization="balanced"))
+        ratios.append(float(parts["style"][0] / parts["content"][0]))
+    assert ratios[1] == pytest.approx(ratios[0], rel=1e-4)
 
 
 def test_luminance_mode_keeps_the_content_chroma(hed_stylizer, content_path, style_path):

@@ -1,6 +1,7 @@
 """TensorBoard, run reports, batches, progress pictures, config files, CLI polish and generated docs."""
 
 import json
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -11,8 +12,8 @@ import tensorflow as tf
 from PIL import Image
 from typer.testing import CliRunner
 
-from cli import app
-from stylekeras.stylize import DEFAULT_STEPS, DEFAULT_STYLE_WEIGHT
+from stylekeras.cli import app
+from stylekeras.stylize import DEFAULT_STEPS, DEFAULT_STYLE_NORMALIZATION, DEFAULT_STYLE_WEIGHTS
 from stylekeras.report import read_report
 
 ROOT = Path(__file__).parents[1]
@@ -46,7 +47,7 @@ def test_tensorboard_logs_scalars_images_and_settings(tmp_path, content_path, st
     assert [step for step, _ in events["image"]] == [2, 4]
     assert events["image"][0][1].metadata.plugin_data.plugin_name == "images"
     settings_text = tf.make_ndarray(events["settings"][0][1].tensor).item().decode()
-    assert f'"style_weight": {DEFAULT_STYLE_WEIGHT}' in settings_text
+    assert f'"style_weight": {DEFAULT_STYLE_WEIGHTS[DEFAULT_STYLE_NORMALIZATION]}' in settings_text
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
@@ -96,7 +97,7 @@ def test_batch_writes_each_photo_skips_failures_and_existing(tmp_path, content_p
     (photos / "broken.jpg").write_text("not an image")
     out = tmp_path / "out"
     result = _run("transfer", photos, style_path, "-o", out, *TINY, "--json")
-    assert result.exit_code == 2  # one photo failed
+    assert result.exit_code == 1  # one photo failed while running
     summary = json.loads(result.stdout)
     assert [Path(p).name for p in summary["written"]] == ["a_style.png", "b_style.png"]
     assert summary["failed"][0]["content"].endswith("broken.jpg") and "not an image" in summary["failed"][0]["error"]
@@ -177,7 +178,8 @@ def test_cli_polish(content_path, style_path, tmp_path):
     version = _run("--version")
     assert version.exit_code == 0 and version.stdout.startswith("stylekeras 0.")
     top = _run("--help")
-    assert "Exit codes:" in top.stdout and "143 by" in top.stdout and "--install-completion" in top.stdout
+    assert "Exit codes (every command)" in top.stdout and "143 by" in top.stdout and "--install-completion" in top.stdout
+    assert _run("-h").stdout == top.stdout and "--style-weight" in _run("transfer", "-h").stdout
     result = _run("transfer", "missing.png", style_path, "-o", tmp_path / "o.png")
     assert "\x1b[" not in result.output  # no colour codes when the output is not a terminal
     result = _run("transfer", content_path, style_path, "-o", tmp_path / "o.png", *TINY, "--json")
@@ -253,3 +255,14 @@ def test_run_batch_groups_photos_of_one_size_and_checks_them_first(tmp_path):
                       ("f", "out of luck")]
     assert [Path(p).stem for p in summary.written] == ["a_style", "c_style", "d_style", "g_style"]
     assert [Path(f["content"]).stem for f in summary.failed] == ["e", "b", "f"]
+
+
+def test_help_and_version_do_not_load_tensorflow():
+    # What makes `stylekeras --help` answer at once (timed in README, "Command line").
+    script = ("import sys\nfrom stylekeras.cli import app\nfor argv in (['--help'], ['--version'], ['transfer', '--help']):\n"
+              "    try:\n        app(argv, prog_name='stylekeras')\n    except SystemExit:\n        pass\n"
+              "print('tensorflow loaded:', 'tensorflow' in sys.modules)")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.rstrip().endswith("tensorflow loaded: False")
+

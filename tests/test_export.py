@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
 
-from cli import app
+from stylekeras.cli import app
 from stylekeras import export
 from stylekeras.errors import StyleKerasError
 from stylekeras.features import build_feature_model
@@ -121,11 +121,24 @@ def test_cli_export_then_check(tmp_path):
     assert "C API (TF Serving loader)" in result.stdout and "every signature answers" in result.stdout
 
 
+def test_cli_export_and_check_without_tensorflow_serving_api(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "serving_api_installed", lambda: False)
+    result = runner.invoke(app, ["export", "--base-path", str(tmp_path), "--weights", "random", "--layers", "block1_conv1"])
+    assert result.exit_code == 0, result.output
+    assert "no warmup file written" in result.stderr and "stylekeras[serving]" in result.stderr
+    assert not (tmp_path / "vgg19_features/1" / export.WARMUP_FILE).exists()
+    result = runner.invoke(app, ["export", "--base-path", str(tmp_path), "--check"])
+    assert result.exit_code == 0, result.output
+    assert "every signature answers" in result.stdout and "warmup requests not replayed" in result.stderr
+    assert "warmup replay" not in result.stdout
+
+
 @pytest.mark.parametrize(
     "arguments, message",
     [
         (["--layers", "block1_conv1,nope"], "unknown layer 'nope'"),
-        (["--version", "0"], "--version must be ≥ 1"),
+        (["--model-version", "0"], "--model-version must be ≥ 1"),
+        (["--version", "0"], "--model-version must be ≥ 1"),  # the old name of the option still works
     ],
 )
 def test_cli_bad_export_options_leave_nothing_behind(tmp_path, arguments, message):

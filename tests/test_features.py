@@ -1,11 +1,17 @@
-"""The feature model is Keras' VGG: same layers, same preprocessing, same numbers, for every weight source."""
+"""stylekeras.features: the feature model is Keras' VGG (same layers, preprocessing and numbers for every weight
+source), and its mixed precision stays close to float32 and is used only where it pays."""
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+import stylekeras
+from stylekeras import losses
+from stylekeras.errors import StyleKerasError
 from stylekeras.features import build_feature_model, layer_names
 from stylekeras.image_io import load_image
+from stylekeras.report import read_report
 from stylekeras.weights import resolve_weights
 
 APPLICATIONS = {
@@ -56,3 +62,87 @@ def test_a_colour_swap_would_be_caught(content_path):
     want = np.asarray(reference(rgb)["block1_conv1"])
     swapped = np.asarray(ours(rgb[..., ::-1])["block1_conv1"])
     assert np.abs(swapped - want).max() > 1e-2 * np.abs(want).max()
+
+
+def test_mixed_precision_features_and_their_losses_are_close(content_path, style_path):
+    image, style = load_image(content_path, 64)[None], load_image(style_path, 64)[None]
+    exact_stylizer, mixed_stylizer = stylekeras.Stylizer(weights="hed"), stylekeras.Stylizer(weights="hed", precision="mixed")
+    exact, mixed = exact_stylizer.model(image), mixed_stylizer.model(image)
+    for name, features in mixed.items():
+        assert features.dtype == tf.bfloat16  # the losses take them from here in float32
+        error = float(tf.norm(tf.cast(features, tf.float32) - exact[name]) / tf.norm(exact[name]))
+        assert 0 < error < 0.05, name  # bfloat16 has 8 bits of mantissa: close, but not identical
+        gram, exact_gram = losses.normalized_gram(features), losses.normalized_gram(exact[name])
+        assert gram.dtype == tf.float32
+        assert float(tf.norm(gram - exact_gram) / tf.norm(exact_gram)) < 0.05, name
+    # The Gram matrix of bfloat16 features is their exact float32 product (L-BFGS needs an exact loss);
+    # only its gradient is bfloat16, like the convolutions it feeds.
+    values = tf.cast(tf.random.normal([1, 16, 16, 8]), tf.bfloat16)
+    np.testing.assert_allclose(losses.gram_matrix(values), losses.gram_matrix(tf.cast(values, tf.float32)), rtol=1e-6)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(values)
+        exact_values = tf.cast(values, tf.float32)
+        grams = [losses.gram_matrix(values) ** 2, losses.gram_matrix(exact_values) ** 2]
+    gradients = [tape.gradient(gram, values) for gram in grams]
+    assert gradients[0].dtype == tf.bfloat16
+    bfloat16_gradient, exact_gradient = (tf.cast(gradient, tf.float32) for gradient in gradients)
+    assert float(tf.norm(bfloat16_gradient - exact_gradient) / tf.norm(exact_gradient)) < 0.01
+    targets = [stylizer.targets(image[0], [style[0]]) for stylizer in (exact_stylizer, mixed_stylizer)]
+    parts = [stylizer.loss_parts(image, target) for stylizer, target in zip((exact_stylizer, mixed_stylizer), targets)]
+    for name in ("content", "style", "tv"):
+        assert parts[1][name].dtype == tf.float32
+        np.testing.assert_allclose(parts[1][name], parts[0][name], rtol=0.05, atol=1e-3, err_msg=name)
+
+
+def test_mixed_precision_stylizes(content_path, style_path):
+    stylizer = stylekeras.Stylizer(weights="hed", precision="mixed")
+    result = stylizer.transfer(content_path, style_path, size=64, steps=30)
+    assert result.image.dtype == np.float32 and np.isfinite(result.image).all()
+    assert result.history["style"][-1] < 0.2 * result.history["style"][0]
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(StyleKerasError, match="--precision 'half' is not one of auto, float32, mixed"):
+        stylekeras.Stylizer(weights="random", backbone="vgg16", precision="half")
+
+
+def test_bfloat16_hardware_and_speed_flags_are_read_from_cpu_flags(tmp_path):
+    from stylekeras.features import bfloat16_is_fast, speed_flags
+
+    with_amx, without = tmp_path / "amx", tmp_path / "old"
+    with_amx.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
+    without.write_text("processor : 0\nflags : fpu sse2 avx2\n")
+    assert bfloat16_is_fast(with_amx) is True
+    assert bfloat16_is_fast(without) is False
+    assert bfloat16_is_fast(tmp_path / "missing") is None
+    assert speed_flags(with_amx) == "avx2, avx512f, amx_bf16" and speed_flags(without) == "avx2"
+    assert speed_flags(tmp_path / "missing") == "unknown"
+
+
+def test_cli_warns_when_mixed_precision_has_no_hardware(monkeypatch, tmp_path, content_path, style_path):
+    from typer.testing import CliRunner
+
+    from stylekeras.cli import app
+    from stylekeras import features
+
+    monkeypatch.setattr(features, "bfloat16_is_fast", lambda: False)
+    arguments = ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "out.png"), "--size", "32",
+                 "--steps", "1", "--weights", "random", "--precision", "mixed"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0 and "--precision mixed is likely several times slower than float32" in result.stderr
+    result = CliRunner().invoke(app, arguments[:-1] + ["float32"])
+    assert result.exit_code == 0 and "bfloat16" not in result.stderr
+    result = CliRunner().invoke(app, arguments[:-2])  # the default, auto
+    assert result.exit_code == 0 and "precision: float32 (auto: no bfloat16 hardware found)" in result.stderr
+    assert read_report(tmp_path / "out.png")["model"]["precision"] == "float32"
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from stylekeras import features
+
+    monkeypatch.setattr(features, "bfloat16_is_fast", lambda: True)
+    assert features.resolve_precision("auto") == "mixed"
+    for found in (False, None):  # None: it cannot tell, and float32 is never much slower
+        monkeypatch.setattr(features, "bfloat16_is_fast", lambda found=found: found)
+        assert features.resolve_precision("auto") == "float32"
+    assert features.resolve_precision("mixed") == "mixed" and features.resolve_precision("float32") == "float32"

@@ -41,11 +41,16 @@ def test_sixteen_bit_grayscale_keeps_its_range(tmp_path):
 
 
 def test_exif_orientation_is_applied(tmp_path):
-    image = Image.new("RGB", (8, 4), "white")
+    # Stored 32 wide and 16 tall, dark on the left and bright on the right. Orientation 6 asks to turn it 90°
+    # clockwise for display, so the stored left column becomes the top row: 16 wide, 32 tall, dark on top
+    # (turned the other way, the top would be bright).
+    ramp = np.repeat(np.linspace(0, 255, 32).astype(np.uint8)[None, :], 16, axis=0)
+    image = Image.fromarray(np.stack([ramp] * 3, axis=-1))
     exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90° clockwise to display
+    exif[0x0112] = 6
     pixels = load_image(_save(tmp_path, image, "rotated.jpg", exif=exif))
-    assert pixels.shape == (8, 4, 3)
+    assert pixels.shape == (32, 16, 3)
+    assert pixels[:4].mean() < 0.2 and pixels[-4:].mean() > 0.8
 
 
 @pytest.mark.parametrize("suffix", [".png", ".jpg", ".jpeg", ".webp"])

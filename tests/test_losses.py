@@ -73,3 +73,11 @@ def test_every_loss_has_one_value_per_image_of_a_batch():
         for name, values in batched.items():
             assert values.shape == (2,)
             np.testing.assert_allclose(values[index], alone[name][0], rtol=1e-5, err_msg=name)
+
+
+def test_gram_matrix_is_the_sum_of_outer_products():
+    features = tf.random.stateless_normal([2, 5, 3, 4], seed=[1, 2])
+    mask = tf.random.stateless_uniform([2, 5, 3, 1], seed=[3, 4])
+    expected = tf.einsum("bhwi,bhwj->bij", features * mask, features)
+    np.testing.assert_allclose(losses.gram_matrix(features, mask), expected, rtol=1e-5)
+    np.testing.assert_allclose(losses.gram_matrix(features), tf.einsum("bhwi,bhwj->bij", features, features), rtol=1e-5)

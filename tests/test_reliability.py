@@ -15,9 +15,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from stylekeras import export
-from cli import app
+from stylekeras.cli import app
 from hostile_images import make_corpus
-from stylekeras import image_io
+from stylekeras import image_io, objective
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image, save_image
 from stylekeras.stylize import TransferSettings, check_memory
@@ -226,14 +226,11 @@ def test_memory_check_counts_the_tile_window_and_the_optimizer_copies():
 
 def test_out_of_memory_stops_with_the_size_and_what_lowers_memory(random_stylizer, content_path, style_path,
                                                                    monkeypatch):
-    original = random_stylizer.loss_parts
-
     def exhausted(*args, **kwargs):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
-    monkeypatch.setattr(random_stylizer, "loss_parts", exhausted)
+    monkeypatch.setattr(objective, "loss_parts", exhausted)
     result = random_stylizer.transfer(content_path, style_path, size=24, steps=3)
-    monkeypatch.setattr(random_stylizer, "loss_parts", original)
     assert result.stop_reason.startswith("out of memory at 24×24 px")
     assert "--size" in result.stop_reason and "--style-layers" in result.stop_reason
 

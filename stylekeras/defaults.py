@@ -1,0 +1,54 @@
+"""The library's choices and defaults, in one module that does not import TensorFlow.
+
+The modules that use them import them from here (`stylize.DEFAULT_SIZE` still works); the CLI reads them
+to build its options, so `stylekeras --help` answers without loading TensorFlow.
+"""
+
+from pathlib import Path
+
+# Networks and how they are run (`stylekeras.features`, `stylekeras.weights`).
+BACKBONES = ("vgg19", "vgg16")
+POOLINGS = ("max", "avg")
+PADDINGS = ("zero", "reflect", "replicate")
+# "mixed": convolutions in bfloat16, everything else (preprocessing, the returned features, losses, the
+# image) in float32. bfloat16 rather than float16 because VGG's Caffe-scale activations exceed float16's
+# maximum of 65504 (block5 reaches ~7e4 on the example images) while bfloat16 has float32's range.
+# "auto": "mixed" where the hardware has bfloat16 units, else "float32" (without them bfloat16 is several
+# times slower: README, "Speed").
+PRECISIONS = ("auto", "float32", "mixed")
+DEFAULT_PRECISION = "auto"
+# Gatys et al. 2016, section 3: style from conv1_1 … conv5_1, content from conv4_2.
+DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
+
+# The optimization (`stylekeras.stylize.TransferSettings`).
+INITS = ("content", "noise", "style")
+OPTIMIZERS = ("adam", "lbfgs")
+COLOR_MODES = ("luminance", "histogram")
+STYLE_NORMALIZATIONS = ("balanced", "paper")
+
+# Defaults tuned for ImageNet VGG19 on photo × painting pairs at 256 and 512 px (QUALITY.md): L-BFGS,
+# Gatys et al.'s optimizer, reaches a stronger, cleaner style than Adam in the same time. The balanced
+# normalization moves the palette of large uniform regions, which the paper's leaves on most pairs, and
+# near its default β the result hardly depends on β, so no photo needs its own.
+DEFAULT_SIZE = 512
+DEFAULT_STEPS = 60
+DEFAULT_OPTIMIZER = "lbfgs"
+DEFAULT_CONTENT_WEIGHT = 1.0
+DEFAULT_STYLE_NORMALIZATION = "balanced"
+# β when `style_weight` is not given, per style normalization (QUALITY.md).
+DEFAULT_STYLE_WEIGHTS = {"balanced": 2.5e8, "paper": 3e4}
+DEFAULT_TV_WEIGHT = 1e2
+DEFAULT_LEARNING_RATE = 0.02
+DEFAULT_LBFGS_LEARNING_RATE = 1.0  # L-BFGS scales its own steps; 1 is torch's and jcjohnson's choice
+# Context around each tile. `python bench/tiling.py` (512 px, 128 px tiles, hed): the tiled gradient's
+# relative error against the whole image's is 0.20 with no margin, 0.010 at 16 px, 0.0002 at 32 px.
+DEFAULT_TILE_MARGIN = 32
+
+# 50 megapixels (e.g. 8660×5773): far above what style transfer can use, below Pillow's own bomb warning
+# (89 MP), and checked from the header before any pixel is decoded.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+# Serving exports (`stylekeras.export`).
+DEFAULT_EXPORT_PATH = Path("saved_models")
+DEFAULT_EXPORT_LAYERS = DEFAULT_STYLE_LAYERS + DEFAULT_CONTENT_LAYERS

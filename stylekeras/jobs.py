@@ -1,0 +1,150 @@
+"""What `stylekeras transfer` runs once its options are checked: one photo, or each photo of a folder,
+with the progress bar, reports, checkpoints and the extras asked for (`stylekeras.cli` parses the options)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from stylekeras import batch as batch_module
+from stylekeras import stylize
+from stylekeras.callbacks import ProgressBar, ProgressPictures, SaveEvery, TensorBoardLogger
+from stylekeras.image_io import load_image, save_image
+from stylekeras.report import run_report, write_report_json
+
+
+class TransferJob:
+    """What `transfer` runs once it has checked its inputs: one photo, or each photo of a folder."""
+
+    def __init__(self, *, stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
+                 checkpoint_every, resume, logdir, progress_gif, contact_sheet, style_paths, json_summary) -> None:
+        self.stylizer, self.settings, self.style_pixels, self.masks = stylizer, settings, style_pixels, masks
+        self.options, self.interrupts, self.quiet, self.save_every = options, interrupts, quiet, save_every
+        self.max_pixels, self.checkpoint_every, self.resume = max_pixels, checkpoint_every, resume
+        self.logdir, self.progress_gif, self.contact_sheet = logdir, progress_gif, contact_sheet
+        self.style_paths = style_paths
+        self.json_summary = json_summary  # then stdout carries only the JSON; the "wrote" line goes to stderr
+        self.total_steps = settings.steps * settings.scales
+
+    def run_photos(self, contents: list[Path], outputs: list[Path], report_path: Optional[Path], in_batch: bool = False,
+                   progress=None) -> list[dict]:
+        """Stylize one photo, or several of one size together, and write each image (with its report) and
+        the extras asked for.
+
+        In a batch the extras get one file per photo, and `progress` is the shared bar (None when quiet)."""
+        per_photo = (lambda path, content: _beside(path, content)) if in_batch else (lambda path, content: path)
+        pixels = [load_image(content, label="content image", max_pixels=self.max_pixels) for content in contents]
+        checkpoints = [_checkpoint_for(output) for output in outputs]
+        # In a batch, photos without a checkpoint (not reached before the interruption) start afresh.
+        resume = self.resume and (not in_batch or all(checkpoint.exists() for checkpoint in checkpoints))
+        pictures = [ProgressPictures(self.save_every or max(1, self.total_steps // 20)) for _ in contents]
+        with contextlib.ExitStack() as stack:
+            callbacks = [[SaveEvery(output, self.save_every)] for output in outputs]
+            for content, photo_callbacks, photo_pictures in zip(contents, callbacks, pictures):
+                if self.progress_gif or self.contact_sheet:
+                    photo_callbacks.append(photo_pictures)
+                if self.logdir:
+                    logger = TensorBoardLogger(self.logdir / content.stem if in_batch else self.logdir,
+                                               {**self.options, **dataclasses.asdict(self.settings)}, self.save_every or 50)
+                    stack.callback(logger.close)
+                    photo_callbacks.append(logger)
+            callbacks[-1].append(self.interrupts.check)  # after every photo's snapshots of the step
+            within_step_hooks = [self.interrupts.check]
+            if not self.quiet:
+                bar = progress or stack.enter_context(ProgressBar(self.total_steps))
+                bar.start_image(" + ".join(content.name for content in contents), len(contents))
+                callbacks[0].insert(0, bar)  # the first photo's losses stand for the group's
+                within_step_hooks.insert(0, bar.within_step)
+            self.interrupts.deferred = True
+            results = self.stylizer.transfer_batch(
+                pixels, self.style_pixels, style_masks=self.masks, checkpoints=checkpoints,
+                checkpoint_every=self.checkpoint_every, resume=resume,
+                callbacks=[lambda step, photo_callbacks=photo_callbacks: [callback(step) for callback in photo_callbacks]
+                           for photo_callbacks in callbacks],
+                within_step=lambda fraction: [hook(fraction) for hook in within_step_hooks], settings=self.settings,
+            )
+        summaries = []
+        for content, output, checkpoint, content_pixels, photo_pictures, result in zip(
+                contents, outputs, checkpoints, pixels, pictures, results):
+            inputs = {"content": str(content), "styles": self.style_paths}
+            run = run_report(result, self.stylizer.description, inputs, command_line={**self.options, **inputs})
+            with self.interrupts.held():
+                written = _write_result(result, output, checkpoint, run)
+                if report_path:
+                    write_report_json(per_photo(report_path, content), run, result.history)
+                if self.progress_gif and photo_pictures.frames:
+                    photo_pictures.write_gif(per_photo(self.progress_gif, content))
+                if self.contact_sheet:
+                    photo_pictures.write_contact_sheet(per_photo(self.contact_sheet, content), content_pixels,
+                                                       self.style_pixels)
+            if not self.quiet and result.stop_reason is None:
+                height, width = result.image.shape[:2]
+                device = result.device.rsplit("device:", 1)[-1]
+                together = f", {len(contents)} photos together" if len(contents) > 1 else ""
+                typer.secho(f"wrote {written} ({width}×{height}, {result.steps_done} steps in {result.seconds:.0f} s "
+                            f"on {device}{together})", fg="green", err=self.json_summary)
+            summaries.append({**run, "output": str(written)})
+        return summaries
+
+    def run_batch(self, contents: list[Path], folder: Path, report_path: Optional[Path], skip_existing: bool,
+                  batch_size: int) -> dict:
+        """The photos in groups of up to `batch_size` of one size (see `stylekeras.batch.run_batch`), with a
+        bar for the photos."""
+        bar = ProgressBar(self.total_steps, images=len(contents)) if not self.quiet else contextlib.nullcontext()
+        with bar as progress:
+
+            def stylize_group(group: list[Path], outputs: list[Path]) -> list[tuple[str, Optional[str]]]:
+                results = self.run_photos(group, outputs, report_path, True, progress)
+                return [(result["output"], result["stop_reason"]) for result in results]
+
+            def batch_key(content: Path) -> tuple:
+                shape = load_image(content, label=f"content image '{content}'", max_pixels=self.max_pixels).shape
+                checkpoint = _checkpoint_for(batch_module.output_for(content, folder, Path(self.style_paths[0])))
+                # A photo resumed from its own checkpoint runs alone: it is at another step than the rest.
+                return stylize.scale_shapes(shape, self.settings), self.resume and checkpoint.exists() and content
+
+            def passed(content: Path, error: Optional[str]) -> None:
+                if error:
+                    typer.secho(f"error: {error}; skipped", fg="red", err=True)
+                if progress:
+                    progress.count_image()
+
+            summary = batch_module.run_batch(contents, folder, Path(self.style_paths[0]), stylize_group,
+                                             skip_existing, passed, batch_size, batch_key)
+        if not self.quiet:
+            typer.echo(f"batch: {len(summary.written)} written, {len(summary.skipped)} skipped, "
+                       f"{len(summary.failed)} failed → {folder}", err=True)
+        return dataclasses.asdict(summary)
+
+    def exit_if_stopped(self, summary: dict) -> None:
+        """Exit 130/143 after an interruption, 1 after a failed step or a failed photo in a batch."""
+        stop_reason = summary.get("stop_reason")
+        if stop_reason:
+            raise typer.Exit(self.interrupts.exit_code() if stop_reason.startswith("interrupted") else 1)
+        if summary.get("failed"):
+            raise typer.Exit(1)
+
+
+def _checkpoint_for(output: Path) -> Path:
+    return output.with_name(f"{output.stem}.checkpoint.npz")
+
+
+def _beside(path: Path, content: Path) -> Path:
+    """In a batch, one file per photo: PATH_STEM_<photo stem>.SUFFIX."""
+    return path.with_name(f"{path.stem}_{content.stem}{path.suffix}")
+
+
+def _write_result(result: stylize.StyleResult, output: Path, checkpoint: Path, report: dict) -> Path:
+    """Write the image; after an abnormal stop, keep any existing output and write beside it instead."""
+    if result.stop_reason and output.exists():
+        output = output.with_name(f"{output.stem}_partial{output.suffix}")
+    save_image(result.image, output, report)
+    if result.stop_reason:
+        resumable = f"; continue with --resume (checkpoint {checkpoint})" if checkpoint.exists() else ""
+        label = "stopped" if result.stop_reason.startswith("interrupted") else "error"
+        typer.secho(f"{label}: {result.stop_reason}; wrote {output}{resumable}", fg="yellow", err=True)
+    return output

@@ -1,0 +1,107 @@
+"""What the optimizer minimizes at one scale: the losses' targets, and α·L_content + β·L_style + γ·L_tv.
+
+`Targets` is computed once per scale (`Stylizer.targets`); an `Objective` built from it is the one place
+where the losses and their total are assembled, for the whole image in one `tf.function` or, when the
+image is larger than the tiling window, tile by tile (`stylekeras.tiling`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from stylekeras import losses
+from stylekeras.tiling import TiledObjective, Tiling
+
+
+@dataclass(frozen=True)
+class StyleTarget:
+    """One style's normalized Gram matrices per layer, the mask of the region it applies to (per layer,
+    or None for everywhere) and its weight."""
+
+    grams: dict[str, tf.Tensor]
+    masks: dict[str, tf.Tensor] | None
+    weight: float
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What the losses compare against at one scale: the content image's feature maps by layer, the style
+    targets, and each style layer's weight w_l (one value per photo when photos are stylized together)."""
+
+    content: Mapping[str, tf.Tensor]
+    styles: Sequence[StyleTarget]
+    layer_weights: Mapping[str, float | np.ndarray]
+
+
+def loss_parts(model: keras.Model, images: tf.Tensor, targets: Targets) -> dict[str, tf.Tensor]:
+    """The unweighted content, style and total-variation losses of `images` under the feature `model`, and
+    each style layer's weighted share of the style loss as "style/<layer>": each `[batch]`."""
+    features = model(images, training=False)
+    content = tf.add_n([losses.content_loss(features[name], target) for name, target in targets.content.items()])
+    by_layer: dict[str, tf.Tensor] = {}
+    for target in targets.styles:
+        terms = losses.weighted_layer_style_losses(features, target.grams, targets.layer_weights, target.masks)
+        for name, term in terms.items():
+            by_layer[name] = by_layer.get(name, 0.0) + target.weight * term
+    return {
+        "content": content,
+        "style": tf.add_n(list(by_layer.values())),
+        "tv": losses.total_variation_loss(images),
+        **{f"style/{name}": value for name, value in by_layer.items()},
+    }
+
+
+def stack_targets(per_photo: Sequence[Targets]) -> Targets:
+    """A batch's targets from each photo's: feature maps and Gram matrices joined along the batch axis, the
+    layer weights as one value per photo (they differ with "balanced" normalization and recoloured
+    styles). The masks depend only on the size, which the photos share."""
+    first = per_photo[0]
+    return Targets(
+        content={name: tf.concat([photo.content[name] for photo in per_photo], 0) for name in first.content},
+        styles=[
+            StyleTarget({name: tf.concat([photo.styles[index].grams[name] for photo in per_photo], 0)
+                         for name in target.grams}, target.masks, target.weight)
+            for index, target in enumerate(first.styles)
+        ],
+        layer_weights={name: np.array([photo.layer_weights[name] for photo in per_photo], np.float32)
+                       for name in first.layer_weights},
+    )
+
+
+class Objective:
+    """α·L_content + β·L_style + γ·L_tv of an image variable, and its gradient.
+
+    Calling it returns the loss parts (`loss_parts` plus "total", one value per photo) and d total / d image
+    at the variable's current value. The whole image is one `tf.function`; an image larger than the
+    `tiling` window is evaluated tile by tile, on a grid offset by `step` (so seams never stay in one place)
+    and calling `within_step` with the fraction done after each window.
+    """
+
+    def __init__(self, model: keras.Model, targets: Targets, loss_weights: tuple[float, float, float],
+                 image: tf.Variable, tiling: Tiling | None = None, seed: int = 0) -> None:
+        self.loss_weights = loss_weights
+        height, width = image.shape[1:3]
+        if tiling is not None and tiling.needed(height, width):
+            tiled = TiledObjective(model, tiling, image, targets, loss_weights)
+            self._evaluate = lambda step, within_step: tiled.loss_and_gradient(
+                tiling.grid(height, width, tiling.random_offset(seed, step)), within_step)
+            return
+
+        @tf.function
+        def whole_images():
+            with tf.GradientTape() as tape:
+                parts = loss_parts(model, image, targets)
+                parts["total"] = losses.total_loss(parts["content"], parts["style"], parts["tv"], *loss_weights)
+            # The gradient of the photos' summed losses: each photo's own, since no loss mixes photos.
+            return parts, tape.gradient(parts["total"], image)
+
+        self._evaluate = lambda step, within_step: whole_images()
+
+    def __call__(self, step: int = 0, within_step: Callable[[float], None] | None = None
+                 ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        return self._evaluate(step, within_step)
