@@ -279,7 +279,7 @@ class Stylizer:
             raise TypeError(f"unknown settings: {', '.join(sorted(unknown))}")
         if settings is not None and options:
             raise TypeError("give either settings or its fields as keywords, not both")
-        settings = settings or TransferSettings(**options)
+        settings = settings if settings is not None else TransferSettings(**options)
         callbacks = list(callbacks) if callbacks is not None else [None] * len(contents)
         checkpoints = list(checkpoints) if checkpoints is not None else [None] * len(contents)
         if not len(contents) == len(callbacks) == len(checkpoints) >= 1:
@@ -383,8 +383,8 @@ class Stylizer:
         grams = [self.style_grams(style, tiling) for style in styles]
         layer_weights = dict(self.style_layer_weights)
         if normalization == "balanced":
-            # The content loss grows with the square of the features, which differs by 1e4 between VGG19
-            # and hed and by 3× between photos; the relative style loss does not. In units of the content
+            # The content loss grows with the square of the features, which differ widely between networks
+            # and between photos (QUALITY.md); the relative style loss does not. In units of the content
             # features' mean square, the same β gives the same balance on every network and photo.
             energy = np.mean([float(tf.reduce_mean(tf.square(target))) for target in content_targets.values()])
             reference = grams[0]
