@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import stylekeras  # noqa: E402
-from reference import CONTENT_LAYERS as REFERENCE_CONTENT, ReferenceLoop  # noqa: E402
-from stylekeras import losses, stylize  # noqa: E402
+from reference import ReferenceLoop  # noqa: E402
+from stylekeras import features, losses, stylize  # noqa: E402
 from stylekeras.features import layer_shapes  # noqa: E402
 
 CONTENT, STYLE = ROOT / "examples/astronaut.jpg", ROOT / "examples/starry_night.jpg"
@@ -170,10 +170,20 @@ def peak_memory_gib(size: int, steps: int = 2, precision: str = "float32", photo
     return int(completed.stdout.split()[-1]) / 2**20, seconds  # VmHWM is in KiB
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (empty where there is none)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+
+
 def main() -> None:
     started = time.perf_counter()
     stylizers = {precision: stylekeras.Stylizer(weights="hed", precision=precision) for precision in ("float32", "mixed")}
-    lines = ["# Benchmarks", "", f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, "
+    lines = ["# Benchmarks", "", f"Machine: {platform.machine()} {cpu_model()} (flags: {features.speed_flags()}), "
+             f"{os.cpu_count()} CPU cores, "
              f"{len(tf.config.list_physical_devices('GPU'))} GPU, TensorFlow {tf.__version__}; "
              f"`python bench/benchmark.py`, {time.strftime('%Y-%m-%d')}. Weights: hed (VGG16), images: examples/. "
              "Reference: the TensorFlow tutorial's loop (bench/reference.py).", ""]

@@ -17,7 +17,7 @@ COMMANDS = ["", "transfer", "layers", "export", "info"]
 API = {
     "stylekeras": ["transfer", "Stylizer", "TransferSettings", "StyleResult", "StepReport", "load_image", "save_image",
                    "resolve_weights", "build_feature_model", "layer_names", "StyleKerasError"],
-    "stylekeras.stylize": ["check_batch", "scale_shapes"],
+    "stylekeras.stylize": ["optimize", "make_optimizer", "NonFiniteLoss", "check_batch", "scale_shapes"],
     "stylekeras.objective": ["Targets", "StyleTarget", "Objective", "loss_parts", "stack_targets"],
     "stylekeras.losses": ["content_loss", "gram_matrix", "normalized_gram", "layer_style_loss", "gram_style_loss",
                           "style_loss", "weighted_layer_style_losses", "total_variation_loss", "total_loss"],
@@ -44,7 +44,8 @@ def cli_reference() -> str:
     for command in COMMANDS:
         result = CliRunner().invoke(app, [*([command] if command else []), "--help"], env={"COLUMNS": "100"},
                                     prog_name="stylekeras")
-        pages += [f"## stylekeras {command}".rstrip(), "", "```", result.output.rstrip(), "```", ""]
+        text = "\n".join(line.rstrip() for line in result.output.splitlines()).strip("\n")
+        pages += [f"## stylekeras {command}".rstrip(), "", "```", text, "```", ""]
     return "\n".join(pages)
 
 

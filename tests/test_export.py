@@ -1,5 +1,8 @@
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -7,11 +10,13 @@ import pytest
 import tensorflow as tf
 from typer.testing import CliRunner
 
-from stylekeras.cli import app
 from stylekeras import export
+from stylekeras.cli import app
 from stylekeras.errors import StyleKerasError
 from stylekeras.features import build_feature_model
 from stylekeras.weights import resolve_weights
+
+ROOT = Path(__file__).parents[1]
 
 LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1")  # needs images ≥ 4 px
 
@@ -93,7 +98,7 @@ def test_versions_increment_and_existing_versions_are_protected(tmp_path):
     first = export.export_feature_extractor(tmp_path, weights="random", layers=["block1_conv1"])
     second = export.export_feature_extractor(tmp_path, weights="random", layers=["block1_conv1"])
     assert (first.name, second.name) == ("1", "2")
-    with pytest.raises(StyleKerasError, match="pass --overwrite"):
+    with pytest.raises(StyleKerasError, match="pass `overwrite`"):
         export.export_feature_extractor(tmp_path, weights="random", layers=["block1_conv1"], version=1)
     replaced = export.export_feature_extractor(tmp_path, weights="random", layers=["block1_conv1", "block1_conv2"],
                                                version=1, overwrite=True)
@@ -153,3 +158,18 @@ def test_cli_unwritable_base_path(tmp_path):
     blocker.write_text("")
     result = runner.invoke(app, ["export", "--base-path", str(blocker), "--weights", "random"])
     assert result.exit_code == 2 and "cannot create" in result.stderr
+
+
+def test_killed_export_leaves_nothing_tf_serving_would_load(tmp_path):
+    command = [sys.executable, str(ROOT / "cli.py"), "export", "--base-path", str(tmp_path), "--weights", "hed"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    model_dir = tmp_path / "vgg16_features"
+    deadline = time.monotonic() + 120
+    while not list(model_dir.glob(".partial-*/*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert list(model_dir.glob(".partial-*")), "the export finished before it could be killed"
+    assert not [entry for entry in model_dir.iterdir() if entry.name.isdigit()]
+    assert export.export_feature_extractor(tmp_path, weights="random", layers=["block1_conv1"],
+                                                      backbone="vgg16").name == "1"

@@ -102,7 +102,7 @@ def test_mixed_precision_stylizes(content_path, style_path):
 
 
 def test_unknown_precision_is_refused():
-    with pytest.raises(StyleKerasError, match="--precision 'half' is not one of auto, float32, mixed"):
+    with pytest.raises(StyleKerasError, match="`precision` 'half' is not one of auto, float32, mixed"):
         stylekeras.Stylizer(weights="random", backbone="vgg16", precision="half")
 
 

@@ -1,9 +1,18 @@
+"""stylekeras.image_io: loading hostile files, orientation and colour, limits, atomic saving."""
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
+from typer.testing import CliRunner
 
+from hostile_images import make_corpus
+from stylekeras import image_io
+from stylekeras.cli import app
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import check_output_path, load_image, save_image
+
+runner = CliRunner()
 
 
 def _save(tmp_path, image, name, **options):
@@ -89,3 +98,70 @@ def test_output_checks(tmp_path, content_path):
     with pytest.raises(StyleKerasError, match="cannot create directory"):
         check_output_path(blocker / "sub" / "out.png")
     assert check_output_path(tmp_path / "new" / "out.png").parent.is_dir()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("hostile"))
+
+
+def test_every_hostile_file_works_or_fails_with_one_line(corpus, style_path, tmp_path):
+    for name, (path, expected) in corpus.items():
+        output = tmp_path / f"{name}.out.png"
+        result = runner.invoke(app, ["transfer", str(path), str(style_path), "-o", str(output), "--size", "32",
+                                     "--steps", "1", "--weights", "random", "--quiet"])
+        assert "Traceback" not in result.output, name
+        if expected == "works":
+            assert result.exit_code == 0, (name, result.output)
+            assert output.exists()
+        else:
+            errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+            assert result.exit_code == 2 and len(errors) == 1, (name, result.output)
+            assert not output.exists()
+
+
+def test_hostile_files_decode_with_the_right_orientation_and_colours(corpus):
+    rotated = load_image(corpus["exif_rotated.jpg"][0])
+    assert rotated.shape[:2] == (64, 48)  # EXIF says: show it rotated, 48 wide and 64 tall
+    assert np.allclose(load_image(corpus["rgba.png"][0]), 1.0)  # transparent → white
+    assert np.allclose(load_image(corpus["animated.gif"][0])[0, 0], [1, 0, 0], atol=0.02)  # first frame
+    cmyk, png = load_image(corpus["cmyk.jpg"][0]), load_image(corpus["png_named.jpg"][0])
+    assert np.abs(cmyk - png).mean() < 0.03
+    deep = load_image(corpus["sixteen_bit.png"][0])
+    assert deep.max() > 0.99 and deep.min() < 0.01  # full range kept, not clipped to white
+
+
+def test_pixel_limit_is_checked_before_decoding(tmp_path, content_path, style_path):
+    with pytest.raises(StyleKerasError, match="more than `max_pixels=1000` allows"):
+        load_image(content_path, max_pixels=1000)
+    result = runner.invoke(app, ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "o.png"),
+                                 "--max-pixels", "1000"])
+    assert result.exit_code == 2 and "more than --max-pixels 1000 allows" in result.stderr  # the flag, on the CLI
+    assert image_io.DEFAULT_MAX_PIXELS < Image.MAX_IMAGE_PIXELS  # stricter than Pillow, whose check stays on
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=600))
+def test_random_bytes_never_crash_the_loader(tmp_path, data):
+    path = tmp_path / "random.png"
+    path.write_bytes(data)
+    try:
+        pixels = load_image(path, 16)
+    except StyleKerasError as error:
+        assert "\n" not in str(error)
+    else:
+        assert pixels.ndim == 3 and pixels.shape[-1] == 3
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch, content_path):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"old")
+
+    def crash(self, fp, format=None, **params):
+        fp.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Image.Image, "save", crash)
+    with pytest.raises(OSError):
+        save_image(load_image(content_path), target)
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.png"]

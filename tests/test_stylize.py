@@ -1,13 +1,22 @@
+"""stylekeras.stylize: the optimization, settings validation and memory limits."""
+
 import h5py
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings, strategies as st
+from typer.testing import CliRunner
 
 import stylekeras
-from stylekeras import losses
+from stylekeras import losses, objective, stylize
+from stylekeras.cli import app
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
+from stylekeras.stylize import TransferSettings, check_memory
+from stylekeras.tiling import Tiling
 from stylekeras.weights import hed_weights_path
+
+runner = CliRunner()
 
 
 def _total(stylizer, image, targets, weights=(1.0, 1e3, 1.0)):
@@ -71,7 +80,7 @@ def test_accepts_arrays_pil_images_and_tensors(random_stylizer, content_path, st
 def test_non_finite_loss_stops_and_keeps_last_good_image(random_stylizer, content_path, style_path):
     result = random_stylizer.transfer(content_path, style_path, size=24, steps=5, style_weight=1e38)
     assert result.steps_done == 0
-    assert "style" in result.stop_reason and "learning-rate" in result.stop_reason
+    assert "style" in result.stop_reason and "`learning_rate`" in result.stop_reason
     np.testing.assert_array_equal(result.image, load_image(content_path, 24))
 
 
@@ -107,10 +116,10 @@ def test_transfer_function_builds_and_runs(content_path, style_path):
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"steps": -1}, "--steps"),
-        ({"style_weight": -2.0}, "--style-weight"),
-        ({"learning_rate": 0.0}, "--learning-rate"),
-        ({"init": "zeros"}, "--init"),
+        ({"steps": -1}, "`steps`"),
+        ({"style_weight": -2.0}, "`style_weight`"),
+        ({"learning_rate": 0.0}, "`learning_rate`"),
+        ({"init": "zeros"}, "`init`"),
     ],
 )
 def test_bad_settings_are_refused(random_stylizer, content_path, style_path, options, message):
@@ -159,3 +168,76 @@ def test_default_style_layer_weights_are_inverse_squared_channel_counts():
     assert sum(stylizer_weights.values()) == pytest.approx(1.0)
     for name, count in channels.items():
         assert stylizer_weights[name] * count**2 == pytest.approx(stylizer_weights["block1_conv1"] * 64**2)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.integers(-5, 10), weight=st.floats(allow_nan=True, allow_infinity=True),
+    rate=st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True)),
+    scales=st.integers(-1, 4), start=st.one_of(st.none(), st.integers(-3, 600)),
+    average=st.one_of(st.none(), st.floats(-1, 2)), blend=st.one_of(st.none(), st.lists(st.floats(-1, 3), max_size=3)),
+    init=st.sampled_from(["content", "noise", "style", "zeros", ""]),
+)
+def test_random_settings_are_accepted_or_refused_in_one_line(steps, weight, rate, scales, start, average, blend, init):
+    try:
+        TransferSettings(steps=steps, style_weight=weight, learning_rate=rate, scales=scales, start_size=start,
+                         average=average, style_blend=tuple(blend) if blend is not None else None, init=init)
+    except StyleKerasError as error:
+        assert "\n" not in str(error)
+
+
+def test_a_size_that_cannot_fit_in_memory_is_refused_before_any_compute(content_path, style_path, tmp_path):
+    result = runner.invoke(app, ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "o.png"),
+                                 "--size", "40000", "--weights", "random"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert "a step at 40000×40000 px needs about" in result.output and "use a lower --size" in result.output
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_memory_check_counts_the_tile_window_and_the_optimizer_copies():
+    gib = 2**30
+    settings = TransferSettings(size=1024)
+    tiling = Tiling(128, 32, 16)
+    check_memory((1024, 1024), settings, None, memory=4 * gib)  # measured peak: 2.8 GiB
+    with pytest.raises(StyleKerasError, match="needs about 2.3 GiB.*use `tile=512`"):
+        check_memory((1024, 1024), settings, None, memory=2 * gib)
+    check_memory((1024, 1024), settings, tiling, memory=2 * gib)  # tiled: one 192 px window at a time
+    with pytest.raises(StyleKerasError, match="needs about 4.6 GiB.*use a lower `size`"):  # L-BFGS's copies alone
+        check_memory((4096, 4096), settings, tiling, memory=2 * gib)
+    check_memory((4096, 4096), TransferSettings(size=4096, optimizer="adam"), tiling, memory=2 * gib)
+    with pytest.raises(StyleKerasError, match="use a lower `size`"):  # tiles cannot help: the image alone is too big
+        check_memory((40000, 40000), settings, None, memory=24 * gib)
+
+
+def test_out_of_memory_stops_with_the_size_and_what_lowers_memory(random_stylizer, content_path, style_path,
+                                                                   monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    monkeypatch.setattr(objective, "loss_parts", exhausted)
+    result = random_stylizer.transfer(content_path, style_path, size=24, steps=3)
+    assert result.stop_reason.startswith("out of memory at 24×24 px")
+    assert "`size`" in result.stop_reason and "`style_layers`" in result.stop_reason
+
+
+@pytest.mark.parametrize("name", ["adam", "lbfgs"])
+def test_the_step_loop_runs_any_objective(name):
+    """`optimize` needs only an image, an objective and an optimizer: here a least-squares fit to a target."""
+    target = tf.constant(np.random.default_rng(1).uniform(0.2, 0.8, (1, 8, 8, 3)).astype(np.float32))
+    image = tf.Variable(tf.fill(target.shape, 0.5))
+    optimizer = stylize.make_optimizer(TransferSettings(optimizer=name, learning_rate=0.05 if name == "adam" else None),
+                                       image)
+
+    def objective(step):
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum((image - target) ** 2)[None]
+        return {"total": total}, tape.gradient(total, image)
+
+    seen = []
+    stylize.optimize(image, objective, optimizer, range(200), lambda parts: seen.append(float(parts["total"][0])))
+    assert len(seen) == 200 and seen[-1] < seen[0] / 100
+    before = image.numpy()
+    with pytest.raises(stylize.NonFiniteLoss):
+        stylize.optimize(image, lambda step: ({"total": tf.constant([np.nan])}, tf.zeros_like(image)), optimizer,
+                         range(3), seen.append)
+    np.testing.assert_array_equal(image.numpy(), before)  # the non-finite step never reached the image

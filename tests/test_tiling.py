@@ -97,7 +97,7 @@ def test_tile_sizes_round_up_to_the_deepest_stride(hed_stylizer):
     tiling = hed_stylizer.tiling(stylekeras.TransferSettings(tile=100, tile_margin=20))
     assert (tiling.tile, tiling.margin, tiling.stride) == (112, 32, 16)
     assert hed_stylizer.tiling(stylekeras.TransferSettings()) is None
-    with pytest.raises(StyleKerasError, match="--tile must be"):
+    with pytest.raises(StyleKerasError, match="`tile` must be"):
         stylekeras.TransferSettings(tile=0)
 
 

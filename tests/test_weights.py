@@ -1,3 +1,4 @@
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ def test_imagenet_unavailable_gives_one_line_naming_the_alternatives(monkeypatch
         resolve_weights("imagenet")
     message = str(raised.value)
     assert "\n" not in message and "URL fetch failure" in message
-    assert "imagenet-q8" in message and "--weights PATH" in message
+    assert "imagenet-q8" in message and "`weights=PATH`" in message
 
 
 def test_auto_falls_back_to_the_shipped_8_bit_vgg19_and_says_so(monkeypatch):
@@ -72,6 +73,38 @@ def test_weights_file_is_detected_and_loaded(tmp_path):
     loaded = resolve_weights(str(path))
     assert loaded.backbone == "vgg16"
     np.testing.assert_array_equal(loaded.kernels["block2_conv1"][0], source.get_layer("block2_conv1").kernel.numpy())
+
+
+def _write_legacy_h5(path, layers) -> None:
+    """A weights file in Keras 2's layout (what `keras.applications` downloads): a group per layer, in order,
+    named in the `layer_names` attribute. `layers`: (name, [array, or a shape left unwritten]) pairs."""
+    with h5py.File(path, "w") as file:
+        file.attrs["layer_names"] = [name.encode() for name, _ in layers]
+        file.attrs["keras_version"], file.attrs["backend"] = b"2.2.4", b"tensorflow"
+        for name, values in layers:
+            group = file.create_group(name)
+            group.attrs["weight_names"] = [f"{name}_{kind}_1:0".encode() for kind in "Wb"[:len(values)]]
+            for kind, value in zip("Wb", values):
+                if isinstance(value, tuple):  # allocated lazily by HDF5: reads as zeros, takes no disk
+                    group.create_dataset(f"{name}_{kind}_1:0", shape=value, dtype="float32")
+                else:
+                    group.create_dataset(f"{name}_{kind}_1:0", data=value)
+
+
+@pytest.mark.parametrize("with_classifier", [False, True], ids=["notop", "with the classifier"])
+def test_legacy_keras_2_weights_files_load(tmp_path, with_classifier):
+    source = keras.applications.VGG16(include_top=False, weights=None, input_shape=(None, None, 3))
+    layers = [(layer.name, layer.get_weights()) for layer in source.layers if layer.get_weights()]
+    if with_classifier:
+        layers += [("fc1", [(25088, 4096), (4096,)]), ("fc2", [(4096, 4096), (4096,)]),
+                   ("predictions", [(4096, 1000), (1000,)])]
+    path = tmp_path / "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    _write_legacy_h5(path, layers)
+    loaded = resolve_weights(str(path))
+    assert loaded.backbone == "vgg16" and set(loaded.kernels) == {name for name, _ in layers[:13]}
+    for name, values in layers[:13]:
+        np.testing.assert_array_equal(loaded.kernels[name][0], values[0])
+        np.testing.assert_array_equal(loaded.kernels[name][1], values[1])
 
 
 def test_weights_file_for_another_model_is_refused(tmp_path):
