@@ -1,6 +1,6 @@
 """The quality benchmark: today's defaults on 12 photo × painting pairs, scored and written to QUALITY.md.
 
-    python bench/quality_benchmark.py                       # 12 pairs at 512 px (QUALITY.md, contact sheet)
+    python bench/quality_benchmark.py                       # 12 pairs + 4 held out at 512 px (QUALITY.md, sheet)
     python bench/quality_benchmark.py --sizes 256,512,1024  # also: does the look hold across sizes?
     python bench/quality_benchmark.py --pairs tubingen-starry,astronaut-wave --size 256   # a quick look
 
@@ -9,7 +9,8 @@ tests). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with t
 the default weights ("auto"); results go to bench/out/quality/ (and are reused by later runs with the
 same weights and defaults, so `--sizes` can be added afterwards) and are scored with bench/quality.py's
 measures (style progress, structure). jcjohnson/neural-style's published tubingen × starry result is
-scored the same way, beside ours. Text under "## Notes" in QUALITY.md is kept when the file is rewritten.
+scored the same way, beside ours. Four pairs with a photo no setting was chosen on are reported apart
+(`--held-out`). Text under "## Notes" in QUALITY.md is kept when the file is rewritten.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: b
     (without `compute`, None when there is none)."""
     photo, painting = pair.split("-")
     path, record = OUT / f"{pair}_{size}.png", OUT / f"{pair}_{size}.json"
-    identity = {"weights": stylizer.weights.description, "settings": repr(stylize.TransferSettings())}
+    identity = {"weights": stylizer.weights.description, "precision": stylizer.precision,
+                "settings": repr(stylize.TransferSettings())}
     if path.exists() and record.exists() and json.loads(record.read_text())["identity"] == identity:
         row = json.loads(record.read_text())["row"]
     elif not compute:
@@ -115,7 +117,7 @@ def _score_table(rows: list[dict]) -> list[str]:
 
 
 def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[dict], size: int, weights: str,
-                 reference: dict) -> Path:
+                 precision: str, reference: dict) -> Path:
     path = ROOT / "QUALITY.md"
     notes = ""
     if path.exists():
@@ -126,7 +128,8 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
         "# Quality",
         "",
         f"Made by `python bench/quality_benchmark.py` on {time.strftime('%Y-%m-%d')} ({platform.processor() or 'CPU'}, "
-        f"flags: {features.speed_flags()}). Weights: {weights}. Every pair uses the library's defaults at {size} px: "
+        f"flags: {features.speed_flags()}). Weights: {weights}; precision {precision}. Every pair uses the library's "
+        f"defaults at {size} px: "
         f"{defaults.steps} steps per scale, {defaults.scales} scales, optimizer {defaults.optimizer}, α = "
         f"{defaults.content_weight:g}, β = {defaults.style_weight:g}, γ = {defaults.tv_weight:g}, init "
         f"{defaults.init}.",
@@ -192,7 +195,8 @@ def main() -> None:
         return
     contact_sheet(rows + held_out_rows, OUT / "sheet.jpg")
     contact_sheet([row for row in rows if row["pair"].split("-")[0] in SHIPPABLE_PHOTOS], ROOT / "docs" / "quality_sheet.jpg")
-    print(f"wrote {write_report(rows, held_out_rows, size_rows, args.size, stylizer.weights.description, reference)}")
+    print(f"wrote {write_report(rows, held_out_rows, size_rows, args.size, stylizer.weights.description,
+                                   stylizer.precision, reference)}")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,11 @@ from stylekeras.stylize import StepReport
 class ProgressBar:
     """A progress bar on stderr with the step, the loss parts and the time left; use as a context manager.
 
-    With `images`, a second bar counts the photos of a batch; `start_image` begins each photo's steps.
+    With `images`, a second bar counts the photos of a batch; `start_image` begins each photo's steps. The
+    step total is the run's own (`StepReport.steps`) from the first step on; `steps` is shown before it.
     """
 
-    def __init__(self, steps: int, description: str = "stylizing", images: int | None = None) -> None:
+    def __init__(self, steps: int | None = None, description: str = "stylizing", images: int | None = None) -> None:
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(bar_width=24),
@@ -70,7 +71,7 @@ class ProgressBar:
             self.progress.start()
         losses = report.losses
         text = f"loss {losses['total']:.3g} | content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
-        self.progress.update(self.task, completed=report.step, losses=text)
+        self.progress.update(self.task, total=report.steps, completed=report.step, losses=text)
         self.steps_done = report.step
         if self.images is not None and report.step == report.steps:
             self.progress.update(self.images, completed=self.started_images)

@@ -240,7 +240,8 @@ def transfer(
                                      "folder for a batch. Default: CONTENT_STYLE.png (a batch: CONTENT_stylized/).")
     ] = None,
     size: Annotated[int, typer.Option(min=1, rich_help_panel="Output", help="Longer side of the output in pixels.")] = defaults.DEFAULT_SIZE,
-    steps: Annotated[int, typer.Option(min=0, rich_help_panel="Optimization", help="Optimization steps (per scale); Adam needs about 5× as many as L-BFGS.")] = defaults.DEFAULT_STEPS,
+    steps: Annotated[int, typer.Option(min=0, rich_help_panel="Optimization", help="Optimization steps at the first scale (each finer scale runs half as many); Adam needs "
+                                                 "about 5× as many as L-BFGS.")] = defaults.DEFAULT_STEPS,
     content_weight: Annotated[float, typer.Option(min=0, rich_help_panel="Style", help="α: weight of the content loss at 512×512 px (scaled with the "
                                                                  "pixel count, so the look does not change with --size).")] = defaults.DEFAULT_CONTENT_WEIGHT,
     style_weight: Annotated[Optional[float], typer.Option(min=0, rich_help_panel="Style", help="β: weight of the style loss. Default: "
@@ -271,8 +272,9 @@ def transfer(
     learning_rate: Annotated[Optional[float], typer.Option(
         rich_help_panel="Optimization", help="Step size. Default: 0.02 for Adam (pixel units, image in [0, 1]), 1 for L-BFGS.")] = None,
     lbfgs_history: Annotated[int, typer.Option(min=1, rich_help_panel="Optimization", help="Pairs L-BFGS remembers.")] = 10,
-    scales: Annotated[int, typer.Option(min=1, rich_help_panel="Optimization", help="Coarse-to-fine: optimize at this many sizes up to --size.")] = 1,
-    start_size: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Optimization", help="Size of the first scale. Default: halving per scale.")] = None,
+    scales: Annotated[int, typer.Option(min=1, rich_help_panel="Optimization", help="Coarse-to-fine: optimize at this many sizes up to --size (see --start-size), each from the "
+                                                  "previous result: larger brush strokes than one scale.")] = defaults.DEFAULT_SCALES,
+    start_size: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Optimization", help="Size of the first scale. Default: halving per scale, leaving out scales below 256 px.")] = None,
     average: Annotated[Optional[float], typer.Option(rich_help_panel="Optimization", help="Return a moving average of the image with this decay (e.g. 0.99).")] = None,
     tile: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Network and speed", help="Optimize outputs larger than this (+ margins) tile by "
                                                 "tile: memory follows the tile, the style stays global. E.g. 512.")] = None,

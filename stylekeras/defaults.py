@@ -33,6 +33,9 @@ STYLE_NORMALIZATIONS = ("balanced", "paper")
 # near its default β the result hardly depends on β, so no photo needs its own.
 DEFAULT_SIZE = 512
 DEFAULT_STEPS = 60
+DEFAULT_SCALES = 2
+# No default scale is smaller: below it VGG sees too little of a face or a building, which dissolve (QUALITY.md).
+MIN_START_SIZE = 256
 DEFAULT_OPTIMIZER = "lbfgs"
 DEFAULT_CONTENT_WEIGHT = 1.0
 DEFAULT_STYLE_NORMALIZATION = "balanced"

@@ -31,7 +31,6 @@ class TransferJob:
         self.style_paths = style_paths
         self.flags = flags  # how the library's parameter names read on this command line (`stylekeras.flags`)
         self.json_summary = json_summary  # then stdout carries only the JSON; the "wrote" line goes to stderr
-        self.total_steps = settings.steps * settings.scales
 
     def run_photos(self, contents: list[Path], outputs: list[Path], report_path: Optional[Path], in_batch: bool = False,
                    progress=None) -> list[dict]:
@@ -41,10 +40,11 @@ class TransferJob:
         In a batch the extras get one file per photo, and `progress` is the shared bar (None when quiet)."""
         per_photo = (lambda path, content: _beside(path, content)) if in_batch else (lambda path, content: path)
         pixels = [load_image(content, label="content image", max_pixels=self.max_pixels) for content in contents]
+        total_steps = sum(self.settings.scale_steps(max(pixels[0].shape[:2])))
         checkpoints = [_checkpoint_for(output) for output in outputs]
         # In a batch, photos without a checkpoint (not reached before the interruption) start afresh.
         resume = self.resume and (not in_batch or all(checkpoint.exists() for checkpoint in checkpoints))
-        pictures = [ProgressPictures(self.save_every or max(1, self.total_steps // 20)) for _ in contents]
+        pictures = [ProgressPictures(self.save_every or max(1, total_steps // 20)) for _ in contents]
         with contextlib.ExitStack() as stack:
             callbacks = [[SaveEvery(output, self.save_every)] for output in outputs]
             for content, photo_callbacks, photo_pictures in zip(contents, callbacks, pictures):
@@ -58,7 +58,7 @@ class TransferJob:
             callbacks[-1].append(self.interrupts.check)  # after every photo's snapshots of the step
             within_step_hooks = [self.interrupts.check]
             if not self.quiet:
-                bar = progress or stack.enter_context(ProgressBar(self.total_steps))
+                bar = progress or stack.enter_context(ProgressBar(total_steps))
                 bar.start_image(" + ".join(content.name for content in contents), len(contents))
                 callbacks[0].insert(0, bar)  # the first photo's losses stand for the group's
                 within_step_hooks.insert(0, bar.within_step)
@@ -97,7 +97,7 @@ class TransferJob:
                   batch_size: int) -> dict:
         """The photos in groups of up to `batch_size` of one size (see `stylekeras.batch.run_batch`), with a
         bar for the photos."""
-        bar = ProgressBar(self.total_steps, images=len(contents)) if not self.quiet else contextlib.nullcontext()
+        bar = ProgressBar(images=len(contents)) if not self.quiet else contextlib.nullcontext()
         with bar as progress:
 
             def stylize_group(group: list[Path], outputs: list[Path]) -> list[tuple[str, Optional[str]]]:

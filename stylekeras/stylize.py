@@ -28,6 +28,7 @@ from stylekeras.defaults import (
     DEFAULT_LEARNING_RATE,
     DEFAULT_OPTIMIZER,
     DEFAULT_PRECISION,
+    DEFAULT_SCALES,
     DEFAULT_SIZE,
     DEFAULT_STEPS,
     DEFAULT_STYLE_LAYERS,
@@ -36,6 +37,7 @@ from stylekeras.defaults import (
     DEFAULT_TILE_MARGIN,
     DEFAULT_TV_WEIGHT,
     INITS,
+    MIN_START_SIZE,
     OPTIMIZERS,
     STYLE_NORMALIZATIONS,
 )
@@ -66,10 +68,13 @@ STEP_BYTES_PER_PIXEL = 2048
 class TransferSettings:
     """Every knob of one run; `Stylizer.transfer(**settings)` takes these as keyword arguments.
 
-    size: the output's longer side (None: the content image's own size). steps: per scale.
+    size: the output's longer side (None: the content image's own size). steps: at the first scale; each
+    finer scale runs half as many as the one before (it starts from the coarser result, and a step there
+    costs four times as much).
     learning_rate: None picks the optimizer's default (Adam 0.02, L-BFGS 1).
-    scales/start_size: coarse-to-fine, `scales` sizes from `start_size` (default size / 2^(scales−1)) up
-    to `size`, each starting from the previous result upsampled and with targets re-extracted.
+    scales/start_size: coarse-to-fine, `scales` sizes from `start_size` up to `size`, each starting from the
+    previous result upsampled and with targets re-extracted. Without `start_size`
+    the sizes halve from `size`, leaving out those below 256 px (`MIN_START_SIZE`).
     average: decay of an exponential moving average of the image (e.g. 0.99), returned instead of the
     last iterate. style_blend: one weight per style image. style_scale: style image size relative to
     the output. preserve_color: "luminance" or "histogram". style_weight: β (None: the normalization's
@@ -91,7 +96,7 @@ class TransferSettings:
     lbfgs_history: int = 10
     init: str = "content"
     seed: int = 0
-    scales: int = 1
+    scales: int = DEFAULT_SCALES
     start_size: int | None = None
     average: float | None = None
     style_blend: tuple[float, ...] | None = None
@@ -144,12 +149,22 @@ class TransferSettings:
         return self.content_weight * scale, self.style_weight, self.tv_weight * scale
 
     def sizes(self, full_size: int) -> list[int]:
-        """The longer side at each scale, coarse to fine (geometric spacing)."""
+        """The longer side at each scale, coarse to fine (geometric spacing). Without `start_size` the sizes
+        halve from `size` and a scale below `MIN_START_SIZE` is left out: smaller outputs get fewer scales."""
         size = self.size or full_size
-        if self.scales == 1:
+        scales = self.scales
+        if self.start_size is None:
+            scales = 1
+            while scales < self.scales and size / 2**scales >= MIN_START_SIZE:
+                scales += 1
+        if scales == 1:
             return [size]
-        start = self.start_size or max(1, round(size / 2 ** (self.scales - 1)))
-        return [round(start * (size / start) ** (i / (self.scales - 1))) for i in range(self.scales)]
+        start = self.start_size or round(size / 2 ** (scales - 1))
+        return [round(start * (size / start) ** (i / (scales - 1))) for i in range(scales)]
+
+    def scale_steps(self, full_size: int) -> list[int]:
+        """The steps at each scale of `sizes(full_size)`: `steps`, then half as many at each finer one."""
+        return [max(1, self.steps // 2**scale) if self.steps else 0 for scale in range(len(self.sizes(full_size)))]
 
 
 @dataclass(frozen=True)
@@ -316,10 +331,11 @@ class Stylizer:
         originals = content_pixels
         inputs = [_color_inputs(settings.preserve_color, pixels, style_pixels) for pixels in content_pixels]
 
-        run = _Run(self.model, tiling, self.weights.description, settings, len(sizes) * settings.steps,
+        steps = settings.scale_steps(max(content_pixels[0].shape[:2]))
+        run = _Run(self.model, tiling, self.weights.description, settings, sum(steps),
                    callbacks, run_checkpoints, saved, within_step)
         images = None
-        for scale, size in enumerate(sizes):
+        for scale, (size, scale_steps) in enumerate(zip(sizes, steps)):
             if run.skips(scale):
                 continue
             contents_at_size = [resize_longer_side(pixels, size) for pixels, _ in inputs]
@@ -334,7 +350,7 @@ class Stylizer:
                 self.targets(content, photo_styles, blend, masks, settings.style_normalization, tiling)
                 for content, photo_styles in zip(contents_at_size, styles_at_size)
             ])
-            images = run.optimize(images, targets, size, scale)
+            images = run.optimize(images, targets, size, scale, scale_steps)
             if run.stop_reason:
                 break
 
@@ -463,8 +479,8 @@ class _Run:
         """Whether a resumed run already finished this scale."""
         return self.resume is not None and scale < self.resume[0].meta["scale"]
 
-    def optimize(self, start: np.ndarray, targets: Targets, size: int, scale: int) -> np.ndarray:
-        """Run `settings.steps` steps at one scale on the `[photos, H, W, 3]` images and return them (or
+    def optimize(self, start: np.ndarray, targets: Targets, size: int, scale: int, steps: int) -> np.ndarray:
+        """Run `steps` steps at one scale on the `[photos, H, W, 3]` images and return them (or
         their moving averages): the step loop is `optimize`; this sets up its state (restored when resuming)
         and records each step (history, checkpoint, callbacks)."""
         settings = self.settings
@@ -507,9 +523,9 @@ class _Run:
                 if callback is not None:
                     callback(StepReport(self.done, self.total_steps, values[photo], image[photo], size))
 
-        steps = range(self.done, self.done + settings.steps - step_in_scale)  # the run's step numbers
+        numbers = range(self.done, self.done + steps - step_in_scale)  # the run's step numbers
         try:
-            optimize(image, lambda step: objective(step, self.within_step), optimizer, steps, record)
+            optimize(image, lambda step: objective(step, self.within_step), optimizer, numbers, record)
         except NonFiniteLoss as error:
             self.stop_reason = _non_finite_reason(self.done + 1, _per_photo(error.parts, len(self.callbacks)),
                                                   loss_weights)
