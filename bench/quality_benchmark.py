@@ -195,8 +195,9 @@ def main() -> None:
         return
     contact_sheet(rows + held_out_rows, OUT / "sheet.jpg")
     contact_sheet([row for row in rows if row["pair"].split("-")[0] in SHIPPABLE_PHOTOS], ROOT / "docs" / "quality_sheet.jpg")
-    print(f"wrote {write_report(rows, held_out_rows, size_rows, args.size, stylizer.weights.description,
-                                   stylizer.precision, reference)}")
+    report = write_report(rows, held_out_rows, size_rows, args.size, stylizer.weights.description, stylizer.precision,
+                          reference)
+    print(f"wrote {report}")
 
 
 if __name__ == "__main__":
