@@ -130,7 +130,8 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
         f"Made by `python bench/quality_benchmark.py` on {time.strftime('%Y-%m-%d')} ({platform.processor() or 'CPU'}, "
         f"flags: {features.speed_flags()}). Weights: {weights}; precision {precision}. Every pair uses the library's "
         f"defaults at {size} px: "
-        f"{defaults.steps} steps per scale, {defaults.scales} scales, optimizer {defaults.optimizer}, α = "
+        f"scales of {', '.join(map(str, defaults.sizes(size)))} px with "
+        f"{', '.join(map(str, defaults.scale_steps(size)))} steps, optimizer {defaults.optimizer}, α = "
         f"{defaults.content_weight:g}, β = {defaults.style_weight:g}, γ = {defaults.tv_weight:g}, init "
         f"{defaults.init}.",
         "",

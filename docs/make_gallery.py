@@ -3,7 +3,10 @@
     python docs/make_gallery.py            # about 30 minutes on a 2-core CPU
     python docs/make_gallery.py paper      # only the named entries; the page keeps the other rows
 
-Every picture is the examples' astronaut photo at 256 px with the defaults except the control shown; the page lists the exact call and the final losses next to each.
+Every picture is the examples' astronaut photo at 256 px with the defaults except the control shown (in
+float32, so the pictures do not depend on the machine's bfloat16 hardware; the `mixed` row shows
+bfloat16); the page lists the
+exact call and the final losses next to each.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import stylekeras
-from stylekeras.features import speed_flags
+from stylekeras.features import bfloat16_is_fast, speed_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs/gallery"
@@ -36,7 +39,9 @@ CONTROLS = [
     ("baseline", "defaults (L-BFGS, 60 steps)", {}, {}, [STARRY]),
     ("adam", "`optimizer=\"adam\", steps=300` (`--optimizer adam --steps 300`)", {},
      {"optimizer": "adam", "steps": 300}, [STARRY]),
-    ("multiscale", "`scales=2` (`--scales 2`): 128 px, then 256 px, 60 steps each", {}, {"scales": 2}, [STARRY]),
+    ("multiscale", "`scales=2, start_size=128` (`--scales 2 --start-size 128`): 128 px for 60 steps, then 256 px "
+     "for 30 (by default the first scale is at least 256 px, so 256 px outputs have one)", {},
+     {"scales": 2, "start_size": 128}, [STARRY]),
     ("average", "`average=0.99` (`--average 0.99`): moving average of the iterates", {}, {"average": 0.99}, [STARRY]),
     ("avgpool", "`pooling=\"avg\"` (`--pooling avg`)", {"pooling": "avg"}, {}, [STARRY]),
     ("reflect", "`padding=\"reflect\"` (`--padding reflect`)", {"padding": "reflect"}, {}, [STARRY]),
@@ -69,7 +74,7 @@ def main(only: list[str]) -> None:
     previous = {line.split("](gallery/")[1].split(".jpg")[0]: line for line in
                 (page_path.read_text().splitlines() if page_path.exists() else []) if "](gallery/" in line}
     rows = []
-    stylizers = {(): stylekeras.Stylizer()}
+    stylizers = {(): stylekeras.Stylizer(precision="float32")}
     weights = stylizers[()].weights.description.split(";")[0]
     for stem, caption, model_options, options, styles in CONTROLS:
         if only and stem not in only:  # keep the page's row for it, if it has one
@@ -77,7 +82,7 @@ def main(only: list[str]) -> None:
             continue
         key = tuple(sorted(model_options.items()))
         if key not in stylizers:
-            stylizers[key] = stylekeras.Stylizer(**model_options)
+            stylizers[key] = stylekeras.Stylizer(**{"precision": "float32", **model_options})
         options = dict(options)
         style_masks = masks if options.pop("masks", False) else None
         started = time.perf_counter()
@@ -93,8 +98,9 @@ def main(only: list[str]) -> None:
         "",
         f"Real results with the default weights, {weights}, made by `python docs/make_gallery.py`: the",
         "astronaut photo at 256 px, default settings except the control named. Styles: van Gogh's",
-        "*The Starry Night* and, where named, Matisse's *Woman with a Hat*. Times are on a 2-core CPU with",
-        f"flags {speed_flags()} (without AVX512-BF16 or AMX, `--precision mixed` is the slow row).",
+        "*The Starry Night* and, where named, Matisse's *Woman with a Hat*; float32 but for the `mixed` row.",
+        f"Times are on a 2-core CPU with flags {speed_flags()} ({'with' if bfloat16_is_fast() else 'without'} "
+        f"bfloat16 hardware, `--precision mixed` is the {'fast' if bfloat16_is_fast() else 'slow'} row).",
         "",
         "| result | control |",
         "| --- | --- |",
