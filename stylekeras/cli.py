@@ -298,7 +298,7 @@ def transfer(
                                             "(checked before decoding).")] = defaults.DEFAULT_MAX_PIXELS,
     checkpoint_every: Annotated[int, typer.Option(min=0, rich_help_panel="Reliability", help="Save a checkpoint (OUTPUT_STEM.checkpoint.npz) every N "
                                                   "steps and when stopped early; 0: only when stopped early.")] = 50,
-    resume: Annotated[bool, typer.Option("--resume", rich_help_panel="Reliability", help="Continue an interrupted run from its checkpoint (same inputs and "
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", rich_help_panel="Reliability", help="Continue an interrupted run from its checkpoint (same inputs and "
                                          "settings; --steps may grow).")] = False,
     report: Annotated[Optional[Path], typer.Option(rich_help_panel="Reporting", help="Also write the run report and loss history as JSON "
                                                    "(a batch: one REPORT_<photo>.json per photo).")] = None,
@@ -308,7 +308,7 @@ def transfer(
                                                          "every --save-every steps, or 20 frames).")] = None,
     contact_sheet: Annotated[Optional[Path], typer.Option(rich_help_panel="Reporting", help="Write content, style and progress snapshots side by "
                                                           "side as one image.")] = None,
-    skip_existing: Annotated[bool, typer.Option("--skip-existing", rich_help_panel="Reliability", help="In a batch, skip photos whose output exists.")] = False,
+    skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", rich_help_panel="Reliability", help="In a batch, skip photos whose output exists.")] = False,
     batch_size: Annotated[int, typer.Option(min=1, rich_help_panel="Network and speed", help="In a batch, stylize up to this many photos of the same size "
                                             "together: each gets the same image as alone, faster per photo, with "
                                             "N times the memory (see BENCHMARKS.md). Adam only, without --tile.")] = 1,
@@ -317,7 +317,7 @@ def transfer(
     from_image: Annotated[Optional[Path], typer.Option("--from", is_eager=True, callback=_load_from_image,
                                                        rich_help_panel="Output", help="Re-run with the settings and inputs that made this "
                                                        "stylekeras image (flags and --config override).")] = None,
-    print_config: Annotated[bool, typer.Option("--print-config", rich_help_panel="Output", help="Print the complete settings as a TOML --config file and exit.")] = False,
+    print_config: Annotated[bool, typer.Option("--print-config/--no-print-config", rich_help_panel="Output", help="Print the complete settings as a TOML --config file and exit.")] = False,
     json_summary: Annotated[bool, typer.Option("--json", rich_help_panel="Output", help="Print the final summary as JSON on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel="Output", help="No progress bar or status lines.")] = False,
 ) -> None:

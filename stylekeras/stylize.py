@@ -73,8 +73,8 @@ class TransferSettings:
     costs four times as much).
     learning_rate: None picks the optimizer's default (Adam 0.02, L-BFGS 1).
     scales/start_size: coarse-to-fine, `scales` sizes from `start_size` up to `size`, each starting from the
-    previous result upsampled and with targets re-extracted. Without `start_size`
-    the sizes halve from `size`, leaving out those below 256 px (`MIN_START_SIZE`).
+    previous result upsampled and with targets re-extracted. Without `start_size` the sizes halve from
+    `size`, leaving out those below 256 px (`MIN_START_SIZE`): one scale under 512 px.
     average: decay of an exponential moving average of the image (e.g. 0.99), returned instead of the
     last iterate. style_blend: one weight per style image. style_scale: style image size relative to
     the output. preserve_color: "luminance" or "histogram". style_weight: β (None: the normalization's
