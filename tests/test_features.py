@@ -114,6 +114,9 @@ def test_bfloat16_hardware_and_speed_flags_are_read_from_cpu_flags(tmp_path):
     without.write_text("processor : 0\nflags : fpu sse2 avx2\n")
     assert bfloat16_is_fast(with_amx) is True
     assert bfloat16_is_fast(without) is False
+    avx512_bf16 = tmp_path / "epyc"
+    avx512_bf16.write_text("processor : 0\nflags : fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert bfloat16_is_fast(avx512_bf16) is False  # where L-BFGS went unstable in bfloat16
     assert bfloat16_is_fast(tmp_path / "missing") is None
     assert speed_flags(with_amx) == "avx2, avx512f, amx_bf16" and speed_flags(without) == "avx2"
     assert speed_flags(tmp_path / "missing") == "unknown"
