@@ -9,15 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from stylekeras import StyleKerasError, load_image, save_image
 from stylekeras.checkpoint import load_checkpoint
 from stylekeras.cli import _Interrupts, app
+from cli_run import TINY, run_cli, runner
 
-TINY = ["--size", "32", "--steps", "4", "--weights", "random", "--quiet"]
 
-runner = CliRunner()
 RUN = {"size": 32, "steps": 6, "style_weight": 1e6, "optimizer": "adam"}  # batches of several photos need Adam
 
 
@@ -149,10 +147,6 @@ def test_signals_wait_while_results_are_written_and_stop_the_next_step():
         assert interrupts.exit_code() == 130
 
 
-def _run(*args):
-    return runner.invoke(app, [str(arg) for arg in args])
-
-
 def test_batch_writes_each_photo_skips_failures_and_existing(tmp_path, content_path, style_path):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -160,14 +154,14 @@ def test_batch_writes_each_photo_skips_failures_and_existing(tmp_path, content_p
         (photos / name).write_bytes(content_path.read_bytes())
     (photos / "broken.jpg").write_text("not an image")
     out = tmp_path / "out"
-    result = _run("transfer", photos, style_path, "-o", out, *TINY, "--json")
+    result = run_cli("transfer", photos, style_path, "-o", out, *TINY, "--json")
     assert result.exit_code == 1  # one photo failed while running
     summary = json.loads(result.stdout)
     assert [Path(p).name for p in summary["written"]] == ["a_style.png", "b_style.png"]
     assert summary["failed"][0]["content"].endswith("broken.jpg") and "not an image" in summary["failed"][0]["error"]
     assert "error: content image" in result.stderr and "skipped" in result.stderr
     (photos / "broken.jpg").unlink()
-    result = _run("transfer", photos, style_path, "-o", out, *TINY, "--json", "--skip-existing")
+    result = run_cli("transfer", photos, style_path, "-o", out, *TINY, "--json", "--skip-existing")
     assert result.exit_code == 0 and len(json.loads(result.stdout)["skipped"]) == 2
 
 
@@ -187,7 +181,7 @@ def test_batch_from_a_glob_pattern(tmp_path, content_path, style_path):
     for name in ("x1.png", "x2.png", "other.png"):
         (tmp_path / name).write_bytes(content_path.read_bytes())
     out = tmp_path / "out"
-    result = _run("transfer", str(tmp_path / "x*.png"), style_path, "-o", out, *TINY, "--json")
+    result = run_cli("transfer", str(tmp_path / "x*.png"), style_path, "-o", out, *TINY, "--json")
     assert result.exit_code == 0, result.output
     assert [Path(p).name for p in json.loads(result.stdout)["written"]] == ["x1_style.png", "x2_style.png"]
 

@@ -6,18 +6,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from typer.testing import CliRunner
 
 from stylekeras import callbacks
-from stylekeras.cli import app
 from stylekeras.defaults import DEFAULT_STYLE_NORMALIZATION, DEFAULT_STYLE_WEIGHTS
-
-runner = CliRunner()
-TINY = ["--size", "32", "--steps", "4", "--weights", "random", "--quiet"]
-
-
-def _run(*args):
-    return runner.invoke(app, [str(arg) for arg in args])
+from cli_run import TINY, run_cli
 
 
 @pytest.mark.parametrize("helpers", [True, False], ids=["tf.summary helpers", "without tensorboard"])
@@ -25,7 +17,7 @@ def test_tensorboard_reads_the_scalars_images_and_settings(tmp_path, content_pat
     from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 
     monkeypatch.setattr(callbacks, "tensorboard_installed", lambda: helpers)
-    result = _run("transfer", content_path, style_path, "-o", tmp_path / "out.png", *TINY, "--logdir",
+    result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "out.png", *TINY, "--logdir",
                   tmp_path / "logs", "--save-every", "2", "--report", tmp_path / "report.json")
     assert result.exit_code == 0, result.output
     events = EventAccumulator(str(tmp_path / "logs"))
@@ -49,7 +41,7 @@ def test_tensorboard_reads_the_scalars_images_and_settings(tmp_path, content_pat
 
 def test_progress_gif_and_contact_sheet(tmp_path, content_path, style_path):
     gif, sheet = tmp_path / "run.gif", tmp_path / "sheet.png"
-    result = _run("transfer", content_path, style_path, "-o", tmp_path / "o.png", *TINY, "--save-every", "1",
+    result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "o.png", *TINY, "--save-every", "1",
                   "--progress-gif", gif, "--contact-sheet", sheet)
     assert result.exit_code == 0, result.output
     with Image.open(gif) as animation:

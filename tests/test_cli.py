@@ -13,21 +13,14 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 from stylekeras.checkpoint import load_checkpoint
 from stylekeras.cli import app
 from stylekeras.defaults import DEFAULT_STEPS
 from stylekeras.report import read_report
+from cli_run import TINY, run_cli, runner
 
 ROOT = Path(__file__).parents[1]
-TINY = ["--size", "32", "--steps", "4", "--weights", "random", "--quiet"]
-
-runner = CliRunner()
-
-
-def _run(*args):
-    return runner.invoke(app, [str(arg) for arg in args])
 
 
 def _assert_one_line_error(result, fragment, code=2):
@@ -52,7 +45,7 @@ def test_transfer_end_to_end_in_a_real_process(tmp_path, content_path, style_pat
 
 
 def test_layers_lists_names_and_shapes():
-    result = _run("layers", "--backbone", "vgg19", "--size", "64")
+    result = run_cli("layers", "--backbone", "vgg19", "--size", "64")
     assert result.exit_code == 0
     assert "block5_conv4" in result.output and "block4_conv2       8 × 8     × 512  content" in result.output
 
@@ -69,25 +62,25 @@ def _assert_untouched(path):
 
 
 def test_missing_content_file(content_path, existing_output):
-    _assert_one_line_error(_run("transfer", "nope.jpg", content_path, "-o", existing_output), "no such file")
+    _assert_one_line_error(run_cli("transfer", "nope.jpg", content_path, "-o", existing_output), "no such file")
     _assert_untouched(existing_output)
 
 
 def test_non_image_style(tmp_path, content_path, existing_output):
     fake = tmp_path / "fake.jpg"
     fake.write_text("hello")
-    _assert_one_line_error(_run("transfer", content_path, fake, "-o", existing_output), "not an image")
+    _assert_one_line_error(run_cli("transfer", content_path, fake, "-o", existing_output), "not an image")
     _assert_untouched(existing_output)
 
 
 def test_image_too_small_for_the_layers(content_path, style_path, existing_output):
-    result = _run("transfer", content_path, style_path, "-o", existing_output, "--size", "8", "--weights", "random")
+    result = run_cli("transfer", content_path, style_path, "-o", existing_output, "--size", "8", "--weights", "random")
     _assert_one_line_error(result, "at least 16 px")
     _assert_untouched(existing_output)
 
 
 def test_unknown_layer_lists_the_valid_ones(content_path, style_path, existing_output):
-    result = _run("transfer", content_path, style_path, "-o", existing_output, "--weights", "random",
+    result = run_cli("transfer", content_path, style_path, "-o", existing_output, "--weights", "random",
                   "--style-layers", "block1_conv1,relu9_9")
     _assert_one_line_error(result, "'relu9_9'")
     assert "valid: block1_conv1, block1_conv2" in result.stderr
@@ -97,7 +90,7 @@ def test_unknown_layer_lists_the_valid_ones(content_path, style_path, existing_o
 @pytest.mark.parametrize("option, value", [("--steps", "-1"), ("--style-weight", "-1"), ("--tv-weight", "-0.5"),
                                            ("--seed", "-3"), ("--tile", "0"), ("--tile-margin", "-1")])
 def test_negative_numbers_are_refused(content_path, style_path, existing_output, option, value):
-    result = _run("transfer", content_path, style_path, "-o", existing_output, option, value)
+    result = run_cli("transfer", content_path, style_path, "-o", existing_output, option, value)
     assert result.exit_code == 2 and option in result.output and "Traceback" not in result.output
     _assert_untouched(existing_output)
 
@@ -106,7 +99,7 @@ def test_weights_file_that_does_not_fit(tmp_path, content_path, style_path, exis
     other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     bad = tmp_path / "dense.weights.h5"
     other.save_weights(bad)
-    result = _run("transfer", content_path, style_path, "-o", existing_output, "--weights", bad)
+    result = run_cli("transfer", content_path, style_path, "-o", existing_output, "--weights", bad)
     _assert_one_line_error(result, "not a Keras weights file")
     _assert_untouched(existing_output)
 
@@ -114,12 +107,12 @@ def test_weights_file_that_does_not_fit(tmp_path, content_path, style_path, exis
 def test_unwritable_output_is_refused_before_optimizing(tmp_path, content_path, style_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    _assert_one_line_error(_run("transfer", content_path, style_path, "-o", blocker / "out.png"), "cannot create")
-    _assert_one_line_error(_run("transfer", content_path, style_path, "-o", tmp_path / "out.gif"), "unsupported suffix")
+    _assert_one_line_error(run_cli("transfer", content_path, style_path, "-o", blocker / "out.png"), "cannot create")
+    _assert_one_line_error(run_cli("transfer", content_path, style_path, "-o", tmp_path / "out.gif"), "unsupported suffix")
 
 
 def test_non_finite_loss_keeps_the_existing_output_and_writes_beside_it(content_path, style_path, existing_output):
-    result = _run("transfer", content_path, style_path, "-o", existing_output, "--size", "32", "--steps", "3",
+    result = run_cli("transfer", content_path, style_path, "-o", existing_output, "--size", "32", "--steps", "3",
                   "--weights", "random", "--style-weight", "1e38", "--quiet")
     _assert_one_line_error(result, "loss became", code=1)  # failed while running, not bad input
     _assert_untouched(existing_output)
@@ -129,7 +122,7 @@ def test_non_finite_loss_keeps_the_existing_output_and_writes_beside_it(content_
 
 def test_controls_end_to_end(tmp_path, content_path, style_path):
     output = tmp_path / "blend.png"
-    result = _run("transfer", content_path, style_path, Path(__file__).parent / "data/style2.png", "-o", output,
+    result = run_cli("transfer", content_path, style_path, Path(__file__).parent / "data/style2.png", "-o", output,
                   "--size", "48", "--steps", "2", "--weights", "random", "--style-blend", "0.7,0.3", "--optimizer",
                   "lbfgs", "--scales", "2", "--start-size", "32", "--average", "0.9", "--preserve-color", "luminance",
                   "--pooling", "avg", "--padding", "replicate", "--tile", "16", "--tile-margin", "8",
@@ -149,16 +142,16 @@ def test_controls_end_to_end(tmp_path, content_path, style_path):
     ],
 )
 def test_bad_control_options(content_path, style_path, existing_output, arguments, fragment):
-    result = _run("transfer", content_path, style_path, "-o", existing_output, "--weights", "random", *arguments)
+    result = run_cli("transfer", content_path, style_path, "-o", existing_output, "--weights", "random", *arguments)
     _assert_one_line_error(result, fragment)
     _assert_untouched(existing_output)
 
 
 def test_unknown_optimizer_and_wrong_size_mask(tmp_path, content_path, style_path, existing_output):
-    result = _run("transfer", content_path, style_path, "-o", existing_output, "--optimizer", "sgd")
+    result = run_cli("transfer", content_path, style_path, "-o", existing_output, "--optimizer", "sgd")
     assert result.exit_code == 2 and "'sgd' is not one of" in result.output and "Traceback" not in result.output
     Image.new("L", (64, 16)).save(tmp_path / "wide.png")
-    result = _run("transfer", content_path, style_path, "-o", existing_output, "--weights", "random",
+    result = run_cli("transfer", content_path, style_path, "-o", existing_output, "--weights", "random",
                   "--style-mask", tmp_path / "wide.png")
     _assert_one_line_error(result, "masks need the content's aspect ratio")
     _assert_untouched(existing_output)
@@ -182,13 +175,13 @@ def test_a_second_signal_stops_at_once_but_never_while_results_are_written():
 
 def test_from_image_reruns_the_same_settings_to_the_same_image(tmp_path, content_path, style_path):
     first = tmp_path / "first.png"
-    assert _run("transfer", content_path, style_path, "-o", first, *TINY, "--init", "noise", "--seed", "3",
+    assert run_cli("transfer", content_path, style_path, "-o", first, *TINY, "--init", "noise", "--seed", "3",
                 "--tv-weight", "7").exit_code == 0
     again = tmp_path / "again.png"
-    assert _run("transfer", "--from", first, "-o", again, "--quiet").exit_code == 0
+    assert run_cli("transfer", "--from", first, "-o", again, "--quiet").exit_code == 0
     np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(first)))
     changed = tmp_path / "changed.png"
-    assert _run("transfer", "--from", first, "-o", changed, "--tv-weight", "0", "--quiet").exit_code == 0
+    assert run_cli("transfer", "--from", first, "-o", changed, "--tv-weight", "0", "--quiet").exit_code == 0
     assert read_report(changed)["settings"]["tv_weight"] == 0.0 and read_report(changed)["settings"]["seed"] == 3
 
 
@@ -196,31 +189,31 @@ def test_config_file_sets_options_and_flags_override(tmp_path, content_path, sty
     config = tmp_path / "run.toml"
     config.write_text(f'content = "{content_path}"\nstyles = ["{style_path}"]\nsize = 40\nsteps = 3\n'
                       'weights = "random"\nstyle-weight = 55.0\n')
-    result = _run("transfer", "--config", config, "-o", tmp_path / "o.png", "--steps", "2", "--quiet")
+    result = run_cli("transfer", "--config", config, "-o", tmp_path / "o.png", "--steps", "2", "--quiet")
     assert result.exit_code == 0, result.output
     settings = read_report(tmp_path / "o.png")["settings"]
     assert (settings["size"], settings["steps"], settings["style_weight"]) == (40, 2, 55.0)
 
 
 def test_print_config_emits_a_complete_config_that_round_trips(tmp_path, content_path, style_path):
-    printed = _run("transfer", content_path, style_path, "--size", "24", "--optimizer", "adam", "--print-config")
+    printed = run_cli("transfer", content_path, style_path, "--size", "24", "--optimizer", "adam", "--print-config")
     assert printed.exit_code == 0
     values = tomllib.loads(printed.stdout)
     assert values["size"] == 24 and values["optimizer"] == "adam" and values["steps"] == DEFAULT_STEPS
     (tmp_path / "run.toml").write_text(printed.stdout)
-    again = _run("transfer", "--config", tmp_path / "run.toml", "--print-config")
+    again = run_cli("transfer", "--config", tmp_path / "run.toml", "--print-config")
     assert tomllib.loads(again.stdout) == values
 
 
 def test_print_config_refuses_settings_that_would_not_run(content_path, style_path):
-    printed = _run("transfer", content_path, style_path, "--style-weight", "inf", "--print-config")
+    printed = run_cli("transfer", content_path, style_path, "--style-weight", "inf", "--print-config")
     assert printed.exit_code == 2 and "--style-weight must be a finite number" in printed.output
     assert printed.stdout == ""
 
 
 def test_json_summary_is_all_of_stdout_without_quiet(tmp_path, content_path, style_path):
     loud = [argument for argument in TINY if argument != "--quiet"]
-    result = _run("transfer", content_path, style_path, "-o", tmp_path / "o.png", *loud, "--json")
+    result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "o.png", *loud, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["output"] == str(tmp_path / "o.png")
     assert "wrote " in result.stderr
@@ -228,22 +221,22 @@ def test_json_summary_is_all_of_stdout_without_quiet(tmp_path, content_path, sty
 
 def test_bad_config_files(tmp_path):
     (tmp_path / "bad.toml").write_text("size = = 3")
-    result = _run("transfer", "--config", tmp_path / "bad.toml")
+    result = run_cli("transfer", "--config", tmp_path / "bad.toml")
     assert result.exit_code == 2 and "not a readable TOML file" in result.output and "Traceback" not in result.output
     (tmp_path / "unknown.toml").write_text("colour = 3")
-    result = _run("transfer", "--config", tmp_path / "unknown.toml")
+    result = run_cli("transfer", "--config", tmp_path / "unknown.toml")
     assert result.exit_code == 2 and "unknown option(s) colour" in result.output
 
 
 def test_cli_polish(content_path, style_path, tmp_path):
-    version = _run("--version")
+    version = run_cli("--version")
     assert version.exit_code == 0 and version.stdout.startswith("stylekeras 0.")
-    top = _run("--help")
+    top = run_cli("--help")
     assert "Exit codes (every command)" in top.stdout and "143 by" in top.stdout and "--install-completion" in top.stdout
-    assert _run("-h").stdout == top.stdout and "--style-weight" in _run("transfer", "-h").stdout
-    result = _run("transfer", "missing.png", style_path, "-o", tmp_path / "o.png")
+    assert run_cli("-h").stdout == top.stdout and "--style-weight" in run_cli("transfer", "-h").stdout
+    result = run_cli("transfer", "missing.png", style_path, "-o", tmp_path / "o.png")
     assert "\x1b[" not in result.output  # no colour codes when the output is not a terminal
-    result = _run("transfer", content_path, style_path, "-o", tmp_path / "o.png", *TINY, "--json")
+    result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "o.png", *TINY, "--json")
     summary = json.loads(result.stdout)
     assert summary["output"] == str(tmp_path / "o.png") and summary["steps_done"] == 4
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from typer.testing import CliRunner
 
 from stylekeras import export
 from stylekeras.cli import app
 from stylekeras.errors import StyleKerasError
 from stylekeras.features import build_feature_model
 from stylekeras.weights import resolve_weights
+from cli_run import runner
 
 ROOT = Path(__file__).parents[1]
 
@@ -112,9 +112,6 @@ def test_concurrent_exports_get_distinct_versions(tmp_path):
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     assert all(process.wait(timeout=300) == 0 for process in processes)
     assert _entries(tmp_path / "vgg19_features") == ["1", "2", "3"]
-
-
-runner = CliRunner()
 
 
 def test_cli_export_then_check(tmp_path):

@@ -4,15 +4,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
-from typer.testing import CliRunner
 
 from hostile_images import make_corpus
 from stylekeras import image_io
 from stylekeras.cli import app
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import check_output_path, load_image, save_image
-
-runner = CliRunner()
+from cli_run import runner
 
 
 def _save(tmp_path, image, name, **options):

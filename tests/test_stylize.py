@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from hypothesis import given, settings, strategies as st
-from typer.testing import CliRunner
 
 import stylekeras
 from stylekeras import losses, objective, stylize
@@ -15,8 +14,7 @@ from stylekeras.image_io import load_image
 from stylekeras.stylize import TransferSettings, check_memory
 from stylekeras.tiling import Tiling
 from stylekeras.weights import hed_weights_path
-
-runner = CliRunner()
+from cli_run import runner
 
 
 def _total(stylizer, image, targets, weights=(1.0, 1e3, 1.0)):
