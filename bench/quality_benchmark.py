@@ -3,14 +3,16 @@
     python bench/quality_benchmark.py                       # 12 pairs + 4 held out at 512 px (QUALITY.md, sheet)
     python bench/quality_benchmark.py --sizes 256,512,1024  # also: does the look hold across sizes?
     python bench/quality_benchmark.py --pairs tubingen-starry,astronaut-wave --size 256   # a quick look
+    python bench/quality_benchmark.py --set scales=1 --no-report   # a lever: the defaults with one change
 
 Photos and paintings come from examples/ and ../shared/images/ (read here, never by the package or its
 tests). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with the library's defaults and
 the default weights ("auto"); results go to bench/out/quality/ (and are reused by later runs with the
 same weights and defaults, so `--sizes` can be added afterwards) and are scored with bench/quality.py's
 measures (style progress, structure). jcjohnson/neural-style's published tubingen × starry result is
-scored the same way, beside ours. Four pairs with a photo no setting was chosen on are reported apart
-(`--held-out`). Text under "## Notes" in QUALITY.md is kept when the file is rewritten.
+scored the same way, beside ours. Twelve pairs with photos no setting was chosen on are reported apart
+(`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
+own), to measure a lever against the defaults on the same pairs. Text under "## Notes" in QUALITY.md is kept when the file is rewritten.
 """
 
 from __future__ import annotations
@@ -40,35 +42,42 @@ REFERENCE = SHARED / "references" / "tubingen_starry_jcjohnson.png"
 # The full-size originals (examples/ holds copies downscaled to 512 px).
 PHOTOS = {name: SHARED / file for name, file in
           (("tubingen", "tubingen.jpg"), ("astronaut", "astronaut.png"), ("chelsea", "chelsea.png"), ("stata", "stata.jpg"),
-              ("chicago", "chicago.jpg"))}
+              ("chicago", "chicago.jpg"))} | {
+    name: ROOT / "examples" / f"{name}.jpg" for name in ("coffee", "rocket")}
 PAINTINGS = {name: SHARED / file for name, file in  # one of each kind: swirly, portrait, seascape, flat colour
              (("starry", "starry_night.jpg"), ("matisse", "woman-with-hat-matisse.jpg"), ("wave", "wave.jpg"),
               ("udnie", "udnie.jpg"))}
 # Each photo with three paintings and each painting with three photos.
 PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "astronaut-starry", "astronaut-matisse", "astronaut-wave",
          "chelsea-starry", "chelsea-matisse", "chelsea-udnie", "tubingen-wave", "tubingen-udnie", "stata-udnie")
-# A photo no default was chosen on, with every painting: how the defaults hold on pictures not tuned on.
-HELD_OUT_PAIRS = ("chicago-starry", "chicago-matisse", "chicago-wave", "chicago-udnie")
+# Photos no default was chosen on (a street, a still life, thin towers against a night sky), with every
+# painting: how the defaults hold on pictures not tuned on.
+HELD_OUT_PAIRS = tuple(f"{photo}-{painting}" for photo in ("chicago", "coffee", "rocket")
+                       for painting in ("starry", "matisse", "wave", "udnie"))
 # Photos that may be shipped (public domain / CC0): only their results go into the committed contact sheet.
-SHIPPABLE_PHOTOS = ("astronaut", "chelsea")
+SHIPPABLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 # Pairs whose photo and painting are both at least 800 px, so that 1024 px is not mostly upsampling.
 SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse")
 
 
-def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: bool = True) -> dict | None:
-    """Stylize and score one pair, or reuse the result of an earlier run with the same weights and defaults
-    (without `compute`, None when there is none)."""
+def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: bool = True,
+                 changes: dict | None = None) -> dict | None:
+    """Stylize and score one pair with the defaults (and `changes` to them), or reuse the result of an earlier
+    run with the same weights and settings (without `compute`, None when there is none)."""
     photo, painting = pair.split("-")
-    path, record = OUT / f"{pair}_{size}.png", OUT / f"{pair}_{size}.json"
+    changes = changes or {}
+    folder = OUT / "-".join(f"{name}={value}" for name, value in changes.items()) if changes else OUT
+    folder.mkdir(parents=True, exist_ok=True)
+    path, record = folder / f"{pair}_{size}.png", folder / f"{pair}_{size}.json"
     identity = {"weights": stylizer.weights.description, "precision": stylizer.precision,
-                "settings": repr(stylize.TransferSettings())}
+                "settings": repr(stylize.TransferSettings(**changes))}
     if path.exists() and record.exists() and json.loads(record.read_text())["identity"] == identity:
         row = json.loads(record.read_text())["row"]
     elif not compute:
         return None
     else:
         started = time.perf_counter()
-        result = stylizer.transfer(PHOTOS[photo], PAINTINGS[painting], size=size)
+        result = stylizer.transfer(PHOTOS[photo], PAINTINGS[painting], size=size, **changes)
         seconds = time.perf_counter() - started
         stylekeras.save_image(result.image, path)
         row = {"pair": pair, "size": size, "seconds": seconds, **scores(str(PHOTOS[photo]), str(PAINTINGS[painting]), str(path))}
@@ -147,9 +156,10 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
                       f"same measures: style **{reference['style_progress']:.3f}**, structure "
                       f"**{reference['structure']:.3f}**."]
     if held_out_rows:
-        lines += ["", "## Held out: a photo no default was tuned on", "",
-                  "The same defaults on `chicago.jpg` (a city street; not used while choosing any setting) with each "
-                  "painting.", "", *_score_table(held_out_rows)]
+        lines += ["", "## Held out: photos no default was tuned on", "",
+                  "The same defaults on photos not used while choosing any setting — `chicago.jpg` (a city street), "
+                  "`examples/coffee.jpg` (a still life), `examples/rocket.jpg` (thin towers against a night sky) — "
+                  "with each painting.", "", *_score_table(held_out_rows)]
     if size_rows:
         sizes = sorted({row["size"] for row in size_rows})
         lines += ["", "## The same settings at every size", "",
@@ -177,22 +187,37 @@ def main() -> None:
                         help="the SIZE_PAIRS to stylize at --sizes; the others are shown where an earlier run left them")
     parser.add_argument("--held-out", default=",".join(HELD_OUT_PAIRS), help="pairs reported apart, as a check on "
                         "pictures the defaults were not tuned on (empty: none)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="change one TransferSettings field (repeatable); implies --no-report")
     parser.add_argument("--no-report", action="store_true", help="print scores only")
     args = parser.parse_args()
+    changes = {}
+    for change in args.set:
+        name, _, value = change.partition("=")
+        if name not in stylize.TransferSettings.__dataclass_fields__:
+            sys.exit(f"error: --set {change}: no TransferSettings field {name!r}")
+        try:
+            changes[name] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[name] = value  # a word: init=noise
     missing = [str(path) for path in [*PHOTOS.values(), *PAINTINGS.values()] if not path.exists()]
     if missing:
         sys.exit(f"error: missing benchmark images: {', '.join(missing)}")
     OUT.mkdir(parents=True, exist_ok=True)
     stylizer = stylekeras.Stylizer()
     print(f"weights: {stylizer.weights.description}", flush=True)
-    rows = [stylize_pair(stylizer, pair, args.size) for pair in args.pairs.split(",") if pair]
-    held_out_rows = [stylize_pair(stylizer, pair, args.size) for pair in args.held_out.split(",") if pair]
+    rows = [stylize_pair(stylizer, pair, args.size, changes=changes) for pair in args.pairs.split(",") if pair]
+    held_out_rows = [stylize_pair(stylizer, pair, args.size, changes=changes) for pair in args.held_out.split(",") if pair]
     sizes = [int(size) for size in args.sizes.split(",") if size]
     size_rows = [row for row in rows if row["pair"] in SIZE_PAIRS] if sizes else []  # the main size is a column too
     size_rows += [row for size in sizes if size != args.size for pair in SIZE_PAIRS
                   if (row := stylize_pair(stylizer, pair, size, compute=pair in args.size_pairs.split(",")))]
     reference = scores(str(PHOTOS["tubingen"]), str(PAINTINGS["starry"]), str(REFERENCE)) if REFERENCE.exists() else {}
-    if args.no_report:
+    if args.no_report or changes:
+        for name, chosen in (("pairs", rows), ("held out", held_out_rows)):
+            if chosen:
+                print(f"{name}: mean style {np.mean([r['style_progress'] for r in chosen]):.3f}, mean structure "
+                      f"{np.mean([r['structure'] for r in chosen]):.3f}")
         return
     contact_sheet(rows + held_out_rows, OUT / "sheet.jpg")
     contact_sheet([row for row in rows if row["pair"].split("-")[0] in SHIPPABLE_PHOTOS], ROOT / "docs" / "quality_sheet.jpg")
