@@ -78,15 +78,16 @@ class Objective:
 
     Calling it returns the loss parts (`loss_parts` plus "total", one value per photo) and d total / d image
     at the variable's current value. The whole image is one `tf.function`; an image larger than the
-    `tiling` window is evaluated tile by tile, on a grid offset by `step` (so seams never stay in one place)
-    and calling `within_step` with the fraction done after each window.
+    `tiling` window is evaluated tile by tile (`tiled`), on a grid offset by `step` (so seams never stay in
+    one place) and calling `within_step` with the fraction done after each window.
     """
 
     def __init__(self, model: keras.Model, targets: Targets, loss_weights: tuple[float, float, float],
                  image: tf.Variable, tiling: Tiling | None = None, seed: int = 0) -> None:
         self.loss_weights = loss_weights
         height, width = image.shape[1:3]
-        if tiling is not None and tiling.needed(height, width):
+        self.tiled = tiling is not None and tiling.needed(height, width)
+        if self.tiled:
             tiled = TiledObjective(model, tiling, image, targets, loss_weights)
             self._evaluate = lambda step, within_step: tiled.loss_and_gradient(
                 tiling.grid(height, width, tiling.random_offset(seed, step)), within_step)

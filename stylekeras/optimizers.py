@@ -6,7 +6,10 @@ recursion of Nocedal & Wright (Algorithm 7.4) over the last `history` (s, y) pai
 one iteration, progress bars, snapshots and NaN guards work as with Adam.
 
 Unlike torch's default, a step that raises the loss is shortened (`LBFGS.safeguard`): without it the
-first unit steps at a new scale overshoot by orders of magnitude before the curvature pairs settle.
+first unit steps at a new scale overshoot by orders of magnitude before the curvature pairs settle. The
+image is kept in [0, 1] after each step, so a step may not be a descent direction where pixels sit on
+the bounds; accepting small rises there lets the loss creep up step after step, each step paying several
+halvings (QUALITY.md), so by default no rise is accepted.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-# A step may raise the loss by at most this factor before it is shortened; a little slack, because the
-# loss of tiled steps moves with each step's random tile offset.
-TOLERATED_RISE = 1.05
+# The factor a step may raise the loss by where each evaluation's loss is itself noisy: tiled steps
+# measure it on a tile grid that moves every step.
+TILED_TOLERATED_RISE = 1.05
 # Halvings of a step before L-BFGS gives up on it and restarts from the point before it.
 MAX_HALVINGS = 8
 
@@ -25,9 +28,10 @@ MAX_HALVINGS = 8
 class LBFGS:
     """Minimal L-BFGS with Keras-optimizer-like `build` / `apply_gradients` for one variable."""
 
-    def __init__(self, history: int = 10, learning_rate: float = 1.0) -> None:
+    def __init__(self, history: int = 10, learning_rate: float = 1.0, tolerated_rise: float = 1.0) -> None:
         self.history = history
         self.learning_rate = learning_rate
+        self.tolerated_rise = tolerated_rise
 
     def build(self, variables: list[tf.Variable]) -> None:
         (variable,) = variables
@@ -64,7 +68,7 @@ class LBFGS:
         variable.assign_add(tf.reshape(step * direction, tf.shape(variable)))
 
     def safeguard(self, variable: tf.Variable, loss_before: tf.Tensor, evaluate: Callable[[], tuple]) -> tuple | None:
-        """Shorten the step just applied to `variable` until its loss is at most `TOLERATED_RISE` × `loss_before`.
+        """Shorten the step just applied to `variable` until its loss is at most `tolerated_rise` × `loss_before`.
 
         `evaluate()` returns (loss parts with "total", gradient) at the variable's current value; the
         accepted evaluation is returned so the caller need not compute it again. After `MAX_HALVINGS`, the
@@ -76,7 +80,7 @@ class LBFGS:
             for _ in range(MAX_HALVINGS):
                 parts, gradient = evaluate()
                 total = parts["total"]
-                if tf.reduce_all(tf.math.is_finite(total) & (total <= TOLERATED_RISE * loss_before)):
+                if tf.reduce_all(tf.math.is_finite(total) & (total <= self.tolerated_rise * loss_before)):
                     return parts, gradient
                 variable.assign(before + 0.5 * (variable - before))  # between two points in the box: stays in it
         except KeyboardInterrupt:  # stopped mid-search: keep the last accepted image, not an unchecked one

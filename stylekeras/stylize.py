@@ -52,7 +52,7 @@ from stylekeras.features import (
 )
 from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resize_longer_side
 from stylekeras.objective import Objective, StyleTarget, Targets, loss_parts, stack_targets
-from stylekeras.optimizers import LBFGS
+from stylekeras.optimizers import LBFGS, TILED_TOLERATED_RISE
 from stylekeras.tiling import Tiling, tiled_feature_maps, tiled_normalized_grams
 from stylekeras.weights import VGGWeights, resolve_weights
 
@@ -488,14 +488,14 @@ class _Run:
         image = tf.Variable(np.stack([saved.image for saved in resume]) if resume else start, name="image")
         self.device = image.device
         average = _Average(image, settings.average) if settings.average is not None else None
-        optimizer = make_optimizer(settings, image)
+        loss_weights = settings.loss_weights(*image.shape[1:3])
+        objective = Objective(self.model, targets, loss_weights, image, self.tiling, settings.seed)
+        optimizer = make_optimizer(settings, image, objective.tiled)
         state = [*optimizer.variables, *(average.variables if average else [])]
         if resume:
             saved_state = [[*saved.optimizer_state, *saved.average_state] for saved in resume]
             for index, variable in enumerate(state):
                 variable.assign(_join_photos([photo[index] for photo in saved_state], variable, image))
-        loss_weights = settings.loss_weights(*image.shape[1:3])
-        objective = Objective(self.model, targets, loss_weights, image, self.tiling, settings.seed)
         step_in_scale = resume[0].meta["step"] if resume else 0
 
         def save() -> None:
@@ -591,10 +591,13 @@ class NonFiniteLoss(Exception):
         self.parts = parts
 
 
-def make_optimizer(settings: TransferSettings, image: tf.Variable) -> LBFGS | keras.optimizers.Optimizer:
-    """The optimizer `settings` names, with its default learning rate unless one is given, built for `image`."""
+def make_optimizer(settings: TransferSettings, image: tf.Variable, tiled: bool = False
+                   ) -> LBFGS | keras.optimizers.Optimizer:
+    """The optimizer `settings` names, with its default learning rate unless one is given, built for `image`
+    (`tiled`: its loss is measured tile by tile, on a grid that moves every step)."""
     if settings.optimizer == "lbfgs":
-        optimizer = LBFGS(settings.lbfgs_history, settings.learning_rate or DEFAULT_LBFGS_LEARNING_RATE)
+        optimizer = LBFGS(settings.lbfgs_history, settings.learning_rate or DEFAULT_LBFGS_LEARNING_RATE,
+                          TILED_TOLERATED_RISE if tiled else 1.0)
     else:
         optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate or DEFAULT_LEARNING_RATE)
     optimizer.build([image])

@@ -1,0 +1,153 @@
+"""stylekeras against a PyTorch peer doing what jcjohnson/neural-style-pt does, on this machine, float32.
+
+    python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch==2.13.0 numpy   # once; never a dependency
+    python bench/peer_benchmark.py --torch-python /tmp/torchvenv/bin/python              # about 15 minutes
+
+Both sides get the same problem: the same VGG19 weights (whatever `--weights auto` resolves to here), the
+same photo and painting at each size, and the same loss — α·L_content + β·Σ w_l L_style,l + γ·L_tv with
+stylekeras's default weights, the balanced per-layer w_l included — so a step does the same work on both
+(bench/torch_peer.py builds it in torch).
+
+1. Seconds per step at 256 and 512 px: one loss + gradient, and one L-BFGS step (ours: the library's
+   `Objective` and `optimize`; torch: the closure and `torch.optim.LBFGS`), medians after warm-up.
+2. Time to quality at 512 px: wall time of the whole default command `stylekeras transfer PHOTO PAINTING`
+   (start-up included) against torch's L-BFGS from the photo at 512 px, one scale (neural-style-pt's
+   way), whose snapshots are scored as they come; each side's time is that of the first result meeting
+   the quality goal of QUALITY.md (style ≥ 0.65 with structure ≥ 0.55, `bench/quality.py`).
+Prints the rows for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import stylekeras  # noqa: E402
+from stylekeras import features, stylize  # noqa: E402
+from stylekeras.image_io import load_image  # noqa: E402
+from stylekeras.objective import Objective  # noqa: E402
+from benchmark import cpu_model  # noqa: E402
+from quality import scores  # noqa: E402
+
+OUT = ROOT / "bench" / "out" / "peer"
+SHARED = ROOT.parent / "shared" / "images"
+STYLE_GOAL, STRUCTURE_GOAL = 0.65, 0.55
+
+
+def write_problem(stylizer: stylekeras.Stylizer, photo: Path, painting: Path, size: int, **extra) -> tuple[Path, tuple]:
+    """The problem both sides solve, as torch_peer.py reads it; and ours, built from the same arrays."""
+    settings = stylize.TransferSettings(size=size)
+    content = load_image(photo, size)
+    style = load_image(painting, size)
+    targets = stylizer.targets(content, [style], normalization=settings.style_normalization)
+    loss_weights = settings.loss_weights(*content.shape[:2])
+    convs = [layer for layer in stylizer.model.layers if isinstance(layer, keras.layers.Conv2D)]
+    kernels = {"conv_layers": np.array([conv.name for conv in convs])}
+    for conv in convs:
+        kernels[f"kernel_{conv.name}"], kernels[f"bias_{conv.name}"] = conv.get_weights()
+    path = OUT / f"problem_{size}.npz"
+    np.savez(path, content=content, style=style, style_layers=np.array(stylizer.style_layers),
+             content_layer=stylizer.content_layers[0], layer_weights=np.array(
+                 [float(np.squeeze(targets.layer_weights[name])) for name in stylizer.style_layers]),
+             alpha=loss_weights[0], beta=loss_weights[1], gamma=loss_weights[2], threads=os.cpu_count(),
+             **kernels, **extra)
+    return path, (settings, content, targets, loss_weights)
+
+
+def our_step_times(stylizer: stylekeras.Stylizer, ours: tuple, repeats: int) -> dict:
+    settings, content, targets, loss_weights = ours
+    image = tf.Variable(content[None])
+    objective = Objective(stylizer.model, targets, loss_weights, image)
+    initial = float(objective()[0]["total"][0])
+    objective()
+    evaluations = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        parts, gradient = objective()
+        float(parts["total"][0])
+        evaluations.append(time.perf_counter() - started)
+    optimizer = stylize.make_optimizer(settings, image)
+    stamps = []  # after each step; the first two (tracing, first step) are warm-up
+    stylize.optimize(image, objective, optimizer, range(2 + repeats),
+                     lambda parts: stamps.append((float(parts["total"][0]), time.perf_counter())))
+    return {"initial_loss": initial, "loss_and_gradient": float(np.median(evaluations)),
+            "lbfgs_step": (stamps[-1][1] - stamps[1][1]) / repeats}
+
+
+def run_torch(torch_python: str, problem: Path, mode: str) -> dict:
+    out = problem.with_name(f"torch_{mode}_{problem.stem}.json")
+    subprocess.run([torch_python, str(ROOT / "bench" / "torch_peer.py"), str(problem), mode, str(out)], check=True)
+    return json.loads(out.read_text())
+
+
+def meets_goal(row: dict) -> bool:
+    return row["style_progress"] >= STYLE_GOAL and row["structure"] >= STRUCTURE_GOAL
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--torch-python", required=True, help="python of a venv with torch (benchmark-only peer)")
+    parser.add_argument("--photo", type=Path, default=SHARED / "tubingen.jpg")
+    parser.add_argument("--painting", type=Path, default=SHARED / "starry_night.jpg")
+    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--torch-steps", type=int, default=200, help="torch L-BFGS steps at most, for time to quality")
+    parser.add_argument("--snapshot-every", type=int, default=25)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    stylizer = stylekeras.Stylizer(precision="float32")
+    print(f"# {cpu_model()} (flags: {features.speed_flags()}), {os.cpu_count()} cores; weights {stylizer.weights.description}; float32; "
+          f"{args.photo.name} × {args.painting.name}", flush=True)
+
+    print("| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) | torch | per step, torch / ours |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for size in [int(size) for size in args.sizes.split(",")]:
+        problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=args.repeats)
+        mine = our_step_times(stylizer, ours, args.repeats)
+        theirs = run_torch(args.torch_python, problem, "step")
+        if abs(theirs["initial_loss"] / mine["initial_loss"] - 1) > 1e-3:  # not the same problem: no comparison
+            sys.exit(f"error: at {size} px torch's loss {theirs['initial_loss']:.6g} != ours {mine['initial_loss']:.6g}")
+        print(f"| {size} | {mine['loss_and_gradient']:.3f} | {theirs['loss_and_gradient']:.3f} | "
+              f"{mine['lbfgs_step']:.3f} | {theirs['lbfgs_step']:.3f} | "
+              f"{theirs['lbfgs_step'] / mine['lbfgs_step']:.2f}× |", flush=True)
+
+    # Time to quality at 512 px: the whole default command, then torch's L-BFGS with scored snapshots.
+    result = OUT / "ours_512.png"
+    result.unlink(missing_ok=True)
+    started = time.time()
+    subprocess.run([sys.executable, "-m", "stylekeras", "transfer", str(args.photo), str(args.painting), "-o",
+                    str(result), "--size", "512", "--precision", "float32", "--quiet"], check=True,
+                   stdout=subprocess.DEVNULL)
+    ours_seconds = time.time() - started
+    ours_row = scores(str(args.photo), str(args.painting), str(result))
+    problem, _ = write_problem(stylizer, args.photo, args.painting, 512, steps=args.torch_steps,
+                               snapshot_every=args.snapshot_every)
+    started = time.time()
+    snapshots = run_torch(args.torch_python, problem, "lbfgs")["snapshots"]
+    print("\n| run | steps | seconds (start-up included) | style | structure | meets the goal |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| stylekeras, default command (2 scales, L-BFGS) | 60 + 30 | {ours_seconds:.0f} | "
+          f"{ours_row['style_progress']:.3f} | {ours_row['structure']:.3f} | {'yes' if meets_goal(ours_row) else 'no'} |")
+    for snapshot in snapshots:
+        path = Path(snapshot["path"]).with_suffix(".png")
+        stylekeras.save_image(np.load(snapshot["path"]), path)
+        row = scores(str(args.photo), str(args.painting), str(path))
+        print(f"| torch L-BFGS, 1 scale | {snapshot['steps']} | {snapshot['time'] - started:.0f} | "
+              f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""The PyTorch peer: what jcjohnson/neural-style-pt does — VGG19 in torch, the paper's losses, torch's
+L-BFGS — on a problem written by bench/peer_benchmark.py (the same weights, images and loss weights as
+stylekeras). Run by that script with the python of a venv holding torch; needs only torch and numpy.
+
+    python bench/torch_peer.py PROBLEM.npz step OUT.json        # seconds per loss + gradient, per L-BFGS step
+    python bench/torch_peer.py PROBLEM.npz lbfgs OUT.json       # L-BFGS from the photo, snapshots to OUT's folder
+
+Times are `time.time()` stamps, so the caller can count the process's start-up too.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
+# VGG19's convolutions by Keras' names; a 2×2 max pooling ends each block.
+BLOCKS = (2, 2, 4, 4, 4)
+LAYERS = [f"block{block}_conv{conv}" for block, convs in enumerate(BLOCKS, 1) for conv in range(1, convs + 1)]
+
+
+class VGG19(torch.nn.Module):
+    """VGG19's convolutions up to the deepest `wanted` layer, returning the `wanted` layers' ReLU outputs."""
+
+    def __init__(self, kernels: list[np.ndarray], biases: list[np.ndarray], wanted: set[str]) -> None:
+        super().__init__()
+        self.convs = torch.nn.ModuleList()
+        for kernel, bias in zip(kernels, biases):  # Keras HWIO → torch OIHW
+            conv = torch.nn.Conv2d(kernel.shape[2], kernel.shape[3], 3, padding=1)
+            conv.weight.data = torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1)))
+            conv.bias.data = torch.from_numpy(bias)
+            conv.requires_grad_(False)
+            self.convs.append(conv)
+        self.wanted = wanted
+        self.depth = max(LAYERS.index(name) for name in wanted) + 1
+        self.register_buffer("mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1))
+
+    def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = rgb.flip(1) * 255.0 - self.mean  # RGB in [0, 1] → Caffe BGR, as Keras' preprocess_input
+        features = {}
+        for name, conv in zip(LAYERS[:self.depth], self.convs):
+            x = F.relu(conv(x))
+            if name in self.wanted:
+                features[name] = x
+            if int(name[-1]) == BLOCKS[int(name[5]) - 1]:  # the block's last convolution
+                x = F.max_pool2d(x, 2)
+        return features
+
+
+def normalized_gram(features: torch.Tensor) -> torch.Tensor:
+    _, channels, height, width = features.shape
+    flat = features.reshape(channels, height * width)
+    return flat @ flat.T / (height * width)
+
+
+def main() -> None:
+    problem_path, mode, out_path = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    problem = np.load(problem_path)
+    torch.set_num_threads(int(problem["threads"]))
+    style_layers = [str(name) for name in problem["style_layers"]]
+    content_layer = str(problem["content_layer"])
+    names = [str(name) for name in problem["conv_layers"]]  # the convolutions the problem's network has
+    model = VGG19([problem[f"kernel_{name}"] for name in names], [problem[f"bias_{name}"] for name in names],
+                  {*style_layers, content_layer})
+    to_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)[None]))  # noqa: E731
+    content, style = to_tensor(problem["content"]), to_tensor(problem["style"])
+    alpha, beta, gamma = (float(problem[name]) for name in ("alpha", "beta", "gamma"))
+    layer_weights = {name: float(weight) for name, weight in zip(style_layers, problem["layer_weights"])}
+    with torch.no_grad():
+        content_target = model(content)[content_layer]
+        style_targets = {name: normalized_gram(feature) for name, feature in model(style).items() if name in style_layers}
+
+    image = content.clone().requires_grad_(True)
+
+    def loss() -> torch.Tensor:
+        features = model(image)
+        content_loss = 0.5 * ((features[content_layer] - content_target) ** 2).sum()
+        style_loss = sum(layer_weights[name] * ((normalized_gram(features[name]) - style_targets[name]) ** 2).sum()
+                         / (4.0 * features[name].shape[1] ** 2) for name in style_layers)
+        tv_loss = ((image[:, :, 1:] - image[:, :, :-1]) ** 2).sum() + ((image[:, :, :, 1:] - image[:, :, :, :-1]) ** 2).sum()
+        return alpha * content_loss + beta * style_loss + gamma * tv_loss
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        total = loss()
+        total.backward()
+        return total
+
+    # neural-style-pt's L-BFGS: learning rate 1, history 100, no tolerance stop.
+    iterations_per_call = int(problem["snapshot_every"]) if mode == "lbfgs" else 1
+    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations_per_call, history_size=100,
+                                  tolerance_grad=-1, tolerance_change=-1)
+    result: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__}
+    if mode == "step":
+        repeats = int(problem["repeats"])
+        result["initial_loss"] = closure().item()
+        closure()
+        evaluations = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            closure()
+            evaluations.append(time.perf_counter() - started)
+        for _ in range(2):
+            optimizer.step(closure)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            optimizer.step(closure)
+        result |= {"loss_and_gradient": statistics.median(evaluations),
+                   "lbfgs_step": (time.perf_counter() - started) / repeats}
+    else:
+        snapshots = []
+        for call in range(int(problem["steps"]) // iterations_per_call):
+            total = optimizer.step(closure)
+            pixels = image.detach().clamp(0, 1)[0].permute(1, 2, 0).numpy()
+            path = out_path.parent / f"torch_lbfgs_{(call + 1) * iterations_per_call}.npy"
+            np.save(path, pixels)
+            snapshots.append({"steps": (call + 1) * iterations_per_call, "time": time.time(), "loss": float(total),
+                              "path": str(path)})
+            print(f"torch L-BFGS {snapshots[-1]['steps']} steps: loss {float(total):.4g}", flush=True)
+        result["snapshots"] = snapshots
+    out_path.write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
