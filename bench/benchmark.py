@@ -1,10 +1,10 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
     python bench/benchmark.py            # about 14 minutes on 2 cores; writes BENCHMARKS.md
-                                         # (keeping its hand-written "## Design choices" section)
+                                         # (keeping its sections: the PyTorch peer's, "Design choices")
 
-Same images (examples/), backbone and weights (offline hed VGG16) for both, so machine noise cancels in
-the ratios. Prints and records:
+Same images (examples/), backbone and weights (the default, `--weights auto`: ImageNet VGG19) for both, so
+machine noise cancels in the ratios. (bench/peer_benchmark.py adds PyTorch, in a section of its own.) Prints and records:
 1. seconds per step at 256 and 512 px (median after warm-up), ours in float32 and in mixed precision vs
    the reference, and the ratios;
 2. utilisation: conv FLOPs per step (from the layer shapes) / step time, against the throughput of a
@@ -60,10 +60,10 @@ def conv_throughput(dtype: tf.DType = tf.float32) -> float:
     return 2 * 128 * 128 * 256 * 256 * 9 / np.median(times) / 1e9
 
 
-def step_flops(size: int, deepest: str) -> float:
+def step_flops(backbone: str, size: int, deepest: str) -> float:
     """Conv FLOPs of one step: the forward pass up to `deepest` plus the backward pass to the input (≈ 2×)."""
     flops, channels = 0.0, 3
-    for name, (height, width, out_channels) in layer_shapes("vgg16", size, size):
+    for name, (height, width, out_channels) in layer_shapes(backbone, size, size):
         if "conv" in name:
             flops += 2 * height * width * channels * out_channels * 9
             channels = out_channels
@@ -119,7 +119,7 @@ def time_to_quality(stylizers: dict, size: int = 256) -> dict:
     rows = {f"reference loop, {REFERENCE_STEPS} steps": (reference_seconds, REFERENCE_STEPS)}
     # (optimizer, precision, scales, steps per scale): the 2-scale run spends 50 cheap steps at 128 px first.
     runs = [("adam", "float32", 1, 400), ("adam", "mixed", 1, 400), ("lbfgs", "float32", 1, 400),
-            ("lbfgs", "mixed", 1, 400), ("lbfgs", "mixed", 2, 50)]
+            ("lbfgs", "mixed", 1, 400)]
     for optimizer, precision, scales, steps in runs:
         reached, paused = {}, [0.0]
         began = time.perf_counter()
@@ -149,7 +149,7 @@ PEAK_SCRIPT = """
 import json, sys
 import stylekeras
 size, steps, options = int(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5])
-stylekeras.Stylizer(weights="hed", precision=options.pop("precision")).transfer_batch(
+stylekeras.Stylizer(precision=options.pop("precision")).transfer_batch(
     [sys.argv[1]] * options.pop("photos"), sys.argv[2], size=size, steps=steps, **options)
 print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")))
 """
@@ -181,11 +181,12 @@ def cpu_model() -> str:
 
 def main() -> None:
     started = time.perf_counter()
-    stylizers = {precision: stylekeras.Stylizer(weights="hed", precision=precision) for precision in ("float32", "mixed")}
+    stylizers = {precision: stylekeras.Stylizer(precision=precision) for precision in ("float32", "mixed")}
     lines = ["# Benchmarks", "", f"Machine: {platform.machine()} {cpu_model()} (flags: {features.speed_flags()}), "
              f"{os.cpu_count()} CPU cores, "
              f"{len(tf.config.list_physical_devices('GPU'))} GPU, TensorFlow {tf.__version__}; "
-             f"`python bench/benchmark.py`, {time.strftime('%Y-%m-%d')}. Weights: hed (VGG16), images: examples/. "
+             f"`python bench/benchmark.py`, {time.strftime('%Y-%m-%d')}. Weights: "
+             f"{stylizers['float32'].weights.description}, images: examples/. "
              "Reference: the TensorFlow tutorial's loop (bench/reference.py).", ""]
     peaks = {"float32": conv_throughput(tf.float32), "mixed": conv_throughput(tf.bfloat16)}
     lines += [f"Conv throughput (plain tf.nn.conv2d, 3×3, 256→256 channels, 128×128): **{peaks['float32']:.0f} "
@@ -195,7 +196,8 @@ def main() -> None:
     for size in (256, 512):
         reference = reference_step_time(stylizers["float32"], size)
         ours = {precision: our_step_time(stylizer, size) for precision, stylizer in stylizers.items()}
-        rates = {precision: step_flops(size, "block5_conv1") / seconds / 1e9 for precision, seconds in ours.items()}
+        flops = step_flops(stylizers["float32"].weights.backbone, size, "block5_conv1")
+        rates = {precision: flops / seconds / 1e9 for precision, seconds in ours.items()}
         lines.append(f"| {size} | {reference:.3f} | {ours['float32']:.3f} | {ours['mixed']:.3f} | "
                      f"{reference / ours['float32']:.2f}× | {reference / ours['mixed']:.2f}× | "
                      f"{rates['float32']:.0f} GFLOP/s ({100 * rates['float32'] / peaks['float32']:.0f} %) | "
@@ -229,7 +231,7 @@ def main() -> None:
         print(lines[-1], flush=True)
     lines += ["", f"The whole benchmark took {(time.perf_counter() - started) / 60:.1f} minutes."]
     path = ROOT / "BENCHMARKS.md"
-    kept = re.search(r"^## Design choices\n.*", path.read_text(), re.S | re.M) if path.exists() else None
+    kept = re.search(r"^## .*", path.read_text(), re.S | re.M) if path.exists() else None  # not this script's
     path.write_text("\n".join(lines) + "\n" + (f"\n{kept.group(0)}" if kept else ""))
     print(f"wrote {ROOT / 'BENCHMARKS.md'}")
 

@@ -14,7 +14,7 @@ stylekeras's default weights, the balanced per-layer w_l included — so a step 
    (start-up included) against torch's L-BFGS from the photo at 512 px, one scale (neural-style-pt's
    way), whose snapshots are scored as they come; each side's time is that of the first result meeting
    the quality goal of QUALITY.md (style ≥ 0.65 with structure ≥ 0.55, `bench/quality.py`).
-Prints the rows for BENCHMARKS.md.
+Writes the "## PyTorch peer" section of BENCHMARKS.md (bench/benchmark.py keeps it).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -109,20 +110,24 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     stylizer = stylekeras.Stylizer(precision="float32")
-    print(f"# {cpu_model()} (flags: {features.speed_flags()}), {os.cpu_count()} cores; weights {stylizer.weights.description}; float32; "
-          f"{args.photo.name} × {args.painting.name}", flush=True)
-
-    print("| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) | torch | per step, torch / ours |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    lines = ["## PyTorch peer", "",
+             f"`python bench/peer_benchmark.py`, {time.strftime('%Y-%m-%d')}: {cpu_model()} (flags: "
+             f"{features.speed_flags()}), {os.cpu_count()} cores; float32; weights {stylizer.weights.description}; "
+             f"{args.photo.name} × {args.painting.name}. Torch {{torch}}: neural-style-pt's way (the same network, "
+             "losses and loss weights; `torch.optim.LBFGS`, history 100).", "",
+             "| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) | torch | per step, torch / ours |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for size in [int(size) for size in args.sizes.split(",")]:
         problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=args.repeats)
         mine = our_step_times(stylizer, ours, args.repeats)
         theirs = run_torch(args.torch_python, problem, "step")
         if abs(theirs["initial_loss"] / mine["initial_loss"] - 1) > 1e-3:  # not the same problem: no comparison
             sys.exit(f"error: at {size} px torch's loss {theirs['initial_loss']:.6g} != ours {mine['initial_loss']:.6g}")
-        print(f"| {size} | {mine['loss_and_gradient']:.3f} | {theirs['loss_and_gradient']:.3f} | "
-              f"{mine['lbfgs_step']:.3f} | {theirs['lbfgs_step']:.3f} | "
-              f"{theirs['lbfgs_step'] / mine['lbfgs_step']:.2f}× |", flush=True)
+        lines[2] = lines[2].replace("{torch}", theirs["torch"])
+        lines.append(f"| {size} | {mine['loss_and_gradient']:.3f} | {theirs['loss_and_gradient']:.3f} | "
+                     f"{mine['lbfgs_step']:.3f} | {theirs['lbfgs_step']:.3f} | "
+                     f"{theirs['lbfgs_step'] / mine['lbfgs_step']:.2f}× |")
+        print(lines[-1], flush=True)
 
     # Time to quality at 512 px: the whole default command, then torch's L-BFGS with scored snapshots.
     result = OUT / "ours_512.png"
@@ -133,21 +138,33 @@ def main() -> None:
                    stdout=subprocess.DEVNULL)
     ours_seconds = time.time() - started
     ours_row = scores(str(args.photo), str(args.painting), str(result))
+    lines += ["", f"Time to quality at 512 px (the goal: style ≥ {STYLE_GOAL} with structure ≥ {STRUCTURE_GOAL}, "
+              "bench/quality.py), wall time from the process's start:", "",
+              "| run | steps | seconds | style | structure | meets the goal |", "| --- | --- | --- | --- | --- | --- |",
+              f"| stylekeras, the default command (2 scales, L-BFGS) | 60 + 30 | {ours_seconds:.0f} | "
+              f"{ours_row['style_progress']:.3f} | {ours_row['structure']:.3f} | {'yes' if meets_goal(ours_row) else 'no'} |"]
+    print(lines[-1], flush=True)
     problem, _ = write_problem(stylizer, args.photo, args.painting, 512, steps=args.torch_steps,
                                snapshot_every=args.snapshot_every)
     started = time.time()
-    snapshots = run_torch(args.torch_python, problem, "lbfgs")["snapshots"]
-    print("\n| run | steps | seconds (start-up included) | style | structure | meets the goal |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    print(f"| stylekeras, default command (2 scales, L-BFGS) | 60 + 30 | {ours_seconds:.0f} | "
-          f"{ours_row['style_progress']:.3f} | {ours_row['structure']:.3f} | {'yes' if meets_goal(ours_row) else 'no'} |")
-    for snapshot in snapshots:
+    for snapshot in run_torch(args.torch_python, problem, "lbfgs")["snapshots"]:
         path = Path(snapshot["path"]).with_suffix(".png")
         stylekeras.save_image(np.load(snapshot["path"]), path)
         row = scores(str(args.photo), str(args.painting), str(path))
-        print(f"| torch L-BFGS, 1 scale | {snapshot['steps']} | {snapshot['time'] - started:.0f} | "
-              f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |", flush=True)
-
+        lines.append(f"| torch L-BFGS from the photo, 1 scale | {snapshot['steps']} | {snapshot['time'] - started:.0f} | "
+                     f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
+        print(lines[-1], flush=True)
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = "\n".join(lines) + "\n\n"
+    if re.search(r"^## PyTorch peer\n", text, re.M):
+        text = re.sub(r"^## PyTorch peer\n.*?(?=^## |\Z)", lambda _: section, text, flags=re.S | re.M)
+    elif "\n## " in text:
+        text = text.replace("\n## ", "\n" + section + "## ", 1)
+    else:
+        text += "\n" + section
+    path.write_text(text)
+    print(f"wrote {path}")
 
 if __name__ == "__main__":
     main()

@@ -1,18 +1,19 @@
 """The quality benchmark: today's defaults on 12 photo × painting pairs, scored and written to QUALITY.md.
 
-    python bench/quality_benchmark.py                       # 12 pairs + 4 held out at 512 px (QUALITY.md, sheet)
+    python bench/quality_benchmark.py                       # 12 pairs + 12 held out at 512 px (QUALITY.md, sheet)
     python bench/quality_benchmark.py --sizes 256,512,1024  # also: does the look hold across sizes?
     python bench/quality_benchmark.py --pairs tubingen-starry,astronaut-wave --size 256   # a quick look
     python bench/quality_benchmark.py --set scales=1 --no-report   # a lever: the defaults with one change
 
 Photos and paintings come from examples/ and ../shared/images/ (read here, never by the package or its
 tests). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with the library's defaults and
-the default weights ("auto"); results go to bench/out/quality/ (and are reused by later runs with the
-same weights and defaults, so `--sizes` can be added afterwards) and are scored with bench/quality.py's
-measures (style progress, structure). jcjohnson/neural-style's published tubingen × starry result is
-scored the same way, beside ours. Twelve pairs with photos no setting was chosen on are reported apart
+the default weights ("auto"); results go to bench/out/quality/PRECISION/ (and are reused by later runs
+with the same weights, precision and settings, so `--sizes` can be added afterwards; delete the folder
+after changing the library) and are scored with bench/quality.py's measures (style progress, structure).
+jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours. Twelve pairs with photos no setting was chosen on are reported apart
 (`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
-own), to measure a lever against the defaults on the same pairs. Text under "## Notes" in QUALITY.md is kept when the file is rewritten.
+own), to measure a lever against the defaults on the same pairs. Text under "## Notes" in QUALITY.md is
+kept when the file is rewritten.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: b
     run with the same weights and settings (without `compute`, None when there is none)."""
     photo, painting = pair.split("-")
     changes = changes or {}
-    folder = OUT / "-".join(f"{name}={value}" for name, value in changes.items()) if changes else OUT
+    folder = OUT / stylizer.precision  # one folder per precision, and per set of changes
+    folder = folder / "-".join(f"{name}={value}" for name, value in changes.items()) if changes else folder
     folder.mkdir(parents=True, exist_ok=True)
     path, record = folder / f"{pair}_{size}.png", folder / f"{pair}_{size}.json"
     identity = {"weights": stylizer.weights.description, "precision": stylizer.precision,
@@ -189,6 +191,7 @@ def main() -> None:
                         "pictures the defaults were not tuned on (empty: none)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="change one TransferSettings field (repeatable); implies --no-report")
+    parser.add_argument("--precision", default="auto", help="the Stylizer's precision (auto, float32, mixed)")
     parser.add_argument("--no-report", action="store_true", help="print scores only")
     args = parser.parse_args()
     changes = {}
@@ -204,7 +207,7 @@ def main() -> None:
     if missing:
         sys.exit(f"error: missing benchmark images: {', '.join(missing)}")
     OUT.mkdir(parents=True, exist_ok=True)
-    stylizer = stylekeras.Stylizer()
+    stylizer = stylekeras.Stylizer(precision=args.precision)
     print(f"weights: {stylizer.weights.description}", flush=True)
     rows = [stylize_pair(stylizer, pair, args.size, changes=changes) for pair in args.pairs.split(",") if pair]
     held_out_rows = [stylize_pair(stylizer, pair, args.size, changes=changes) for pair in args.held_out.split(",") if pair]

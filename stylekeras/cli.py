@@ -281,8 +281,8 @@ def transfer(
     tile_margin: Annotated[int, typer.Option(min=0, rich_help_panel="Network and speed", help="Context in pixels around each tile.")] = defaults.DEFAULT_TILE_MARGIN,
     pooling: Annotated[Pooling, typer.Option(rich_help_panel="Network and speed", help="max (as trained) or avg (Gatys et al.'s choice, rescaled).")] = Pooling.max,
     padding: Annotated[Padding, typer.Option(rich_help_panel="Network and speed", help="Padding of the first conv: zero, reflect or replicate (fewer edge artifacts).")] = Padding.zero,
-    precision: Annotated[Precision, typer.Option(rich_help_panel="Network and speed", help="auto: mixed where the hardware has fast bfloat16 units (AMX "
-                                                 "CPU, GPU from Ampere on), float32 elsewhere; float32; or "
+    precision: Annotated[Precision, typer.Option(rich_help_panel="Network and speed", help="auto: mixed where the hardware has bfloat16 units (a CPU "
+                                                 "with AMX or AVX512-BF16, a GPU from Ampere on), float32 elsewhere; float32; or "
                                                  "mixed: bfloat16 convolutions, several times faster with those units "
                                                  "and several times slower without.")] = Precision(defaults.DEFAULT_PRECISION),
     backbone: Annotated[
@@ -369,9 +369,9 @@ def transfer(
                     found = "bfloat16 hardware found" if stylizer.precision == "mixed" else "no bfloat16 hardware found"
                     typer.echo(f"precision: {stylizer.precision} (auto: {found})", err=True)
                 elif precision == Precision.mixed and features.bfloat16_is_fast() is False:
-                    typer.echo("note: no bfloat16 hardware found (AMX CPU or Ampere+ GPU); --precision mixed is "
-                               "likely several times slower than float32 here (10× measured on an AVX2 CPU; with "
-                               "AVX512-BF16 alone, L-BFGS went unstable in bfloat16)", err=True)
+                    typer.echo("note: no bfloat16 hardware found (AMX or AVX512-BF16 CPU, Ampere+ GPU); --precision "
+                               "mixed is likely 3-10× slower than float32 here (3.1-3.4× measured on an AVX512F "
+                               "Xeon, 10.6× on an AVX2 EPYC)", err=True)
             job = TransferJob(
                 stylizer=stylizer, settings=settings, style_pixels=style_pixels, masks=masks, options=options,
                 interrupts=interrupts, quiet=quiet, save_every=save_every, max_pixels=max_pixels,

@@ -83,14 +83,14 @@ def speed_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 def bfloat16_is_fast(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool | None:
     """Whether `precision="mixed"` pays on this machine: a GPU of compute capability 8.0 or later (Ampere
-    on), or a CPU with AMX-BF16. AVX512-BF16 alone is not enough: on such a CPU (AMD EPYC, family 25) an
-    Adam step ran 2.3× faster, but the quick start's L-BFGS run went unstable in bfloat16 and ended slower
-    and broken (README, "Speed"). None when it cannot tell (no GPU and no readable `cpuinfo`)."""
+    on), or a CPU with bfloat16 instructions, AMX-BF16 or AVX512-BF16 (without them, e.g. AVX512F alone,
+    bfloat16 is emulated and several times slower: README, "Speed"). None when it cannot tell (no GPU and
+    no readable `cpuinfo`)."""
     for gpu in tf.config.list_physical_devices("GPU"):
         if tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) >= (8, 0):
             return True
     flags = cpu_flags(cpuinfo)
-    return None if flags is None else "amx_bf16" in flags
+    return None if flags is None else bool(flags & {"amx_bf16", "avx512_bf16"})
 
 
 def resolve_precision(precision: str) -> str:
