@@ -68,7 +68,7 @@ def write_problem(stylizer: stylekeras.Stylizer, photo: Path, painting: Path, si
     return path, (settings, content, targets, loss_weights)
 
 
-def our_step_times(stylizer: stylekeras.Stylizer, ours: tuple, repeats: int) -> dict:
+def our_step_times(stylizer: stylekeras.Stylizer, ours: tuple, repeats: int, warmup: int) -> dict:
     settings, content, targets, loss_weights = ours
     image = tf.Variable(content[None])
     objective = Objective(stylizer.model, targets, loss_weights, image)
@@ -81,11 +81,17 @@ def our_step_times(stylizer: stylekeras.Stylizer, ours: tuple, repeats: int) -> 
         float(parts["total"][0])
         evaluations.append(time.perf_counter() - started)
     optimizer = stylize.make_optimizer(settings, image)
-    stamps = []  # after each step; the first two (tracing, first step) are warm-up
-    stylize.optimize(image, objective, optimizer, range(2 + repeats),
-                     lambda parts: stamps.append((float(parts["total"][0]), time.perf_counter())))
+    stamps, calls = [], [0]  # after each step; the first `warmup` (tracing, the first steps at a scale) are not timed
+
+    def counted(step: int):
+        calls[0] += 1
+        return objective(step)
+
+    stylize.optimize(image, counted, optimizer, range(warmup + repeats),
+                     lambda parts: stamps.append((calls[0], time.perf_counter())))
+    (calls_before, before), (calls_after, after) = stamps[warmup - 1], stamps[-1]
     return {"initial_loss": initial, "loss_and_gradient": float(np.median(evaluations)),
-            "lbfgs_step": (stamps[-1][1] - stamps[1][1]) / repeats}
+            "lbfgs_step": (after - before) / repeats, "evaluations": (calls_after - calls_before) / repeats}
 
 
 def run_torch(torch_python: str, problem: Path, mode: str) -> dict:
@@ -98,38 +104,8 @@ def meets_goal(row: dict) -> bool:
     return row["style_progress"] >= STYLE_GOAL and row["structure"] >= STRUCTURE_GOAL
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--torch-python", required=True, help="python of a venv with torch (benchmark-only peer)")
-    parser.add_argument("--photo", type=Path, default=SHARED / "tubingen.jpg")
-    parser.add_argument("--painting", type=Path, default=SHARED / "starry_night.jpg")
-    parser.add_argument("--sizes", default="256,512")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--torch-steps", type=int, default=200, help="torch L-BFGS steps at most, for time to quality")
-    parser.add_argument("--snapshot-every", type=int, default=25)
-    args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    stylizer = stylekeras.Stylizer(precision="float32")
-    lines = ["## PyTorch peer", "",
-             f"`python bench/peer_benchmark.py`, {time.strftime('%Y-%m-%d')}: {cpu_model()} (flags: "
-             f"{features.speed_flags()}), {os.cpu_count()} cores; float32; weights {stylizer.weights.description}; "
-             f"{args.photo.name} × {args.painting.name}. Torch {{torch}}: neural-style-pt's way (the same network, "
-             "losses and loss weights; `torch.optim.LBFGS`, history 100).", "",
-             "| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) | torch | per step, torch / ours |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for size in [int(size) for size in args.sizes.split(",")]:
-        problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=args.repeats)
-        mine = our_step_times(stylizer, ours, args.repeats)
-        theirs = run_torch(args.torch_python, problem, "step")
-        if abs(theirs["initial_loss"] / mine["initial_loss"] - 1) > 1e-3:  # not the same problem: no comparison
-            sys.exit(f"error: at {size} px torch's loss {theirs['initial_loss']:.6g} != ours {mine['initial_loss']:.6g}")
-        lines[2] = lines[2].replace("{torch}", theirs["torch"])
-        lines.append(f"| {size} | {mine['loss_and_gradient']:.3f} | {theirs['loss_and_gradient']:.3f} | "
-                     f"{mine['lbfgs_step']:.3f} | {theirs['lbfgs_step']:.3f} | "
-                     f"{theirs['lbfgs_step'] / mine['lbfgs_step']:.2f}× |")
-        print(lines[-1], flush=True)
-
-    # Time to quality at 512 px: the whole default command, then torch's L-BFGS with scored snapshots.
+def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> list[str]:
+    """Part 2, as table lines: the whole default command at 512 px, then torch's L-BFGS with scored snapshots."""
     result = OUT / "ours_512.png"
     result.unlink(missing_ok=True)
     started = time.time()
@@ -138,11 +114,11 @@ def main() -> None:
                    stdout=subprocess.DEVNULL)
     ours_seconds = time.time() - started
     ours_row = scores(str(args.photo), str(args.painting), str(result))
-    lines += ["", f"Time to quality at 512 px (the goal: style ≥ {STYLE_GOAL} with structure ≥ {STRUCTURE_GOAL}, "
-              "bench/quality.py), wall time from the process's start:", "",
-              "| run | steps | seconds | style | structure | meets the goal |", "| --- | --- | --- | --- | --- | --- |",
-              f"| stylekeras, the default command (2 scales, L-BFGS) | 60 + 30 | {ours_seconds:.0f} | "
-              f"{ours_row['style_progress']:.3f} | {ours_row['structure']:.3f} | {'yes' if meets_goal(ours_row) else 'no'} |"]
+    lines = ["", f"Time to quality at 512 px (the goal: style ≥ {STYLE_GOAL} with structure ≥ {STRUCTURE_GOAL}, "
+             "bench/quality.py), wall time from the process's start:", "",
+             "| run | steps | seconds | style | structure | meets the goal |", "| --- | --- | --- | --- | --- | --- |",
+             f"| stylekeras, the default command (2 scales, L-BFGS) | 60 + 30 | {ours_seconds:.0f} | "
+             f"{ours_row['style_progress']:.3f} | {ours_row['structure']:.3f} | {'yes' if meets_goal(ours_row) else 'no'} |"]
     print(lines[-1], flush=True)
     problem, _ = write_problem(stylizer, args.photo, args.painting, 512, steps=args.torch_steps,
                                snapshot_every=args.snapshot_every)
@@ -154,8 +130,51 @@ def main() -> None:
         lines.append(f"| torch L-BFGS from the photo, 1 scale | {snapshot['steps']} | {snapshot['time'] - started:.0f} | "
                      f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
         print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--torch-python", required=True, help="python of a venv with torch (benchmark-only peer)")
+    parser.add_argument("--photo", type=Path, default=SHARED / "tubingen.jpg")
+    parser.add_argument("--painting", type=Path, default=SHARED / "starry_night.jpg")
+    parser.add_argument("--sizes", default="256,512")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=10, help="L-BFGS steps before the timed ones")
+    parser.add_argument("--torch-steps", type=int, default=200, help="torch L-BFGS steps at most, for time to quality")
+    parser.add_argument("--snapshot-every", type=int, default=25)
+    parser.add_argument("--steps-only", action="store_true",
+                        help="only part 1 (seconds per step); part 2 stays as BENCHMARKS.md has it")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    stylizer = stylekeras.Stylizer(precision="float32")
+    lines = ["## PyTorch peer", "",
+             f"`python bench/peer_benchmark.py`, {time.strftime('%Y-%m-%d')}: {cpu_model()} (flags: "
+             f"{features.speed_flags()}), {os.cpu_count()} cores; float32; weights {stylizer.weights.description}; "
+             f"{args.photo.name} × {args.painting.name}. Torch {{torch}}: neural-style-pt's way (the same network, "
+             "losses and loss weights; `torch.optim.LBFGS`, history 100).", "",
+             f"L-BFGS steps timed after {args.warmup} from the photo; ours may evaluate the loss more than once "
+             "a step (the safeguard shortens steps that raise it), torch's never.", "",
+             "| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) (evaluations a step) | torch "
+             "| per step, torch / ours |", "| --- | --- | --- | --- | --- | --- |"]
+    for size in [int(size) for size in args.sizes.split(",")]:
+        problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=args.repeats,
+                                      warmup=args.warmup)
+        mine = our_step_times(stylizer, ours, args.repeats, args.warmup)
+        theirs = run_torch(args.torch_python, problem, "step")
+        if abs(theirs["initial_loss"] / mine["initial_loss"] - 1) > 1e-3:  # not the same problem: no comparison
+            sys.exit(f"error: at {size} px torch's loss {theirs['initial_loss']:.6g} != ours {mine['initial_loss']:.6g}")
+        lines[2] = lines[2].replace("{torch}", theirs["torch"])
+        lines.append(f"| {size} | {mine['loss_and_gradient']:.3f} | {theirs['loss_and_gradient']:.3f} | "
+                     f"{mine['lbfgs_step']:.3f} ({mine['evaluations']:.1f}) | {theirs['lbfgs_step']:.3f} | "
+                     f"{theirs['lbfgs_step'] / mine['lbfgs_step']:.2f}× |")
+        print(lines[-1], flush=True)
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if not args.steps_only:
+        lines += time_to_quality(stylizer, args)
+    elif found := re.search(r"^\nTime to quality.*?(?=^## |\Z)", text, re.S | re.M):  # keep the last part 2
+        lines += found.group(0).rstrip("\n").split("\n")
     section = "\n".join(lines) + "\n\n"
     if re.search(r"^## PyTorch peer\n", text, re.M):
         text = re.sub(r"^## PyTorch peer\n.*?(?=^## |\Z)", lambda _: section, text, flags=re.S | re.M)
@@ -165,6 +184,7 @@ def main() -> None:
         text += "\n" + section
     path.write_text(text)
     print(f"wrote {path}")
+
 
 if __name__ == "__main__":
     main()

@@ -107,7 +107,7 @@ def main() -> None:
             started = time.perf_counter()
             closure()
             evaluations.append(time.perf_counter() - started)
-        for _ in range(2):
+        for _ in range(int(problem["warmup"])):
             optimizer.step(closure)
         started = time.perf_counter()
         for _ in range(repeats):
@@ -121,9 +121,9 @@ def main() -> None:
             pixels = image.detach().clamp(0, 1)[0].permute(1, 2, 0).numpy()
             path = out_path.parent / f"torch_lbfgs_{(call + 1) * iterations_per_call}.npy"
             np.save(path, pixels)
-            snapshots.append({"steps": (call + 1) * iterations_per_call, "time": time.time(), "loss": float(total),
+            snapshots.append({"steps": (call + 1) * iterations_per_call, "time": time.time(), "loss": total.item(),
                               "path": str(path)})
-            print(f"torch L-BFGS {snapshots[-1]['steps']} steps: loss {float(total):.4g}", flush=True)
+            print(f"torch L-BFGS {snapshots[-1]['steps']} steps: loss {total.item():.4g}", flush=True)
         result["snapshots"] = snapshots
     out_path.write_text(json.dumps(result))
 
