@@ -223,7 +223,8 @@ def main() -> None:
                       f"{np.mean([r['structure'] for r in chosen]):.3f}")
         return
     contact_sheet(rows + held_out_rows, OUT / "sheet.jpg")
-    contact_sheet([row for row in rows if row["pair"].split("-")[0] in SHIPPABLE_PHOTOS], ROOT / "docs" / "quality_sheet.jpg")
+    contact_sheet([row for row in rows + held_out_rows if row["pair"].split("-")[0] in SHIPPABLE_PHOTOS],
+                  ROOT / "docs" / "quality_sheet.jpg")
     report = write_report(rows, held_out_rows, size_rows, args.size, stylizer.weights.description, stylizer.precision,
                           reference)
     print(f"wrote {report}")
