@@ -283,8 +283,8 @@ def transfer(
     padding: Annotated[Padding, typer.Option(rich_help_panel="Network and speed", help="Padding of the first conv: zero, reflect or replicate (fewer edge artifacts).")] = Padding.zero,
     precision: Annotated[Precision, typer.Option(rich_help_panel="Network and speed", help="auto: mixed where the hardware has bfloat16 units (a CPU "
                                                  "with AMX or AVX512-BF16, a GPU from Ampere on), float32 elsewhere; float32; or "
-                                                 "mixed: bfloat16 convolutions, several times faster with those units "
-                                                 "and several times slower without.")] = Precision(defaults.DEFAULT_PRECISION),
+                                                 "mixed: bfloat16 convolutions, about 2× (AVX512-BF16) to 5× (AMX) "
+                                                 "faster with those units and 3-10× slower without.")] = Precision(defaults.DEFAULT_PRECISION),
     backbone: Annotated[
         Optional[Backbone], typer.Option(rich_help_panel="Network and speed", help="Default: vgg19, or vgg16 when the weights are VGG16 (hed).")
     ] = None,
