@@ -82,8 +82,8 @@ def median_step(step, count: int = 8, warmup: int = 3) -> float:
 
 
 def our_step_time(stylizer, size: int, photos: int = 1, steps: int = 11) -> float:
-    """Seconds per Adam step per photo when `photos` copies of the content image are stylized together
-    (Adam, like the tutorial's loop: one loss evaluation a step, and the optimizer batches allow)."""
+    """Seconds per step per photo at `size` when `photos` copies of the content image are stylized together:
+    Adam at one scale, like the tutorial's loop (one loss evaluation a step; and batches need Adam)."""
     times = []
     started = [time.perf_counter()]
 
@@ -91,7 +91,7 @@ def our_step_time(stylizer, size: int, photos: int = 1, steps: int = 11) -> floa
         times.append(time.perf_counter() - started[0])
         started[0] = time.perf_counter()
 
-    stylizer.transfer_batch([CONTENT] * photos, STYLE, size=size, steps=steps, optimizer="adam",
+    stylizer.transfer_batch([CONTENT] * photos, STYLE, size=size, steps=steps, optimizer="adam", scales=1,
                             callbacks=[clock] + [None] * (photos - 1))
     return float(np.median(times[3:])) / photos
 
