@@ -173,8 +173,9 @@ def main() -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     if not args.steps_only:
         lines += time_to_quality(stylizer, args)
-    elif found := re.search(r"^\nTime to quality.*?(?=^## |\Z)", text, re.S | re.M):  # keep the last part 2
-        lines += found.group(0).rstrip("\n").split("\n")
+    elif found := re.search(r"^## PyTorch peer\n.*?(\nTime to quality at 512 px.*?)(?=^## |\Z)", text,
+                            re.S | re.M):  # keep the section's last part 2
+        lines += found.group(1).rstrip("\n").split("\n")
     section = "\n".join(lines) + "\n\n"
     if re.search(r"^## PyTorch peer\n", text, re.M):
         text = re.sub(r"^## PyTorch peer\n.*?(?=^## |\Z)", lambda _: section, text, flags=re.S | re.M)
