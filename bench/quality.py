@@ -70,8 +70,13 @@ def structure(output: Image.Image, content: Image.Image) -> float:
     return float(np.corrcoef(gradient_magnitude(output), gradient_magnitude(content))[0, 1])
 
 
-def scores(content_path: str, style_path: str, output_path: str) -> dict[str, float]:
+def scores(content_path: str, style_path: str, output_path: str, view_size: int | None = None) -> dict[str, float]:
+    """Both measures of one output; with `view_size`, of the output downscaled to that longer side (photo and
+    painting are always measured at the output's size), to compare outputs of different sizes as one
+    picture seen at one size."""
     output = Image.open(output_path).convert("RGB")
+    if view_size is not None:
+        output.thumbnail((view_size, view_size), Image.LANCZOS)
     content = Image.open(content_path).convert("RGB").resize(output.size, Image.LANCZOS)
     style = Image.open(style_path).convert("RGB")
     style.thumbnail((max(output.size),) * 2, Image.LANCZOS)

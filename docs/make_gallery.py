@@ -48,8 +48,11 @@ CONTROLS = [
     ("blend", "two styles, `style_blend=(0.5, 0.5)` (`STARRY MATISSE --style-blend 0.5,0.5`)", {},
      {"style_blend": (0.5, 0.5)}, [STARRY, MATISSE]),
     ("style_scale", "`style_scale=0.5` (`--style-scale 0.5`): finer brush strokes", {}, {"style_scale": 0.5}, [STARRY]),
-    ("shallow_layers", "`style_layer_weights=(4, 2, 1, 0, 0)` (`--style-layer-weights 4,2,1,0,0`)",
-     {"style_layer_weights": (4, 2, 1, 0, 0)}, {}, [STARRY]),
+    ("shallow_layers", "`style_layer_weights=(4, 2, 1, 0)` (`--style-layer-weights 4,2,1,0`)",
+     {"style_layer_weights": (4, 2, 1, 0)}, {}, [STARRY]),
+    ("paper_layers", "the paper's five style layers, `style_layers=(…, \"block5_conv1\")` (`--style-layers "
+     "block1_conv1,block2_conv1,block3_conv1,block4_conv1,block5_conv1`)",
+     {"style_layers": ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")}, {}, [STARRY]),
     ("paper", "`style_normalization=\"paper\"` (`--style-normalization paper`): Gatys et al.'s E_l as written, "
      "β = 3e4", {}, {"style_normalization": "paper"}, [STARRY]),
     ("luminance", "`preserve_color=\"luminance\"` (`--preserve-color luminance`)", {},

@@ -17,8 +17,10 @@ PADDINGS = ("zero", "reflect", "replicate")
 # times slower: README, "Speed").
 PRECISIONS = ("auto", "float32", "mixed")
 DEFAULT_PRECISION = "auto"
-# Gatys et al. 2016, section 3: style from conv1_1 … conv5_1, content from conv4_2.
-DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+# Gatys et al. 2016, section 3: style from conv1_1 … conv5_1, content from conv4_2. We leave out conv5_1: at
+# the sizes we run it copies whole motifs of the painting (Matisse's face) into empty skies and thin
+# structures, with no gain in the style measure (QUALITY.md).
+DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 
 # The optimization (`stylekeras.stylize.TransferSettings`).
@@ -54,4 +56,5 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 # Serving exports (`stylekeras.export`).
 DEFAULT_EXPORT_PATH = Path("saved_models")
-DEFAULT_EXPORT_LAYERS = DEFAULT_STYLE_LAYERS + DEFAULT_CONTENT_LAYERS
+# The paper's layers, conv5_1 included: a feature service serves more uses than our defaults.
+DEFAULT_EXPORT_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1", "block4_conv2")

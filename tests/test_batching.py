@@ -45,7 +45,10 @@ def test_each_photo_of_a_batch_gets_its_result_alone(hed_stylizer, photos, style
         alone = stylizer.transfer(photo, style_path, **options)
         assert result.steps_done == alone.steps_done == sum(result.settings.scale_steps(64))
         np.testing.assert_allclose(result.history["total"], alone.history["total"], rtol=tolerance)
-        np.testing.assert_allclose(result.image, alone.image, atol=2 * tolerance)
+        # Adam's first steps move each pixel by about ±learning_rate whatever its gradient's size, so a pixel
+        # whose gradient is near zero may step the other way after rounding: allow a few such pixels.
+        differs = np.abs(result.image - alone.image) > 2 * tolerance
+        assert differs.mean() < 1e-3 and np.abs(result.image - alone.image).mean() < tolerance / 10
     assert np.abs(together[0].image - together[1].image).mean() > 0.05  # really two different photos
 
 

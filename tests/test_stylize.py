@@ -83,10 +83,10 @@ def test_non_finite_loss_stops_and_keeps_last_good_image(random_stylizer, conten
 
 
 def test_too_small_image_is_refused_before_optimizing(hed_stylizer, content_path, style_path):
-    with pytest.raises(StyleKerasError, match="at least 16 px"):
-        hed_stylizer.transfer(content_path, style_path, size=8, steps=1)
-    with pytest.raises(StyleKerasError, match="at least 16 px"):  # the first of several scales is too small
-        hed_stylizer.transfer(content_path, style_path, size=64, scales=3, start_size=12, steps=1)
+    with pytest.raises(StyleKerasError, match="at least 8 px"):  # block4_conv2 is three poolings deep
+        hed_stylizer.transfer(content_path, style_path, size=4, steps=1)
+    with pytest.raises(StyleKerasError, match="at least 8 px"):  # the first of several scales is too small
+        hed_stylizer.transfer(content_path, style_path, size=64, scales=3, start_size=6, steps=1)
 
 
 def test_hed_weights_load_into_vgg16(hed_stylizer):
@@ -94,8 +94,8 @@ def test_hed_weights_load_into_vgg16(hed_stylizer):
     with h5py.File(hed_weights_path(), "r") as archive:
         expected = archive["block3/layers/conv2d_2/vars/0"][()]
     np.testing.assert_array_equal(hed_stylizer.model.get_layer("block3_conv3").kernel.numpy(), expected)
-    # Truncation: nothing after block5_conv1, the deepest default layer.
-    assert hed_stylizer.model.layers[-1].name == "block5_conv1"
+    # Truncation: nothing after block4_conv2, the deepest default layer.
+    assert hed_stylizer.model.layers[-1].name == "block4_conv2"
 
 
 def test_hed_weights_lower_the_style_loss_by_a_large_factor(hed_stylizer, content_path, style_path):
@@ -162,7 +162,7 @@ def test_loss_weights_are_as_given_at_512_px_and_scale_with_the_pixel_count():
 
 def test_default_style_layer_weights_are_inverse_squared_channel_counts():
     stylizer_weights = stylekeras.Stylizer(weights="random", backbone="vgg16").style_layer_weights
-    channels = {"block1_conv1": 64, "block2_conv1": 128, "block3_conv1": 256, "block4_conv1": 512, "block5_conv1": 512}
+    channels = {"block1_conv1": 64, "block2_conv1": 128, "block3_conv1": 256, "block4_conv1": 512}
     assert sum(stylizer_weights.values()) == pytest.approx(1.0)
     for name, count in channels.items():
         assert stylizer_weights[name] * count**2 == pytest.approx(stylizer_weights["block1_conv1"] * 64**2)
