@@ -19,7 +19,7 @@ PRECISIONS = ("auto", "float32", "mixed")
 DEFAULT_PRECISION = "auto"
 # Gatys et al. 2016, section 3: style from conv1_1 … conv5_1, content from conv4_2. We leave out conv5_1: at
 # the sizes we run it copies whole motifs of the painting (Matisse's face) into empty skies and thin
-# structures, with no gain in the style measure (QUALITY.md).
+# structures, and the style measure is as high without it (QUALITY.md).
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 
