@@ -8,7 +8,7 @@
 Photos and paintings come from examples/ and ../shared/images/ (read here, never by the package or its
 tests). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with the library's defaults and
 the default weights ("auto"); results go to bench/out/quality/PRECISION/ (and are reused by later runs
-with the same weights, precision and settings, so `--sizes` can be added afterwards; delete the folder
+with the same weights, style layers, precision and settings, so `--sizes` can be added afterwards; delete the folder
 after changing the library) and are scored with bench/quality.py's measures (style progress, structure).
 jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours. Twelve pairs with photos no setting was chosen on are reported apart
 (`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
@@ -72,7 +72,7 @@ def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: b
     folder.mkdir(parents=True, exist_ok=True)
     path, record = folder / f"{pair}_{size}.png", folder / f"{pair}_{size}.json"
     identity = {"weights": stylizer.weights.description, "precision": stylizer.precision,
-                "settings": repr(stylize.TransferSettings(**changes))}
+                "layers": stylizer.style_layer_weights, "settings": repr(stylize.TransferSettings(**changes))}
     if path.exists() and record.exists() and json.loads(record.read_text())["identity"] == identity:
         row = json.loads(record.read_text())["row"]
     elif not compute:
@@ -173,7 +173,7 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
                       "| pair | " + " | ".join(f"{s} px" for s in sizes) + " | spread |", "| --- |" + " --- |" * (len(sizes) + 1)]
             for pair in dict.fromkeys(row["pair"] for row in size_rows):
                 photo, painting = pair.split("-")
-                by_size = {row["size"]: row if view_size is None else scores(
+                by_size = {row["size"]: row if view_size in (None, row["size"]) else scores(
                     str(PHOTOS[photo]), str(PAINTINGS[painting]), str(row["path"]), view_size)
                     for row in size_rows if row["pair"] == pair}
                 cells = [f"{by_size[s]['style_progress']:.3f} ({by_size[s]['structure']:.2f})" if s in by_size else ""
