@@ -139,7 +139,7 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, default=SHARED / "tubingen.jpg")
     parser.add_argument("--painting", type=Path, default=SHARED / "starry_night.jpg")
     parser.add_argument("--sizes", default="256,512")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=10, help="L-BFGS steps before the timed ones")
     parser.add_argument("--torch-steps", type=int, default=200, help="torch L-BFGS steps at most, for time to quality")
     parser.add_argument("--snapshot-every", type=int, default=25)

@@ -21,8 +21,10 @@ import tensorflow as tf
 # The factor a step may raise the loss by where each evaluation's loss is itself noisy: tiled steps
 # measure it on a tile grid that moves every step.
 TILED_TOLERATED_RISE = 1.05
-# Halvings of a step before L-BFGS gives up on it and restarts from the point before it.
-MAX_HALVINGS = 8
+# Halvings of a step before L-BFGS gives up on it and restarts from the point before it. A step that still
+# raises the loss at 1/16 of its length points the wrong way (clipped to [0, 1], an early step's direction
+# can be an ascent one); in traced default runs none was accepted after more than two halvings (BENCHMARKS.md).
+MAX_HALVINGS = 4
 
 
 class LBFGS:

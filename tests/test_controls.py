@@ -49,6 +49,18 @@ def test_lbfgs_safeguard_shortens_a_step_that_raises_the_loss(tolerated_rise, sh
     assert float(parts["total"]) == pytest.approx(float(tf.reduce_sum(tf.square(x))))  # the accepted point's loss
 
 
+def test_lbfgs_safeguard_restarts_from_the_point_before_a_step_that_never_lowers_the_loss():
+    # f(x) = x² from x = 1 with a gradient of the wrong sign: every shortened step still raises the loss.
+    x = tf.Variable([1.0])
+    loss = lambda: ({"total": tf.reduce_sum(tf.square(x))}, 2.0 * x)  # noqa: E731
+    optimizer = LBFGS()
+    optimizer.build([x])
+    optimizer.apply_gradients([(tf.constant([-1.0]), x)])
+    assert optimizer.safeguard(x, tf.constant(1.0), loss) is None
+    assert float(x[0]) == 1.0
+    assert int(optimizer.iterations) == 0 and int(optimizer.count) == 0  # the next step is a short steepest-descent one
+
+
 def test_lbfgs_reaches_a_lower_loss_than_adam_in_the_same_steps(hed_stylizer, content_path, style_path):
     run = lambda optimizer: hed_stylizer.transfer(content_path, style_path, size=48, steps=30, optimizer=optimizer)
     assert run("lbfgs").history["total"][-1] < 0.8 * run("adam").history["total"][-1]
