@@ -37,11 +37,11 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 import stylekeras  # noqa: E402
 from reference import ReferenceLoop  # noqa: E402
-from stylekeras import features, losses, stylize  # noqa: E402
+from stylekeras import features, losses, objective, stylize  # noqa: E402
 from stylekeras.features import layer_shapes  # noqa: E402
 
 CONTENT, STYLE = ROOT / "examples/astronaut.jpg", ROOT / "examples/starry_night.jpg"
-LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*stylize.REFERENCE_SHAPE)
+LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*objective.REFERENCE_SHAPE)
 REFERENCE_STEPS = 200
 
 
@@ -198,7 +198,8 @@ def main() -> None:
     for size in (256, 512):
         reference = reference_step_time(stylizers["float32"], size)
         ours = {precision: our_step_time(stylizer, size) for precision, stylizer in stylizers.items()}
-        flops = step_flops(stylizers["float32"].weights.backbone, size, "block5_conv1")
+        deepest = [layer.name for layer in stylizers["float32"].model.layers if "conv" in layer.name][-1]
+        flops = step_flops(stylizers["float32"].weights.backbone, size, deepest)
         rates = {precision: flops / seconds / 1e9 for precision, seconds in ours.items()}
         lines.append(f"| {size} | {reference:.3f} | {ours['float32']:.3f} | {ours['mixed']:.3f} | "
                      f"{reference / ours['float32']:.2f}× | {reference / ours['mixed']:.2f}× | "

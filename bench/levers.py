@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import stylekeras  # noqa: E402
-from stylekeras import losses, stylize  # noqa: E402
+from stylekeras import losses, objective, stylize  # noqa: E402
 
-LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*stylize.REFERENCE_SHAPE)
+LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*objective.REFERENCE_SHAPE)
 STEPS_PER_CALL = 10
 
 

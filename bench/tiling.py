@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import stylekeras  # noqa: E402
-from stylekeras import losses, stylize  # noqa: E402
+from stylekeras import losses, objective, stylize  # noqa: E402
 from stylekeras.tiling import TiledObjective  # noqa: E402
 
-LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*stylize.REFERENCE_SHAPE)
+LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*objective.REFERENCE_SHAPE)
 
 
 def main(size: int = 512, tile: int = 128) -> None:

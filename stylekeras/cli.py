@@ -436,40 +436,78 @@ def export(
     check: Annotated[bool, typer.Option(help="Don't export: check the latest (or --model-version) export of NAME (default: "
                                         "the only model in BASE_PATH) through TensorFlow's C++ loader and a replay "
                                         "of its warmup requests.")] = False,
+    stylizer: Annotated[bool, typer.Option(rich_help_panel="Stylizer", help="Export the whole stylization (Adam in the graph, "
+                                           "the library's losses and defaults) instead of the feature extractor; "
+                                           "--layers does not apply.")] = False,
+    steps: Annotated[int, typer.Option(min=0, rich_help_panel="Stylizer", help="Steps of a request that does not say.")] = defaults.DEFAULT_SERVING_STEPS,
+    size: Annotated[int, typer.Option(min=0, rich_help_panel="Stylizer", help="Longer side of the result of a request that "
+                                      "does not say (0: the content's own size).")] = defaults.DEFAULT_SIZE,
+    max_pixels: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most pixels a request's image may have "
+                                            "once resized (caps the server's memory per request).")] = defaults.DEFAULT_SERVING_MAX_PIXELS,
+    max_steps: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most steps a request may ask for.")] = defaults.DEFAULT_SERVING_MAX_STEPS,
 ) -> None:
-    """Export the VGG feature extractor as a TensorFlow Serving SavedModel (or --check an export)."""
+    """Export the VGG feature extractor, or with --stylizer the whole stylization, as a TensorFlow Serving
+    SavedModel (or --check an export)."""
     _library()
     from stylekeras import export as export_module
+    from stylekeras import serving
 
     backbone = backbone and backbone.value
     try:
         if check:
             name = name or export_module.only_model_name(base_path)
             target = base_path / name / str(version) if version is not None else export_module.latest_version(base_path, name)
-            with _quiet_native_stderr():
-                results = export_module.check_export(target)
-            for result in results:
-                typer.echo(result)
-            if not all(result.passed for result in results):
-                _fail(f"{target} does not match the Keras model within {export_module.CHECK_TOLERANCE:g} of the largest activation", 1)
-            typer.echo(f"{target}: every signature answers through TF Serving's loaders like the Keras model")
-            if not (export_module.serving_api_installed() and (target / export_module.WARMUP_FILE).exists()):
-                typer.echo("note: warmup requests not replayed (no warmup file, or tensorflow-serving-api is not "
-                           "installed: pip install \"stylekeras[serving]\")", err=True)
+            _check_export(target)
             return
+        if stylizer and layers != ",".join(defaults.DEFAULT_EXPORT_LAYERS):
+            raise StyleKerasError("--layers is for the feature extractor; the stylizer uses the library's style and content layers")
         with _quiet_native_stderr():
-            target = export_module.export_feature_extractor(
-                base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
-                layers=_names(layers),
-            )
+            if stylizer:
+                target = serving.export_stylizer(
+                    base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
+                    steps=steps, size=size, max_pixels=max_pixels, max_steps=max_steps,
+                )
+            else:
+                target = export_module.export_feature_extractor(
+                    base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
+                    layers=_names(layers),
+                )
     except StyleKerasError as error:
         _fail(str(error), flags=command_flags(ctx))
-    settings = export_module.read_settings(target)
     if not export_module.serving_api_installed():
         typer.echo("note: no warmup file written (TF Serving serves without one; to add it: pip install "
                    "\"stylekeras[serving]\")", err=True)
+    if stylizer:
+        settings = serving.read_stylizer_settings(target)
+        at = f"{settings.size} px" if settings.size else "the content's size"
+        typer.echo(f"exported {target} (stylizer: {settings.backbone}, weights {settings.weights}; by default {settings.steps} "
+                   f"Adam steps at {at}; requests up to {settings.max_pixels} pixels and {settings.max_steps} steps); "
+                   f"serve with --model_config_file={base_path / 'models.config'}")
+        return
+    settings = export_module.read_settings(target)
     typer.echo(f"exported {target} ({settings.backbone}, weights {settings.weights}, layers {', '.join(settings.layers)}, "
                f"images ≥ {settings.min_size} px); serve with --model_config_file={base_path / 'models.config'}")
+
+
+def _check_export(target: Path) -> None:
+    """`export --check`: the checks of a feature-extractor or stylizer export, one line each; exit 1 if one fails."""
+    from stylekeras import export as export_module
+    from stylekeras import serving
+
+    stylizer = serving.is_stylizer_export(target)
+    with _quiet_native_stderr():
+        results = serving.check_stylizer_export(target) if stylizer else export_module.check_export(target)
+    for result in results:
+        typer.echo(result)
+    if not all(result.passed for result in results):
+        if stylizer:
+            _fail(f"{target} does not give the library's result, or accepted a bad request", 1)
+        _fail(f"{target} does not match the Keras model within {export_module.CHECK_TOLERANCE:g} of the largest activation", 1)
+    typer.echo(f"{target}: every signature answers through TF Serving's loaders like the "
+               f"{'library' if stylizer else 'Keras model'}")
+    if not (export_module.serving_api_installed() and (target / export_module.WARMUP_FILE).exists()):
+        typer.echo("note: warmup requests not replayed (no warmup file, or tensorflow-serving-api is not "
+                   "installed: pip install \"stylekeras[serving]\")", err=True)
 
 
 if __name__ == "__main__":

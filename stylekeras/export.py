@@ -23,7 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,8 +71,7 @@ def export_feature_extractor(
     `version` defaults to one more than the highest existing version; an existing version is only
     replaced with `overwrite=True`.
     """
-    if version is not None and version < 1:
-        raise StyleKerasError(f"`version` must be ≥ 1, got {version}")
+    check_version(version)
     vgg_weights = resolve_weights(weights, backbone, seed)
     layers = tuple(dict.fromkeys(layers))
     check_layers(vgg_weights.backbone, layers, "`layers`")
@@ -84,18 +83,31 @@ def export_feature_extractor(
         seed=seed,
         min_size=min_input_size(layers),
     )
-    model_dir = _model_dir(Path(base_path), settings.name)
+    model = build_feature_model(vgg_weights, layers)
+    return write_version(Path(base_path), settings.name, version, overwrite,
+                         lambda target: _write_saved_model(model, settings, target))
+
+
+def check_version(version: int | None) -> None:
+    if version is not None and version < 1:
+        raise StyleKerasError(f"`version` must be ≥ 1, got {version}")
+
+
+def write_version(base_path: Path, name: str, version: int | None, overwrite: bool, write: Callable[[Path], None]) -> Path:
+    """`write(folder)` an export into a hidden folder beside the versions of model `name`, then publish it
+    as `version` (see `publish_version`), update `models.config` and return the version folder."""
+    model_dir = model_folder(base_path, name)
     if version is not None and (model_dir / str(version)).exists() and not overwrite:
-        raise StyleKerasError(f"version {version} of '{settings.name}' exists in {model_dir}; pass `overwrite` to replace it")
+        raise StyleKerasError(f"version {version} of '{name}' exists in {model_dir}; pass `overwrite` to replace it")
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=model_dir))
     try:
         staging.chmod(0o755)  # mkdtemp makes it private; TF Serving usually runs as another user
-        _write_saved_model(build_feature_model(vgg_weights, layers), settings, staging)
-        final = _publish(staging, model_dir, version, overwrite)
+        write(staging)
+        final = publish_version(staging, model_dir, version, overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    write_models_config(Path(base_path))
+    write_models_config(base_path)
     return final
 
 
@@ -183,7 +195,8 @@ def _checked_size(images: tf.Tensor, min_size: int) -> tf.Tensor:
         return tf.identity(images)
 
 
-def _model_dir(base_path: Path, name: str) -> Path:
+def model_folder(base_path: Path, name: str) -> Path:
+    """`base_path/name`, created if needed; `name` must be a plain folder name."""
     if not name or "/" in name or name.startswith("."):
         raise StyleKerasError(f"`name='{name}'` must be a plain folder name")
     return writable_directory(base_path / name, "`base_path`")
@@ -209,7 +222,7 @@ def _write_saved_model(model: keras.Model, settings: ExportSettings, target: Pat
 
 def write_warmup_requests(path: Path, settings: ExportSettings) -> None:
     """A TFRecord of PredictionLogs, two small requests per signature, which TF Serving replays at load."""
-    predict_pb2, prediction_log_pb2 = _serving_apis()
+    predict_pb2, prediction_log_pb2 = serving_apis()
     size = max(settings.min_size, 32)
     rng = np.random.default_rng(0)
     with tf.io.TFRecordWriter(str(path)) as writer:
@@ -229,8 +242,9 @@ def write_warmup_requests(path: Path, settings: ExportSettings) -> None:
                 writer.write(log.SerializeToString())
 
 
-def _publish(staging: Path, model_dir: Path, version: int | None, overwrite: bool) -> Path:
-    """Rename the finished export into place, under a lock so concurrent exporters get distinct versions."""
+def publish_version(staging: Path, model_dir: Path, version: int | None, overwrite: bool) -> Path:
+    """Rename the finished export in `staging` into place as `model_dir/version` (default: one more than the
+    highest), under a lock so concurrent exporters get distinct versions."""
     with _locked(model_dir):
         target = model_dir / str(version if version is not None else max(_versions(model_dir), default=0) + 1)
         if target.exists():
@@ -325,27 +339,47 @@ def _signature_defs(export_dir: Path):
 
 @dataclass(frozen=True)
 class CApiReply:
-    """What TF_SessionRun answered: a TF status code (0 OK, 3 INVALID_ARGUMENT, …) and the outputs."""
+    """What TF_SessionRun answered: a TF status code (0 OK, 3 INVALID_ARGUMENT, …), the outputs (a string
+    output as bytes) and how long it took."""
 
     code: int
     message: str
-    outputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray | bytes]
+    seconds: float = 0.0
 
 
-def run_with_c_api(export_dir: str | os.PathLike, requests: Sequence[tuple[str, np.ndarray]]) -> list[CApiReply]:
-    """Load `export_dir` with TF_LoadSessionFromSavedModel (tag "serve") and run each (signature, images)
-    request with TF_SessionRun, in a subprocess that never imports TensorFlow's Python package."""
+CApiInputs = np.ndarray | dict[str, np.ndarray | bytes]
+
+
+def run_with_c_api(export_dir: str | os.PathLike, requests: Sequence[tuple[str, CApiInputs]]) -> list[CApiReply]:
+    """Load `export_dir` with TF_LoadSessionFromSavedModel (tag "serve") and run each (signature, inputs)
+    request with TF_SessionRun, in a subprocess that never imports TensorFlow's Python package.
+
+    `inputs` is the images of a one-input signature, or a dict by input key of float32 or int32 arrays and
+    scalar strings (bytes); inputs with defaults in the signature may be left out."""
     export_dir = Path(export_dir).resolve()
     signatures = _signature_defs(export_dir)
     with tempfile.TemporaryDirectory() as scratch:
         plan = []
-        for index, (signature_name, images) in enumerate(requests):
+        for index, (signature_name, inputs) in enumerate(requests):
             signature = signatures[signature_name]
-            (input_info,) = signature.inputs.values()
-            np.save(f"{scratch}/{index}.npy", images)
+            if not isinstance(inputs, dict):
+                (key,) = signature.inputs
+                inputs = {key: inputs}
+            specs = []
+            for key, value in inputs.items():
+                file = f"{scratch}/{index}_{key}"
+                if isinstance(value, bytes):
+                    Path(file).write_bytes(value)
+                    dtype = "string"
+                else:
+                    value = np.asarray(value)
+                    dtype = "int32" if np.issubdtype(value.dtype, np.integer) else "float32"
+                    file += ".npy"
+                    np.save(file, value.astype(dtype))
+                specs.append({"name": signature.inputs[key].name, "dtype": dtype, "file": file})
             plan.append({
-                "input": input_info.name,
-                "input_file": f"{scratch}/{index}.npy",
+                "inputs": specs,
                 "outputs": {key: info.name for key, info in signature.outputs.items()},
                 "output_file": f"{scratch}/{index}.npz",
             })
@@ -364,8 +398,8 @@ def run_with_c_api(export_dir: str | os.PathLike, requests: Sequence[tuple[str, 
             outputs = {}
             if status["code"] == 0:
                 with np.load(status["output_file"]) as saved:
-                    outputs = dict(saved)
-            replies.append(CApiReply(status["code"], status["message"], outputs))
+                    outputs = {key: saved[key].tobytes() if key in status["strings"] else saved[key] for key in saved}
+            replies.append(CApiReply(status["code"], status["message"], outputs, status["seconds"]))
     return replies
 
 
@@ -384,8 +418,10 @@ def _check_with_c_api(export_dir: Path, images: np.ndarray, expected, min_size: 
     return results
 
 
-def _check_warmup_replay(export_dir: Path, model: keras.Model) -> list[CheckResult]:
-    _, prediction_log_pb2 = _serving_apis()
+def replay_warmup(export_dir: Path) -> list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """Every warmup request of an export run in a TF1 session, as `saved_model_cli run` does:
+    (signature name, inputs, outputs) per request."""
+    _, prediction_log_pb2 = serving_apis()
     records = [record.numpy() for record in tf.data.TFRecordDataset(str(export_dir / WARMUP_FILE))]
     replies = []
     logger = tf.get_logger()
@@ -399,11 +435,16 @@ def _check_warmup_replay(export_dir: Path, model: keras.Model) -> list[CheckResu
         for record in records:
             request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
             signature = meta_graph.signature_def[request.model_spec.signature_name]
-            (pixels,) = (tf.make_ndarray(value) for value in request.inputs.values())
-            (input_info,) = signature.inputs.values()
+            inputs = {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
             keys = list(signature.outputs)
-            values = session.run([signature.outputs[key].name for key in keys], feed_dict={input_info.name: pixels})
-            replies.append((request.model_spec.signature_name, pixels, dict(zip(keys, values))))
+            values = session.run([signature.outputs[key].name for key in keys],
+                                 feed_dict={signature.inputs[key].name: value for key, value in inputs.items()})
+            replies.append((request.model_spec.signature_name, inputs, dict(zip(keys, values))))
+    return replies
+
+
+def _check_warmup_replay(export_dir: Path, model: keras.Model) -> list[CheckResult]:
+    replies = [(name, next(iter(inputs.values())), outputs) for name, inputs, outputs in replay_warmup(export_dir)]
     results = []
     for signature_name, pixels, outputs in replies:
         if pixels.dtype == object:  # encoded images: compare on the pixels they decode to
@@ -419,7 +460,7 @@ def serving_api_installed() -> bool:
     return importlib.util.find_spec("tensorflow_serving") is not None
 
 
-def _serving_apis():
+def serving_apis():
     """TF Serving's request protos (predict_pb2, prediction_log_pb2), from the tensorflow-serving-api package."""
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 

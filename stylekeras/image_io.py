@@ -59,12 +59,29 @@ def longer_side_shape(shape: tuple[int, ...], size: int) -> tuple[int, int]:
 
 def resize_longer_side(pixels: np.ndarray, size: int) -> np.ndarray:
     """Resize an H×W×3 array so that its longer side is `size`, keeping the aspect ratio."""
-    new_shape = longer_side_shape(pixels.shape, size)
-    if new_shape == pixels.shape[:2]:
+    if longer_side_shape(pixels.shape, size) == pixels.shape[:2]:
         return pixels
+    return resized_longer_side(tf.constant(pixels), size).numpy()
+
+
+def longer_side_shape_tensor(shape: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
+    """`longer_side_shape` in TensorFlow ops: int32 (height, width) from a run-time (height, width)."""
+    height, width = tf.cast(shape[0], tf.float64), tf.cast(shape[1], tf.float64)
+    scale = tf.cast(size, tf.float64) / tf.maximum(height, width)  # Python's round() and tf.round both round half to even
+    return tf.maximum(1, tf.cast(tf.round(tf.stack([height * scale, width * scale])), tf.int32))
+
+
+def resized_longer_side(images: tf.Tensor, size: int | tf.Tensor) -> tf.Tensor:
+    """`resize_longer_side` in TensorFlow ops, for graphs (`stylekeras.serving`): `[..., H, W, 3]` images
+    whose shape may be known only at run time, the same sizes as `longer_side_shape`."""
+    shape = tf.shape(images)
+    new_shape = longer_side_shape_tensor(shape[-3:-1], size)
     # Antialiasing matters when shrinking photos: without it, fine texture aliases into the Gram matrices.
-    resized = tf.image.resize(pixels, new_shape, method="lanczos3", antialias=True)
-    return np.clip(resized.numpy(), 0.0, 1.0)
+    return tf.cond(
+        tf.reduce_all(new_shape == shape[-3:-1]),
+        lambda: images,
+        lambda: tf.clip_by_value(tf.image.resize(images, new_shape, method="lanczos3", antialias=True), 0.0, 1.0),
+    )
 
 
 def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike, report: dict | None = None) -> Path:

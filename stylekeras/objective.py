@@ -17,6 +17,9 @@ import tensorflow as tf
 from stylekeras import losses
 from stylekeras.tiling import TiledObjective, Tiling
 
+# The size the loss weights are given for (`size_scaled_loss_weights`).
+REFERENCE_SHAPE = (512, 512)
+
 
 @dataclass(frozen=True)
 class StyleTarget:
@@ -56,6 +59,44 @@ def loss_parts(model: keras.Model, images: tf.Tensor, targets: Targets) -> dict[
     }
 
 
+def size_scaled_loss_weights(weights: tuple, pixels: float | tf.Tensor) -> tuple:
+    """(α, β, γ) as given for 512×512 px, for an image of `pixels` positions: α and γ scaled by 512² / pixels.
+    The content and variation losses are sums over positions (eq. 1) while the style loss is normalized by
+    M² (eq. 4), so with fixed weights the style would fade as the image grows; scaled, the same settings
+    give the same balance, and look, at every size."""
+    content_weight, style_weight, tv_weight = weights
+    scale = REFERENCE_SHAPE[0] * REFERENCE_SHAPE[1] / pixels
+    return content_weight * scale, style_weight, tv_weight * scale
+
+
+def loss_and_gradient(model: keras.Model, images: tf.Tensor | tf.Variable, targets: Targets,
+                      loss_weights: tuple) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """`loss_parts` plus "total" = α·L_content + β·L_style + γ·L_tv, and d total / d images: the one place
+    the total is assembled (the library's `Objective` and the served stylizer's loop both call it)."""
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        parts = loss_parts(model, images, targets)
+        parts["total"] = losses.total_loss(parts["content"], parts["style"], parts["tv"], *loss_weights)
+    # The gradient of the photos' summed losses: each photo's own, since no loss mixes photos.
+    return parts, tape.gradient(parts["total"], images)
+
+
+def balanced_layer_weights(content: Mapping[str, tf.Tensor], grams: Mapping[str, tf.Tensor],
+                           layer_weights: Mapping[str, float]) -> dict[str, tf.Tensor]:
+    """The "balanced" style normalization: each w_l divided by the style's own E_l against zero,
+    Σ A² / (4 N²), and multiplied by the content features' mean square.
+
+    The content loss grows with the square of the features, which differ widely between networks and
+    between photos (QUALITY.md); the relative style loss does not. In units of the content features' mean
+    square, the same β gives the same balance on every network and photo.
+    """
+    energy = tf.reduce_mean(tf.stack([tf.reduce_mean(tf.square(tf.cast(target, tf.float32)))
+                                      for target in content.values()]))
+    return {name: weight * energy / (tf.reduce_sum(tf.square(grams[name])) / (4.0 * float(grams[name].shape[-1]) ** 2)
+                                     + 1e-12)
+            for name, weight in layer_weights.items()}
+
+
 def stack_targets(per_photo: Sequence[Targets]) -> Targets:
     """A batch's targets from each photo's: feature maps and Gram matrices joined along the batch axis, the
     layer weights as one value per photo (they differ with "balanced" normalization and recoloured
@@ -93,14 +134,7 @@ class Objective:
                 tiling.grid(height, width, tiling.random_offset(seed, step)), within_step)
             return
 
-        @tf.function
-        def whole_images():
-            with tf.GradientTape() as tape:
-                parts = loss_parts(model, image, targets)
-                parts["total"] = losses.total_loss(parts["content"], parts["style"], parts["tv"], *loss_weights)
-            # The gradient of the photos' summed losses: each photo's own, since no loss mixes photos.
-            return parts, tape.gradient(parts["total"], image)
-
+        whole_images = tf.function(lambda: loss_and_gradient(model, image, targets, loss_weights))
         self._evaluate = lambda step, within_step: whole_images()
 
     def __call__(self, step: int = 0, within_step: Callable[[float], None] | None = None

@@ -1,4 +1,10 @@
-"""An in-graph L-BFGS for the image variable, steppable one iteration per `tf.function` call.
+"""The optimizers that move the image: Adam (Kingma & Ba 2015) and an in-graph L-BFGS.
+
+`adam_update` is Adam's step as a pure function of tensors, the one implementation behind both the
+library's `Adam` (state in variables, one step per call) and the served stylizer (state carried through
+a `tf.while_loop`, `stylekeras.serving`). It is Keras' Adam, with its defaults.
+
+The L-BFGS is steppable one iteration per `tf.function` call.
 
 L-BFGS is the optimizer of Gatys et al. and jcjohnson/neural-style's default. This follows torch.optim.LBFGS
 as jcjohnson/neural-style uses it (step 1 after a first step of min(1, 1/‖g‖₁)), with the two-loop
@@ -18,6 +24,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7  # Keras' defaults
+
 # The factor a step may raise the loss by where each evaluation's loss is itself noisy: tiled steps
 # measure it on a tile grid that moves every step.
 TILED_TOLERATED_RISE = 1.05
@@ -25,6 +33,43 @@ TILED_TOLERATED_RISE = 1.05
 # raises the loss at 1/16 of its length points the wrong way (clipped to [0, 1], an early step's direction
 # can be an ascent one); in traced default runs none was accepted after more than two halvings (BENCHMARKS.md).
 MAX_HALVINGS = 4
+
+
+def adam_update(x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, step: tf.Tensor, gradient: tf.Tensor,
+                learning_rate: float | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """One Adam step (Kingma & Ba 2015, Algorithm 1, in Keras' form): `step` is 1-based; returns the new
+    (x, m, v)."""
+    step = tf.cast(step, x.dtype)
+    m = m + (gradient - m) * (1.0 - ADAM_BETA_1)
+    v = v + (tf.square(gradient) - v) * (1.0 - ADAM_BETA_2)
+    alpha = learning_rate * tf.sqrt(1.0 - ADAM_BETA_2**step) / (1.0 - ADAM_BETA_1**step)
+    return x - alpha * m / (tf.sqrt(v) + ADAM_EPSILON), m, v
+
+
+class Adam:
+    """Adam for one variable, with the `build` / `apply_gradients` / `variables` of `LBFGS`."""
+
+    def __init__(self, learning_rate: float) -> None:
+        self.learning_rate = learning_rate
+
+    def build(self, variables: list[tf.Variable]) -> None:
+        (variable,) = variables
+        self.m = tf.Variable(tf.zeros_like(variable), trainable=False)
+        self.v = tf.Variable(tf.zeros_like(variable), trainable=False)
+        self.iterations = tf.Variable(0, trainable=False)
+
+    @property
+    def variables(self) -> list[tf.Variable]:
+        """The whole state, for checkpoints."""
+        return [self.m, self.v, self.iterations]
+
+    def apply_gradients(self, gradients_and_variables) -> None:
+        ((gradient, variable),) = gradients_and_variables
+        self.iterations.assign_add(1)
+        x, m, v = adam_update(variable, self.m, self.v, self.iterations, gradient, self.learning_rate)
+        variable.assign(x)
+        self.m.assign(m)
+        self.v.assign(v)
 
 
 class LBFGS:

@@ -51,14 +51,15 @@ from stylekeras.features import (
     resolve_precision,
 )
 from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resize_longer_side
-from stylekeras.objective import Objective, StyleTarget, Targets, loss_parts, stack_targets
-from stylekeras.optimizers import LBFGS, TILED_TOLERATED_RISE
+from stylekeras.objective import (
+    Objective, StyleTarget, Targets, balanced_layer_weights, loss_parts, size_scaled_loss_weights,
+    stack_targets,
+)
+from stylekeras.optimizers import LBFGS, TILED_TOLERATED_RISE, Adam
 from stylekeras.tiling import Tiling, tiled_feature_maps, tiled_normalized_grams
 from stylekeras.weights import VGGWeights, resolve_weights
 
 LOSS_NAMES = ("total", "content", "style", "tv")
-# The image size at which the content and variation weights apply as given (`TransferSettings.loss_weights`).
-REFERENCE_SHAPE = (512, 512)
 # Peak memory of a whole-image float32 step through VGG19 per pixel, rounded down from the README's
 # measurements ("memory"): `check_memory` refuses only runs that surely cannot fit.
 STEP_BYTES_PER_PIXEL = 2048
@@ -141,12 +142,8 @@ class TransferSettings:
             raise StyleKerasError("`style_blend` weights must be ≥ 0 with a positive sum")
 
     def loss_weights(self, height: int, width: int) -> tuple[float, float, float]:
-        """(α, β, γ) for an image of `height`×`width` px: α and γ as given at 512×512 px, scaled by
-        512² / (height·width) elsewhere. The content and variation losses are sums over positions (eq. 1)
-        while the style loss is normalized by M² (eq. 4), so with fixed weights the style would fade as
-        the image grows; scaled, the same settings give the same balance, and look, at every size."""
-        scale = REFERENCE_SHAPE[0] * REFERENCE_SHAPE[1] / (height * width)
-        return self.content_weight * scale, self.style_weight, self.tv_weight * scale
+        """(α, β, γ) for an image of `height`×`width` px (`objective.size_scaled_loss_weights`)."""
+        return size_scaled_loss_weights((self.content_weight, self.style_weight, self.tv_weight), height * width)
 
     def sizes(self, full_size: int) -> list[int]:
         """The longer side at each scale, coarse to fine (geometric spacing). Without `start_size` the sizes
@@ -399,14 +396,8 @@ class Stylizer:
         grams = [self.style_grams(style, tiling) for style in styles]
         layer_weights = dict(self.style_layer_weights)
         if normalization == "balanced":
-            # The content loss grows with the square of the features, which differ widely between networks
-            # and between photos (QUALITY.md); the relative style loss does not. In units of the content
-            # features' mean square, the same β gives the same balance on every network and photo.
-            energy = np.mean([float(tf.reduce_mean(tf.square(target))) for target in content_targets.values()])
-            reference = grams[0]
-            for name in self.style_layers:
-                channels = float(reference[name].shape[-1])
-                layer_weights[name] *= energy / (float(tf.reduce_sum(tf.square(reference[name]))) / (4 * channels**2) + 1e-12)
+            balanced = balanced_layer_weights(content_targets, grams[0], layer_weights)
+            layer_weights = {name: float(weight) for name, weight in balanced.items()}
         if masks is None:
             blended = {name: tf.add_n([w * g[name] for w, g in zip(blend, grams)]) for name in self.style_layers}
             return Targets(content_targets, [StyleTarget(blended, None, 1.0)], layer_weights)
@@ -493,6 +484,9 @@ class _Run:
         optimizer = make_optimizer(settings, image, objective.tiled)
         state = [*optimizer.variables, *(average.variables if average else [])]
         if resume:
+            if len(resume[0].optimizer_state) != len(optimizer.variables):
+                raise StyleKerasError("`resume`: the checkpoint's optimizer state is from another version of "
+                                      "stylekeras; start the run again without `resume`")
             saved_state = [[*saved.optimizer_state, *saved.average_state] for saved in resume]
             for index, variable in enumerate(state):
                 variable.assign(_join_photos([photo[index] for photo in saved_state], variable, image))
@@ -592,20 +586,20 @@ class NonFiniteLoss(Exception):
 
 
 def make_optimizer(settings: TransferSettings, image: tf.Variable, tiled: bool = False
-                   ) -> LBFGS | keras.optimizers.Optimizer:
+                   ) -> LBFGS | Adam:
     """The optimizer `settings` names, with its default learning rate unless one is given, built for `image`
     (`tiled`: its loss is measured tile by tile, on a grid that moves every step)."""
     if settings.optimizer == "lbfgs":
         optimizer = LBFGS(settings.lbfgs_history, settings.learning_rate or DEFAULT_LBFGS_LEARNING_RATE,
                           TILED_TOLERATED_RISE if tiled else 1.0)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate or DEFAULT_LEARNING_RATE)
+        optimizer = Adam(settings.learning_rate or DEFAULT_LEARNING_RATE)
     optimizer.build([image])
     return optimizer
 
 
 def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.Tensor], tf.Tensor]],
-             optimizer: LBFGS | keras.optimizers.Optimizer, steps: Iterable[int],
+             optimizer: LBFGS | Adam, steps: Iterable[int],
              after_step: Callable[[dict[str, tf.Tensor]], None]) -> None:
     """The step loop (Gatys et al.'s backpropagation into the image): for each step number in `steps`, the
     loss parts and gradient `objective(step)` at the image, one `optimizer` step clipped to [0, 1], and

@@ -1,5 +1,6 @@
 """Each quality control shows its effect on tiny images (hed weights where the effect needs trained ones)."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,7 +10,7 @@ import stylekeras
 from stylekeras import color, losses
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
-from stylekeras.optimizers import LBFGS
+from stylekeras.optimizers import LBFGS, Adam
 from stylekeras.stylize import _Average
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
@@ -59,6 +60,18 @@ def test_lbfgs_safeguard_restarts_from_the_point_before_a_step_that_never_lowers
     assert optimizer.safeguard(x, tf.constant(1.0), loss) is None
     assert float(x[0]) == 1.0
     assert int(optimizer.iterations) == 0 and int(optimizer.count) == 0  # the next step is a short steepest-descent one
+
+
+def test_adam_is_keras_adam():
+    gradients = tf.random.stateless_normal([5, 4, 4, 3], seed=[1, 2])
+    ours, theirs = tf.Variable(tf.ones([4, 4, 3])), tf.Variable(tf.ones([4, 4, 3]))
+    adam, keras_adam = Adam(0.02), keras.optimizers.Adam(0.02)
+    adam.build([ours])
+    keras_adam.build([theirs])
+    for gradient in gradients:
+        adam.apply_gradients([(gradient, ours)])
+        keras_adam.apply_gradients([(gradient, theirs)])
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=0, atol=1e-6)
 
 
 def test_lbfgs_reaches_a_lower_loss_than_adam_in_the_same_steps(hed_stylizer, content_path, style_path):

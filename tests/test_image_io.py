@@ -1,6 +1,7 @@
 """stylekeras.image_io: loading hostile files, orientation and colour, limits, atomic saving."""
 
 import numpy as np
+import tensorflow as tf
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
@@ -9,7 +10,9 @@ from hostile_images import make_corpus
 from stylekeras import image_io
 from stylekeras.cli import app
 from stylekeras.errors import StyleKerasError
-from stylekeras.image_io import check_output_path, load_image, save_image
+from stylekeras.image_io import (
+    check_output_path, load_image, longer_side_shape, resize_longer_side, resized_longer_side, save_image,
+)
 from cli_run import runner
 
 
@@ -163,3 +166,12 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     with pytest.raises(OSError):
         save_image(load_image(content_path), target)
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+@pytest.mark.parametrize("shape, size", [((37, 53), 20), ((53, 37), 128), ((64, 64), 64), ((1, 100), 30), ((99, 3), 10)])
+def test_graph_resize_gives_the_library_sizes(shape, size):
+    # The served stylizer resizes in its graph, the library eagerly: the same sizes and pixels (to rounding).
+    pixels = np.random.default_rng(0).uniform(0, 1, (*shape, 3)).astype(np.float32)
+    resized = tf.function(resized_longer_side)(tf.constant(pixels), tf.constant(size))
+    assert tuple(resized.shape[:2]) == longer_side_shape(shape, size)
+    np.testing.assert_allclose(resized.numpy(), resize_longer_side(pixels, size), rtol=0, atol=1e-5)

@@ -1,0 +1,472 @@
+"""The stylizer as a TensorFlow Serving SavedModel: the whole optimization runs inside the graph.
+
+`export_stylizer` writes `<base>/<name>/<version>/` (atomically, as `stylekeras.export` does). Each
+signature is a `tf.while_loop` over the library's own step — `objective.loss_and_gradient` (the losses of
+`stylekeras.losses`) and `optimizers.adam_update`, clipped to [0, 1] as in `stylize.optimize` — with the
+image, Adam's moments and the step count as loop variables, so concurrent requests share nothing but the
+network's weights:
+
+- `stylize` (also `serving_default`): `content` float32 [1, H, W, 3] and `style` float32 [1, h, w, 3],
+  RGB in [0, 1] → `image` float32 [1, H', W', 3];
+- `stylize_bytes`: `content_bytes` and `style_bytes`, encoded JPEG/PNG/GIF/BMP scalar strings →
+  `image_png`, a PNG string;
+- `style_targets`: `style` → one Gram matrix per style layer, `[1, N, N]`, under the layer's name, for a
+  client to cache;
+- `stylize_with_targets`: `content` and those Gram matrices → what `stylize` gives with that style.
+
+Each also returns `total_loss`, `content_loss`, `style_loss` and `tv_loss` ([1]: the losses the last
+step started from, as the library's history records them) and `steps_done` (fewer than `steps` when the
+loss stopped being finite; the image is then the last finite one). Optional scalar inputs, with the
+export's defaults: `steps` and `size` (int32; the longer side of the result, 0 = the content's own size; the
+style is resized to the result's longer side, as the library does), `content_weight`, `style_weight`,
+`tv_weight` and `learning_rate` (float32). A request outside the export's limits fails with
+INVALID_ARGUMENT before any step: images below the network's minimum size or larger than `max_pixels`
+once resized, inputs larger than the library's `DEFAULT_MAX_PIXELS`, more than one image, pixels or Gram
+matrices that are not finite, `steps` above `max_steps`, weights that are negative or not finite, bytes
+that do not decode.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from stylekeras import defaults
+from stylekeras.errors import StyleKerasError
+from stylekeras.export import (
+    SETTINGS_FILE,
+    WARMUP_FILE,
+    check_version,
+    decode_image,
+    run_with_c_api,
+    serving_api_installed,
+    replay_warmup,
+    serving_apis,
+    write_version,
+)
+from stylekeras.image_io import longer_side_shape_tensor, resize_longer_side, resized_longer_side
+from stylekeras.losses import normalized_gram
+from stylekeras.objective import StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, size_scaled_loss_weights
+from stylekeras.optimizers import adam_update
+from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings
+
+SIGNATURES = ("stylize", "stylize_bytes", "style_targets", "stylize_with_targets")
+# Steps of each warmup request: enough to run the loop's body, cheap at TF Serving's start-up.
+WARMUP_STEPS = 2
+# Optional scalar inputs of every stylizing signature, in order, with their dtypes.
+SCALARS = {"steps": tf.int32, "size": tf.int32, "content_weight": tf.float32, "style_weight": tf.float32,
+           "tv_weight": tf.float32, "learning_rate": tf.float32}
+
+
+@dataclass(frozen=True)
+class StylizerExportSettings:
+    """What a stylizer export was made from and the defaults and limits of its requests, stored beside it."""
+
+    name: str
+    backbone: str
+    weights: str
+    seed: int
+    style_layers: tuple[str, ...]
+    content_layers: tuple[str, ...]
+    style_layer_weights: tuple[float, ...]
+    min_size: int
+    max_pixels: int
+    max_steps: int
+    steps: int
+    size: int
+    content_weight: float
+    style_weight: float
+    tv_weight: float
+    learning_rate: float
+    style_normalization: str
+    kind: str = "stylizer"
+
+    def transfer_settings(self, **overrides) -> TransferSettings:
+        """The library's settings that give what a request with these defaults gives (`size` 0 → None)."""
+        values = {"steps": self.steps, "size": self.size or None, "content_weight": self.content_weight,
+                  "style_weight": self.style_weight, "tv_weight": self.tv_weight, "learning_rate": self.learning_rate,
+                  "style_normalization": self.style_normalization, **overrides}
+        return TransferSettings(optimizer="adam", scales=1, init="content", **values)
+
+
+def export_stylizer(
+    base_path: str | os.PathLike = defaults.DEFAULT_EXPORT_PATH,
+    *,
+    name: str | None = None,
+    version: int | None = None,
+    overwrite: bool = False,
+    backbone: str | None = None,
+    weights: str = "auto",
+    seed: int = 0,
+    style_layers: tuple[str, ...] = defaults.DEFAULT_STYLE_LAYERS,
+    content_layers: tuple[str, ...] = defaults.DEFAULT_CONTENT_LAYERS,
+    steps: int = defaults.DEFAULT_SERVING_STEPS,
+    size: int = defaults.DEFAULT_SIZE,
+    content_weight: float = defaults.DEFAULT_CONTENT_WEIGHT,
+    style_weight: float | None = None,
+    tv_weight: float = defaults.DEFAULT_TV_WEIGHT,
+    learning_rate: float = defaults.DEFAULT_LEARNING_RATE,
+    style_normalization: str = defaults.DEFAULT_STYLE_NORMALIZATION,
+    max_pixels: int = defaults.DEFAULT_SERVING_MAX_PIXELS,
+    max_steps: int = defaults.DEFAULT_SERVING_MAX_STEPS,
+) -> Path:
+    """Write a TF-Serving-ready SavedModel whose signatures run the whole stylization; return its version folder.
+
+    The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run in
+    float32 with Adam at one scale; `steps` … `learning_rate` are the requests' defaults, `max_pixels` and
+    `max_steps` what one request may ask for. Versions work as in `export_feature_extractor`.
+    """
+    check_version(version)
+    for option, value in (("max_pixels", max_pixels), ("max_steps", max_steps)):
+        if value < 1:
+            raise StyleKerasError(f"`{option}` must be ≥ 1, got {value}")
+    if size < 0:
+        raise StyleKerasError(f"`size` must be ≥ 0 px (0: the content's own size), got {size}")
+    transfer = TransferSettings(steps=steps, size=size or None, content_weight=content_weight, style_weight=style_weight,
+                                tv_weight=tv_weight, learning_rate=learning_rate, optimizer="adam",
+                                style_normalization=style_normalization)
+    if steps > max_steps:
+        raise StyleKerasError(f"`steps={steps}` is above `max_steps={max_steps}`")
+    stylizer = Stylizer(backbone=backbone, weights=weights, style_layers=style_layers, content_layers=content_layers,
+                        seed=seed, precision="float32")
+    if size and not stylizer.min_size <= size <= math.isqrt(max_pixels):
+        raise StyleKerasError(f"`size={size}` must be at least {stylizer.min_size} px, and a square image of that size "
+                              f"must fit `max_pixels={max_pixels}`")
+    settings = StylizerExportSettings(
+        name=name or f"{stylizer.weights.backbone}_stylizer", backbone=stylizer.weights.backbone,
+        weights=weights if weights != "auto" else stylizer.weights.source, seed=seed,
+        style_layers=stylizer.style_layers, content_layers=stylizer.content_layers,
+        style_layer_weights=tuple(stylizer.style_layer_weights.values()), min_size=stylizer.min_size,
+        max_pixels=max_pixels, max_steps=max_steps, steps=steps, size=size, content_weight=transfer.content_weight,
+        style_weight=transfer.style_weight, tv_weight=transfer.tv_weight, learning_rate=learning_rate,
+        style_normalization=style_normalization,
+    )
+    return write_version(Path(base_path), settings.name, version, overwrite,
+                         lambda target: _write_saved_model(stylizer, settings, target))
+
+
+def read_stylizer_settings(export_dir: str | os.PathLike) -> StylizerExportSettings:
+    """The settings a stylizer export was made with (from its `assets.extra/stylekeras.json`)."""
+    values = json.loads((Path(export_dir) / SETTINGS_FILE).read_text())
+    if values.get("kind") != "stylizer":
+        raise StyleKerasError(f"'{export_dir}' is not a stylizer export (made by `stylekeras export --stylizer`)")
+    return StylizerExportSettings(**{key: tuple(value) if isinstance(value, list) else value for key, value in values.items()})
+
+
+def is_stylizer_export(export_dir: str | os.PathLike) -> bool:
+    path = Path(export_dir) / SETTINGS_FILE
+    return path.is_file() and json.loads(path.read_text()).get("kind") == "stylizer"
+
+
+def rebuild_stylizer(settings: StylizerExportSettings) -> Stylizer:
+    """The in-process `Stylizer` an export was made from."""
+    return Stylizer(backbone=settings.backbone, weights=settings.weights, seed=settings.seed,
+                    style_layers=settings.style_layers, content_layers=settings.content_layers,
+                    style_layer_weights=settings.style_layer_weights, precision="float32")
+
+
+class StylizerGraph(tf.Module):
+    """The signatures as `tf.function`s around one float32 `Stylizer`'s feature model (its variables are
+    tracked here, so `tf.saved_model.save` stores them)."""
+
+    def __init__(self, stylizer: Stylizer, settings: StylizerExportSettings) -> None:
+        super().__init__(name="stylizer")
+        self._stylizer = stylizer
+        self._settings = settings
+        self.model_variables = [weight.value for weight in stylizer.model.weights]
+        image = tf.TensorSpec([None, None, None, 3], tf.float32)
+        scalars = [tf.TensorSpec([], dtype, name=name) for name, dtype in SCALARS.items()]
+        grams = {name: tf.TensorSpec([1, channels, channels], tf.float32, name=name)
+                 for name, channels in self._channels().items()}
+        defaults_ = [tf.constant(getattr(settings, name), dtype) for name, dtype in SCALARS.items()]
+
+        def stylize(content, style, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
+                    style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5]):
+            return self._stylize(content, None, style, steps, size, content_weight, style_weight, tv_weight, learning_rate)
+
+        def stylize_bytes(content_bytes, style_bytes, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
+                          style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5]):
+            outputs = stylize(decode_image(content_bytes)[None], decode_image(style_bytes)[None], steps, size,
+                              content_weight, style_weight, tv_weight, learning_rate)
+            pixels = tf.cast(tf.round(outputs.pop("image")[0] * 255.0), tf.uint8)  # as `image_io.to_uint8`
+            return {"image_png": tf.io.encode_png(pixels), **outputs}
+
+        def style_targets(style, size=defaults_[1]):
+            style = self._checked(style, "style")
+            working = self._working(style, size, "style")
+            features = self._stylizer.model(working, training=False)
+            return {name: normalized_gram(features[name]) for name in self._stylizer.style_layers}
+
+        def stylize_with_targets(content, targets, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
+                                 style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5]):
+            return self._stylize(content, targets, None, steps, size, content_weight, style_weight, tv_weight, learning_rate)
+
+        self.stylize = tf.function(stylize, input_signature=[
+            tf.TensorSpec(image.shape, tf.float32, name="content"), tf.TensorSpec(image.shape, tf.float32, name="style"),
+            *scalars])
+        self.stylize_bytes = tf.function(stylize_bytes, input_signature=[
+            tf.TensorSpec([], tf.string, name="content_bytes"), tf.TensorSpec([], tf.string, name="style_bytes"), *scalars])
+        self.style_targets = tf.function(style_targets, input_signature=[
+            tf.TensorSpec(image.shape, tf.float32, name="style"), scalars[1]])
+        self.stylize_with_targets = tf.function(stylize_with_targets, input_signature=[
+            tf.TensorSpec(image.shape, tf.float32, name="content"), grams, *scalars])
+
+    def _channels(self) -> dict[str, int]:
+        probe = self._stylizer.model(tf.zeros([1, self._settings.min_size, self._settings.min_size, 3]), training=False)
+        return {name: int(probe[name].shape[-1]) for name in self._stylizer.style_layers}
+
+    def _checked(self, images: tf.Tensor, label: str) -> tf.Tensor:
+        """One image, of at most the library's `DEFAULT_MAX_PIXELS`, with finite pixels."""
+        shape = tf.shape(images)
+        return _requiring(images, [
+            (shape[0] == 1, f"{label}: one image, shape [1, height, width, 3]"),
+            (tf.cast(shape[1], tf.int64) * tf.cast(shape[2], tf.int64) <= defaults.DEFAULT_MAX_PIXELS,
+             f"{label}: more than {defaults.DEFAULT_MAX_PIXELS} pixels"),
+            (tf.reduce_all(tf.math.is_finite(images)), f"{label}: pixels must be finite"),
+        ])
+
+    def _working(self, images: tf.Tensor, size: tf.Tensor, label: str) -> tf.Tensor:
+        """`images` with the longer side `size` (0: as they are), checked against the export's limits
+        before they are resized."""
+        shape = tf.shape(images)[1:3]
+        size = tf.where(size > 0, size, tf.reduce_max(shape))
+        working = longer_side_shape_tensor(shape, size)
+        pixels = tf.cast(working[0], tf.int64) * tf.cast(working[1], tf.int64)
+        limits = self._settings
+        images = _requiring(images, [
+            (size >= 0, "size: must be ≥ 0 (0 keeps the content's size)"),
+            (tf.reduce_min(working) >= limits.min_size,
+             f"{label}: must be at least {limits.min_size}×{limits.min_size} px once resized to `size`"),
+            (pixels <= limits.max_pixels, f"{label}: more than max_pixels={limits.max_pixels} pixels once resized to `size`"),
+        ])
+        return resized_longer_side(images, size)
+
+    def _stylize(self, content, grams, style, steps, size, content_weight, style_weight, tv_weight, learning_rate):
+        limits = self._settings
+        scalars = _requiring(tf.stack([content_weight, style_weight, tv_weight, learning_rate]), [
+            ((steps >= 0) & (steps <= limits.max_steps), f"steps: must be between 0 and max_steps={limits.max_steps}"),
+            *((tf.math.is_finite(value) & (value >= 0), f"{name}: must be a finite number ≥ 0")
+              for name, value in (("content_weight", content_weight), ("style_weight", style_weight),
+                                  ("tv_weight", tv_weight))),
+            (tf.math.is_finite(learning_rate) & (learning_rate > 0), "learning_rate: must be a finite number > 0"),
+        ])
+        content = self._working(self._checked(content, "content"), size, "content")
+        if grams is None:
+            longer_side = tf.reduce_max(tf.shape(content)[1:3])
+            grams = self._style_grams(self._working(self._checked(style, "style"), longer_side, "style"))
+        else:
+            grams = {name: _requiring(gram, [(tf.reduce_all(tf.math.is_finite(gram)), f"{name}: must be finite")])
+                     for name, gram in grams.items()}
+        model = self._stylizer.model
+        content_features = model(content, training=False)
+        content_targets = {name: content_features[name] for name in self._stylizer.content_layers}
+        layer_weights = dict(zip(self._stylizer.style_layers, limits.style_layer_weights))
+        if limits.style_normalization == "balanced":
+            layer_weights = balanced_layer_weights(content_targets, grams, layer_weights)
+        targets = Targets(content_targets, [StyleTarget(grams, None, 1.0)], layer_weights)
+        shape = tf.shape(content)
+        loss_weights = size_scaled_loss_weights(tuple(tf.unstack(scalars[:3])), tf.cast(shape[1] * shape[2], tf.float32))
+
+        def step(done, image, m, v, last, finite):
+            parts, gradient = loss_and_gradient(model, image, targets, loss_weights)
+            finite = tf.reduce_all(tf.math.is_finite(parts["total"])) & tf.reduce_all(tf.math.is_finite(gradient))
+            moved, m_moved, v_moved = adam_update(image, m, v, done + 1, gradient, scalars[3])
+            keep = lambda new, old: tf.where(finite, new, old)  # noqa: E731 — a non-finite step changes nothing
+            return (done + tf.cast(finite, tf.int32), keep(tf.clip_by_value(moved, 0.0, 1.0), image), keep(m_moved, m),
+                    keep(v_moved, v), {name: keep(parts[name], last[name]) for name in LOSS_NAMES}, finite)
+
+        nothing = {name: tf.fill(tf.shape(content)[:1], float("nan")) for name in LOSS_NAMES}
+        zeros = tf.zeros_like(content)
+        done, image, _, _, last, _ = tf.while_loop(
+            lambda done, image, m, v, last, finite: finite & (done < steps), step,
+            (tf.constant(0), content, zeros, zeros, nothing, tf.constant(True)), maximum_iterations=steps)
+        return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
+
+    def _style_grams(self, style: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = self._stylizer.model(style, training=False)
+        return {name: normalized_gram(features[name]) for name in self._stylizer.style_layers}
+
+
+def _requiring(value: tf.Tensor, conditions) -> tf.Tensor:
+    """`value`, once every (condition, message) holds; the first that does not fails the request with
+    INVALID_ARGUMENT and its message."""
+    checks = [tf.debugging.Assert(condition, [message]) for condition, message in conditions]
+    with tf.control_dependencies(checks):
+        return tf.identity(value)
+
+
+def _write_saved_model(stylizer: Stylizer, settings: StylizerExportSettings, target: Path) -> None:
+    graph = StylizerGraph(stylizer, settings)
+    signatures = {name: getattr(graph, name) for name in SIGNATURES}
+    tf.saved_model.save(graph, str(target), signatures={**signatures, "serving_default": graph.stylize})
+    (target / "assets.extra").mkdir(exist_ok=True)
+    (target / SETTINGS_FILE).write_text(json.dumps(asdict(settings), indent=2))
+    if serving_api_installed():
+        write_warmup_requests(target / WARMUP_FILE, settings, graph)
+
+
+def sample_requests(settings: StylizerExportSettings) -> tuple[np.ndarray, np.ndarray]:
+    """A small (content, style) pair at the export's minimum useful size, on the 8-bit grid (so PNG copies
+    decode to the same pixels), for warmup and checks."""
+    size = max(settings.min_size * 4, 32)
+    rng = np.random.default_rng(1)
+    content = np.round(rng.uniform(0, 1, (1, size, size, 3)) * 255).astype(np.float32) / 255
+    style = np.round(rng.uniform(0, 1, (1, size + 8, size - 8, 3)) * 255).astype(np.float32) / 255
+    return content, style
+
+
+def write_warmup_requests(path: Path, settings: StylizerExportSettings, graph: StylizerGraph) -> None:
+    """A TFRecord of PredictionLogs, one small request per signature, which TF Serving replays at load."""
+    predict_pb2, prediction_log_pb2 = serving_apis()
+    content, style = sample_requests(settings)
+    run = {"steps": np.int32(WARMUP_STEPS), "size": np.int32(0)}
+    requests = {
+        "stylize": {"content": content, "style": style, **run},
+        "stylize_bytes": {"content_bytes": _png(content), "style_bytes": _png(style), **run},
+        "style_targets": {"style": style, "size": np.int32(content.shape[1])},
+        "stylize_with_targets": {"content": content, **run,
+                                 **{name: gram.numpy() for name, gram in graph.style_targets(
+                                     style, np.int32(content.shape[1])).items()}},
+    }
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for signature, inputs in requests.items():
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = settings.name
+            request.model_spec.signature_name = signature
+            for key, value in inputs.items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+
+
+def _png(images: np.ndarray) -> bytes:
+    return tf.io.encode_png(tf.cast(tf.round(images[0] * 255.0), tf.uint8)).numpy()
+
+
+# Pixels of an exported stylizer's image may differ from the library's by this much (values in [0, 1]):
+# the same ops in the same order, so in practice they are equal; the margin covers other kernels' rounding.
+IMAGE_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class StylizerCheck:
+    """One request checked one way: its largest difference from the library's answer, or whether a bad
+    request was `refused` with INVALID_ARGUMENT and a message naming what is wrong."""
+
+    signature: str
+    loader: str
+    what: str
+    difference: float = 0.0
+    tolerance: float = 0.0
+    refused: bool | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.refused if self.refused is not None else self.difference <= self.tolerance
+
+    def __str__(self) -> str:
+        verdict = "ok" if self.passed else "FAILED"
+        if self.refused is not None:
+            return f"{self.signature:<21} {self.loader:<26} {self.what}: {'refused' if self.refused else 'NOT refused with a message naming it'} {verdict}"
+        return (f"{self.signature:<21} {self.loader:<26} {self.what}: max |diff| {self.difference:.2e} "
+                f"(≤ {self.tolerance:g}) {verdict}")
+
+
+def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list[StylizerCheck]:
+    """Prove a stylizer export gives the library's result, through the loaders TF Serving uses.
+
+    1. TensorFlow's C API (TF_LoadSessionFromSavedModel + TF_SessionRun, in a process without TensorFlow's
+       Python package): `stylize`, `style_targets`, `stylize_with_targets` and `stylize_bytes` (string
+       tensors in and out) on a small pair, each against `Stylizer.transfer` with the same settings
+       (`StylizerExportSettings.transfer_settings`) — images within `IMAGE_TOLERANCE`, the PNG within one
+       level, Gram matrices within 1e-5 of their largest entry; and bad requests, each of which must fail
+       with INVALID_ARGUMENT and a message naming the input or limit.
+    2. Every warmup request replayed in a TF1 session, as `saved_model_cli run` does (when the export has
+       a warmup file and tensorflow-serving-api is installed to read it), against the library likewise.
+    """
+    export_dir = Path(export_dir)
+    settings = read_stylizer_settings(export_dir)
+    stylizer = rebuild_stylizer(settings)
+    content, style = sample_requests(settings)
+    side = np.int32(content.shape[1])
+    library = stylizer.transfer(content[0], style[0], settings=settings.transfer_settings(steps=steps, size=None))
+    grams = _library_grams(stylizer, style, content)
+    run = {"steps": np.int32(steps), "size": np.int32(0)}
+    good = [
+        ("stylize", {"content": content, "style": style, **run}),
+        ("style_targets", {"style": style, "size": side}),
+        ("stylize_with_targets", {"content": content, **grams, **run}),
+        ("stylize_bytes", {"content_bytes": _png(content), "style_bytes": _png(style), **run}),
+    ]
+    small = np.zeros((1, settings.min_size - 1, settings.min_size + 4, 3), np.float32)
+    thin = np.zeros((1, 2, 64 * settings.min_size, 3), np.float32)  # still thinner than the minimum once resized
+    too_large = np.int32(math.isqrt(settings.max_pixels) + 1)
+    bad = [  # (what, signature, inputs, a word the error message must contain)
+        ("content below the minimum size", "stylize", {"content": small, "style": style, **run}, "content"),
+        ("style thinner than the minimum once resized", "stylize", {"content": content, "style": thin, **run}, "style"),
+        ("above max_pixels once resized", "stylize", {"content": content, "style": style, "steps": run["steps"],
+                                                      "size": too_large}, "max_pixels"),
+        ("steps above max_steps", "stylize", {"content": content, "style": style,
+                                              "steps": np.int32(settings.max_steps + 1)}, "max_steps"),
+        ("negative steps", "stylize", {"content": content, "style": style, "steps": np.int32(-1)}, "steps"),
+        ("a NaN style_weight", "stylize", {"content": content, "style": style, **run,
+                                           "style_weight": np.float32("nan")}, "style_weight"),
+        ("a negative tv_weight", "stylize", {"content": content, "style": style, **run, "tv_weight": np.float32(-1)},
+         "tv_weight"),
+        ("learning_rate 0", "stylize", {"content": content, "style": style, **run, "learning_rate": np.float32(0)},
+         "learning_rate"),
+        ("two content images", "stylize", {"content": np.concatenate([content, content]), "style": style, **run},
+         "one image"),
+        ("undecodable bytes", "stylize_bytes", {"content_bytes": b"not an image", "style_bytes": _png(style), **run},
+         "image file format"),
+        ("non-finite Gram matrices", "stylize_with_targets", {"content": content, **run, **{
+            name: np.full_like(gram, np.inf) for name, gram in grams.items()}}, "finite"),
+    ]
+    replies = run_with_c_api(export_dir, [*good, *((name, inputs) for _, name, inputs, _ in bad)])
+    loader = "C API (TF Serving loader)"
+    for (signature, _), reply in zip(good, replies):
+        if reply.code != 0:
+            raise StyleKerasError(f"{signature} via the C API failed: {reply.message}")
+    results = _compare(dict(zip([signature for signature, _ in good], (reply.outputs for reply in replies))),
+                       library.image, grams, loader)
+    results += [StylizerCheck(signature, loader, what, refused=reply.code == 3 and word in reply.message)  # INVALID_ARGUMENT
+                for (what, signature, _, word), reply in zip(bad, replies[len(good):])]
+    if (export_dir / WARMUP_FILE).exists() and serving_api_installed():
+        results += _check_warmup_replay(export_dir, stylizer, settings)
+    return results
+
+
+def _compare(outputs: dict[str, dict], image: np.ndarray, grams: dict[str, np.ndarray], loader: str) -> list[StylizerCheck]:
+    """Each signature's answer against the library's image and Gram matrices."""
+    results = []
+    for signature, answer in outputs.items():
+        if signature == "style_targets":
+            difference = max(float(np.max(np.abs(answer[name] - gram)) / np.max(np.abs(gram))) for name, gram in grams.items())
+            results.append(StylizerCheck(signature, loader, "Gram matrices, relative", difference, 1e-5))
+        elif signature == "stylize_bytes":
+            pixels = decode_image(answer["image_png"]).numpy()
+            difference = float(np.max(np.abs(np.round(pixels * 255) - np.round(np.clip(image, 0, 1) * 255))))
+            results.append(StylizerCheck(signature, loader, "PNG, in 8-bit levels", difference, 1.0))
+        else:
+            results.append(StylizerCheck(signature, loader, "image", float(np.max(np.abs(answer["image"][0] - image))),
+                                         IMAGE_TOLERANCE))
+    return results
+
+
+def _check_warmup_replay(export_dir: Path, stylizer: Stylizer, settings: StylizerExportSettings) -> list[StylizerCheck]:
+    outputs = {name: answer for name, _, answer in replay_warmup(export_dir)}
+    content, style = sample_requests(settings)
+    library = stylizer.transfer(content[0], style[0], settings=settings.transfer_settings(steps=WARMUP_STEPS, size=None))
+    return _compare(outputs, library.image, _library_grams(stylizer, style, content), "warmup replay (TF1 session)")
+
+
+def _library_grams(stylizer: Stylizer, style: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
+    """The style's Gram matrices as the library takes them: the style resized to the content's longer side."""
+    resized = resize_longer_side(style[0], max(content.shape[1:3]))
+    return {name: gram.numpy() for name, gram in stylizer.style_grams(resized).items()}

@@ -1,0 +1,113 @@
+import json
+
+import numpy as np
+import pytest
+from tensorflow.core.protobuf import saved_model_pb2
+
+from stylekeras import export, serving
+from stylekeras.errors import StyleKerasError
+from stylekeras.image_io import load_image
+from cli_run import run_cli
+
+# A shallow random-weight network: the mechanics in seconds (never evidence of stylization).
+SMALL = {"backbone": "vgg16", "weights": "random", "style_layers": ("block1_conv1", "block2_conv1"),
+         "content_layers": ("block2_conv2",)}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    return serving.export_stylizer(tmp_path_factory.mktemp("saved_models"), size=0, steps=6, **SMALL)
+
+
+def _signature_defs(target):
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((target / "saved_model.pb").read_bytes())
+    return saved_model.meta_graphs[0].signature_def
+
+
+def test_signatures_and_their_defaults(exported):
+    signatures = _signature_defs(exported)
+    assert set(serving.SIGNATURES) | {"serving_default"} <= set(signatures)
+    for name in ("stylize", "stylize_bytes", "stylize_with_targets"):
+        # TF Serving fills inputs a request leaves out from the signature's defaults.
+        assert set(signatures[name].defaults) == set(serving.SCALARS)
+        assert {"image" if name != "stylize_bytes" else "image_png", "total_loss", "steps_done"} <= set(signatures[name].outputs)
+    assert set(signatures["stylize_with_targets"].inputs) >= {"content", "block1_conv1", "block2_conv1"}
+    assert signatures["stylize"].defaults["steps"].int_val == [6]
+
+
+def test_check_passes_through_the_c_api_and_the_warmup_replay(exported):
+    results = serving.check_stylizer_export(exported)
+    assert all(result.passed for result in results), "\n".join(map(str, results))
+    loaders = {(result.signature, result.loader) for result in results if result.refused is None}
+    assert len(loaders) == 8  # four signatures, each through the C API and the warmup replay
+    assert sum(result.refused is not None for result in results) >= 10
+
+
+def test_stylize_bytes_gives_what_the_cli_writes(exported, tmp_path, content_path, style_path):
+    # The command a user would run for what a default request does, on this export's network.
+    result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "cli.png", "--size", "32", "--steps", "4",
+                     "--optimizer", "adam", "--scales", "1", "--precision", "float32", "--backbone", "vgg16",
+                     "--weights", "random", "--style-layers", "block1_conv1,block2_conv1", "--content-layers",
+                     "block2_conv2", "--quiet")
+    assert result.exit_code == 0, result.output
+    (reply,) = export.run_with_c_api(exported, [("stylize_bytes", {
+        "content_bytes": content_path.read_bytes(), "style_bytes": style_path.read_bytes(), "steps": np.int32(4),
+        "size": np.int32(32)})])
+    served = export.decode_image(reply.outputs["image_png"]).numpy()
+    written = load_image(tmp_path / "cli.png")
+    assert served.shape == written.shape == (32, 32, 3)
+    assert np.max(np.abs(written - load_image(content_path, 32))) > 0.05  # four steps moved it from the photo
+    assert np.max(np.abs(served - written)) * 255 <= 1.0 + 1e-3  # one 8-bit level: the resize in the graph rounds differently
+
+
+def test_a_result_unlike_the_library_fails_the_check():
+    image = np.zeros((4, 4, 3), np.float32)
+    grams = {"block1_conv1": np.ones((1, 2, 2), np.float32)}
+    (close, far) = (serving._compare({"stylize": {"image": (image + shift)[None]}}, image, grams, "test")[0]
+                    for shift in (5e-5, 1e-2))
+    assert close.passed and not far.passed
+    (targets,) = serving._compare({"style_targets": {"block1_conv1": grams["block1_conv1"] * 1.001}}, image, grams, "test")
+    assert not targets.passed
+
+
+def test_an_overflowing_loss_stops_with_the_last_finite_image(exported):
+    settings = serving.read_stylizer_settings(exported)
+    content, style = serving.sample_requests(settings)
+    (reply,) = export.run_with_c_api(exported, [("stylize", {"content": content, "style": style,
+                                                             "style_weight": np.float32(3e38)})])
+    assert reply.code == 0
+    assert reply.outputs["steps_done"] < settings.steps
+    assert np.isfinite(reply.outputs["image"]).all()
+
+
+def test_defaults_and_limits_are_stored_with_the_export(exported):
+    values = json.loads((exported / export.SETTINGS_FILE).read_text())
+    assert values["kind"] == "stylizer" and values["max_pixels"] == 1024 * 1024 and values["steps"] == 6
+    assert serving.read_stylizer_settings(exported).transfer_settings().optimizer == "adam"
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"steps": 10, "max_steps": 5}, "above `max_steps=5`"),
+    ({"size": 4}, "at least 8 px"),
+    ({"size": 2000}, "must fit `max_pixels"),
+    ({"max_pixels": 0}, "`max_pixels` must be ≥ 1"),
+])
+def test_bad_export_options_are_refused_before_anything_is_written(tmp_path, options, message):
+    with pytest.raises(StyleKerasError, match=message):
+        serving.export_stylizer(tmp_path, weights="random", **options)
+    assert not any(tmp_path.rglob("saved_model.pb"))
+
+
+def test_cli_exports_and_checks_a_stylizer(tmp_path):
+    result = run_cli("export", "--stylizer", "--weights", "random", "--size", "0", "--steps", "4", "--base-path", tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "exported" in result.output and "stylizer" in result.output
+    check = run_cli("export", "--check", "--base-path", tmp_path)
+    assert check.exit_code == 0, check.output
+    assert "like the library" in check.output and "FAILED" not in check.output
+
+
+def test_cli_refuses_layers_with_stylizer(tmp_path):
+    result = run_cli("export", "--stylizer", "--layers", "block1_conv1", "--base-path", tmp_path)
+    assert result.exit_code == 2 and "--layers is for the feature extractor" in result.output
