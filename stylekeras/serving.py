@@ -198,10 +198,7 @@ class StylizerGraph(tf.Module):
             return {"image_png": tf.io.encode_png(pixels), **outputs}
 
         def style_targets(style, size=defaults_[1]):
-            style = self._checked(style, "style")
-            working = self._working(style, size, "style")
-            features = self._stylizer.model(working, training=False)
-            return {name: normalized_gram(features[name]) for name in self._stylizer.style_layers}
+            return self._style_grams(self._working(self._checked(style, "style"), size, "style"))
 
         def stylize_with_targets(content, targets, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
                                  style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5]):
@@ -289,6 +286,7 @@ class StylizerGraph(tf.Module):
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
     def _style_grams(self, style: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The style's normalized Gram matrices, as `Stylizer.style_grams` takes them."""
         features = self._stylizer.model(style, training=False)
         return {name: normalized_gram(features[name]) for name in self._stylizer.style_layers}
 
