@@ -461,6 +461,12 @@ def export(
             return
         if stylizer and layers != ",".join(defaults.DEFAULT_EXPORT_LAYERS):
             raise StyleKerasError("--layers is for the feature extractor; the stylizer uses the library's style and content layers")
+        stylizer_options = {"--steps": (steps, defaults.DEFAULT_SERVING_STEPS), "--size": (size, defaults.DEFAULT_SIZE),
+                            "--max-pixels": (max_pixels, defaults.DEFAULT_SERVING_MAX_PIXELS),
+                            "--max-steps": (max_steps, defaults.DEFAULT_SERVING_MAX_STEPS)}
+        given = [flag for flag, (value, default) in stylizer_options.items() if value != default]
+        if given and not stylizer:
+            raise StyleKerasError(f"{', '.join(given)}: for the stylizer export; add --stylizer")
         with _quiet_native_stderr():
             if stylizer:
                 target = serving.export_stylizer(

@@ -111,3 +111,9 @@ def test_cli_exports_and_checks_a_stylizer(tmp_path):
 def test_cli_refuses_layers_with_stylizer(tmp_path):
     result = run_cli("export", "--stylizer", "--layers", "block1_conv1", "--base-path", tmp_path)
     assert result.exit_code == 2 and "--layers is for the feature extractor" in result.output
+
+
+def test_cli_refuses_stylizer_options_without_stylizer(tmp_path):
+    result = run_cli("export", "--steps", "50", "--base-path", tmp_path)
+    assert result.exit_code == 2 and "--steps: for the stylizer export; add --stylizer" in result.output
+    assert not any(tmp_path.iterdir())
