@@ -292,7 +292,7 @@ class StylizerGraph(tf.Module):
 
 
 def _requiring(value: tf.Tensor, conditions) -> tf.Tensor:
-    """`value`, once every (condition, message) holds; the first that does not fails the request with
+    """`value`, once every (condition, message) holds; one that does not fails the request with
     INVALID_ARGUMENT and its message."""
     checks = [tf.debugging.Assert(condition, [message]) for condition, message in conditions]
     with tf.control_dependencies(checks):
