@@ -59,6 +59,12 @@ def loss_parts(model: keras.Model, images: tf.Tensor, targets: Targets) -> dict[
     }
 
 
+def layer_grams(model: keras.Model, images: tf.Tensor, layers: Sequence[str]) -> dict[str, tf.Tensor]:
+    """The normalized Gram matrices (G / M, eq. 3) of `images` at each style layer: a style target."""
+    features = model(images, training=False)
+    return {name: losses.normalized_gram(features[name]) for name in layers}
+
+
 def size_scaled_loss_weights(weights: tuple, pixels: float | tf.Tensor) -> tuple:
     """(α, β, γ) as given for 512×512 px, for an image of `pixels` positions: α and γ scaled by 512² / pixels.
     The content and variation losses are sums over positions (eq. 1) while the style loss is normalized by

@@ -51,8 +51,9 @@ from stylekeras.export import (
     write_version,
 )
 from stylekeras.image_io import longer_side_shape_tensor, resize_longer_side, resized_longer_side
-from stylekeras.losses import normalized_gram
-from stylekeras.objective import StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, size_scaled_loss_weights
+from stylekeras.objective import (
+    StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, size_scaled_loss_weights, layer_grams,
+)
 from stylekeras.optimizers import adam_update
 from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings
 
@@ -194,8 +195,7 @@ class StylizerGraph(tf.Module):
                           style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5]):
             outputs = stylize(decode_image(content_bytes)[None], decode_image(style_bytes)[None], steps, size,
                               content_weight, style_weight, tv_weight, learning_rate)
-            pixels = tf.cast(tf.round(outputs.pop("image")[0] * 255.0), tf.uint8)  # as `image_io.to_uint8`
-            return {"image_png": tf.io.encode_png(pixels), **outputs}
+            return {"image_png": _encode_png(outputs.pop("image")[0]), **outputs}
 
         def style_targets(style, size=defaults_[1]):
             return self._style_grams(self._working(self._checked(style, "style"), size, "style"))
@@ -286,9 +286,7 @@ class StylizerGraph(tf.Module):
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
     def _style_grams(self, style: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The style's normalized Gram matrices, as `Stylizer.style_grams` takes them."""
-        features = self._stylizer.model(style, training=False)
-        return {name: normalized_gram(features[name]) for name in self._stylizer.style_layers}
+        return layer_grams(self._stylizer.model, style, self._stylizer.style_layers)
 
 
 def _requiring(value: tf.Tensor, conditions) -> tf.Tensor:
@@ -343,8 +341,13 @@ def write_warmup_requests(path: Path, settings: StylizerExportSettings, graph: S
             writer.write(log.SerializeToString())
 
 
+def _encode_png(image: tf.Tensor) -> tf.Tensor:
+    """An H×W×3 image in [0, 1] as a PNG string, rounded as `image_io.to_uint8`."""
+    return tf.io.encode_png(tf.cast(tf.round(image * 255.0), tf.uint8))
+
+
 def _png(images: np.ndarray) -> bytes:
-    return tf.io.encode_png(tf.cast(tf.round(images[0] * 255.0), tf.uint8)).numpy()
+    return _encode_png(images[0]).numpy()
 
 
 # Pixels of an exported stylizer's image may differ from the library's by this much (values in [0, 1]):

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from stylekeras import color, losses
+from stylekeras import color
 from stylekeras.checkpoint import Checkpoint, RunCheckpoints
 from stylekeras.defaults import (
     COLOR_MODES,
@@ -53,7 +53,7 @@ from stylekeras.features import (
 from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resize_longer_side
 from stylekeras.objective import (
     Objective, StyleTarget, Targets, balanced_layer_weights, loss_parts, size_scaled_loss_weights,
-    stack_targets,
+    stack_targets, layer_grams,
 )
 from stylekeras.optimizers import LBFGS, TILED_TOLERATED_RISE, Adam
 from stylekeras.tiling import Tiling, tiled_feature_maps, tiled_normalized_grams
@@ -416,8 +416,7 @@ class Stylizer:
             if tiling is not None and tiling.needed(*style.shape[:2]):
                 grams = tiled_normalized_grams(self.model, style, self.style_layers, tiling)
             else:
-                features = self.model(style[None], training=False)
-                grams = {name: losses.normalized_gram(features[name]) for name in self.style_layers}
+                grams = layer_grams(self.model, style[None], self.style_layers)
             self._style_cache[key] = grams
         return self._style_cache[key]
 
