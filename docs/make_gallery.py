@@ -36,7 +36,9 @@ def half_masks() -> list[np.ndarray]:
 
 # (file stem, caption, Stylizer options, transfer options, styles)
 CONTROLS = [
-    ("baseline", "defaults (L-BFGS, 60 steps)", {}, {}, [STARRY]),
+    ("baseline", "defaults (L-BFGS, 60 steps, from the photo in the painting's colours)", {}, {}, [STARRY]),
+    ("content_init", "`init=\"content\"` (`--init content`): from the photo as it is, the default before the "
+     "palette start", {}, {"init": "content"}, [STARRY]),
     ("adam", "`optimizer=\"adam\", steps=300` (`--optimizer adam --steps 300`)", {},
      {"optimizer": "adam", "steps": 300}, [STARRY]),
     ("multiscale", "`scales=2, start_size=128` (`--scales 2 --start-size 128`): 128 px for 60 steps, then 256 px "

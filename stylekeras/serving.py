@@ -4,7 +4,7 @@
 signature is a `tf.while_loop` over the library's own step — `objective.loss_and_gradient` (the losses of
 `stylekeras.losses`) and `optimizers.adam_update`, clipped to [0, 1] as in `stylize.optimize` — with the
 image, Adam's moments and the step count as loop variables, so concurrent requests share nothing but the
-network's weights:
+network's weights. It starts from the content image as it is (the library's `init="content"`):
 
 - `stylize` (also `serving_default`): `content` float32 [1, H, W, 3] and `style` float32 [1, h, w, 3],
   RGB in [0, 1] → `image` float32 [1, H', W', 3];

@@ -24,6 +24,7 @@ from stylekeras.defaults import (
     COLOR_MODES,
     DEFAULT_CONTENT_LAYERS,
     DEFAULT_CONTENT_WEIGHT,
+    DEFAULT_INIT,
     DEFAULT_LBFGS_LEARNING_RATE,
     DEFAULT_LEARNING_RATE,
     DEFAULT_OPTIMIZER,
@@ -72,7 +73,8 @@ class TransferSettings:
     size: the output's longer side (None: the content image's own size). steps: at the first scale; each
     finer scale runs half as many as the one before (it starts from the coarser result, and a step there
     costs four times as much).
-    learning_rate: None picks the optimizer's default (Adam 0.02, L-BFGS 1).
+    learning_rate: None picks the optimizer's default (Adam 0.02, L-BFGS 1). init: where the first scale
+    starts (`initial_image`): "palette", "content", "noise" or "style".
     scales/start_size: coarse-to-fine, `scales` sizes from `start_size` up to `size`, each starting from the
     previous result upsampled and with targets re-extracted. Without `start_size` the sizes halve from
     `size`, leaving out those below 256 px (`MIN_START_SIZE`): one scale under 512 px.
@@ -95,7 +97,7 @@ class TransferSettings:
     learning_rate: float | None = None
     optimizer: str = DEFAULT_OPTIMIZER
     lbfgs_history: int = 10
-    init: str = "content"
+    init: str = DEFAULT_INIT
     seed: int = 0
     scales: int = DEFAULT_SCALES
     start_size: int | None = None
@@ -339,7 +341,7 @@ class Stylizer:
             styles_at_size = [[resize_longer_side(p, round(size * settings.style_scale)) for p in photo_styles]
                               for _, photo_styles in inputs]
             if images is None:
-                images = np.stack([initial_image(settings.init, content, photo_styles[0], settings.seed)
+                images = np.stack([initial_image(settings.init, content, photo_styles, settings.seed, blend)
                                    for content, photo_styles in zip(contents_at_size, styles_at_size)])
             else:  # coarse-to-fine: continue from the previous scale's result, upsampled
                 images = tf.image.resize(images, shapes[scale], method="bicubic").numpy().clip(0, 1)
@@ -646,14 +648,20 @@ def transfer(
     return stylizer.transfer(content, style, **options)
 
 
-def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int) -> np.ndarray:
-    """The starting point: the content image, uniform noise (seeded) or the style image at content size."""
+def initial_image(init: str, content: np.ndarray, styles: Sequence[np.ndarray], seed: int,
+                  blend: Sequence[float] | None = None) -> np.ndarray:
+    """The starting point: ("palette") the content image recoloured to the styles' colour mean and
+    covariance (of their pixels pooled with the `blend` weights) — Gatys et al. 2017's colour matching in
+    the other direction, so the optimization starts in the painting's palette — or the content image as it
+    is, uniform noise (seeded), the first style image at content size."""
     check_choice("`init`", init, INITS)
     if init == "content":
         return content
+    if init == "palette":
+        return color.match_color_statistics(content, styles, blend)
     if init == "noise":
         return np.random.default_rng(seed).uniform(0.0, 1.0, content.shape).astype(np.float32)
-    return tf.image.resize(style, content.shape[:2], method="bilinear", antialias=True).numpy()
+    return tf.image.resize(styles[0], content.shape[:2], method="bilinear", antialias=True).numpy()
 
 
 def check_memory(shape: tuple[int, int], settings: TransferSettings, tiling: Tiling | None, photos: int = 1,

@@ -216,6 +216,29 @@ def test_histogram_matching_gives_the_content_colour_statistics():
     np.testing.assert_allclose(np.cov(matched, rowvar=False), np.cov(content.reshape(-1, 3), rowvar=False), atol=1e-4)
 
 
+def test_matching_several_images_matches_their_pooled_colours():
+    rng = np.random.default_rng(1)
+    source = (0.5 + 0.05 * rng.normal(size=(32, 32, 3))).astype(np.float32)
+    red = (np.array([0.55, 0.4, 0.4]) + 0.03 * rng.normal(size=(32, 32, 3))).astype(np.float32)
+    blue = (np.array([0.4, 0.4, 0.55]) + 0.05 * rng.normal(size=(32, 32, 3))).astype(np.float32)
+    pooled = np.concatenate([red, red, red, blue]).reshape(-1, 3)  # red weighs 3 to blue's 1
+    matched = color.match_color_statistics(source, [red, blue], [3.0, 1.0]).reshape(-1, 3)
+    assert 0.0 < matched.min() and matched.max() < 1.0  # nothing clipped
+    np.testing.assert_allclose(matched.mean(0), pooled.mean(0), atol=1e-4)
+    np.testing.assert_allclose(np.cov(matched, rowvar=False), np.cov(pooled, rowvar=False), atol=2e-4)
+
+
+def test_histogram_matching_does_not_blow_up_the_colour_noise_of_a_grey_image():
+    rng = np.random.default_rng(0)
+    grey = rng.uniform(0.4, 0.6, (32, 32, 1)) + rng.normal(0.0, 0.002, (32, 32, 3))  # colour from noise alone
+    colourful = (0.5 + 0.1 * rng.normal(size=(32, 32, 3))).astype(np.float32)
+    matched = color.match_color_statistics(grey.astype(np.float32), colourful).reshape(-1, 3)
+    assert 0.0 < matched.min() and matched.max() < 1.0  # no clipping: matched is affine in grey
+    design = np.concatenate([grey.reshape(-1, 3), np.ones((32 * 32, 1))], 1)
+    transform = np.linalg.lstsq(design, matched, rcond=None)[0][:3]
+    assert np.linalg.svd(transform, compute_uv=False).max() == pytest.approx(color.MAX_COLOR_GAIN, rel=1e-3)
+
+
 def test_histogram_mode_keeps_the_content_colours_closer(hed_stylizer, content_path, style_path):
     content_mean = load_image(content_path, 48).reshape(-1, 3).mean(0)
     run = lambda mode: hed_stylizer.transfer(content_path, style_path, size=48, steps=30, preserve_color=mode).image

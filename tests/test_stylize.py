@@ -49,6 +49,21 @@ def test_loss_falls_and_pixels_stay_in_range(random_stylizer, content_path, styl
     assert result.image.min() >= 0.0 and result.image.max() <= 1.0
 
 
+def test_palette_init_is_the_photo_in_the_paintings_colours(content_path, style_path):
+    content, style = load_image(content_path, 32), load_image(style_path, 32)
+    start = stylize.initial_image("palette", content, [style], seed=0)
+    assert start.shape == content.shape
+    # the style's mean colour, up to what clipping to [0, 1] moves, and the photo's shapes
+    np.testing.assert_allclose(start.reshape(-1, 3).mean(0), style.reshape(-1, 3).mean(0), atol=0.03)
+    assert np.corrcoef(start.mean(-1).ravel(), content.mean(-1).ravel())[0, 1] > 0.9
+
+
+def test_a_run_starts_from_its_init(random_stylizer, content_path, style_path):
+    content, style = load_image(content_path, 32), load_image(style_path, 32)
+    result = random_stylizer.transfer(content_path, style_path, size=32, steps=0, init="palette")
+    np.testing.assert_allclose(result.image, stylize.initial_image("palette", content, [style], seed=0), atol=1e-6)
+
+
 def test_same_seed_gives_the_same_image(random_stylizer, content_path, style_path):
     run = lambda seed: random_stylizer.transfer(content_path, style_path, size=24, steps=5, init="noise", seed=seed).image
     first, again, other = run(3), run(3), run(4)
@@ -76,7 +91,8 @@ def test_accepts_arrays_pil_images_and_tensors(random_stylizer, content_path, st
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_image(random_stylizer, content_path, style_path):
-    result = random_stylizer.transfer(content_path, style_path, size=24, steps=5, style_weight=1e38)
+    # From the photo as it is, whose style loss is far enough from the painting's to overflow at once.
+    result = random_stylizer.transfer(content_path, style_path, size=24, steps=5, style_weight=1e38, init="content")
     assert result.steps_done == 0
     assert "style" in result.stop_reason and "`learning_rate`" in result.stop_reason
     np.testing.assert_array_equal(result.image, load_image(content_path, 24))
