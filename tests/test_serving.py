@@ -48,8 +48,8 @@ def test_stylize_bytes_gives_what_the_cli_writes(exported, tmp_path, content_pat
     # The command a user would run for what a default request does, on this export's network.
     result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "cli.png", "--size", "32", "--steps", "4",
                      "--optimizer", "adam", "--scales", "1", "--init", "content", "--precision", "float32",
-                     "--backbone", "vgg16", "--weights", "random", "--style-layers", "block1_conv1,block2_conv1", "--content-layers",
-                     "block2_conv2", "--quiet")
+                     "--backbone", "vgg16", "--weights", "random", "--style-layers", "block1_conv1,block2_conv1",
+                     "--content-layers", "block2_conv2", "--quiet")
     assert result.exit_code == 0, result.output
     (reply,) = export.run_with_c_api(exported, [("stylize_bytes", {
         "content_bytes": content_path.read_bytes(), "style_bytes": style_path.read_bytes(), "steps": np.int32(4),
