@@ -16,7 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -24,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import stylekeras  # noqa: E402
-from stylekeras import losses, objective, stylize  # noqa: E402
+from stylekeras import objective, optimizers, stylize  # noqa: E402
 
 LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*objective.REFERENCE_SHAPE)
 STEPS_PER_CALL = 10
@@ -34,17 +33,16 @@ def adam_step_function(stylizer, content: np.ndarray, style: np.ndarray, jit_com
     """A tf.function running `steps` Adam steps of our loss on the content image."""
     targets = stylizer.targets(content, [style])
     image = tf.Variable(content[None])
-    optimizer = keras.optimizers.Adam(stylize.DEFAULT_LEARNING_RATE)
+    optimizer = optimizers.Adam(stylize.DEFAULT_LEARNING_RATE)
     optimizer.build([image])
 
     @tf.function(jit_compile=jit_compile)
     def steps(count):
         total = tf.zeros([1])  # one loss per image of the batch
         for _ in tf.range(count):
-            with tf.GradientTape() as tape:
-                parts = stylizer.loss_parts(image, targets)
-                total = losses.total_loss(parts["content"], parts["style"], parts["tv"], *LOSS_WEIGHTS)
-            optimizer.apply_gradients([(tape.gradient(total, image), image)])
+            parts, gradient = objective.loss_and_gradient(stylizer.model, image, targets, LOSS_WEIGHTS)
+            total = parts["total"]
+            optimizer.apply_gradients([(gradient, image)])
             image.assign(tf.clip_by_value(image, 0.0, 1.0))
         return total
 

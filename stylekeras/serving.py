@@ -439,7 +439,7 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
     results += [StylizerCheck(signature, loader, what, refused=reply.code == 3 and word in reply.message)  # INVALID_ARGUMENT
                 for (what, signature, _, word), reply in zip(bad, replies[len(good):])]
     if (export_dir / WARMUP_FILE).exists() and serving_api_installed():
-        results += _check_warmup_replay(export_dir, stylizer, settings)
+        results += _check_warmup_replay(export_dir, stylizer, settings, content, style, grams)
     return results
 
 
@@ -460,11 +460,12 @@ def _compare(outputs: dict[str, dict], image: np.ndarray, grams: dict[str, np.nd
     return results
 
 
-def _check_warmup_replay(export_dir: Path, stylizer: Stylizer, settings: StylizerExportSettings) -> list[StylizerCheck]:
+def _check_warmup_replay(export_dir: Path, stylizer: Stylizer, settings: StylizerExportSettings, content: np.ndarray,
+                         style: np.ndarray, grams: dict[str, np.ndarray]) -> list[StylizerCheck]:
+    """The warmup requests (made from `sample_requests`' content and style) against the library."""
     outputs = {name: answer for name, _, answer in replay_warmup(export_dir)}
-    content, style = sample_requests(settings)
     library = stylizer.transfer(content[0], style[0], settings=settings.transfer_settings(steps=WARMUP_STEPS, size=None))
-    return _compare(outputs, library.image, _library_grams(stylizer, style, content), "warmup replay (TF1 session)")
+    return _compare(outputs, library.image, grams, "warmup replay (TF1 session)")
 
 
 def _library_grams(stylizer: Stylizer, style: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
