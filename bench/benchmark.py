@@ -1,7 +1,7 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
     python bench/benchmark.py            # about 20 minutes on 2 cores; writes BENCHMARKS.md
-                                         # (keeping its sections: the PyTorch peer's, "Design choices")
+                                         # (keeping the sections other scripts write, and "Design choices")
 
 Same images (examples/), backbone and weights (the default, `--weights auto`: ImageNet VGG19) for both, so
 machine noise cancels in the ratios. (bench/peer_benchmark.py adds PyTorch, in a section of its own.) Prints and records:
@@ -179,6 +179,20 @@ def cpu_model() -> str:
     except OSError:
         return ""
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+
+
+def write_section(title: str, lines: list[str]) -> Path:
+    """Replace BENCHMARKS.md's "## TITLE" section by `lines` (whose first line is that title), or add it
+    before "## Design choices"."""
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    section = "\n".join(lines) + "\n\n"
+    if re.search(rf"^## {re.escape(title)}\n", text, re.M):
+        text = re.sub(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", lambda _: section, text, flags=re.S | re.M)
+    else:
+        text = text.replace("\n## Design choices", "\n" + section + "## Design choices", 1)
+    path.write_text(text)
+    return path
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from stylekeras import export, features, serving  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
-from benchmark import cpu_model  # noqa: E402
+from benchmark import cpu_model, write_section  # noqa: E402
 
 
 def main() -> None:
@@ -82,15 +81,7 @@ def main() -> None:
         f"The served image differs from the library's by at most {difference:.1e} (pixel values in [0, 1]).",
     ]
     print("\n".join(lines))
-    path = ROOT / "BENCHMARKS.md"
-    text = path.read_text()
-    section = "\n".join(lines) + "\n\n"
-    if re.search(r"^## Served stylizer\n", text, re.M):
-        text = re.sub(r"^## Served stylizer\n.*?(?=^## |\Z)", lambda _: section, text, flags=re.S | re.M)
-    else:
-        text = text.replace("\n## Design choices", "\n" + section + "## Design choices", 1)
-    path.write_text(text)
-    print(f"wrote {path}")
+    print(f"wrote {write_section('Served stylizer', lines)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import glob
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from stylekeras.atomic import writable_directory
 from stylekeras.errors import StyleKerasError
@@ -29,9 +29,12 @@ def content_files(content: Path) -> list[Path]:
     return files
 
 
-def output_for(content: Path, folder: Path, style: Path) -> Path:
-    """Where one photo of a batch goes: FOLDER/<photo>_<style>.png."""
-    return folder / f"{content.stem}_{style.stem}.png"
+def output_for(content: Path | str, folder: Path | str, style: Path) -> Path | str:
+    """Where one photo of a batch goes: FOLDER/<photo>_<style>.png (a URL in a folder URL)."""
+    from stylekeras import storage
+
+    name = f"{PurePosixPath(str(content)).stem}_{style.stem}.png"
+    return storage.join(str(folder), name) if storage.is_url(folder) else Path(folder) / name
 
 
 def check_output_folder(folder: Path) -> None:
@@ -44,12 +47,59 @@ def check_output_folder(folder: Path) -> None:
 @dataclass
 class BatchSummary:
     """What a batch did: outputs written, outputs skipped because they existed, photos that failed (with
-    the one-line reason), and why it stopped early, if it did."""
+    the one-line reason), photos run again after their worker died (on a cluster: the photo, its tries and
+    the step its last try resumed from), and why it stopped early, if it did."""
 
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
+    retried: list[dict[str, str | int]] = field(default_factory=list)
     stop_reason: str | None = None
+
+    def fail(self, content: Path | str, error: str) -> None:
+        self.failed.append({"content": str(content), "error": error})
+
+
+def plan_batch(
+    contents: list[Path] | list[str],
+    folder: Path | str,
+    style: Path,
+    skip_existing: bool = False,
+    on_passed: Callable[[Path, str | None], None] | None = None,
+    batch_size: int = 1,
+    batch_key: Callable[[Path], Hashable] | None = None,
+) -> tuple[BatchSummary, list[list[Path]]]:
+    """The groups of photos to stylize together, and the summary so far (skips and early failures).
+
+    With `batch_size` > 1 only photos with equal `batch_key(content)` (their size at every scale) share
+    a group; a photo whose key raises `StyleKerasError` (unreadable, too large) fails before any compute.
+    `on_passed(content, error)` hears of each photo skipped or failed here (error None for a skip).
+    """
+    from stylekeras import storage
+
+    summary = BatchSummary()
+    pending = []
+    for content in contents:
+        output = output_for(content, folder, style)
+        if skip_existing and (storage.exists(output) if storage.is_url(output) else output.exists()):
+            summary.skipped.append(str(output))
+            if on_passed:
+                on_passed(content, None)
+        else:
+            pending.append(content)
+    keyed: dict[Hashable, list[Path]] = {}
+    for index, content in enumerate(pending):
+        try:
+            key = batch_key(content) if batch_size > 1 and batch_key else index
+        except StyleKerasError as error:
+            summary.fail(content, str(error))
+            if on_passed:
+                on_passed(content, str(error))
+            continue
+        keyed.setdefault(key, []).append(content)
+    groups = [members[start:start + batch_size] for members in keyed.values()
+              for start in range(0, len(members), batch_size)]
+    return summary, groups
 
 
 def run_batch(
@@ -63,50 +113,24 @@ def run_batch(
     batch_key: Callable[[Path], Hashable] | None = None,
 ) -> BatchSummary:
     """Stylize the photos with `stylize_group(contents, outputs) -> [(written path, stop reason)]`, one
-    list entry per photo, `batch_size` photos at a time.
+    list entry per photo, in the groups of `plan_batch` (which takes the other arguments), one after another.
 
-    With `batch_size` > 1 only photos with equal `batch_key(content)` (their size at every scale) share
-    a group; a photo whose key raises `StyleKerasError` (unreadable, too large) fails before any compute.
     A group that fails with a `StyleKerasError` is recorded for each of its photos and the batch goes on;
-    a photo that stops early (interrupted, non-finite loss) ends the batch. `on_passed(content, error)`
-    hears of each photo skipped or failed before it ran (error None for a skip).
+    a photo that stops early (interrupted, non-finite loss) ends the batch.
     """
-    summary = BatchSummary()
-
-    def failed(content: Path, error: StyleKerasError) -> None:
-        summary.failed.append({"content": str(content), "error": str(error)})
-        if on_passed:
-            on_passed(content, str(error))
-
-    pending = []
-    for content in contents:
-        output = output_for(content, folder, style)
-        if skip_existing and output.exists():
-            summary.skipped.append(str(output))
-            if on_passed:
-                on_passed(content, None)
-        else:
-            pending.append(content)
-    groups: dict[Hashable, list[Path]] = {}
-    for index, content in enumerate(pending):
+    summary, groups = plan_batch(contents, folder, style, skip_existing, on_passed, batch_size, batch_key)
+    for group in groups:
         try:
-            key = batch_key(content) if batch_size > 1 and batch_key else index
+            results = stylize_group(group, [output_for(content, folder, style) for content in group])
         except StyleKerasError as error:
-            failed(content, error)
+            for content in group:
+                summary.fail(content, str(error))
+                if on_passed:
+                    on_passed(content, str(error))
             continue
-        groups.setdefault(key, []).append(content)
-    for members in groups.values():
-        for start in range(0, len(members), batch_size):
-            group = members[start:start + batch_size]
-            try:
-                results = stylize_group(group, [output_for(content, folder, style) for content in group])
-            except StyleKerasError as error:
-                for content in group:
-                    failed(content, error)
-                continue
-            summary.written.extend(str(written) for written, _ in results)
-            stop_reasons = [stop_reason for _, stop_reason in results if stop_reason]
-            if stop_reasons:
-                summary.stop_reason = stop_reasons[0]
-                return summary
+        summary.written.extend(str(written) for written, _ in results)
+        stop_reasons = [stop_reason for _, stop_reason in results if stop_reason]
+        if stop_reasons:
+            summary.stop_reason = stop_reasons[0]
+            return summary
     return summary

@@ -28,18 +28,9 @@ class ProgressBar:
     """
 
     def __init__(self, steps: int | None = None, description: str = "stylizing", images: int | None = None) -> None:
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[losses]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta", style="progress.remaining"),
-            TimeRemainingColumn(),
-            console=_console(),
-        )
-        self.images = self.progress.add_task("photos", total=images, losses="") if images else None
-        self.task = self.progress.add_task(description, total=steps, losses="")
+        self.progress = _progress()
+        self.images = self.progress.add_task("photos", total=images, text="") if images else None
+        self.task = self.progress.add_task(description, total=steps, text="")
         self.started_images = 0
         self.steps_done = 0
 
@@ -55,7 +46,7 @@ class ProgressBar:
         photo bar counts the finished ones)."""
         if self.images is not None:
             self.progress.update(self.images, completed=self.started_images)
-            self.progress.reset(self.task, description=name, losses="")
+            self.progress.reset(self.task, description=name, text="")
             self.started_images += count
         self.steps_done = 0
 
@@ -71,7 +62,7 @@ class ProgressBar:
             self.progress.start()
         losses = report.losses
         text = f"loss {losses['total']:.3g} | content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
-        self.progress.update(self.task, total=report.steps, completed=report.step, losses=text)
+        self.progress.update(self.task, total=report.steps, completed=report.step, text=text)
         self.steps_done = report.step
         if self.images is not None and report.step == report.steps:
             self.progress.update(self.images, completed=self.started_images)
@@ -81,6 +72,45 @@ class ProgressBar:
         if not self.progress.live.is_started:
             self.progress.start()
         self.progress.update(self.task, completed=self.steps_done + fraction)
+
+
+class PhotosBar:
+    """A bar of the photos a cluster has finished (written, skipped or failed), with the failures, the
+    photos run again and the time left; use as a context manager."""
+
+    def __init__(self, photos: int) -> None:
+        self.progress = _progress()
+        self.task = self.progress.add_task("photos", total=photos, text="")
+        self.failed = self.retried = 0
+
+    def __enter__(self) -> PhotosBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.progress.stop()
+
+    def advance(self, photos: int = 1, failed: int = 0, retried: int = 0) -> None:
+        """`photos` more finished (`failed` of them failed); `retried` more started again."""
+        self.failed += failed
+        self.retried += retried
+        counts = ", ".join(f"{count} {label}" for count, label in ((self.failed, "failed"), (self.retried, "retried"))
+                           if count)
+        self.progress.update(self.task, advance=photos, text=counts)
+
+
+def _progress() -> Progress:
+    """Rich bars: the task's description, the bar, done of total, the task's `text` field, time taken and left."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[text]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta", style="progress.remaining"),
+        TimeRemainingColumn(),
+        console=_console(),
+    )
 
 
 def _console() -> Console:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
-import os
 import signal
+import sys
 import tomllib
-from dataclasses import fields
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -17,26 +17,13 @@ import typer
 from stylekeras import __version__, defaults
 from stylekeras.errors import StyleKerasError
 from stylekeras.flags import command_flags, spell_flags
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr():
-    """Hide the lines TensorFlow's C++ runtime prints to fd 2 while it loads (CUDA probes, CPU flags)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+from stylekeras.native import quiet_native_stderr
 
 
 def _library() -> None:
     """Load TensorFlow, hiding its start-up lines; commands call this only once they have work to do, so
     `--help` and `--version` answer without it."""
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         import tensorflow as tf
 
         tf.config.list_physical_devices()  # probes CUDA now, while its complaints are hidden
@@ -71,7 +58,22 @@ class _Group(_PanelHelp, typer.core.TyperGroup):
 
 
 class _Command(_PanelHelp, typer.core.TyperCommand):
-    pass
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _with_ray_address(args))
+
+
+def _with_ray_address(args: list[str]) -> list[str]:
+    """`--ray` alone means `--ray local` (typer has no options with an optional value): the next argument
+    is its address only if it looks like one (local, auto, HOST:PORT, ray://HOST:PORT)."""
+    args = list(args)
+    for index, arg in enumerate(args):
+        if arg == "--":
+            break
+        following = args[index + 1] if index + 1 < len(args) else None
+        if arg == "--ray" and not (following in ("local", "auto") or (following and ":" in following
+                                                                       and not following.startswith("-"))):
+            args.insert(index + 1, "local")
+    return args
 
 
 app = typer.Typer(
@@ -169,7 +171,8 @@ def main(
 
 # Options that describe how to run, not what image to make: not carried by --from or --print-config.
 _NOT_SETTINGS = {"output", "quiet", "resume", "config", "from_image", "print_config", "report", "json_summary",
-                 "skip_existing", "batch_size", "logdir", "progress_gif", "contact_sheet"}
+                 "skip_existing", "batch_size", "logdir", "progress_gif", "contact_sheet", "ray", "workers_per_node",
+                 "gpus_per_worker"}
 
 
 def _plain(value):
@@ -230,14 +233,16 @@ def _toml(values: dict) -> str:
 @app.command(cls=_Command)
 def transfer(
     ctx: typer.Context,
-    content: Annotated[Optional[Path], typer.Argument(
+    content: Annotated[Optional[str], typer.Argument(
         metavar="CONTENT", help="The photo to stylize, a folder of photos or a quoted pattern such as "
-                                "'photos/*.jpg' (then OUTPUT is a folder).")] = None,
+                                "'photos/*.jpg' (then OUTPUT is a folder); with --ray also a folder URL "
+                                "(s3://bucket/photos).")] = None,
     styles: Annotated[Optional[list[Path]], typer.Argument(
         metavar="STYLE...", help="One or more paintings whose style to transfer.")] = None,
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", rich_help_panel="Output", help="Where to write the result (.png, .jpg, .webp), or the "
-                                     "folder for a batch. Default: CONTENT_STYLE.png (a batch: CONTENT_stylized/).")
+        Optional[str], typer.Option("--output", "-o", rich_help_panel="Output", help="Where to write the result (.png, .jpg, .webp), or the "
+                                    "folder for a batch (with --ray also a folder URL). Default: CONTENT_STYLE.png (a "
+                                    "batch: CONTENT_stylized/).")
     ] = None,
     size: Annotated[int, typer.Option(min=1, rich_help_panel="Output", help="Longer side of the output in pixels.")] = defaults.DEFAULT_SIZE,
     steps: Annotated[int, typer.Option(min=0, rich_help_panel="Optimization", help="Optimization steps at the first scale (each finer scale runs half as many); Adam needs "
@@ -312,6 +317,14 @@ def transfer(
     batch_size: Annotated[int, typer.Option(min=1, rich_help_panel="Network and speed", help="In a batch, stylize up to this many photos of the same size "
                                             "together: each gets the same image as alone, faster per photo, with "
                                             "N times the memory (see BENCHMARKS.md). Adam only, without --tile.")] = 1,
+    ray: Annotated[Optional[str], typer.Option(
+        metavar="[ADDRESS]", rich_help_panel="Many photos, many machines",
+        help="Stylize a folder on Ray: alone or `local`, Ray started on this machine for the run; auto, the cluster "
+             "this machine joined with `ray start`; or HOST:PORT / ray://HOST:PORT. Needs pip install \"stylekeras[ray]\".")] = None,
+    workers_per_node: Annotated[int, typer.Option(min=1, rich_help_panel="Many photos, many machines",
+                                                  help="With --ray: workers on each node, sharing its CPUs.")] = 1,
+    gpus_per_worker: Annotated[float, typer.Option(min=0, rich_help_panel="Many photos, many machines",
+                                                   help="With --ray: GPUs per worker (0.5: two share a GPU).")] = 0.0,
     config: Annotated[Optional[Path], typer.Option(is_eager=True, callback=_load_config, rich_help_panel="Output", help="Read options from "
                                                    "a TOML file; command-line flags override it.")] = None,
     from_image: Annotated[Optional[Path], typer.Option("--from", is_eager=True, callback=_load_from_image,
@@ -333,9 +346,9 @@ def transfer(
     with _Interrupts() as interrupts:
         try:
             _library()
-            from stylekeras import batch as batch_module, features, stylize
+            from stylekeras import batch as batch_module, distributed, features, storage, stylize
             from stylekeras.image_io import check_output_path, load_image
-            from stylekeras.jobs import TransferJob
+            from stylekeras.jobs import TransferJob, exit_if_stopped
 
             # Each option named like a TransferSettings field is that field (choices as their values).
             values = {field.name: _plain(ctx.params[field.name]) for field in fields(stylize.TransferSettings)}
@@ -347,39 +360,60 @@ def transfer(
             if content is None or not styles:
                 raise StyleKerasError("give CONTENT and at least one STYLE (or --from IMAGE, or a --config file that "
                                       "names them)")
-            batch = batch_module.is_batch(content)
-            stylize.check_batch(settings, batch_size if batch else 1)
-            contents = batch_module.content_files(content) if batch else [content]
-            output = output or (Path(f"{content.name.strip('*?[]') or 'photos'}_stylized") if batch
-                                else Path(f"{content.stem}_{styles[0].stem}.png"))
-            if batch:
-                batch_module.check_output_folder(output)
+            url = next((value for value in (content, output) if value and storage.is_url(value)), None)
+            if ray is not None:
+                distributed.check_ray_installed("--ray")
+                if not (storage.is_url(content) or batch_module.is_batch(storage.local(content))):
+                    raise StyleKerasError("--ray: CONTENT must be a folder of photos, a quoted pattern or a folder URL")
+                stylize.check_batch(settings, batch_size)
+                contents = distributed.locate_photos(content)
+                default = f"{storage.name_of(content).strip('*?[]') or 'photos'}_stylized"
+                output = distributed.prepare_output_folder(output or default)
             else:
-                check_output_path(output, inputs=(content, *styles, *(style_mask or ())))
-                load_image(content, label="content image", max_pixels=max_pixels)  # fail before loading weights
+                if url:
+                    raise StyleKerasError(f"'{url}': URLs are read and written on runs on Ray; add --ray")
+                if (workers_per_node, gpus_per_worker) != (1, 0.0):
+                    raise StyleKerasError("--workers-per-node and --gpus-per-worker: for a run on Ray; add --ray")
+                content = Path(content)
+                batch = batch_module.is_batch(content)
+                stylize.check_batch(settings, batch_size if batch else 1)
+                contents = batch_module.content_files(content) if batch else [content]
+                output = Path(output) if output else (Path(f"{content.name.strip('*?[]') or 'photos'}_stylized") if batch
+                                                      else Path(f"{content.stem}_{styles[0].stem}.png"))
+                if batch:
+                    batch_module.check_output_folder(output)
+                else:
+                    check_output_path(output, inputs=(content, *styles, *(style_mask or ())))
+                    load_image(content, label="content image", max_pixels=max_pixels)  # fail before loading weights
             style_pixels = [load_image(style, label="style image", max_pixels=max_pixels) for style in styles]
             masks = [load_image(mask, label="style mask", max_pixels=max_pixels) for mask in style_mask] if style_mask else None
-            stylizer = stylize.Stylizer(
+            stylizer_options = dict(
                 backbone=backbone and backbone.value, weights=weights, style_layers=_names(style_layers),
                 content_layers=_names(content_layers), style_layer_weights=layer_weights, seed=seed,
                 pooling=pooling.value, padding=padding.value, precision=precision.value)
-            if not quiet:
-                typer.echo(f"weights: {stylizer.weights.description}", err=True)
-                if precision == Precision.auto:
-                    found = "bfloat16 hardware found" if stylizer.precision == "mixed" else "no bfloat16 hardware found"
-                    typer.echo(f"precision: {stylizer.precision} (auto: {found})", err=True)
-                elif precision == Precision.mixed and features.bfloat16_is_fast() is False:
-                    typer.echo("note: no bfloat16 hardware found (AMX or AVX512-BF16 CPU, Ampere+ GPU); --precision "
-                               "mixed is likely 3-10× slower than float32 here (3.1-3.4× measured on an AVX512F "
-                               "Xeon, 10.6× on an AVX2 EPYC)", err=True)
-            job = TransferJob(
-                stylizer=stylizer, settings=settings, style_pixels=style_pixels, masks=masks, options=options,
-                interrupts=interrupts, quiet=quiet, save_every=save_every, max_pixels=max_pixels,
-                checkpoint_every=checkpoint_every, resume=resume, logdir=logdir, progress_gif=progress_gif,
-                contact_sheet=contact_sheet, style_paths=[str(path) for path in styles], json_summary=json_summary,
+            job_options = dict(
+                settings=settings, style_pixels=style_pixels, masks=masks, options=options, save_every=save_every,
+                max_pixels=max_pixels, checkpoint_every=checkpoint_every, resume=resume, logdir=logdir,
+                progress_gif=progress_gif, contact_sheet=contact_sheet, style_paths=[str(path) for path in styles],
                 flags=flags)
-            summary = (job.run_batch(contents, output, report, skip_existing, batch_size) if batch
-                       else job.run_photos([content], [output], report)[0])
+            if ray is not None:
+                summary = _transfer_on_ray(contents, output, stylizer_options, job_options, report, ray,
+                                           workers_per_node, gpus_per_worker, batch_size, skip_existing, quiet)
+            else:
+                stylizer = stylize.Stylizer(**stylizer_options)
+                if not quiet:
+                    typer.echo(f"weights: {stylizer.weights.description}", err=True)
+                    if precision == Precision.auto:
+                        found = "bfloat16 hardware found" if stylizer.precision == "mixed" else "no bfloat16 hardware found"
+                        typer.echo(f"precision: {stylizer.precision} (auto: {found})", err=True)
+                    elif precision == Precision.mixed and features.bfloat16_is_fast() is False:
+                        typer.echo("note: no bfloat16 hardware found (AMX or AVX512-BF16 CPU, Ampere+ GPU); --precision "
+                                   "mixed is likely 3-10× slower than float32 here (3.1-3.4× measured on an AVX512F "
+                                   "Xeon, 10.6× on an AVX2 EPYC)", err=True)
+                job = TransferJob(stylizer=stylizer, interrupts=interrupts, quiet=quiet, json_summary=json_summary,
+                                  **job_options)
+                summary = (job.run_batch(contents, output, report, skip_existing, batch_size) if batch
+                           else job.run_photos([content], [output], report)[0])
         except StyleKerasError as error:
             _fail(str(error), flags=flags)
         except KeyboardInterrupt:
@@ -387,7 +421,35 @@ def transfer(
                   interrupts.exit_code())
         if json_summary:
             typer.echo(json.dumps(summary, indent=2))
-        job.exit_if_stopped(summary)
+        exit_if_stopped(summary, interrupts)
+
+
+def _transfer_on_ray(contents: list[Path] | list[str], folder: Path | str, stylizer_options: dict, job_options: dict,
+                     report: Optional[Path], address: str, workers_per_node: int, gpus_per_worker: float,
+                     batch_size: int, skip_existing: bool, quiet: bool) -> dict:
+    """`transfer --ray`: the batch on a Ray cluster (`stylekeras.distributed`; `contents` and `folder` as
+    `locate_photos` and `prepare_output_folder` give them), the other paths made absolute so workers
+    elsewhere find them; the summary as a local batch's."""
+    from stylekeras import distributed
+    from stylekeras.jobs import batch_line
+
+    absolute = lambda path: path and path.resolve()  # noqa: E731
+    weights = stylizer_options["weights"]
+    if Path(weights).is_file():
+        stylizer_options = {**stylizer_options, "weights": str(Path(weights).resolve())}
+    job_options = {**job_options, "style_paths": [str(Path(path).resolve()) for path in job_options["style_paths"]],
+                   **{key: absolute(job_options[key]) for key in ("logdir", "progress_gif", "contact_sheet")}}
+    cluster = distributed.ClusterSettings(address, workers_per_node, gpus_per_worker)
+    with contextlib.redirect_stdout(sys.stderr):  # Ray prints its notes on dead workers to stdout: results only there
+        summary = distributed.run_folder(
+            contents, folder, distributed.WorkerRecipe(stylizer_options, job_options, absolute(report)), cluster,
+            batch_size=batch_size, skip_existing=skip_existing, quiet=quiet)
+    if not quiet:
+        typer.echo(batch_line(summary, folder), err=True)
+    if (summary.stop_reason or "").startswith("interrupted"):
+        typer.secho(f"stopped: {summary.stop_reason}; to continue, run the same command with --resume (finished photos "
+                    f"are skipped, the others resume from their checkpoints in {folder})", fg="yellow", err=True)
+    return asdict(summary)
 
 
 @app.command(cls=_Command)
@@ -467,7 +529,7 @@ def export(
         given = [flag for flag, (value, default) in stylizer_options.items() if value != default]
         if given and not stylizer:
             raise StyleKerasError(f"{', '.join(given)}: for the stylizer export; add --stylizer")
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             if stylizer:
                 target = serving.export_stylizer(
                     base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
@@ -501,7 +563,7 @@ def _check_export(target: Path) -> None:
     from stylekeras import serving
 
     stylizer = serving.is_stylizer_export(target)
-    with _quiet_native_stderr():
+    with quiet_native_stderr():
         results = serving.check_stylizer_export(target) if stylizer else export_module.check_export(target)
     for result in results:
         typer.echo(result)

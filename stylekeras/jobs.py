@@ -15,7 +15,7 @@ from stylekeras import stylize
 from stylekeras.callbacks import ProgressBar, ProgressPictures, SaveEvery, TensorBoardLogger
 from stylekeras.flags import spell_flags
 from stylekeras.image_io import load_image, save_image
-from stylekeras.report import run_report, write_report_json
+from stylekeras.report import report_matches, run_report, write_report_json
 
 
 class TransferJob:
@@ -33,17 +33,19 @@ class TransferJob:
         self.json_summary = json_summary  # then stdout carries only the JSON; the "wrote" line goes to stderr
 
     def run_photos(self, contents: list[Path], outputs: list[Path], report_path: Optional[Path], in_batch: bool = False,
-                   progress=None) -> list[dict]:
+                   progress=None, resume: Optional[bool] = None, sources: Optional[list[str]] = None) -> list[dict]:
         """Stylize one photo, or several of one size together, and write each image (with its report) and
         the extras asked for.
 
-        In a batch the extras get one file per photo, and `progress` is the shared bar (None when quiet)."""
+        In a batch the extras get one file per photo, and `progress` is the shared bar (None when quiet).
+        `resume` overrides the job's own (`--resume`), for a photo run again after its worker died;
+        `sources` are the photos' names in the reports when they differ from `contents` (a URL's local copy)."""
         per_photo = (lambda path, content: _beside(path, content)) if in_batch else (lambda path, content: path)
         pixels = [load_image(content, label="content image", max_pixels=self.max_pixels) for content in contents]
         total_steps = sum(self.settings.scale_steps(max(pixels[0].shape[:2])))
-        checkpoints = [_checkpoint_for(output) for output in outputs]
+        checkpoints = [checkpoint_for(output) for output in outputs]
         # In a batch, photos without a checkpoint (not reached before the interruption) start afresh.
-        resume = self.resume and (not in_batch or all(checkpoint.exists() for checkpoint in checkpoints))
+        resume = (self.resume if resume is None else resume) and (not in_batch or all(checkpoint.exists() for checkpoint in checkpoints))
         pictures = [ProgressPictures(self.save_every or max(1, total_steps // 20)) for _ in contents]
         with contextlib.ExitStack() as stack:
             callbacks = [[SaveEvery(output, self.save_every)] for output in outputs]
@@ -71,9 +73,9 @@ class TransferJob:
                 within_step=lambda fraction: [hook(fraction) for hook in within_step_hooks], settings=self.settings,
             )
         summaries = []
-        for content, output, checkpoint, content_pixels, photo_pictures, result in zip(
-                contents, outputs, checkpoints, pixels, pictures, results):
-            inputs = {"content": str(content), "styles": self.style_paths}
+        for content, source, output, checkpoint, content_pixels, photo_pictures, result in zip(
+                contents, sources or contents, outputs, checkpoints, pixels, pictures, results):
+            inputs = self._inputs(source)
             run = run_report(result, self.stylizer.description, inputs, command_line={**self.options, **inputs})
             with self.interrupts.held():
                 written = _write_result(result, output, checkpoint, run, self.flags)
@@ -93,6 +95,15 @@ class TransferJob:
             summaries.append({**run, "output": str(written)})
         return summaries
 
+    def is_done(self, source: Path | str, output: Path) -> bool:
+        """Whether `output` is this job's finished result for the photo `source` (its name in reports): its
+        embedded report has the same settings, model and inputs, and no early stop."""
+        return report_matches(output, {"settings": dataclasses.asdict(self.settings), "model": self.stylizer.description,
+                                       "inputs": self._inputs(source), "stop_reason": None})
+
+    def _inputs(self, source: Path | str) -> dict:
+        return {"content": str(source), "styles": self.style_paths}
+
     def run_batch(self, contents: list[Path], folder: Path, report_path: Optional[Path], skip_existing: bool,
                   batch_size: int) -> dict:
         """The photos in groups of up to `batch_size` of one size (see `stylekeras.batch.run_batch`), with a
@@ -104,35 +115,49 @@ class TransferJob:
                 results = self.run_photos(group, outputs, report_path, True, progress)
                 return [(result["output"], result["stop_reason"]) for result in results]
 
-            def batch_key(content: Path) -> tuple:
-                shape = load_image(content, label=f"content image '{content}'", max_pixels=self.max_pixels).shape
-                checkpoint = _checkpoint_for(batch_module.output_for(content, folder, Path(self.style_paths[0])))
-                # A photo resumed from its own checkpoint runs alone: it is at another step than the rest.
-                return stylize.scale_shapes(shape, self.settings), self.resume and checkpoint.exists() and content
-
             def passed(content: Path, error: Optional[str]) -> None:
                 if error:
                     typer.secho(f"error: {spell_flags(str(error), self.flags)}; skipped", fg="red", err=True)
                 if progress:
                     progress.count_image()
 
-            summary = batch_module.run_batch(contents, folder, Path(self.style_paths[0]), stylize_group,
-                                             skip_existing, passed, batch_size, batch_key)
+            style = Path(self.style_paths[0])
+            summary = batch_module.run_batch(
+                contents, folder, style, stylize_group, skip_existing, passed, batch_size,
+                lambda content: group_key(content, folder, style, self.settings, self.max_pixels, self.resume))
         if not self.quiet:
-            typer.echo(f"batch: {len(summary.written)} written, {len(summary.skipped)} skipped, "
-                       f"{len(summary.failed)} failed → {folder}", err=True)
+            typer.echo(batch_line(summary, folder), err=True)
         return dataclasses.asdict(summary)
 
-    def exit_if_stopped(self, summary: dict) -> None:
-        """Exit 130/143 after an interruption, 1 after a failed step or a failed photo in a batch."""
-        stop_reason = summary.get("stop_reason")
-        if stop_reason:
-            raise typer.Exit(self.interrupts.exit_code() if stop_reason.startswith("interrupted") else 1)
-        if summary.get("failed"):
-            raise typer.Exit(1)
+
+def group_key(content: Path, folder: Path, style: Path, settings: stylize.TransferSettings, max_pixels: int,
+              resume: bool) -> tuple:
+    """Photos with equal keys can be stylized together: their size at every scale, and a photo resumed from
+    its own checkpoint alone (it is at another step than the rest)."""
+    shape = load_image(content, label=f"content image '{content}'", max_pixels=max_pixels).shape
+    checkpoint = checkpoint_for(batch_module.output_for(content, folder, style))
+    return stylize.scale_shapes(shape, settings), resume and checkpoint.exists() and content
 
 
-def _checkpoint_for(output: Path) -> Path:
+def batch_line(summary: batch_module.BatchSummary, folder: Path) -> str:
+    """The status line that ends a batch."""
+    retried = f", {len(summary.retried)} run again after their worker died" if summary.retried else ""
+    return (f"batch: {len(summary.written)} written, {len(summary.skipped)} skipped, {len(summary.failed)} failed"
+            f"{retried} → {folder}")
+
+
+def exit_if_stopped(summary: dict, interrupts) -> None:
+    """Exit 130/143 after an interruption (`interrupts` tells which signal), 1 after a failed step or a
+    failed photo in a batch."""
+    stop_reason = summary.get("stop_reason")
+    if stop_reason:
+        raise typer.Exit(interrupts.exit_code() if stop_reason.startswith("interrupted") else 1)
+    if summary.get("failed"):
+        raise typer.Exit(1)
+
+
+def checkpoint_for(output: Path) -> Path:
+    """Where the checkpoint of the run writing `output` goes: beside it, OUTPUT_STEM.checkpoint.npz."""
     return output.with_name(f"{output.stem}.checkpoint.npz")
 
 

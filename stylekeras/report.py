@@ -14,9 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 from stylekeras.atomic import atomic_write
+from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import read_report
 
-__all__ = ["run_report", "read_report", "write_report_json"]  # read_report: the reader beside the writer
+__all__ = ["run_report", "read_report", "report_matches", "write_report_json"]  # read_report: the reader beside the writer
 
 
 def run_report(result, model: dict, inputs: dict | None = None, **extra) -> dict:
@@ -30,12 +31,23 @@ def run_report(result, model: dict, inputs: dict | None = None, **extra) -> dict
         "settings": asdict(result.settings),
         "inputs": inputs or {},
         "steps_done": result.steps_done,
+        "resumed_from": result.resumed_from,
         "seconds": round(result.seconds, 2),
         "device": result.device,
         "stop_reason": result.stop_reason,
         "final_losses": {name: float(values[-1]) for name, values in history.items() if name != "size" and len(values)},
         **extra,
     }
+
+
+def report_matches(path: str | os.PathLike, expected: dict) -> bool:
+    """Whether `path` is an image stylekeras wrote whose report has every entry of `expected` (compared as
+    JSON, so tuples equal lists); False for a missing or foreign file."""
+    try:
+        report = read_report(path)
+    except StyleKerasError:
+        return False
+    return all(report.get(key) == value for key, value in json.loads(json.dumps(expected)).items())
 
 
 def write_report_json(path: str | os.PathLike, report: dict, history: dict[str, np.ndarray]) -> Path:

@@ -190,6 +190,7 @@ class StyleResult:
     weights: str
     settings: TransferSettings
     stop_reason: str | None = None
+    resumed_from: int = 0  # steps done before, by the run this one resumed from its checkpoint
 
 
 StepCallback = Callable[[StepReport], None]
@@ -462,7 +463,7 @@ class _Run:
         self.resume = resume
         self.histories = ([saved.meta["history"] for saved in resume] if resume else
                           [{name: [] for name in (*LOSS_NAMES, "size")} for _ in callbacks])
-        self.done = resume[0].meta["done"] if resume else 0
+        self.done = self.resumed_from = resume[0].meta["done"] if resume else 0
         self.stop_reason: str | None = None
         self.started = time.perf_counter()
         self.device = ""
@@ -551,6 +552,7 @@ class _Run:
             weights=self.weights,
             settings=self.settings,
             stop_reason=self.stop_reason,
+            resumed_from=self.resumed_from,
         ) for image, history in zip(images, self.histories)]
 
 

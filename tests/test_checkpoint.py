@@ -4,15 +4,7 @@ import numpy as np
 import pytest
 
 from stylekeras.errors import StyleKerasError
-
-
-class _StopAt:
-    def __init__(self, step):
-        self.step = step
-
-    def __call__(self, report):
-        if report.step == self.step:
-            raise KeyboardInterrupt
+from stopping import StopAt
 
 
 @pytest.mark.parametrize("options", [
@@ -26,7 +18,7 @@ def test_resume_continues_exactly_where_it_stopped(random_stylizer, content_path
     straight = random_stylizer.transfer(content_path, style_path, **run)
     checkpoint = tmp_path / "run.checkpoint.npz"
     stopped = random_stylizer.transfer(content_path, style_path, checkpoint=checkpoint, checkpoint_every=0,
-                                       callback=_StopAt(4 if options.get("scales") is None else 8), **run)
+                                       callback=StopAt(4 if options.get("scales") is None else 8), **run)
     assert stopped.stop_reason.startswith("interrupted") and checkpoint.exists()
     resumed = random_stylizer.transfer(content_path, style_path, checkpoint=checkpoint, resume=True, **run)
     assert resumed.stop_reason is None and resumed.steps_done == straight.steps_done
@@ -38,7 +30,7 @@ def test_resume_continues_exactly_where_it_stopped(random_stylizer, content_path
 def test_resume_reports_setting_and_input_mismatches(random_stylizer, content_path, style_path, tmp_path):
     checkpoint = tmp_path / "run.checkpoint.npz"
     random_stylizer.transfer(content_path, style_path, size=32, steps=5, style_weight=1e4, checkpoint=checkpoint,
-                             callback=_StopAt(2))
+                             callback=StopAt(2))
     with pytest.raises(StyleKerasError, match=r"style_weight: 10000\.0 → 5\.0"):
         random_stylizer.transfer(content_path, style_path, size=32, steps=5, style_weight=5.0, checkpoint=checkpoint,
                                  resume=True)
