@@ -188,13 +188,13 @@ def _publish(written: Path, output: str) -> str:
 
 class _CheckpointUploads:
     """While a run goes on, upload each of its local checkpoints to its URL whenever it is rewritten, and
-    remove the URL's copy once the run has deleted it (finished); a final pass when the run ends."""
+    remove the URL's copy once the run has deleted it (finished); a last pass when the run ends."""
 
     INTERVAL = 0.5  # seconds between looks
 
     def __init__(self, mirrored: dict[Path, str]) -> None:
         self.mirrored = mirrored
-        self.seen: dict[Path, int | None] = dict.fromkeys(mirrored)
+        self.seen = {checkpoint: _written_at(checkpoint) for checkpoint in mirrored}  # a resumed one is there
 
     def __enter__(self) -> _CheckpointUploads:
         self.stop = threading.Event()
@@ -207,7 +207,7 @@ class _CheckpointUploads:
         if self.mirrored:
             self.stop.set()
             self.thread.join()
-            self._sync()
+            self._sync(last=True)
 
     def _watch(self) -> None:
         while not self.stop.wait(self.INTERVAL):
@@ -216,19 +216,23 @@ class _CheckpointUploads:
             except StyleKerasError:
                 pass  # the next look tries again; the last pass, on leaving, raises
 
-    def _sync(self) -> None:
+    def _sync(self, last: bool = False) -> None:
+        """Upload what changed; remove a URL's copy whose local file is gone (on the last pass always: a
+        run may write and delete its checkpoint between two looks)."""
         for checkpoint, url in self.mirrored.items():
-            try:
-                written = checkpoint.stat().st_mtime_ns
-            except FileNotFoundError:
-                written = None
-            if written == self.seen[checkpoint]:
-                continue
-            if written is None:
+            written = _written_at(checkpoint)
+            if written is None and (last or self.seen[checkpoint] is not None):
                 storage.remove(url)
-            else:
+            elif written is not None and written != self.seen[checkpoint]:
                 storage.upload(checkpoint, url)
             self.seen[checkpoint] = written
+
+
+def _written_at(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
 
 
 def run_folder(
