@@ -4,7 +4,7 @@ Run as a script, never imported by stylekeras (importing the package would impor
 
     python capi_runner.py LIBTENSORFLOW_CC EXPORT_DIR PLAN.json
 
-PLAN.json lists runs: {"inputs": [{"name": tensor name, "dtype": "float32" | "int32" | "string",
+PLAN.json lists runs: {"inputs": [{"name": tensor name, "dtype": "float32" | "float64" | "int32" | "string",
 "file": .npy, or the raw bytes of a scalar string}], "outputs": {key: tensor name}, "output_file": .npz}.
 Inputs a signature gives defaults for may be left out. Each run's outputs go to its .npz (a string output
 as its bytes, uint8); stdout gets one JSON line per run with the status code and message (0 = OK,
@@ -18,8 +18,9 @@ import time
 
 import numpy as np
 
-TF_FLOAT, TF_INT32, TF_STRING = 1, 3, 7
-NUMPY_TYPES = {TF_FLOAT: np.float32, TF_INT32: np.int32}
+TF_FLOAT, TF_DOUBLE, TF_INT32, TF_STRING = 1, 2, 3, 7
+NUMPY_TYPES = {TF_FLOAT: np.float32, TF_DOUBLE: np.float64, TF_INT32: np.int32}
+TF_TYPES = {np.dtype(numpy_type): tf_type for tf_type, numpy_type in NUMPY_TYPES.items()}
 TF_TSTRING_SIZE = 24  # sizeof(TF_TString): tensorflow/core/platform/ctstring_internal.h
 
 
@@ -74,7 +75,7 @@ def graph_output(lib, graph, tensor_name):
 
 
 def to_tensor(lib, spec):
-    """A TF_Tensor from one planned input: a .npy of float32 or int32, or a file holding a scalar string."""
+    """A TF_Tensor from one planned input: a .npy of float32, float64 or int32, or a file holding a scalar string."""
     if spec["dtype"] == "string":
         with open(spec["file"], "rb") as stream:
             data = stream.read()
@@ -84,13 +85,13 @@ def to_tensor(lib, spec):
         return tensor
     array = np.require(np.load(spec["file"]), dtype=spec["dtype"], requirements="C")  # keeps 0-d arrays 0-d
     dims = (ctypes.c_int64 * array.ndim)(*array.shape)
-    tensor = lib.TF_AllocateTensor(TF_FLOAT if array.dtype == np.float32 else TF_INT32, dims, array.ndim, array.nbytes)
+    tensor = lib.TF_AllocateTensor(TF_TYPES[array.dtype], dims, array.ndim, array.nbytes)
     ctypes.memmove(lib.TF_TensorData(tensor), array.ctypes.data, array.nbytes)
     return tensor
 
 
 def from_tensor(lib, tensor):
-    """A numpy array from a float32 or int32 TF_Tensor; a scalar string's bytes as uint8."""
+    """A numpy array from a float32, float64 or int32 TF_Tensor; a scalar string's bytes as uint8."""
     kind = lib.TF_TensorType(tensor)
     if kind == TF_STRING:
         data = lib.TF_StringGetDataPointer(lib.TF_TensorData(tensor))

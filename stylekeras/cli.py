@@ -35,6 +35,7 @@ def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:
 
 
 Init = _choices("Init", defaults.INITS)
+ServedInit = _choices("ServedInit", defaults.SERVED_INITS)
 Optimizer = _choices("Optimizer", defaults.OPTIMIZERS)
 ColorMode = _choices("ColorMode", defaults.COLOR_MODES)
 Normalization = _choices("Normalization", defaults.STYLE_NORMALIZATIONS)
@@ -507,6 +508,8 @@ def export(
     max_pixels: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most pixels a request's image may have "
                                             "once resized (caps the server's memory per request).")] = defaults.DEFAULT_SERVING_MAX_PIXELS,
     max_steps: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most steps a request may ask for.")] = defaults.DEFAULT_SERVING_MAX_STEPS,
+    init: Annotated[ServedInit, typer.Option(rich_help_panel="Stylizer", help="Start from the photo in the style's colours "
+                                             "(palette, as transfer does) or as it is (content).")] = ServedInit(defaults.DEFAULT_INIT),
 ) -> None:
     """Export the VGG feature extractor, or with --stylizer the whole stylization, as a TensorFlow Serving
     SavedModel (or --check an export)."""
@@ -525,7 +528,8 @@ def export(
             raise StyleKerasError("--layers is for the feature extractor; the stylizer uses the library's style and content layers")
         stylizer_options = {"--steps": (steps, defaults.DEFAULT_SERVING_STEPS), "--size": (size, defaults.DEFAULT_SIZE),
                             "--max-pixels": (max_pixels, defaults.DEFAULT_SERVING_MAX_PIXELS),
-                            "--max-steps": (max_steps, defaults.DEFAULT_SERVING_MAX_STEPS)}
+                            "--max-steps": (max_steps, defaults.DEFAULT_SERVING_MAX_STEPS),
+                            "--init": (init.value, defaults.DEFAULT_INIT)}
         given = [flag for flag, (value, default) in stylizer_options.items() if value != default]
         if given and not stylizer:
             raise StyleKerasError(f"{', '.join(given)}: for the stylizer export; add --stylizer")
@@ -533,7 +537,7 @@ def export(
             if stylizer:
                 target = serving.export_stylizer(
                     base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
-                    steps=steps, size=size, max_pixels=max_pixels, max_steps=max_steps,
+                    steps=steps, size=size, max_pixels=max_pixels, max_steps=max_steps, init=init.value,
                 )
             else:
                 target = export_module.export_feature_extractor(
@@ -549,7 +553,7 @@ def export(
         settings = serving.read_stylizer_settings(target)
         at = f"{settings.size} px" if settings.size else "the content's size"
         typer.echo(f"exported {target} (stylizer: {settings.backbone}, weights {settings.weights}; by default {settings.steps} "
-                   f"Adam steps at {at}; requests up to {settings.max_pixels} pixels and {settings.max_steps} steps); "
+                   f"Adam steps at {at} from the {'palette' if settings.init == 'palette' else 'photo'}; requests up to {settings.max_pixels} pixels and {settings.max_steps} steps); "
                    f"serve with --model_config_file={base_path / 'models.config'}")
         return
     settings = export_module.read_settings(target)

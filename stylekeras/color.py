@@ -1,7 +1,8 @@
 """Colour control from Gatys, Bethge, Hertzmann & Shechtman 2017, "Preserving Color in Neural Artistic
 Style Transfer" (arXiv:1606.05897) / "Controlling Perceptual Factors in Neural Style Transfer" (CVPR 2017).
 
-Images are float32 H×W×3 RGB arrays in [0, 1].
+Images are float32 H×W×3 RGB arrays in [0, 1]. The colour matching is written in TensorFlow, so a served
+stylizer's graph and the library run the same ops.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import tensorflow as tf
 
 # NTSC RGB → YIQ (luminance Y, chroma I and Q), as used by Gatys et al. 2017 for luminance-only transfer.
 _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
@@ -50,38 +52,58 @@ def match_color_statistics(source: np.ndarray, target: np.ndarray | Sequence[np.
     """Linearly transform `source`'s colours so their mean and covariance equal `target`'s — or, for
     several target images, those of their mixture with `weights` (default equal; e.g. blended styles).
 
-    x' = A (x − μ_s) + μ_t with A = Σ_t^½ Σ_s^−½ (symmetric square roots): the "colour histogram matching"
-    method of Gatys et al. 2017: the style image to the photo's colours (`preserve_color="histogram"`) or
-    the photo to the style's (`init="palette"`). No colour direction is stretched more than `MAX_COLOR_GAIN`.
+    The "colour histogram matching" method of Gatys et al. 2017: the style image to the photo's colours
+    (`preserve_color="histogram"`) or the photo to the style's (`init="palette"`); see `match_to_statistics`.
     """
-    pixels = source.reshape(-1, 3).astype(np.float64)
-    mean_s = pixels.mean(0)
-    cov_s = np.cov(pixels, rowvar=False) + 1e-5 * np.eye(3)
-    mean_t, cov_t = _mixture_statistics([target] if isinstance(target, np.ndarray) else list(target), weights)
-    cov_t = cov_t + 1e-5 * np.eye(3)
-    transform = _sqrtm(cov_t) @ np.linalg.inv(_sqrtm(cov_s))
+    mean, covariance = color_statistics([target] if isinstance(target, np.ndarray) else list(target), weights)
+    return match_to_statistics(source, mean, covariance).numpy()
+
+
+def color_statistics(images: Sequence[np.ndarray | tf.Tensor], weights: Sequence[float] | None = None
+                     ) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean [3] and covariance [3, 3] (float64) of the colours of H×W×3 `images` pooled with `weights`
+    (default equal): what `match_to_statistics` matches, and what a served stylizer's `style_targets` returns."""
+    moments = [_moments(image) for image in images]
+    if len(moments) == 1:
+        return moments[0]
+    weights = [1.0 / len(moments)] * len(moments) if weights is None else [w / sum(weights) for w in weights]
+    mean = tf.add_n([weight * m for weight, (m, _) in zip(weights, moments)])
+    second_moment = tf.add_n([weight * (c + _outer(m)) for weight, (m, c) in zip(weights, moments)])
+    return mean, second_moment - _outer(mean)
+
+
+def match_to_statistics(source: np.ndarray | tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor) -> tf.Tensor:
+    """`source` (H×W×3) with its colours mapped to `mean` and `covariance`, clipped to [0, 1] (float32).
+
+    x' = A (x − μ_s) + μ_t with A = Σ_t^½ Σ_s^−½ (symmetric square roots). No colour direction is stretched
+    more than `MAX_COLOR_GAIN`. TensorFlow ops, so a served graph runs exactly what the library runs.
+    """
+    pixels = tf.reshape(tf.cast(source, tf.float64), [-1, 3])
+    mean_s, cov_s = _moments(source)
+    ridge = 1e-5 * tf.eye(3, dtype=tf.float64)
+    transform = _sqrtm(tf.cast(covariance, tf.float64) + ridge) @ tf.linalg.inv(_sqrtm(cov_s + ridge))
     # An almost grey source has colour only from noise and JPEG blocks; unbounded, the match would blow
     # them up into coloured blotches. The quality benchmark's photo × painting pairs stay under the cap.
-    left, gains, right = np.linalg.svd(transform)
-    if gains[0] > MAX_COLOR_GAIN:
-        transform = (left * np.minimum(gains, MAX_COLOR_GAIN)) @ right
-    matched = (pixels - mean_s) @ transform.T + mean_t
-    return np.clip(matched, 0.0, 1.0).reshape(source.shape).astype(np.float32)
+    gains, left, right = tf.linalg.svd(transform)
+    capped = (left * tf.minimum(gains, MAX_COLOR_GAIN)) @ tf.transpose(right)
+    transform = tf.where(gains[0] > MAX_COLOR_GAIN, capped, transform)
+    matched = (pixels - mean_s) @ tf.transpose(transform) + tf.cast(mean, tf.float64)
+    return tf.cast(tf.reshape(tf.clip_by_value(matched, 0.0, 1.0), tf.shape(source)), tf.float32)
 
 
-def _mixture_statistics(images: list[np.ndarray], weights: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance of the colours of `images` pooled with `weights`."""
-    samples = [image.reshape(-1, 3).astype(np.float64) for image in images]
-    if len(samples) == 1:
-        return samples[0].mean(0), np.cov(samples[0], rowvar=False)
-    weights = np.full(len(samples), 1.0 / len(samples)) if weights is None else np.asarray(weights) / np.sum(weights)
-    means = [sample.mean(0) for sample in samples]
-    mean = sum(weight * m for weight, m in zip(weights, means))
-    second_moment = sum(weight * (np.cov(sample, rowvar=False) + np.outer(m, m))
-                        for weight, sample, m in zip(weights, samples, means))
-    return mean, second_moment - np.outer(mean, mean)
+def _moments(image: np.ndarray | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean and covariance (unbiased, as numpy's `cov`) of an image's pixel colours."""
+    pixels = tf.reshape(tf.cast(image, tf.float64), [-1, 3])
+    mean = tf.reduce_mean(pixels, axis=0)
+    centered = pixels - mean
+    count = tf.cast(tf.shape(pixels)[0], tf.float64)
+    return mean, tf.matmul(centered, centered, transpose_a=True) / (count - 1.0)
 
 
-def _sqrtm(matrix: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh(matrix)
-    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+def _outer(vector: tf.Tensor) -> tf.Tensor:
+    return vector[:, None] * vector[None, :]
+
+
+def _sqrtm(matrix: tf.Tensor) -> tf.Tensor:
+    values, vectors = tf.linalg.eigh(matrix)
+    return (vectors * tf.sqrt(tf.maximum(values, 0.0))) @ tf.transpose(vectors)

@@ -29,6 +29,8 @@ INITS = ("palette", "content", "noise", "style")
 # palette is, and stops leaving large regions in the photo's colours; style and structure rose on held-out
 # photos too (QUALITY.md).
 DEFAULT_INIT = "palette"
+# The starts a served stylizer can take: no seed or style image travels with a request.
+SERVED_INITS = ("palette", "content")
 OPTIMIZERS = ("adam", "lbfgs")
 COLOR_MODES = ("luminance", "histogram")
 STYLE_NORMALIZATIONS = ("balanced", "paper")

@@ -41,6 +41,8 @@ from stylekeras.weights import resolve_weights
 SETTINGS_FILE = "assets.extra/stylekeras.json"
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 SIGNATURES = ("serving_default", "serving_bytes", "gram")
+# The numeric input dtypes `run_with_c_api` feeds, by their DataType numbers in a SignatureDef.
+TENSOR_TYPES = {1: "float32", 2: "float64", 3: "int32"}
 
 
 @dataclass(frozen=True)
@@ -374,7 +376,7 @@ def run_with_c_api(export_dir: str | os.PathLike, requests: Sequence[tuple[str, 
                     dtype = "string"
                 else:
                     value = np.asarray(value)
-                    dtype = "int32" if np.issubdtype(value.dtype, np.integer) else "float32"
+                    dtype = TENSOR_TYPES[signature.inputs[key].dtype]  # the signature's, whatever numpy made of it
                     file += ".npy"
                     np.save(file, value.astype(dtype))
                 specs.append({"name": signature.inputs[key].name, "dtype": dtype, "file": file})

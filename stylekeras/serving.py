@@ -4,15 +4,17 @@
 signature is a `tf.while_loop` over the library's own step — `objective.loss_and_gradient` (the losses of
 `stylekeras.losses`) and `optimizers.adam_update`, clipped to [0, 1] as in `stylize.optimize` — with the
 image, Adam's moments and the step count as loop variables, so concurrent requests share nothing but the
-network's weights. It starts from the content image as it is (the library's `init="content"`):
+network's weights. It starts where the library does (`init="palette"`: the photo recoloured to the style's
+colour mean and covariance, `stylekeras.color`), or from the photo as it is for an `init="content"` export:
 
 - `stylize` (also `serving_default`): `content` float32 [1, H, W, 3] and `style` float32 [1, h, w, 3],
   RGB in [0, 1] → `image` float32 [1, H', W', 3];
 - `stylize_bytes`: `content_bytes` and `style_bytes`, encoded JPEG/PNG/GIF/BMP scalar strings →
   `image_png`, a PNG string;
-- `style_targets`: `style` → one Gram matrix per style layer, `[1, N, N]`, under the layer's name, for a
-  client to cache;
-- `stylize_with_targets`: `content` and those Gram matrices → what `stylize` gives with that style.
+- `style_targets`: `style` → one Gram matrix per style layer, `[1, N, N]`, under the layer's name, and the
+  style's `color_mean` [1, 3] and `color_covariance` [1, 3, 3] (float64), for a client to cache;
+- `stylize_with_targets`: `content` and those outputs → what `stylize` gives with that style (without the
+  two colour inputs, the start is the photo as it is).
 
 Each also returns `total_loss`, `content_loss`, `style_loss` and `tv_loss` ([1]: the losses the last
 step started from, as the library's history records them) and `steps_done` (fewer than `steps` when the
@@ -37,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from stylekeras import defaults
-from stylekeras.errors import StyleKerasError
+from stylekeras import color, defaults
+from stylekeras.errors import StyleKerasError, check_choice
 from stylekeras.export import (
     SETTINGS_FILE,
     WARMUP_FILE,
@@ -58,6 +60,8 @@ from stylekeras.optimizers import adam_update
 from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings
 
 SIGNATURES = ("stylize", "stylize_bytes", "style_targets", "stylize_with_targets")
+# The style's colour statistics that `style_targets` returns and `stylize_with_targets` takes (float64).
+COLOR_INPUTS = {"color_mean": [1, 3], "color_covariance": [1, 3, 3]}
 # Steps of each warmup request: enough to run the loop's body, cheap at TF Serving's start-up.
 WARMUP_STEPS = 2
 # Optional scalar inputs of every stylizing signature, in order, with their dtypes.
@@ -87,13 +91,14 @@ class StylizerExportSettings:
     learning_rate: float
     style_normalization: str
     kind: str = "stylizer"
+    init: str = "content"  # exports made before the palette start began from the photo
 
     def transfer_settings(self, **overrides) -> TransferSettings:
         """The library's settings that give what a request with these defaults gives (`size` 0 → None)."""
         values = {"steps": self.steps, "size": self.size or None, "content_weight": self.content_weight,
                   "style_weight": self.style_weight, "tv_weight": self.tv_weight, "learning_rate": self.learning_rate,
                   "style_normalization": self.style_normalization, **overrides}
-        return TransferSettings(optimizer="adam", scales=1, init="content", **values)
+        return TransferSettings(optimizer="adam", scales=1, init=self.init, **values)
 
 
 def export_stylizer(
@@ -114,16 +119,19 @@ def export_stylizer(
     tv_weight: float = defaults.DEFAULT_TV_WEIGHT,
     learning_rate: float = defaults.DEFAULT_LEARNING_RATE,
     style_normalization: str = defaults.DEFAULT_STYLE_NORMALIZATION,
+    init: str = defaults.DEFAULT_INIT,
     max_pixels: int = defaults.DEFAULT_SERVING_MAX_PIXELS,
     max_steps: int = defaults.DEFAULT_SERVING_MAX_STEPS,
 ) -> Path:
     """Write a TF-Serving-ready SavedModel whose signatures run the whole stylization; return its version folder.
 
     The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run in
-    float32 with Adam at one scale; `steps` … `learning_rate` are the requests' defaults, `max_pixels` and
-    `max_steps` what one request may ask for. Versions work as in `export_feature_extractor`.
+    float32 with Adam at one scale from `init` ("palette", as the library's default, or "content"); `steps`
+    … `learning_rate` are the requests' defaults, `max_pixels` and `max_steps` what one request may ask
+    for. Versions work as in `export_feature_extractor`.
     """
     check_version(version)
+    check_choice("`init`", init, defaults.SERVED_INITS)
     for option, value in (("max_pixels", max_pixels), ("max_steps", max_steps)):
         if value < 1:
             raise StyleKerasError(f"`{option}` must be ≥ 1, got {value}")
@@ -146,7 +154,7 @@ def export_stylizer(
         style_layer_weights=tuple(stylizer.style_layer_weights.values()), min_size=stylizer.min_size,
         max_pixels=max_pixels, max_steps=max_steps, steps=steps, size=size, content_weight=transfer.content_weight,
         style_weight=transfer.style_weight, tv_weight=transfer.tv_weight, learning_rate=learning_rate,
-        style_normalization=style_normalization,
+        style_normalization=style_normalization, init=init,
     )
     return write_version(Path(base_path), settings.name, version, overwrite,
                          lambda target: _write_saved_model(stylizer, settings, target))
@@ -198,10 +206,15 @@ class StylizerGraph(tf.Module):
             return {"image_png": _encode_png(outputs.pop("image")[0]), **outputs}
 
         def style_targets(style, size=defaults_[1]):
-            return self._style_grams(self._working(self._checked(style, "style"), size, "style"))
+            return self._style_targets(self._working(self._checked(style, "style"), size, "style"))
+
+        nan = tf.constant(float("nan"), tf.float64)
+        unknown = {name: tf.fill(shape, nan) for name, shape in COLOR_INPUTS.items()}  # → the photo as start
 
         def stylize_with_targets(content, targets, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
-                                 style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5]):
+                                 style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5],
+                                 color_mean=unknown["color_mean"], color_covariance=unknown["color_covariance"]):
+            targets = {**targets, "color_mean": color_mean, "color_covariance": color_covariance}
             return self._stylize(content, targets, None, steps, size, content_weight, style_weight, tv_weight, learning_rate)
 
         self.stylize = tf.function(stylize, input_signature=[
@@ -212,7 +225,8 @@ class StylizerGraph(tf.Module):
         self.style_targets = tf.function(style_targets, input_signature=[
             tf.TensorSpec(image.shape, tf.float32, name="style"), scalars[1]])
         self.stylize_with_targets = tf.function(stylize_with_targets, input_signature=[
-            tf.TensorSpec(image.shape, tf.float32, name="content"), grams, *scalars])
+            tf.TensorSpec(image.shape, tf.float32, name="content"), grams, *scalars,
+            *(tf.TensorSpec(shape, tf.float64, name=name) for name, shape in COLOR_INPUTS.items())])
 
     def _channels(self) -> dict[str, int]:
         probe = self._stylizer.model(tf.zeros([1, self._settings.min_size, self._settings.min_size, 3]), training=False)
@@ -244,7 +258,7 @@ class StylizerGraph(tf.Module):
         ])
         return resized_longer_side(images, size)
 
-    def _stylize(self, content, grams, style, steps, size, content_weight, style_weight, tv_weight, learning_rate):
+    def _stylize(self, content, targets, style, steps, size, content_weight, style_weight, tv_weight, learning_rate):
         limits = self._settings
         scalars = _requiring(tf.stack([content_weight, style_weight, tv_weight, learning_rate]), [
             ((steps >= 0) & (steps <= limits.max_steps), f"steps: must be between 0 and max_steps={limits.max_steps}"),
@@ -254,12 +268,12 @@ class StylizerGraph(tf.Module):
             (tf.math.is_finite(learning_rate) & (learning_rate > 0), "learning_rate: must be a finite number > 0"),
         ])
         content = self._working(self._checked(content, "content"), size, "content")
-        if grams is None:
+        if targets is None:
             longer_side = tf.reduce_max(tf.shape(content)[1:3])
-            grams = self._style_grams(self._working(self._checked(style, "style"), longer_side, "style"))
-        else:
-            grams = {name: _requiring(gram, [(tf.reduce_all(tf.math.is_finite(gram)), f"{name}: must be finite")])
-                     for name, gram in grams.items()}
+            targets = self._style_targets(self._working(self._checked(style, "style"), longer_side, "style"))
+        grams = {name: _requiring(gram, [(tf.reduce_all(tf.math.is_finite(gram)), f"{name}: must be finite")])
+                 for name, gram in targets.items() if name not in COLOR_INPUTS}
+        start = self._start(content, targets["color_mean"][0], targets["color_covariance"][0])
         model = self._stylizer.model
         content_features = model(content, training=False)
         content_targets = {name: content_features[name] for name in self._stylizer.content_layers}
@@ -272,8 +286,9 @@ class StylizerGraph(tf.Module):
 
         def step(done, image, m, v, last, finite):
             parts, gradient = loss_and_gradient(model, image, targets, loss_weights)
-            finite = tf.reduce_all(tf.math.is_finite(parts["total"])) & tf.reduce_all(tf.math.is_finite(gradient))
             moved, m_moved, v_moved = adam_update(image, m, v, done + 1, gradient, scalars[3])
+            # A finite but huge gradient can still overflow Adam's second moment into a NaN image.
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(value)) for value in (parts["total"], gradient, moved)])
             keep = lambda new, old: tf.where(finite, new, old)  # noqa: E731 — a non-finite step changes nothing
             return (done + tf.cast(finite, tf.int32), keep(tf.clip_by_value(moved, 0.0, 1.0), image), keep(m_moved, m),
                     keep(v_moved, v), {name: keep(parts[name], last[name]) for name in LOSS_NAMES}, finite)
@@ -282,11 +297,22 @@ class StylizerGraph(tf.Module):
         zeros = tf.zeros_like(content)
         done, image, _, _, last, _ = tf.while_loop(
             lambda done, image, m, v, last, finite: finite & (done < steps), step,
-            (tf.constant(0), content, zeros, zeros, nothing, tf.constant(True)), maximum_iterations=steps)
+            (tf.constant(0), start, zeros, zeros, nothing, tf.constant(True)), maximum_iterations=steps)
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
-    def _style_grams(self, style: tf.Tensor) -> dict[str, tf.Tensor]:
-        return layer_grams(self._stylizer.model, style, self._stylizer.style_layers)
+    def _style_targets(self, style: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One Gram matrix per style layer, and the style's colour mean and covariance."""
+        mean, covariance = color.color_statistics([style[0]])
+        return {**layer_grams(self._stylizer.model, style, self._stylizer.style_layers),
+                "color_mean": mean[None], "color_covariance": covariance[None]}
+
+    def _start(self, content: tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor) -> tf.Tensor:
+        """The photo recoloured to the style's palette (`init="palette"`, as `stylize.initial_image`), or as
+        it is: with an `init="content"` export, or a `stylize_with_targets` request without colour statistics."""
+        if self._settings.init != "palette":
+            return content
+        known = tf.reduce_all(tf.math.is_finite(mean)) & tf.reduce_all(tf.math.is_finite(covariance))
+        return tf.cond(known, lambda: color.match_to_statistics(content[0], mean, covariance)[None], lambda: content)
 
 
 def _requiring(value: tf.Tensor, conditions) -> tf.Tensor:
@@ -386,8 +412,8 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
        Python package): `stylize`, `style_targets`, `stylize_with_targets` and `stylize_bytes` (string
        tensors in and out) on a small pair, each against `Stylizer.transfer` with the same settings
        (`StylizerExportSettings.transfer_settings`) — images within `IMAGE_TOLERANCE`, the PNG within one
-       level, Gram matrices within 1e-5 of their largest entry; and bad requests, each of which must fail
-       with INVALID_ARGUMENT and a message naming the input or limit.
+       level, Gram matrices and colour statistics within 1e-5 of their largest entry; and bad requests,
+       each of which must fail with INVALID_ARGUMENT and a message naming the input or limit.
     2. Every warmup request replayed in a TF1 session, as `saved_model_cli run` does (when the export has
        a warmup file and tensorflow-serving-api is installed to read it), against the library likewise.
     """
@@ -397,12 +423,12 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
     content, style = sample_requests(settings)
     side = np.int32(content.shape[1])
     library = stylizer.transfer(content[0], style[0], settings=settings.transfer_settings(steps=steps, size=None))
-    grams = _library_grams(stylizer, style, content)
+    targets = _library_targets(stylizer, style, content)
     run = {"steps": np.int32(steps), "size": np.int32(0)}
     good = [
         ("stylize", {"content": content, "style": style, **run}),
         ("style_targets", {"style": style, "size": side}),
-        ("stylize_with_targets", {"content": content, **grams, **run}),
+        ("stylize_with_targets", {"content": content, **targets, **run}),
         ("stylize_bytes", {"content_bytes": _png(content), "style_bytes": _png(style), **run}),
     ]
     small = np.zeros((1, settings.min_size - 1, settings.min_size + 4, 3), np.float32)
@@ -427,7 +453,7 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
         ("undecodable bytes", "stylize_bytes", {"content_bytes": b"not an image", "style_bytes": _png(style), **run},
          "image file format"),
         ("non-finite Gram matrices", "stylize_with_targets", {"content": content, **run, **{
-            name: np.full_like(gram, np.inf) for name, gram in grams.items()}}, "finite"),
+            name: np.full_like(gram, np.inf) for name, gram in targets.items()}}, "finite"),
     ]
     replies = run_with_c_api(export_dir, [*good, *((name, inputs) for _, name, inputs, _ in bad)])
     loader = "C API (TF Serving loader)"
@@ -435,21 +461,21 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
         if reply.code != 0:
             raise StyleKerasError(f"{signature} via the C API failed: {reply.message}")
     results = _compare(dict(zip([signature for signature, _ in good], (reply.outputs for reply in replies))),
-                       library.image, grams, loader)
+                       library.image, targets, loader)
     results += [StylizerCheck(signature, loader, what, refused=reply.code == 3 and word in reply.message)  # INVALID_ARGUMENT
                 for (what, signature, _, word), reply in zip(bad, replies[len(good):])]
     if (export_dir / WARMUP_FILE).exists() and serving_api_installed():
-        results += _check_warmup_replay(export_dir, stylizer, settings, content, style, grams)
+        results += _check_warmup_replay(export_dir, stylizer, settings, content, style, targets)
     return results
 
 
-def _compare(outputs: dict[str, dict], image: np.ndarray, grams: dict[str, np.ndarray], loader: str) -> list[StylizerCheck]:
-    """Each signature's answer against the library's image and Gram matrices."""
+def _compare(outputs: dict[str, dict], image: np.ndarray, targets: dict[str, np.ndarray], loader: str) -> list[StylizerCheck]:
+    """Each signature's answer against the library's image and style targets (Gram matrices, colours)."""
     results = []
     for signature, answer in outputs.items():
         if signature == "style_targets":
-            difference = max(float(np.max(np.abs(answer[name] - gram)) / np.max(np.abs(gram))) for name, gram in grams.items())
-            results.append(StylizerCheck(signature, loader, "Gram matrices, relative", difference, 1e-5))
+            difference = max(float(np.max(np.abs(answer[name] - gram)) / np.max(np.abs(gram))) for name, gram in targets.items())
+            results.append(StylizerCheck(signature, loader, "Gram matrices and colours, relative", difference, 1e-5))
         elif signature == "stylize_bytes":
             pixels = decode_image(answer["image_png"]).numpy()
             difference = float(np.max(np.abs(np.round(pixels * 255) - np.round(np.clip(image, 0, 1) * 255))))
@@ -461,14 +487,17 @@ def _compare(outputs: dict[str, dict], image: np.ndarray, grams: dict[str, np.nd
 
 
 def _check_warmup_replay(export_dir: Path, stylizer: Stylizer, settings: StylizerExportSettings, content: np.ndarray,
-                         style: np.ndarray, grams: dict[str, np.ndarray]) -> list[StylizerCheck]:
+                         style: np.ndarray, targets: dict[str, np.ndarray]) -> list[StylizerCheck]:
     """The warmup requests (made from `sample_requests`' content and style) against the library."""
     outputs = {name: answer for name, _, answer in replay_warmup(export_dir)}
     library = stylizer.transfer(content[0], style[0], settings=settings.transfer_settings(steps=WARMUP_STEPS, size=None))
-    return _compare(outputs, library.image, grams, "warmup replay (TF1 session)")
+    return _compare(outputs, library.image, targets, "warmup replay (TF1 session)")
 
 
-def _library_grams(stylizer: Stylizer, style: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
-    """The style's Gram matrices as the library takes them: the style resized to the content's longer side."""
+def _library_targets(stylizer: Stylizer, style: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
+    """The style's Gram matrices and colour statistics as the library takes them: from the style resized to
+    the content's longer side."""
     resized = resize_longer_side(style[0], max(content.shape[1:3]))
-    return {name: gram.numpy() for name, gram in stylizer.style_grams(resized).items()}
+    mean, covariance = color.color_statistics([resized])
+    return {**{name: gram.numpy() for name, gram in stylizer.style_grams(resized).items()},
+            "color_mean": mean.numpy()[None], "color_covariance": covariance.numpy()[None]}

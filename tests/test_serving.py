@@ -30,9 +30,12 @@ def test_signatures_and_their_defaults(exported):
     assert set(serving.SIGNATURES) | {"serving_default"} <= set(signatures)
     for name in ("stylize", "stylize_bytes", "stylize_with_targets"):
         # TF Serving fills inputs a request leaves out from the signature's defaults.
-        assert set(signatures[name].defaults) == set(serving.SCALARS)
+        colors = set(serving.COLOR_INPUTS) if name == "stylize_with_targets" else set()  # without them: the photo as start
+        assert set(signatures[name].defaults) == set(serving.SCALARS) | colors
         assert {"image" if name != "stylize_bytes" else "image_png", "total_loss", "steps_done"} <= set(signatures[name].outputs)
-    assert set(signatures["stylize_with_targets"].inputs) >= {"content", "block1_conv1", "block2_conv1"}
+    targets = {"block1_conv1", "block2_conv1", *serving.COLOR_INPUTS}
+    assert set(signatures["style_targets"].outputs) == targets
+    assert set(signatures["stylize_with_targets"].inputs) == {"content", *targets, *serving.SCALARS}
     assert signatures["stylize"].defaults["steps"].int_val == [6]
 
 
@@ -47,7 +50,7 @@ def test_check_passes_through_the_c_api_and_the_warmup_replay(exported):
 def test_stylize_bytes_gives_what_the_cli_writes(exported, tmp_path, content_path, style_path):
     # The command a user would run for what a default request does, on this export's network.
     result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "cli.png", "--size", "32", "--steps", "4",
-                     "--optimizer", "adam", "--scales", "1", "--init", "content", "--precision", "float32",
+                     "--optimizer", "adam", "--scales", "1", "--precision", "float32",
                      "--backbone", "vgg16", "--weights", "random", "--style-layers", "block1_conv1,block2_conv1",
                      "--content-layers", "block2_conv2", "--quiet")
     assert result.exit_code == 0, result.output
@@ -71,6 +74,31 @@ def test_a_result_unlike_the_library_fails_the_check():
     assert not targets.passed
 
 
+def test_the_start_is_the_photo_in_the_styles_palette_or_as_it_is_without_colours(exported):
+    from stylekeras import color
+
+    settings = serving.read_stylizer_settings(exported)
+    content, style = serving.sample_requests(settings)
+    (targets,) = export.run_with_c_api(exported, [("style_targets", {"style": style, "size": np.int32(content.shape[1])})])
+    grams = {name: value for name, value in targets.outputs.items() if name not in serving.COLOR_INPUTS}
+    run = {"content": content, "steps": np.int32(0), "size": np.int32(0), **grams}
+    palette, photo = export.run_with_c_api(exported, [("stylize_with_targets", {**run, **targets.outputs}),
+                                                      ("stylize_with_targets", run)])
+    mean, covariance = color.color_statistics([serving.resize_longer_side(style[0], content.shape[1])])
+    expected = color.match_to_statistics(content[0], mean, covariance).numpy()
+    assert np.max(np.abs(palette.outputs["image"][0] - expected)) < 1e-6  # the library's init="palette", in the graph
+    np.testing.assert_array_equal(photo.outputs["image"], content)
+
+
+def test_exports_from_before_the_palette_start_still_start_from_the_photo(exported, tmp_path):
+    values = json.loads((exported / export.SETTINGS_FILE).read_text())
+    assert values["init"] == "palette"
+    del values["init"]
+    (tmp_path / "assets.extra").mkdir()
+    (tmp_path / export.SETTINGS_FILE).write_text(json.dumps(values))
+    assert serving.read_stylizer_settings(tmp_path).transfer_settings().init == "content"
+
+
 def test_an_overflowing_loss_stops_with_the_last_finite_image(exported):
     settings = serving.read_stylizer_settings(exported)
     content, style = serving.sample_requests(settings)
@@ -92,6 +120,7 @@ def test_defaults_and_limits_are_stored_with_the_export(exported):
     ({"size": 4}, "at least 8 px"),
     ({"size": 2000}, "must fit `max_pixels"),
     ({"max_pixels": 0}, "`max_pixels` must be ≥ 1"),
+    ({"init": "noise"}, "`init` 'noise' is not one of palette, content"),
 ])
 def test_bad_export_options_are_refused_before_anything_is_written(tmp_path, options, message):
     with pytest.raises(StyleKerasError, match=message):
