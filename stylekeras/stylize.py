@@ -608,15 +608,18 @@ def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.T
     loss parts and gradient `objective(step)` at the image, one `optimizer` step clipped to [0, 1], and
     `after_step(parts)`. L-BFGS's safeguard may shorten a step; its accepted evaluation starts the next one.
 
-    Raises `NonFiniteLoss` before a non-finite loss or gradient reaches the image; whatever `after_step`
-    raises (e.g. KeyboardInterrupt) stops the loop after a complete step.
+    Raises `NonFiniteLoss` before a non-finite loss, gradient or update reaches the image; whatever
+    `after_step` raises (e.g. KeyboardInterrupt) stops the loop after a complete step.
     """
     @tf.function
     def apply(total, gradient):
         finite = tf.reduce_all(tf.math.is_finite(total)) & tf.reduce_all(tf.math.is_finite(gradient))
         if finite:
+            before = tf.identity(image)
             optimizer.apply_gradients([(gradient, image)])
-            image.assign(tf.clip_by_value(image, 0.0, 1.0))
+            # A finite but huge gradient can still overflow Adam's second moment into a NaN image.
+            finite = tf.reduce_all(tf.math.is_finite(image))
+            image.assign(tf.where(finite, tf.clip_by_value(image, 0.0, 1.0), before))
         return finite
 
     evaluation = None  # the loss and gradient at the current image, when the last step computed them
@@ -774,7 +777,11 @@ def _non_finite_reason(step: int, values: list[dict[str, float]], loss_weights: 
     weighted = {name: values[photo][name] * weight for name, weight in zip(("content", "style", "tv"), loss_weights)}
     culprits = [name for name, value in weighted.items() if not abs(value) <= float32_max] or ["total"]
     whose = f"photo {photo + 1}'s " if len(values) > 1 else "the "
+    if abs(values[photo]["total"]) <= float32_max:  # every loss finite: the optimizer's update overflowed
+        what = f"{whose}update overflowed (loss {values[photo]['total']:.3g})"
+    else:
+        what = f"{whose}{' and '.join(culprits)} loss became {values[photo]['total']}"
     return (
-        f"{whose}{' and '.join(culprits)} loss became {values[photo]['total']} at step {step}; stopped and kept the "
-        f"image{'s' if len(values) > 1 else ''} from step {step - 1}. Try smaller loss weights or a smaller `learning_rate`"
+        f"{what} at step {step}; stopped and kept the image{'s' if len(values) > 1 else ''} from step {step - 1}. "
+        "Try smaller loss weights or a smaller `learning_rate`"
     )

@@ -98,6 +98,15 @@ def test_non_finite_loss_stops_and_keeps_last_good_image(random_stylizer, conten
     np.testing.assert_array_equal(result.image, load_image(content_path, 24))
 
 
+def test_an_update_that_overflows_stops_with_the_last_finite_image(random_stylizer):
+    # The first step's loss is finite (5e37) and its gradient too; the second step's Adam update is not.
+    rng = np.random.default_rng(1)
+    content, style = rng.uniform(0, 1, (32, 32, 3)).astype(np.float32), rng.uniform(0, 1, (40, 24, 3)).astype(np.float32)
+    result = random_stylizer.transfer(content, style, size=32, steps=6, optimizer="adam", style_weight=1e38)
+    assert result.steps_done == 1 and result.stop_reason.startswith("the update overflowed")
+    assert np.isfinite(result.image).all()
+
+
 def test_too_small_image_is_refused_before_optimizing(hed_stylizer, content_path, style_path):
     with pytest.raises(StyleKerasError, match="at least 8 px"):  # block4_conv2 is three poolings deep
         hed_stylizer.transfer(content_path, style_path, size=4, steps=1)
