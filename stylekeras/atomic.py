@@ -4,6 +4,7 @@ never half of one) and output directories checked before any compute."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -33,6 +34,14 @@ def atomic_write(path: str | os.PathLike, private: bool = False) -> Iterator[Bin
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(path: str | os.PathLike) -> None:
+    """Delete the temporaries `atomic_write` left beside `path` when its process was killed mid-write
+    (SIGKILL runs no cleanup). Only for a file no other process is writing."""
+    path = Path(path)
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def writable_directory(folder: Path, what: str) -> Path:

@@ -32,6 +32,7 @@ import typer
 
 from stylekeras import batch as batch_module
 from stylekeras import storage
+from stylekeras.atomic import remove_leftovers
 from stylekeras.callbacks import PhotosBar
 from stylekeras.errors import StyleKerasError
 from stylekeras.jobs import TransferJob, checkpoint_for, group_key
@@ -144,6 +145,10 @@ class StylizeWorker:
                 for checkpoint, url in mirrored.items():
                     if resume:
                         _local_copy(url, checkpoint.parent)
+                if resume:  # the run being resumed may have been killed mid-write: its temporaries stay behind
+                    for output in local_outputs:
+                        remove_leftovers(output)
+                        remove_leftovers(checkpoint_for(output))
             except StyleKerasError as error:
                 return [PhotoOutcome(content, error=str(error)) for content in contents]
             done = [self.job.is_done(content, output) for content, output in zip(contents, local_outputs)]
