@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from stylekeras import storage
 from stylekeras.atomic import writable_directory
 from stylekeras.errors import StyleKerasError
 
@@ -31,8 +32,6 @@ def content_files(content: Path) -> list[Path]:
 
 def output_for(content: Path | str, folder: Path | str, style: Path) -> Path | str:
     """Where one photo of a batch goes: FOLDER/<photo>_<style>.png (a URL in a folder URL)."""
-    from stylekeras import storage
-
     name = f"{PurePosixPath(str(content)).stem}_{style.stem}.png"
     return storage.join(str(folder), name) if storage.is_url(folder) else Path(folder) / name
 
@@ -75,8 +74,6 @@ def plan_batch(
     a group; a photo whose key raises `StyleKerasError` (unreadable, too large) fails before any compute.
     `on_passed(content, error)` hears of each photo skipped or failed here (error None for a skip).
     """
-    from stylekeras import storage
-
     summary = BatchSummary()
     pending = []
     for content in contents:

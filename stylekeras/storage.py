@@ -13,7 +13,6 @@ import importlib.util
 import posixpath
 from pathlib import Path
 
-from stylekeras.batch import PHOTO_SUFFIXES
 from stylekeras.errors import StyleKerasError
 
 
@@ -51,6 +50,8 @@ def filesystem(url: str):
 
 def photo_urls(url: str) -> list[str]:
     """The image files in the folder `url`, or matching the pattern `url`, by name; hidden ones left out."""
+    from stylekeras.batch import PHOTO_SUFFIXES  # batch names outputs with this module's `join`
+
     fs, path = filesystem(url)
     try:
         found = fs.glob(path) if any(char in path for char in "*?[") else fs.ls(path, detail=False)
