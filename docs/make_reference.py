@@ -13,15 +13,16 @@ import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ["", "transfer", "layers", "export", "info"]
+COMMANDS = ["", "transfer", "video", "layers", "export", "info"]
 API = {
     "stylekeras": ["transfer", "Stylizer", "TransferSettings", "StyleResult", "StepReport", "load_image", "save_image",
                    "resolve_weights", "build_feature_model", "layer_names", "StyleKerasError"],
-    "stylekeras.stylize": ["optimize", "make_optimizer", "NonFiniteLoss", "check_batch", "scale_shapes"],
-    "stylekeras.objective": ["Targets", "StyleTarget", "Objective", "loss_parts", "loss_and_gradient",
+    "stylekeras.stylize": ["optimize", "make_optimizer", "NonFiniteLoss", "check_batch", "scale_shapes", "FramePrior"],
+    "stylekeras.objective": ["Targets", "StyleTarget", "TemporalTarget", "Objective", "loss_parts", "loss_and_gradient",
+                             "temporal_loss_and_gradient",
                              "balanced_layer_weights", "size_scaled_loss_weights", "stack_targets"],
     "stylekeras.losses": ["content_loss", "gram_matrix", "normalized_gram", "layer_style_loss", "gram_style_loss",
-                          "style_loss", "weighted_layer_style_losses", "total_variation_loss", "total_loss"],
+                          "style_loss", "weighted_layer_style_losses", "total_variation_loss", "temporal_loss", "total_loss"],
     "stylekeras.color": ["luminance_image", "with_chroma_of", "match_color_statistics", "color_statistics",
                          "match_to_statistics"],
     "stylekeras.callbacks": ["ProgressBar", "PhotosBar", "SaveEvery", "TensorBoardLogger", "ProgressPictures"],
@@ -29,6 +30,9 @@ API = {
     "stylekeras.batch": ["content_files", "plan_batch", "run_batch", "BatchSummary"],
     "stylekeras.distributed": ["transfer_folder", "ClusterSettings", "run_folder", "WorkerRecipe"],
     "stylekeras.checkpoint": ["RunCheckpoints"],
+    "stylekeras.video": ["transfer_video", "stylize_frames", "read_clip", "write_clip", "check_output", "output_format",
+                         "frames_folder", "VideoSettings", "Clip", "VideoResult"],
+    "stylekeras.flow": ["optical_flow", "warp", "consistency", "frame_motion", "warping_error", "FrameMotion"],
     "stylekeras.export": ["export_feature_extractor", "check_export", "run_with_c_api", "read_settings", "latest_version"],
     "stylekeras.serving": ["export_stylizer", "check_stylizer_export", "StylizerExportSettings",
                            "read_stylizer_settings", "StylizerGraph"],

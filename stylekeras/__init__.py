@@ -21,12 +21,14 @@ _HOMES = {
     "Stylizer": "stylekeras.stylize",
     "TransferSettings": "stylekeras.stylize",
     "VGGWeights": "stylekeras.weights",
+    "VideoSettings": "stylekeras.video",
     "build_feature_model": "stylekeras.features",
     "layer_names": "stylekeras.features",
     "load_image": "stylekeras.image_io",
     "resolve_weights": "stylekeras.weights",
     "save_image": "stylekeras.image_io",
     "transfer": "stylekeras.stylize",
+    "transfer_video": "stylekeras.video",
 }
 
 __all__ = sorted(_HOMES)

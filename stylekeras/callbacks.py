@@ -23,13 +23,15 @@ from stylekeras.stylize import StepReport
 class ProgressBar:
     """A progress bar on stderr with the step, the loss parts and the time left; use as a context manager.
 
-    With `images`, a second bar counts the photos of a batch; `start_image` begins each photo's steps. The
-    step total is the run's own (`StepReport.steps`) from the first step on; `steps` is shown before it.
+    With `images`, a second bar counts the photos of a batch (or the frames of a video: `unit`);
+    `start_image` begins each photo's steps. The step total is the run's own (`StepReport.steps`) from the
+    first step on; `steps` is shown before it.
     """
 
-    def __init__(self, steps: int | None = None, description: str = "stylizing", images: int | None = None) -> None:
+    def __init__(self, steps: int | None = None, description: str = "stylizing", images: int | None = None,
+                 unit: str = "photos") -> None:
         self.progress = _progress()
-        self.images = self.progress.add_task("photos", total=images, text="") if images else None
+        self.images = self.progress.add_task(unit, total=images, text="") if images else None
         self.task = self.progress.add_task(description, total=steps, text="")
         self.started_images = 0
         self.steps_done = 0
@@ -41,11 +43,14 @@ class ProgressBar:
         if self.progress.live.is_started:
             self.progress.stop()
 
-    def start_image(self, name: str, count: int = 1) -> None:
+    def start_image(self, name: str, count: int = 1, of: int | None = None, position: int | None = None) -> None:
         """A new photo of a batch (or `count` photos stylized together): the step bar starts again (the
-        photo bar counts the finished ones)."""
+        photo bar counts the finished ones, `of` them when the total was not known at the start, and
+        `position` of them when some were done by an earlier run)."""
+        if position is not None:
+            self.started_images = position
         if self.images is not None:
-            self.progress.update(self.images, completed=self.started_images)
+            self.progress.update(self.images, completed=self.started_images, **({"total": of} if of else {}))
             self.progress.reset(self.task, description=name, text="")
             self.started_images += count
         self.steps_done = 0
@@ -62,6 +67,8 @@ class ProgressBar:
             self.progress.start()
         losses = report.losses
         text = f"loss {losses['total']:.3g} | content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
+        if "temporal" in losses:  # a video frame's
+            text += f" temporal {losses['temporal']:.3g}"
         self.progress.update(self.task, total=report.steps, completed=report.step, text=text)
         self.steps_done = report.step
         if self.images is not None and report.step == report.steps:

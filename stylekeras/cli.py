@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import inspect
 import json
 import signal
 import sys
@@ -321,7 +322,7 @@ def transfer(
     ray: Annotated[Optional[str], typer.Option(
         metavar="[ADDRESS]", rich_help_panel="Many photos, many machines",
         help="Stylize a folder on Ray: alone or `local`, Ray started on this machine for the run; auto, the cluster "
-             "this machine joined with `ray start`; or HOST:PORT / ray://HOST:PORT. Needs pip install \"stylekeras[ray]\".")] = None,
+             "this machine joined with `ray start`; or HOST:PORT / ray://HOST:PORT. Needs pip install \"stylekeras\\[ray]\".")] = None,
     workers_per_node: Annotated[int, typer.Option(min=1, rich_help_panel="Many photos, many machines",
                                                   help="With --ray: workers on each node, sharing its CPUs.")] = 1,
     gpus_per_worker: Annotated[float, typer.Option(min=0, rich_help_panel="Many photos, many machines",
@@ -347,14 +348,12 @@ def transfer(
     with _Interrupts() as interrupts:
         try:
             _library()
-            from stylekeras import batch as batch_module, distributed, features, storage, stylize
+            from stylekeras import batch as batch_module, distributed, storage, stylize
             from stylekeras.image_io import check_output_path, load_image
             from stylekeras.jobs import TransferJob, exit_if_stopped
 
-            # Each option named like a TransferSettings field is that field (choices as their values).
-            values = {field.name: _plain(ctx.params[field.name]) for field in fields(stylize.TransferSettings)}
-            settings = stylize.TransferSettings(**{**values, "style_blend": _numbers(style_blend, "--style-blend")})
-            layer_weights = _numbers(style_layer_weights, "--style-layer-weights")
+            settings = _transfer_settings(ctx.params)
+            stylizer_options = _stylizer_options(ctx.params)
             if print_config:  # only settings that passed validation: a printed config always runs
                 typer.echo(_toml(options), nl=False)
                 return
@@ -388,10 +387,6 @@ def transfer(
                     load_image(content, label="content image", max_pixels=max_pixels)  # fail before loading weights
             style_pixels = [load_image(style, label="style image", max_pixels=max_pixels) for style in styles]
             masks = [load_image(mask, label="style mask", max_pixels=max_pixels) for mask in style_mask] if style_mask else None
-            stylizer_options = dict(
-                backbone=backbone and backbone.value, weights=weights, style_layers=_names(style_layers),
-                content_layers=_names(content_layers), style_layer_weights=layer_weights, seed=seed,
-                pooling=pooling.value, padding=padding.value, precision=precision.value)
             job_options = dict(
                 settings=settings, style_pixels=style_pixels, masks=masks, options=options, save_every=save_every,
                 max_pixels=max_pixels, checkpoint_every=checkpoint_every, resume=resume, logdir=logdir,
@@ -401,16 +396,7 @@ def transfer(
                 summary = _transfer_on_ray(contents, output, stylizer_options, job_options, report, ray,
                                            workers_per_node, gpus_per_worker, batch_size, skip_existing, quiet)
             else:
-                stylizer = stylize.Stylizer(**stylizer_options)
-                if not quiet:
-                    typer.echo(f"weights: {stylizer.weights.description}", err=True)
-                    if precision == Precision.auto:
-                        found = "bfloat16 hardware found" if stylizer.precision == "mixed" else "no bfloat16 hardware found"
-                        typer.echo(f"precision: {stylizer.precision} (auto: {found})", err=True)
-                    elif precision == Precision.mixed and features.bfloat16_is_fast() is False:
-                        typer.echo("note: no bfloat16 hardware found (AMX or AVX512-BF16 CPU, Ampere+ GPU); --precision "
-                                   "mixed is likely 3-10× slower than float32 here (3.1-3.4× measured on an AVX512F "
-                                   "Xeon, 10.6× on an AVX2 EPYC)", err=True)
+                stylizer = _stylizer(stylizer_options, quiet)
                 job = TransferJob(stylizer=stylizer, interrupts=interrupts, quiet=quiet, json_summary=json_summary,
                                   **job_options)
                 summary = (job.run_batch(contents, output, report, skip_existing, batch_size) if batch
@@ -423,6 +409,154 @@ def transfer(
         if json_summary:
             typer.echo(json.dumps(summary, indent=2))
         exit_if_stopped(summary, interrupts)
+
+
+# transfer's options a video takes as they are: each frame is stylized with them.
+_VIDEO_OPTIONS = (
+    "size", "steps", "content_weight", "style_weight", "tv_weight", "style_layers", "style_layer_weights",
+    "style_normalization", "content_layers", "style_blend", "style_scale", "style_mask", "preserve_color", "init",
+    "seed", "optimizer", "learning_rate", "lbfgs_history", "scales", "start_size", "average", "tile", "tile_margin",
+    "pooling", "padding", "precision", "backbone", "weights", "max_pixels", "config", "json_summary", "quiet",
+)
+
+
+def _with_options_of(command, names: tuple[str, ...]):
+    """Give the decorated command, after its own parameters, `command`'s options `names` (the same flags,
+    help, defaults and checks): one definition of each option for every command that takes it."""
+    def decorate(function):
+        own = [parameter for parameter in inspect.signature(function, eval_str=True).parameters.values()
+               if parameter.kind != inspect.Parameter.VAR_KEYWORD]
+        shared = inspect.signature(command, eval_str=True).parameters
+        parameters = own + [shared[name] for name in names]
+        function.__signature__ = inspect.Signature(parameters)
+        function.__annotations__ = {parameter.name: parameter.annotation for parameter in parameters}
+        return function
+    return decorate
+
+
+@app.command(cls=_Command)
+@_with_options_of(transfer, _VIDEO_OPTIONS)
+def video(
+    ctx: typer.Context,
+    clip: Annotated[Optional[Path], typer.Argument(
+        metavar="CLIP", help="The video to stylize (what FFmpeg reads: .mp4, .mov, .mkv, .webm, ...).")] = None,
+    styles: Annotated[Optional[list[Path]], typer.Argument(
+        metavar="STYLE...", help="One or more paintings whose style to transfer.")] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", rich_help_panel="Output", help="Where to write the video: .mp4, .mov, .mkv (H.264) or "
+        ".webm (VP9), with CLIP's frame rate and audio. Default: CLIP_STYLE.mp4.")] = None,
+    start: Annotated[float, typer.Option(min=0, rich_help_panel="Video", help="Start this many seconds into CLIP.")] = 0.0,
+    duration: Annotated[Optional[float], typer.Option(min=0, rich_help_panel="Video", help="Stylize this many seconds. "
+                                                      "Default: to the end.")] = None,
+    max_frames: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Video", help="Stylize at most this many frames.")] = None,
+    temporal_weight: Annotated[float, typer.Option(min=0, rich_help_panel="Video", help="λ: weight of the temporal loss "
+                                                   "that keeps each frame close to the previous one moved along the optical "
+                                                   "flow, where the flow is reliable (0: only start from it).")] = defaults.DEFAULT_TEMPORAL_WEIGHT,
+    frame_steps: Annotated[Optional[int], typer.Option(min=0, rich_help_panel="Video", help="Steps of each frame after the "
+                                                       "first, in one scale at --size: it starts from the previous frame's "
+                                                       "stylization. Default: half of --steps.")] = None,
+    temporal: Annotated[bool, typer.Option("--temporal/--independent", rich_help_panel="Video", help="independent: "
+                                           "stylize each frame on its own, as an image (it flickers; for comparison).")] = True,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", rich_help_panel="Reliability", help="Continue an "
+                                         "interrupted run after its last finished frame (frames wait in "
+                                         "OUTPUT_STEM.frames/ until the video is encoded).")] = False,
+    keep_frames: Annotated[bool, typer.Option("--keep-frames/--no-keep-frames", rich_help_panel="Output", help="Keep "
+                                              "the stylized frames (PNG, each with its report) in OUTPUT_STEM.frames/.")] = False,
+    **options,
+) -> None:
+    """Stylize the video CLIP with the style of STYLE, each frame consistent with the one before (Ruder,
+    Dosovitskiy & Brox 2016), keeping its frame rate and audio. Needs pip install "stylekeras\\[video]".
+
+    \b
+    Example (24 frames, about 3 minutes on a 2-core CPU):
+      stylekeras video examples/pan.mp4 examples/starry_night.jpg -o pan_starry.mp4 --size 256
+    Every frame is stylized with the image options below; frames after the first start from the previous one.
+    """
+    params = ctx.params
+    quiet, flags = params["quiet"], {**command_flags(ctx), "style_masks": "--style-mask"}
+    command_line = {name: _plain(value) for name, value in params.items() if name not in (*_NOT_SETTINGS, "keep_frames")}
+    with _Interrupts() as interrupts:
+        try:
+            if clip is None or not styles:
+                raise StyleKerasError("give CLIP and at least one STYLE (or a --config file that names them)")
+            _library()
+            from stylekeras import video as video_module
+            from stylekeras.callbacks import ProgressBar
+            from stylekeras.image_io import load_image
+
+            settings = _transfer_settings(params)
+            video_settings = video_module.VideoSettings(start, duration, max_frames, temporal_weight, frame_steps, temporal)
+            output = video_module.check_output(output or Path(f"{clip.stem}_{styles[0].stem}.mp4"), [clip, *styles])
+            masks = [load_image(mask, label="style mask", max_pixels=params["max_pixels"])
+                     for mask in params["style_mask"]] if params["style_mask"] else None
+            stylizer = _stylizer(_stylizer_options(params), quiet)
+            with contextlib.ExitStack() as stack:
+                bar = None if quiet else stack.enter_context(ProgressBar(images=1, unit="frames"))
+
+                def frame_callbacks(index: int, frames: int):
+                    if bar is not None:
+                        bar.start_image(f"frame {index + 1}", of=frames, position=index)
+                    return lambda report: [callback(report) for callback in (bar, interrupts.check) if callback]
+
+                interrupts.deferred = True
+                result = video_module.transfer_video(
+                    clip, styles, output, stylizer=stylizer, settings=settings, video=video_settings, resume=resume,
+                    keep_frames=keep_frames, max_pixels=params["max_pixels"], callback=frame_callbacks,
+                    within_step=bar and bar.within_step, command_line=command_line, style_masks=masks)
+        except StyleKerasError as error:
+            _fail(str(error), flags=flags)
+        except KeyboardInterrupt:
+            _fail("interrupted" + ("; finished frames are kept: run the same command with --resume to continue"
+                                   if interrupts.deferred else " before stylization started; nothing was written"),
+                  interrupts.exit_code())
+    summary = {"output": result.output and str(result.output), "frames": result.frames, "rate": float(result.rate),
+               "stylized": result.stylized, "seconds": round(result.seconds, 2), "stop_reason": result.stop_reason}
+    if params["json_summary"]:
+        typer.echo(json.dumps(summary, indent=2))
+    if result.stop_reason is not None:
+        folder = video_module.frames_folder(output)
+        code = interrupts.exit_code() if interrupts.received else 1
+        _fail(f"stopped at {result.stop_reason}; the {result.frames} finished frames are in {folder}: run the same "
+              f"command with --resume to continue", code)
+    if not quiet:
+        per_frame = f", {result.seconds / result.stylized:.1f} s per frame" if result.stylized else ""
+        typer.secho(f"wrote {result.output} ({result.frames} frames at {float(result.rate):g} fps{per_frame})",
+                    fg="green", err=params["json_summary"])
+
+
+def _transfer_settings(params: dict):
+    """The `TransferSettings` of the command's options: each option named like a field is that field
+    (choices as their values)."""
+    from stylekeras import stylize
+
+    values = {field.name: _plain(params[field.name]) for field in fields(stylize.TransferSettings)}
+    return stylize.TransferSettings(**{**values, "style_blend": _numbers(params["style_blend"], "--style-blend")})
+
+
+def _stylizer_options(params: dict) -> dict:
+    """`Stylizer`'s arguments from the command's options of the same names."""
+    return dict(backbone=params["backbone"] and params["backbone"].value, weights=params["weights"],
+                style_layers=_names(params["style_layers"]), content_layers=_names(params["content_layers"]),
+                style_layer_weights=_numbers(params["style_layer_weights"], "--style-layer-weights"),
+                seed=params["seed"], pooling=params["pooling"].value, padding=params["padding"].value,
+                precision=params["precision"].value)
+
+
+def _stylizer(options: dict, quiet: bool):
+    """The `Stylizer` of `options`, saying on stderr (unless `quiet`) which weights and precision it runs."""
+    from stylekeras import features, stylize
+
+    stylizer = stylize.Stylizer(**options)
+    if not quiet:
+        typer.echo(f"weights: {stylizer.weights.description}", err=True)
+        if options["precision"] == "auto":
+            found = "bfloat16 hardware found" if stylizer.precision == "mixed" else "no bfloat16 hardware found"
+            typer.echo(f"precision: {stylizer.precision} (auto: {found})", err=True)
+        elif options["precision"] == "mixed" and features.bfloat16_is_fast() is False:
+            typer.echo("note: no bfloat16 hardware found (AMX or AVX512-BF16 CPU, Ampere+ GPU); --precision "
+                       "mixed is likely 3-10× slower than float32 here (3.1-3.4× measured on an AVX512F "
+                       "Xeon, 10.6× on an AVX2 EPYC)", err=True)
+    return stylizer
 
 
 def _transfer_on_ray(contents: list[Path] | list[str], folder: Path | str, stylizer_options: dict, job_options: dict,

@@ -56,6 +56,10 @@ DEFAULT_LBFGS_LEARNING_RATE = 1.0  # L-BFGS scales its own steps; 1 is torch's a
 # relative error against the whole image's is 0.20 with no margin, 0.010 at 16 px, 0.0002 at 32 px.
 DEFAULT_TILE_MARGIN = 32
 
+# Video (`stylekeras.video`): λ of Ruder et al.'s temporal loss, in the content loss's units
+# (`objective.temporal_loss_weights`; QUALITY.md, "Video").
+DEFAULT_TEMPORAL_WEIGHT = 1e3
+
 # 50 megapixels (e.g. 8660×5773): far above what style transfer can use, below Pillow's own bomb warning
 # (89 MP), and checked from the header before any pixel is decoded.
 DEFAULT_MAX_PIXELS = 50_000_000

@@ -1,6 +1,8 @@
 """The one exception type the library raises for problems a user can fix."""
 
+import importlib
 from collections.abc import Sequence
+from types import ModuleType
 
 
 class StyleKerasError(Exception):
@@ -16,3 +18,11 @@ def check_choice(option: str, value: object, choices: Sequence[object]) -> None:
     """Raise a one-line `StyleKerasError` when `value` is not one of `choices` (`option` names the parameter, in backticks)."""
     if value not in choices:
         raise StyleKerasError(f"{option} '{value}' is not one of {', '.join(map(str, choices))}")
+
+
+def import_extra(module: str, extra: str, needed_for: str) -> ModuleType:
+    """Import an optional dependency, or raise a one-line `StyleKerasError` naming the extra that brings it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise StyleKerasError(f'{needed_for} needs the {module} package: pip install "stylekeras[{extra}]"') from None

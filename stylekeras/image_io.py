@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Union
 
@@ -138,16 +139,17 @@ def to_uint8(pixels: np.ndarray) -> np.ndarray:
     return np.round(np.clip(pixels, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def check_output_path(path: str | os.PathLike, inputs: tuple[ImageSource, ...] = ()) -> Path:
+def check_output_path(path: str | os.PathLike, inputs: tuple[ImageSource, ...] = (),
+                      check_format: Callable[[Path], object] | None = None) -> Path:
     """Fail early, before any compute, if an image cannot be saved at `path`.
 
     Creates missing parent directories. `inputs` are the run's input images: the output may not be one
-    of them.
+    of them. `check_format` refuses a suffix it cannot write (default: the image formats).
     """
     path = Path(path)
     if path.is_dir():
         raise StyleKerasError(f"output '{path}' is a directory; give a file name such as '{path / 'out.png'}'")
-    _format_for(path)
+    (check_format or _format_for)(path)
     for source in inputs:
         if isinstance(source, (str, os.PathLike)) and Path(source).exists() and path.exists():
             if path.samefile(source):

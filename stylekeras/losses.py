@@ -110,6 +110,12 @@ def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.square(down), axis=[1, 2, 3]) + tf.reduce_sum(tf.square(right), axis=[1, 2, 3])
 
 
+def temporal_loss(images: tf.Tensor, warped: tf.Tensor, consistency: tf.Tensor) -> tf.Tensor:
+    """1/D Σ_k c_k (x_k − ω_k)²: the frame's distance to the previous stylized frame warped onto it, where
+    the flow is reliable (c = 1), D the number of values (Ruder, Dosovitskiy & Brox 2016, eq. 5)."""
+    return tf.reduce_mean(consistency * tf.square(images - warped), axis=[1, 2, 3])
+
+
 def total_loss(
     content: tf.Tensor, style: tf.Tensor, variation: tf.Tensor, content_weight: float, style_weight: float, tv_weight: float
 ) -> tf.Tensor:

@@ -1,4 +1,5 @@
-"""What the optimizer minimizes at one scale: the losses' targets, and α·L_content + β·L_style + γ·L_tv.
+"""What the optimizer minimizes at one scale: the losses' targets, and α·L_content + β·L_style + γ·L_tv
+(+ λ·L_temporal for a video frame).
 
 `Targets` is computed once per scale (`Stylizer.targets`); an `Objective` built from it is the one place
 where the losses and their total are assembled, for the whole image in one `tf.function` or, when the
@@ -32,13 +33,26 @@ class StyleTarget:
 
 
 @dataclass(frozen=True)
+class TemporalTarget:
+    """A video frame's temporal target: the previous stylized frame warped onto it (`[batch, H, W, 3]`),
+    where the warp is reliable (`[batch, H, W, 1]`, 0 to 1) and the temporal loss's weight per frame
+    (`temporal_loss_weights`)."""
+
+    warped: tf.Tensor
+    consistency: tf.Tensor
+    weight: np.ndarray
+
+
+@dataclass(frozen=True)
 class Targets:
     """What the losses compare against at one scale: the content image's feature maps by layer, the style
-    targets, and each style layer's weight w_l (one value per photo when photos are stylized together)."""
+    targets, each style layer's weight w_l (one value per photo when photos are stylized together) and,
+    for a video frame, the temporal target."""
 
     content: Mapping[str, tf.Tensor]
     styles: Sequence[StyleTarget]
     layer_weights: Mapping[str, float | np.ndarray]
+    temporal: TemporalTarget | None = None
 
 
 def loss_parts(model: keras.Model, images: tf.Tensor, targets: Targets) -> dict[str, tf.Tensor]:
@@ -96,11 +110,25 @@ def balanced_layer_weights(content: Mapping[str, tf.Tensor], grams: Mapping[str,
     between photos (QUALITY.md); the relative style loss does not. In units of the content features' mean
     square, the same β gives the same balance on every network and photo.
     """
-    energy = tf.reduce_mean(tf.stack([tf.reduce_mean(tf.square(tf.cast(target, tf.float32)))
-                                      for target in content.values()]))
+    energy = tf.reduce_mean(content_energy(content))
     return {name: weight * energy / (tf.reduce_sum(tf.square(grams[name])) / (4.0 * float(grams[name].shape[-1]) ** 2)
                                      + 1e-12)
             for name, weight in layer_weights.items()}
+
+
+def content_energy(content: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """The content features' mean square, per photo (`[batch]`): the unit of the balanced style weights
+    and of the temporal loss's weight."""
+    return tf.reduce_mean(tf.stack([tf.reduce_mean(tf.square(tf.cast(target, tf.float32)), axis=[1, 2, 3])
+                                    for target in content.values()]), axis=0)
+
+
+def temporal_loss_weights(weights: Sequence[float], content: Mapping[str, tf.Tensor]) -> np.ndarray:
+    """Each frame's λ (`weights`) in the content loss's units: λ · e · 512², with e the content features'
+    mean square (`content_energy`) and 512² the positions the content loss is scaled to. L_temporal is a
+    mean of squared pixel differences in [0, 1]; scaled so, one λ holds on every network, photo and size."""
+    return (np.asarray(weights, np.float32) * content_energy(content).numpy()
+            * REFERENCE_SHAPE[0] * REFERENCE_SHAPE[1]).astype(np.float32)
 
 
 def stack_targets(per_photo: Sequence[Targets]) -> Targets:
@@ -120,13 +148,25 @@ def stack_targets(per_photo: Sequence[Targets]) -> Targets:
     )
 
 
-class Objective:
-    """α·L_content + β·L_style + γ·L_tv of an image variable, and its gradient.
+def temporal_loss_and_gradient(images: tf.Tensor | tf.Variable, target: TemporalTarget
+                               ) -> tuple[tf.Tensor, tf.Tensor]:
+    """L_temporal of `images` (`[batch]`, unweighted like `loss_parts`) and d λ·L_temporal / d images. Per
+    pixel, without the network: added to the whole image's or the tiles' loss alike."""
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        loss = losses.temporal_loss(images, target.warped, target.consistency)
+        weighted = target.weight * loss
+    return loss, tape.gradient(weighted, images)
 
-    Calling it returns the loss parts (`loss_parts` plus "total", one value per photo) and d total / d image
-    at the variable's current value. The whole image is one `tf.function`; an image larger than the
-    `tiling` window is evaluated tile by tile (`tiled`), on a grid offset by `step` (so seams never stay in
-    one place) and calling `within_step` with the fraction done after each window.
+
+class Objective:
+    """α·L_content + β·L_style + γ·L_tv (+ λ·L_temporal) of an image variable, and its gradient.
+
+    Calling it returns the loss parts (`loss_parts` plus "total", and "temporal" for a video frame, one
+    value per photo) and d total / d image at the variable's current value. The whole image is one
+    `tf.function`; an image larger than the `tiling` window is evaluated tile by tile (`tiled`), on a grid
+    offset by `step` (so seams never stay in one place) and calling `within_step` with the fraction done
+    after each window.
     """
 
     def __init__(self, model: keras.Model, targets: Targets, loss_weights: tuple[float, float, float],
@@ -138,11 +178,18 @@ class Objective:
             tiled = TiledObjective(model, tiling, image, targets, loss_weights)
             self._evaluate = lambda step, within_step: tiled.loss_and_gradient(
                 tiling.grid(height, width, tiling.random_offset(seed, step)), within_step)
-            return
-
-        whole_images = tf.function(lambda: loss_and_gradient(model, image, targets, loss_weights))
-        self._evaluate = lambda step, within_step: whole_images()
+        else:
+            whole_images = tf.function(lambda: loss_and_gradient(model, image, targets, loss_weights))
+            self._evaluate = lambda step, within_step: whole_images()
+        self._temporal_weight = targets.temporal and targets.temporal.weight
+        self._temporal = None if targets.temporal is None else tf.function(
+            lambda: temporal_loss_and_gradient(image, targets.temporal))
 
     def __call__(self, step: int = 0, within_step: Callable[[float], None] | None = None
                  ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        return self._evaluate(step, within_step)
+        parts, gradient = self._evaluate(step, within_step)
+        if self._temporal is None:
+            return parts, gradient
+        temporal, temporal_gradient = self._temporal()
+        total = parts["total"] + self._temporal_weight * temporal
+        return {**parts, "temporal": temporal, "total": total}, gradient + temporal_gradient

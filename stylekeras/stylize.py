@@ -12,7 +12,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import keras
 import numpy as np
@@ -53,8 +53,8 @@ from stylekeras.features import (
 )
 from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resize_longer_side
 from stylekeras.objective import (
-    Objective, StyleTarget, Targets, balanced_layer_weights, loss_parts, size_scaled_loss_weights,
-    stack_targets, layer_grams,
+    Objective, StyleTarget, Targets, TemporalTarget, balanced_layer_weights, loss_parts, size_scaled_loss_weights,
+    stack_targets, layer_grams, temporal_loss_weights,
 )
 from stylekeras.optimizers import LBFGS, TILED_TOLERATED_RISE, Adam
 from stylekeras.tiling import Tiling, tiled_feature_maps, tiled_normalized_grams
@@ -167,6 +167,33 @@ class TransferSettings:
 
 
 @dataclass(frozen=True)
+class FramePrior:
+    """A video frame's link to the frame before (Ruder, Dosovitskiy & Brox 2016): `warped`, the previous
+    frame's stylization moved onto this one along the optical flow (H×W×3 in [0, 1], the output's size),
+    and `consistency` (H×W, 0 to 1), where that flow is reliable. There the run starts from `warped`
+    (elsewhere from `init`, as an image would), and the temporal loss, weighted `weight` (λ, in the content
+    loss's units: `objective.temporal_loss_weights`), keeps the result close to it."""
+
+    warped: np.ndarray
+    consistency: np.ndarray
+    weight: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.weight) and self.weight >= 0):
+            raise StyleKerasError(f"`temporal_weight` must be a finite number ≥ 0, got {self.weight}")
+        if self.warped.ndim != 3 or self.warped.shape[-1] != 3 or self.consistency.shape != self.warped.shape[:2]:
+            raise StyleKerasError(f"a frame prior needs an H×W×3 image and an H×W mask, got {self.warped.shape} "
+                                  f"and {self.consistency.shape}")
+
+    def at(self, shape: tuple[int, int], luminance: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The warped frame and the mask (H×W×1) at one scale's (height, width) `shape`; in luminance
+        space when the run transfers luminance only (then the previous frame's colours are not its own)."""
+        warped = color.luminance_image(self.warped) if luminance else self.warped
+        return (tf.image.resize(warped, shape, method="bilinear", antialias=True).numpy(),
+                tf.image.resize(self.consistency[..., None], shape, method="bilinear", antialias=True).numpy())
+
+
+@dataclass(frozen=True)
 class StepReport:
     """What a per-step callback sees: the step just done (1-based, over all scales), the losses before
     it, the image after it and the current scale's longer side."""
@@ -249,6 +276,7 @@ class Stylizer:
         checkpoint_every: int = 50,
         resume: bool = False,
         within_step: Callable[[float], None] | None = None,
+        prior: FramePrior | None = None,
         settings: TransferSettings | None = None,
         **options,
     ) -> StyleResult:
@@ -260,11 +288,13 @@ class Stylizer:
         early (deleted when it finishes); `resume=True` continues from that file, refusing if the inputs,
         model or settings (other than `steps`) differ. Tiled steps can take minutes: `within_step` is called
         after each window with the fraction of the step done, and may raise KeyboardInterrupt to stop at
-        once (that step is then not applied).
+        once (that step is then not applied). A video frame's `prior` (`FramePrior`) replaces `init` and adds
+        the temporal loss (see `stylekeras.video`).
         """
         (result,) = self.transfer_batch([content], style, style_masks=style_masks, callbacks=[callback],
                                         checkpoints=[checkpoint], checkpoint_every=checkpoint_every, resume=resume,
-                                        within_step=within_step, settings=settings, **options)
+                                        within_step=within_step, priors=None if prior is None else [prior],
+                                        settings=settings, **options)
         return result
 
     def transfer_batch(
@@ -278,6 +308,7 @@ class Stylizer:
         checkpoint_every: int = 50,
         resume: bool = False,
         within_step: Callable[[float], None] | None = None,
+        priors: Sequence[FramePrior] | None = None,
         settings: TransferSettings | None = None,
         **options,
     ) -> list[StyleResult]:
@@ -286,8 +317,8 @@ class Stylizer:
         Each photo gets what `transfer` would give it alone (its own losses, history, callback and
         checkpoint, interchangeable with a single run's), in less time per photo: no loss mixes the photos
         and Adam moves each pixel by its own gradient. The photos must have the same size at every scale
-        (equal `scale_shapes`). `callbacks` and `checkpoints` have one entry per photo; the other arguments
-        are `transfer`'s. A batch of more than one photo needs Adam and no tiles (`check_batch`).
+        (equal `scale_shapes`). `callbacks`, `checkpoints` and `priors` have one entry per photo; the other
+        arguments are `transfer`'s. A batch of more than one photo needs Adam and no tiles (`check_batch`).
         """
         unknown = set(options) - {field.name for field in fields(TransferSettings)}
         if unknown:
@@ -297,8 +328,8 @@ class Stylizer:
         settings = settings if settings is not None else TransferSettings(**options)
         callbacks = list(callbacks) if callbacks is not None else [None] * len(contents)
         checkpoints = list(checkpoints) if checkpoints is not None else [None] * len(contents)
-        if not len(contents) == len(callbacks) == len(checkpoints) >= 1:
-            raise ValueError("transfer_batch needs at least one photo, and one callback and checkpoint entry per photo")
+        if not len(contents) == len(callbacks) == len(checkpoints) == len(priors or contents) >= 1:
+            raise ValueError("transfer_batch needs at least one photo, and one callback, checkpoint and prior entry per photo")
         check_batch(settings, len(contents))
         styles = list(style) if isinstance(style, (list, tuple)) else [style]
         label = "content image" if len(contents) == 1 else "photo {} of the batch"
@@ -314,6 +345,10 @@ class Stylizer:
                     f"{content_pixels[0].shape[1]}×{content_pixels[0].shape[0]}; a batch needs photos of one size"
                 )
         sizes = settings.sizes(max(content_pixels[0].shape[:2]))
+        for prior in priors or []:
+            if prior.warped.shape[:2] != shapes[-1]:
+                raise StyleKerasError(f"a frame prior is {prior.warped.shape[1]}×{prior.warped.shape[0]} px and the "
+                                      f"output {shapes[-1][1]}×{shapes[-1][0]}; it must have the output's size")
         for shape, size in zip(shapes, sizes):  # every scale's sizes are checked before the first step
             self.check_size(shape, label.format(1))
             for pixels in style_pixels:
@@ -323,10 +358,11 @@ class Stylizer:
             check_memory(shapes[-1], settings, tiling, len(contents))
 
         run_checkpoints = RunCheckpoints(checkpoints, [None if path is None else {
-            "inputs": _digest([pixels, *style_pixels, *(masks or [])]),
+            "inputs": _digest([pixels, *style_pixels, *(masks or []),
+                               *([priors[index].warped, priors[index].consistency] if priors else [])]),
             "model": self.description,
-            "settings": {**asdict(settings), "steps": None},
-        } for pixels, path in zip(content_pixels, checkpoints)], checkpoint_every)
+            "settings": {**asdict(settings), "steps": None, **({"temporal_weight": priors[index].weight} if priors else {})},
+        } for index, (pixels, path) in enumerate(zip(content_pixels, checkpoints))], checkpoint_every)
         saved = run_checkpoints.resume() if resume else None
         originals = content_pixels
         inputs = [_color_inputs(settings.preserve_color, pixels, style_pixels) for pixels in content_pixels]
@@ -341,7 +377,13 @@ class Stylizer:
             contents_at_size = [resize_longer_side(pixels, size) for pixels, _ in inputs]
             styles_at_size = [[resize_longer_side(p, round(size * settings.style_scale)) for p in photo_styles]
                               for _, photo_styles in inputs]
-            if images is None:
+            at_scale = [prior.at(shapes[scale], settings.preserve_color == "luminance") for prior in priors or []]
+            if images is None and priors:  # untrusted pixels start as an image does: a wrong warp would stay as a ghost
+                images = np.stack([mask * warped + (1 - mask) * initial_image(settings.init, content, photo_styles,
+                                                                               settings.seed, blend)
+                                   for (warped, mask), content, photo_styles in
+                                   zip(at_scale, contents_at_size, styles_at_size)])
+            elif images is None:
                 images = np.stack([initial_image(settings.init, content, photo_styles, settings.seed, blend)
                                    for content, photo_styles in zip(contents_at_size, styles_at_size)])
             else:  # coarse-to-fine: continue from the previous scale's result, upsampled
@@ -350,6 +392,11 @@ class Stylizer:
                 self.targets(content, photo_styles, blend, masks, settings.style_normalization, tiling)
                 for content, photo_styles in zip(contents_at_size, styles_at_size)
             ])
+            if priors:
+                targets = replace(targets, temporal=TemporalTarget(
+                    tf.constant(np.stack([warped for warped, _ in at_scale])),
+                    tf.constant(np.stack([mask for _, mask in at_scale])),
+                    temporal_loss_weights([prior.weight for prior in priors], targets.content)))
             images = run.optimize(images, targets, size, scale, scale_steps)
             if run.stop_reason:
                 break
@@ -512,6 +559,8 @@ class _Run:
             for history, photo_values in zip(self.histories, values):
                 for name in LOSS_NAMES:
                     history[name].append(photo_values[name])
+                if "temporal" in photo_values:  # a video frame's
+                    history.setdefault("temporal", []).append(photo_values["temporal"])
                 history["size"].append(size)
             if self.checkpoints.due(self.done):
                 save()

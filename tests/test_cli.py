@@ -320,3 +320,79 @@ def test_resume_after_sigkill_finishes_the_same_image_as_an_unbroken_run(tmp_pat
     assert straight.exit_code == 0, straight.output
     np.testing.assert_array_equal(np.asarray(Image.open(output)), np.asarray(Image.open(tmp_path / "straight.png")))
     assert not checkpoint.exists()  # finished: nothing left to resume
+
+
+# `stylekeras video`
+
+VIDEO_TINY = ["--size", "48", "--steps", "4", "--weights", "random", "--precision", "float32", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def clip_path(tmp_path_factory, content_path):
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from clips import make_clip, pan_frames
+
+    return make_clip(tmp_path_factory.mktemp("clip") / "pan.mp4", pan_frames(content_path, 4), audio_seconds=4 / 12)
+
+
+def test_video_writes_the_clip_and_prints_its_summary(tmp_path, clip_path, style_path):
+    output = tmp_path / "styled.mp4"
+    result = run_cli("video", clip_path, style_path, "-o", output, *VIDEO_TINY, "--max-frames", "3", "--json",
+                     "--preserve-color", "luminance", "--frame-steps", "2")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary == {"output": str(output), "frames": 3, "rate": 12.0, "stylized": 3, "seconds": summary["seconds"],
+                       "stop_reason": None}
+    import av
+
+    with av.open(str(output)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 3 and container.streams.audio
+    assert not (tmp_path / "styled.frames").exists()
+
+
+@pytest.mark.parametrize("make_args, fragment", [
+    (lambda tmp, clip, style: [style, style], "is a still image, not a video; stylize it with `stylekeras transfer`"),
+    (lambda tmp, clip, style: [(tmp / "notes.mp4", (tmp / "notes.mp4").write_text("hello"))[0], style],
+     "is not a readable video"),
+    (lambda tmp, clip, style: [clip, style, "-o", tmp / "out.avi"], "is not a video format stylekeras writes"),
+    (lambda tmp, clip, style: [clip, style, "--start", "60"], "has no frames from 60 s"),
+    (lambda tmp, clip, style: [clip, style, "--duration", "0"], "--duration must be > 0 seconds"),
+    (lambda tmp, clip, style: [clip], "give CLIP and at least one STYLE"),
+    (lambda tmp, clip, style: [clip, style, "-o", clip], "is one of the input images"),
+])
+def test_video_bad_input_is_one_line_and_exit_2(tmp_path, clip_path, style_path, make_args, fragment):
+    args = make_args(tmp_path, clip_path, style_path)
+    output = [] if "-o" in args else ["-o", tmp_path / "out.mp4"]
+    result = run_cli("video", *args, *output, *VIDEO_TINY)
+    _assert_one_line_error(result, fragment)
+    assert not (tmp_path / "out.mp4").exists() and not list(Path.cwd().glob("*_style.mp4"))
+
+
+def test_video_without_pyav_says_what_to_install(tmp_path, clip_path, style_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "av", None)
+    result = run_cli("video", clip_path, style_path, "-o", tmp_path / "out.mp4", *VIDEO_TINY)
+    _assert_one_line_error(result, 'pip install "stylekeras[video]"')
+
+
+def test_video_interrupted_keeps_its_frames_and_resumes(tmp_path, clip_path, style_path):
+    output = tmp_path / "out.mp4"
+    frames = tmp_path / "out.frames"
+    run = ["video", str(clip_path), str(style_path), "-o", str(output), *VIDEO_TINY]
+    process = subprocess.Popen([sys.executable, "-m", "stylekeras", *run, "--frame-steps", "100000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (frames / "frame_000000.png").exists():  # then frame 2 runs its 100000 steps
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "stopped at frame 2 of 4: interrupted" in stderr and "--resume" in stderr
+    assert not output.exists() and [path.name for path in frames.glob("frame_*.png")] == ["frame_000000.png"]
+
+    again = run_cli(*run, "--frame-steps", "2")
+    _assert_one_line_error(again, "holds the frames of an earlier run; add --resume")
+    resumed = run_cli(*run, "--frame-steps", "2", "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["stylized"] == 3 and not frames.exists()

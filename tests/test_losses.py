@@ -48,6 +48,14 @@ def test_total_variation_matches_numpy():
     np.testing.assert_allclose(losses.total_variation_loss(image), expected, rtol=1e-5)
 
 
+def test_temporal_loss_is_the_masked_mean_square_per_frame():
+    images = rng.uniform(size=(2, 5, 6, 3)).astype(np.float32)
+    warped = rng.uniform(size=(2, 5, 6, 3)).astype(np.float32)
+    consistency = (rng.uniform(size=(2, 5, 6, 1)) > 0.5).astype(np.float32)
+    expected = [np.sum(consistency[i] * (images[i] - warped[i]) ** 2) / (5 * 6 * 3) for i in range(2)]
+    np.testing.assert_allclose(losses.temporal_loss(images, warped, consistency), expected, rtol=1e-5)
+
+
 def test_total_loss_combines_with_weights():
     assert float(losses.total_loss(2.0, 3.0, 5.0, 1.0, 10.0, 100.0)) == pytest.approx(2 + 30 + 500)
 
