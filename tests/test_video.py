@@ -118,6 +118,18 @@ def test_a_frame_prior_is_the_start_and_the_temporal_loss_pulls_toward_it(random
         random_stylizer.transfer(frame, style_path, settings=SETTINGS, prior=FramePrior(warped[:20], everywhere[:20], 1.0))
 
 
+def test_a_frame_prior_works_tile_by_tile(random_stylizer, content_path, style_path):
+    frame = load_image(content_path)
+    warped = np.clip(frame + 0.1, 0, 1).astype(np.float32)
+    settings = TransferSettings(size=64, steps=3, optimizer="adam", scales=1, tile=16, tile_margin=16)
+    assert random_stylizer.tiling(settings).needed(64, 64)
+    free, held = (random_stylizer.transfer(frame, style_path, settings=settings,
+                                           prior=FramePrior(warped, np.full(frame.shape[:2], trusted, np.float32), 1e6))
+                  for trusted in (0.0, 1.0))
+    assert len(held.history["temporal"]) == 3
+    assert np.mean((held.image - warped) ** 2) < 0.5 * np.mean((free.image - warped) ** 2)
+
+
 def test_temporal_frames_flicker_less_than_independent_ones(random_stylizer, content_path, style_path):
     """Mechanics only (random weights): warping error of consecutive outputs, with and without the prior."""
     frames = pan_frames(content_path, 4)
