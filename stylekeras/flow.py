@@ -21,8 +21,8 @@ def _cv2():
 @dataclass(frozen=True)
 class FrameMotion:
     """How frame t relates to frame t−1: `backward` flow (H×W×2, (dx, dy) from each pixel of frame t to
-    where it was in frame t−1) and `consistency` (H×W, 1 where that flow passed the forward–backward and
-    motion-boundary checks, 0 at disocclusions and motion boundaries)."""
+    where it was in frame t−1) and `consistency` (H×W, 1 where that flow is reliable, 0 at disocclusions,
+    motion boundaries and what enters the frame: `consistency`)."""
 
     backward: np.ndarray
     consistency: np.ndarray
