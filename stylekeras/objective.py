@@ -181,7 +181,7 @@ class Objective:
         else:
             whole_images = tf.function(lambda: loss_and_gradient(model, image, targets, loss_weights))
             self._evaluate = lambda step, within_step: whole_images()
-        self._temporal_weight = targets.temporal and targets.temporal.weight
+        self._temporal_target = targets.temporal
         self._temporal = None if targets.temporal is None else tf.function(
             lambda: temporal_loss_and_gradient(image, targets.temporal))
 
@@ -191,5 +191,5 @@ class Objective:
         if self._temporal is None:
             return parts, gradient
         temporal, temporal_gradient = self._temporal()
-        total = parts["total"] + self._temporal_weight * temporal
+        total = parts["total"] + self._temporal_target.weight * temporal
         return {**parts, "temporal": temporal, "total": total}, gradient + temporal_gradient

@@ -378,14 +378,12 @@ class Stylizer:
             styles_at_size = [[resize_longer_side(p, round(size * settings.style_scale)) for p in photo_styles]
                               for _, photo_styles in inputs]
             at_scale = [prior.at(shapes[scale], settings.preserve_color == "luminance") for prior in priors or []]
-            if images is None and priors:  # untrusted pixels start as an image does: a wrong warp would stay as a ghost
-                images = np.stack([mask * warped + (1 - mask) * initial_image(settings.init, content, photo_styles,
-                                                                               settings.seed, blend)
-                                   for (warped, mask), content, photo_styles in
-                                   zip(at_scale, contents_at_size, styles_at_size)])
-            elif images is None:
+            if images is None:
                 images = np.stack([initial_image(settings.init, content, photo_styles, settings.seed, blend)
                                    for content, photo_styles in zip(contents_at_size, styles_at_size)])
+                if priors:  # a frame starts from the warp where it is trusted: elsewhere a wrong warp would stay as a ghost
+                    images = np.stack([mask * warped + (1 - mask) * image
+                                       for (warped, mask), image in zip(at_scale, images)])
             else:  # coarse-to-fine: continue from the previous scale's result, upsampled
                 images = tf.image.resize(images, shapes[scale], method="bicubic").numpy().clip(0, 1)
             targets = stack_targets([
