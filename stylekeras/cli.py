@@ -542,11 +542,27 @@ def _stylizer_options(params: dict) -> dict:
                 precision=params["precision"].value)
 
 
+@contextlib.contextmanager
+def _keras_messages_hidden():
+    """Keras' own notes (e.g. "Downloading data from …" when `--weights auto` tries the ImageNet download)
+    go to its logger, which shows only warnings, instead of the terminal."""
+    import keras
+
+    was_enabled = keras.config.is_interactive_logging_enabled()
+    keras.config.disable_interactive_logging()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            keras.config.enable_interactive_logging()
+
+
 def _stylizer(options: dict, quiet: bool):
     """The `Stylizer` of `options`, saying on stderr (unless `quiet`) which weights and precision it runs."""
     from stylekeras import features, stylize
 
-    stylizer = stylize.Stylizer(**options)
+    with _keras_messages_hidden() if quiet else contextlib.nullcontext():
+        stylizer = stylize.Stylizer(**options)
     if not quiet:
         typer.echo(f"weights: {stylizer.weights.description}", err=True)
         if options["precision"] == "auto":

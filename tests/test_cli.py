@@ -219,6 +219,27 @@ def test_json_summary_is_all_of_stdout_without_quiet(tmp_path, content_path, sty
     assert "wrote " in result.stderr
 
 
+def test_quiet_hides_keras_download_notes(tmp_path, content_path, style_path, monkeypatch):
+    from keras.src.utils.io_utils import print_msg
+
+    from stylekeras import weights
+
+    def offline_vgg19(**_):  # what Keras does without a network: says it downloads, then fails
+        print_msg("Downloading data from https://storage.googleapis.com/vgg19.h5")
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setitem(weights._KERAS_APPLICATIONS, "vgg19", offline_vgg19)
+    tiny_auto = [argument if argument != "random" else "auto" for argument in TINY]
+    quiet = run_cli("transfer", content_path, style_path, "-o", tmp_path / "quiet.png", *tiny_auto)
+    assert quiet.exit_code == 0, quiet.output
+    assert quiet.stderr == quiet.stdout == ""
+    loud = run_cli("transfer", content_path, style_path, "-o", tmp_path / "loud.png",
+                   *[argument for argument in tiny_auto if argument != "--quiet"])
+    assert loud.exit_code == 0, loud.output
+    assert "Downloading data from" in loud.stderr and "weights: imagenet-q8" in loud.stderr
+    assert "Downloading" not in loud.stdout
+
+
 def test_bad_config_files(tmp_path):
     (tmp_path / "bad.toml").write_text("size = = 3")
     result = run_cli("transfer", "--config", tmp_path / "bad.toml")
