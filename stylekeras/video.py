@@ -90,13 +90,15 @@ class VideoSettings:
 @dataclass(frozen=True)
 class Clip:
     """The part of a video file to stylize: the file, its frame rate, the selected frames' times (seconds,
-    as the file stores them) and their (height, width) once decoded. `frames()` decodes them one at a time,
-    so a long clip never sits in memory."""
+    as the file stores them), their (height, width) once decoded and turned upright, and the turn: the
+    degrees counterclockwise (0, 90, 180 or 270) the file's display matrix asks for, as phones record
+    portrait video. `frames()` decodes them one at a time, so a long clip never sits in memory."""
 
     path: Path
     rate: Fraction
     times: tuple[float, ...]
     shape: tuple[int, int]
+    rotation: int = 0
 
     @property
     def start(self) -> float:
@@ -120,6 +122,8 @@ class Clip:
                     if frame.time is None or frame.time < self.start - half_frame:
                         continue
                     pixels = Image.fromarray(frame.to_ndarray(format="rgb24"))
+                    if self.rotation:
+                        pixels = pixels.transpose(_UPRIGHT[self.rotation])
                     yield np.asarray(pixels.resize(self.shape[::-1], Image.LANCZOS), np.float32) / 255.0
                     count += 1
                     if count == len(self.times):
@@ -171,6 +175,7 @@ def read_clip(path: str | Path, size: int | None, video: VideoSettings = VideoSe
             raise StyleKerasError(f"'{path}' does not say its frame rate")
         try:
             times = _frame_times(container, stream)
+            rotation = _display_rotation(container, stream)
         except av.error.FFmpegError as error:
             raise StyleKerasError(f"'{path}' could not be read ({_reason(error)})") from None
     if not times:
@@ -188,8 +193,21 @@ def read_clip(path: str | Path, size: int | None, video: VideoSettings = VideoSe
         raise StyleKerasError(f"'{path}' has no frames from {video.start:g} s"
                               + (f" to {end:g} s" if video.duration is not None else "")
                               + f" (it is {len(times) / float(rate):.3g} s long)")
-    shape = _even(longer_side_shape((height, width), size) if size else (height, width))
-    return Clip(path, Fraction(rate), tuple(selected), shape)
+    upright = (width, height) if rotation in (90, 270) else (height, width)
+    shape = _even(longer_side_shape(upright, size) if size else upright)
+    return Clip(path, Fraction(rate), tuple(selected), shape, rotation)
+
+
+_UPRIGHT = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+def _display_rotation(container, stream) -> int:
+    """The turn, counterclockwise in degrees (0, 90, 180 or 270), that shows the video upright: the display
+    matrix of its first frame (where phones note portrait recording), to the nearest quarter turn."""
+    container.seek(0)
+    for frame in container.decode(stream):
+        return round(frame.rotation / 90) % 4 * 90
+    return 0
 
 
 def _frame_times(container, stream) -> list[float]:

@@ -15,8 +15,9 @@ def pan_frames(content_path, count: int = 5, width: int = 48, height: int = 36) 
     return [photo[8:8 + height, 2 * index:2 * index + width] for index in range(count)]
 
 
-def make_clip(path, frames, rate=12, pts=None, audio_seconds=None):
-    """Encode `frames` with PyAV directly (not with the module under test), optionally with a sine tone;
+def make_clip(path, frames, rate=12, pts=None, audio_seconds=None, rotation=None):
+    """Encode `frames` with PyAV directly (not with the module under test), optionally with a sine tone
+    and a display matrix turning them `rotation` degrees counterclockwise (as phones mark portrait video);
     no frames: a file with the sound only."""
     with av.open(str(path), "w") as container:
         audio = container.add_stream("aac", rate=16000) if audio_seconds else None
@@ -25,6 +26,8 @@ def make_clip(path, frames, rate=12, pts=None, audio_seconds=None):
             stream.height, stream.width = frames[0].shape[:2]
             stream.pix_fmt = "yuv420p"
             stream.time_base = Fraction(1, rate)
+            if rotation is not None:
+                stream.set_display_rotation(rotation)
         for index, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.round(pixels * 255).astype(np.uint8), format="rgb24")
             frame.pts = index if pts is None else pts[index]

@@ -44,6 +44,17 @@ def test_read_clip_keeps_frames_rate_and_makes_the_size_even(clip_path, content_
     assert small.shape == (22, 30) and next(small.frames()).shape == (22, 30, 3)  # 31×23.25 → even sides
 
 
+@pytest.mark.parametrize("rotation, turns", [(90, 1), (-90, -1), (180, 2)])
+def test_read_clip_turns_portrait_video_upright(tmp_path, content_path, rotation, turns):
+    frames = pan_frames(content_path, count=2)  # 36×48 as stored; the display matrix turns them
+    clip = video.read_clip(make_clip(tmp_path / "phone.mp4", frames, rotation=rotation), None)
+    upright = np.rot90(frames[0], turns)
+    assert clip.shape == upright.shape[:2]
+    first = next(clip.frames())
+    assert first.shape == upright.shape and np.mean(np.abs(first - upright)) < 0.04
+    assert video.read_clip(tmp_path / "phone.mp4", 24).shape == ((24, 18) if turns % 2 else (18, 24))
+
+
 def test_read_clip_cuts_by_start_duration_and_max_frames(clip_path):
     clip = video.read_clip(clip_path, None, video.VideoSettings(start=1 / 12, duration=3 / 12))
     assert len(clip) == 3 and clip.start == pytest.approx(1 / 12) and len(list(clip.frames())) == 3
