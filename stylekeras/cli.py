@@ -489,6 +489,7 @@ def video(
             output = video_module.check_output(output or Path(f"{clip.stem}_{styles[0].stem}.mp4"), [clip, *styles])
             masks = [load_image(mask, label="style mask", max_pixels=params["max_pixels"])
                      for mask in params["style_mask"]] if params["style_mask"] else None
+            decoded = video_module.read_clip(clip, settings.size, video_settings, params["max_pixels"])
             stylizer = _stylizer(_stylizer_options(params), quiet)
             with contextlib.ExitStack() as stack:
                 bar = None if quiet else stack.enter_context(ProgressBar(images=1, unit="frames"))
@@ -500,7 +501,7 @@ def video(
 
                 interrupts.deferred = True
                 result = video_module.transfer_video(
-                    clip, styles, output, stylizer=stylizer, settings=settings, video=video_settings, resume=resume,
+                    decoded, styles, output, stylizer=stylizer, settings=settings, video=video_settings, resume=resume,
                     keep_frames=keep_frames, max_pixels=params["max_pixels"], callback=frame_callbacks,
                     within_step=bar and bar.within_step, command_line=command_line, style_masks=masks)
         except StyleKerasError as error:

@@ -343,7 +343,7 @@ def stylize_frames(
 
 
 def transfer_video(
-    clip: str | Path,
+    clip: str | Path | Clip,
     style: str | Path | Sequence[str | Path],
     output: str | Path,
     *,
@@ -368,14 +368,17 @@ def transfer_video(
     `callback(index, frames)` gives the per-step callback of frame `index` of `frames`; it and
     `within_step` may raise KeyboardInterrupt to stop (the frame is then not written). Everything is
     validated, and the clip's timestamps read, before the first step; `command_line` goes into each
-    frame's report.
+    frame's report. `clip` may be what `read_clip(path, settings.size, video, max_pixels)` returned, so a
+    caller can check the file before building a `Stylizer`.
     """
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
+    decoded = clip if isinstance(clip, Clip) else None
+    clip = decoded.path if decoded else Path(clip)
     output = check_output(output, [clip, *styles])
-    stylizer = stylizer or Stylizer()
     style_pixels = [load_image(path, label=f"style image {index}", max_pixels=max_pixels)
                     for index, path in enumerate(styles, start=1)]
-    decoded = read_clip(clip, settings.size, video, max_pixels)
+    decoded = decoded or read_clip(clip, settings.size, video, max_pixels)
+    stylizer = stylizer or Stylizer()
     folder = frames_folder(output)
     # A resumed clip may change `frame_steps`, as a resumed image may change its steps.
     expected = {"model": stylizer.description, "stop_reason": None,

@@ -382,7 +382,10 @@ def test_video_writes_the_clip_and_prints_its_summary(tmp_path, clip_path, style
     (lambda tmp, clip, style: [clip], "give CLIP and at least one STYLE"),
     (lambda tmp, clip, style: [clip, style, "-o", clip], "is one of the input images"),
 ])
-def test_video_bad_input_is_one_line_and_exit_2(tmp_path, clip_path, style_path, make_args, fragment):
+def test_video_bad_input_is_one_line_and_exit_2(tmp_path, clip_path, style_path, make_args, fragment, monkeypatch):
+    from stylekeras import cli
+
+    monkeypatch.setattr(cli, "_stylizer", lambda *_: pytest.fail("the network was built before the input was checked"))
     args = make_args(tmp_path, clip_path, style_path)
     output = [] if "-o" in args else ["-o", tmp_path / "out.mp4"]
     result = run_cli("video", *args, *output, *VIDEO_TINY)
