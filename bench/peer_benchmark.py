@@ -13,7 +13,9 @@ stylekeras's default weights, the balanced per-layer w_l included — so a step 
 2. Time to quality at 512 px: wall time of the whole default command `stylekeras transfer PHOTO PAINTING`
    (start-up included) against torch's L-BFGS from the photo at 512 px, one scale (neural-style-pt's
    way), whose snapshots are scored as they come; each side's time is that of the first result meeting
-   the quality goal of QUALITY.md (style ≥ 0.65 with structure ≥ 0.55, `bench/quality.py`).
+   the quality goal of QUALITY.md (style ≥ 0.65 with structure ≥ 0.55, `bench/quality.py`). Below them,
+   neural-style-pt's own default run (its loss weights, from noise, 1000 iterations) as
+   bench/neural_style_reference.py made it for the pair, when it has (about 35 minutes: not rerun here).
 Writes the "## PyTorch peer" section of BENCHMARKS.md (bench/benchmark.py keeps it).
 """
 
@@ -42,6 +44,7 @@ from stylekeras.image_io import load_image  # noqa: E402
 from stylekeras.objective import Objective  # noqa: E402
 from benchmark import cpu_model  # noqa: E402
 from quality import scores  # noqa: E402
+from quality_benchmark import NEURAL_STYLE, PAINTINGS, PHOTOS  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "peer"
 SHARED = ROOT.parent / "shared" / "images"
@@ -130,7 +133,21 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
         lines.append(f"| torch L-BFGS from the photo, 1 scale | {snapshot['steps']} | {snapshot['time'] - started:.0f} | "
                      f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
         print(lines[-1], flush=True)
+    pair = f"{_name_of(args.photo, PHOTOS)}-{_name_of(args.painting, PAINTINGS)}"
+    reference = NEURAL_STYLE / f"{pair}_512.json"
+    if not reference.exists():
+        print(f"no neural-style default run of {pair} yet: python bench/neural_style_reference.py --pairs {pair} …")
+        return lines
+    for row in json.loads(reference.read_text())["snapshots"]:
+        lines.append(f"| torch, neural-style-pt's defaults: from noise, its loss weights "
+                     f"(bench/neural_style_reference.py) | {row['iterations']} | {row['seconds']:.0f} | "
+                     f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
     return lines
+
+
+def _name_of(path: Path, named: dict[str, Path]) -> str | None:
+    """The quality benchmark's name for a picture (tubingen, starry, …)."""
+    return next((name for name, known in named.items() if known.resolve() == path.resolve()), None)
 
 
 def main() -> None:

@@ -10,7 +10,8 @@ tests). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with t
 the default weights ("auto"); results go to bench/out/quality/PRECISION/ (and are reused by later runs
 with the same weights, style layers, precision and settings, so `--sizes` can be added afterwards; delete the folder
 after changing the library) and are scored with bench/quality.py's measures (style progress, structure).
-jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours. Twelve pairs with photos no setting was chosen on are reported apart
+jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours, and so is
+neural-style's default run on every pair where bench/neural_style_reference.py has made one. Twelve pairs with photos no setting was chosen on are reported apart
 (`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
 own), to measure a lever against the defaults on the same pairs. Text under "## Notes" in QUALITY.md is
 kept when the file is rewritten.
@@ -39,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
 OUT = ROOT / "bench" / "out" / "quality"
 REFERENCE = SHARED / "references" / "tubingen_starry_jcjohnson.png"
+NEURAL_STYLE = ROOT / "bench" / "out" / "neural_style"  # bench/neural_style_reference.py's results
 
 # The full-size originals (examples/ holds copies downscaled to 512 px).
 PHOTOS = {name: SHARED / file for name, file in
@@ -115,15 +117,32 @@ def contact_sheet(rows: list[dict], path: Path, thumb: int = 192) -> Path:
     return path
 
 
+def neural_style_result(pair: str, size: int) -> dict | None:
+    """jcjohnson/neural-style's default run on the pair (its last snapshot, scored), when
+    bench/neural_style_reference.py has made it."""
+    path = NEURAL_STYLE / f"{pair}_{size}.json"
+    return json.loads(path.read_text())["snapshots"][-1] if path.exists() else None
+
+
 def _score_table(rows: list[dict]) -> list[str]:
-    lines = ["| pair | style | structure | seconds |", "| --- | --- | --- | --- |"]
+    """Ours per pair, and beside it neural-style's default run where bench/neural_style_reference.py made one."""
+    references = {row["pair"]: neural_style_result(row["pair"], row["size"]) for row in rows}
+    lines = ["| pair | style | structure | seconds | neural-style: style / structure |", "| --- | --- | --- | --- | --- |"]
     for row in rows:
-        lines.append(f"| {row['pair']} | {row['style_progress']:.3f} | {row['structure']:.3f} | {row['seconds']:.0f} |")
+        reference = references[row["pair"]]
+        theirs = f"{reference['style_progress']:.3f} / {reference['structure']:.3f}" if reference else ""
+        lines.append(f"| {row['pair']} | {row['style_progress']:.3f} | {row['structure']:.3f} | {row['seconds']:.0f} "
+                     f"| {theirs} |")
     if rows:
         style = np.array([row["style_progress"] for row in rows])
         structure = np.array([row["structure"] for row in rows])
+        compared = [(row, references[row["pair"]]) for row in rows if references[row["pair"]]]
+        theirs = (f"{np.mean([ref['style_progress'] for _, ref in compared]):.3f} / "
+                  f"{np.mean([ref['structure'] for _, ref in compared]):.3f} (ours on these {len(compared)}: "
+                  f"{np.mean([row['style_progress'] for row, _ in compared]):.3f} / "
+                  f"{np.mean([row['structure'] for row, _ in compared]):.3f})") if compared else ""
         lines.append(f"| **mean** (min) | **{style.mean():.3f}** ({style.min():.3f}) | **{structure.mean():.3f}** "
-                     f"({structure.min():.3f}) | {np.mean([row['seconds'] for row in rows]):.0f} |")
+                     f"({structure.min():.3f}) | {np.mean([row['seconds'] for row in rows]):.0f} | {theirs} |")
     return lines
 
 
@@ -157,6 +176,11 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
         lines += ["", f"jcjohnson/neural-style's published tubingen × starry (512 px, VGG19, 1000 L-BFGS iterations), "
                       f"same measures: style **{reference['style_progress']:.3f}**, structure "
                       f"**{reference['structure']:.3f}**."]
+        if replica := neural_style_result("tubingen-starry", 512):
+            lines[-1] += (f" The column \"neural-style\" is its default run replicated in PyTorch on each pair "
+                          f"(`python bench/neural_style_reference.py`: its losses, loss weights, layers, start from "
+                          f"noise and 1000 L-BFGS iterations, with the weights above); on tubingen × starry the "
+                          f"replica scores {replica['style_progress']:.3f} / {replica['structure']:.3f}.")
     if held_out_rows:
         lines += ["", "## Held out: photos no default was tuned on", "",
                   "The same defaults on photos not used while choosing any setting — `chicago.jpg` (a city street), "

@@ -4,6 +4,7 @@ stylekeras). Run by that script with the python of a venv holding torch; needs o
 
     python bench/torch_peer.py PROBLEM.npz step OUT.json        # seconds per loss + gradient, per L-BFGS step
     python bench/torch_peer.py PROBLEM.npz lbfgs OUT.json       # L-BFGS from the photo, snapshots to OUT's folder
+    python bench/torch_peer.py PROBLEM.npz neural-style OUT.json  # jcjohnson/neural-style's own defaults (below)
 
 Times are `time.time()` stamps, so the caller can count the process's start-up too.
 """
@@ -43,7 +44,10 @@ class VGG19(torch.nn.Module):
         self.register_buffer("mean", torch.tensor(CAFFE_BGR_MEAN).view(1, 3, 1, 1))
 
     def forward(self, rgb: torch.Tensor) -> dict[str, torch.Tensor]:
-        x = rgb.flip(1) * 255.0 - self.mean  # RGB in [0, 1] → Caffe BGR, as Keras' preprocess_input
+        return self.caffe_features(rgb.flip(1) * 255.0 - self.mean)  # RGB in [0, 1] → Caffe BGR, as Keras' preprocess_input
+
+    def caffe_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The `wanted` layers of an image already in Caffe's BGR, mean-subtracted space."""
         features = {}
         for name, conv in zip(LAYERS[:self.depth], self.convs):
             x = F.relu(conv(x))
@@ -60,10 +64,67 @@ def normalized_gram(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.T / (height * width)
 
 
+def neural_style(problem: np.lib.npyio.NpzFile, out_path: Path) -> dict:
+    """jcjohnson/neural-style's default run, as neural_style.lua does it: images in Caffe's BGR space scaled
+    by 256 (not 255); content loss 5·mean((F − P)²) at relu4_2; style loss Σ_l 100·mean((G_l − A_l)²) over
+    relu1_1 … relu5_1 with G = FFᵀ / (C·H·W); total variation 1e-3 · ½Σ(Δx² + Δy²) on the optimized image;
+    start from N(0, 0.001²) noise; 1000 iterations of L-BFGS (learning rate 1, history 100, no line search);
+    no clamping until the image is saved. Snapshots after each of `problem["snapshots"]` iterations."""
+    style_layers = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+    content_layer = "block4_conv2"
+    names = [str(name) for name in problem["conv_layers"]]
+    model = VGG19([problem[f"kernel_{name}"] for name in names], [problem[f"bias_{name}"] for name in names],
+                  {*style_layers, content_layer})
+    mean = model.mean
+
+    def preprocess(rgb: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])).flip(1) * 256.0 - mean
+
+    def gram(features: torch.Tensor) -> torch.Tensor:
+        flat = features.reshape(features.shape[1], -1)
+        return flat @ flat.T / features.numel()
+
+    with torch.no_grad():
+        content_target = model.caffe_features(preprocess(problem["content"]))[content_layer]
+        style_features = model.caffe_features(preprocess(problem["style"]))
+        style_targets = {name: gram(style_features[name]) for name in style_layers}
+    torch.manual_seed(int(problem["seed"]))
+    image = (torch.randn(1, 3, *problem["content"].shape[:2]) * 0.001).requires_grad_(True)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        features = model.caffe_features(image)
+        loss = 5.0 * ((features[content_layer] - content_target) ** 2).mean()
+        loss = loss + sum(100.0 * ((gram(features[name]) - style_targets[name]) ** 2).mean() for name in style_layers)
+        inner = image[:, :, :-1, :-1]
+        loss = loss + 1e-3 * 0.5 * (((inner - image[:, :, :-1, 1:]) ** 2).sum() + ((inner - image[:, :, 1:, :-1]) ** 2).sum())
+        loss.backward()
+        return loss
+
+    optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=100, tolerance_grad=-1,
+                                  tolerance_change=-1)
+    snapshots, done = [], 0
+    for until in (int(count) for count in problem["snapshots"]):
+        optimizer.param_groups[0].update(max_iter=until - done, max_eval=2 * (until - done))  # no line search: max_iter decides
+        total = optimizer.step(closure)
+        done = until
+        with torch.no_grad():
+            pixels = ((image + mean) / 256.0).flip(1).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+        path = out_path.parent / f"{out_path.stem}_{done}.npy"
+        np.save(path, pixels)
+        snapshots.append({"steps": done, "time": time.time(), "loss": total.item(), "path": str(path)})
+        print(f"neural-style {done} iterations: loss {total.item():.4g}", flush=True)
+    return {"snapshots": snapshots}
+
+
 def main() -> None:
     problem_path, mode, out_path = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
     problem = np.load(problem_path)
     torch.set_num_threads(int(problem["threads"]))
+    if mode == "neural-style":
+        out_path.write_text(json.dumps({"threads": torch.get_num_threads(), "torch": torch.__version__}
+                                       | neural_style(problem, out_path)))
+        return
     style_layers = [str(name) for name in problem["style_layers"]]
     content_layer = str(problem["content_layer"])
     names = [str(name) for name in problem["conv_layers"]]  # the convolutions the problem's network has
