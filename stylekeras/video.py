@@ -373,17 +373,17 @@ def transfer_video(
     """
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     decoded = clip if isinstance(clip, Clip) else None
-    clip = decoded.path if decoded else Path(clip)
-    output = check_output(output, [clip, *styles])
+    clip_path = decoded.path if decoded else Path(clip)
+    output = check_output(output, [clip_path, *styles])
     style_pixels = [load_image(path, label=f"style image {index}", max_pixels=max_pixels)
                     for index, path in enumerate(styles, start=1)]
-    decoded = decoded or read_clip(clip, settings.size, video, max_pixels)
+    decoded = decoded or read_clip(clip_path, settings.size, video, max_pixels)
     stylizer = stylizer or Stylizer()
     folder = frames_folder(output)
     # A resumed clip may change `frame_steps`, as a resumed image may change its steps.
     expected = {"model": stylizer.description, "stop_reason": None,
                 "video": {**asdict(video), "frame_steps": None, "settings": asdict(settings)}}
-    inputs = {"clip": str(clip), "styles": [str(path) for path in styles]}
+    inputs = {"clip": str(clip_path), "styles": [str(path) for path in styles]}
     paths = [folder / f"frame_{index:06d}.png" for index in range(len(decoded))]
     done = _finished_frames(paths, expected, inputs) if resume else []
     earlier = folder.is_dir() and any(folder.glob("frame_*.png"))
@@ -413,7 +413,7 @@ def transfer_video(
         stylized += 1
     if stop_reason is not None:
         return VideoResult(None, len(done) + stylized, decoded.rate, stylized, seconds, stop_reason)
-    write_clip(paths, output, decoded.rate, clip, decoded.start, decoded.end)
+    write_clip(paths, output, decoded.rate, clip_path, decoded.start, decoded.end)
     if not keep_frames:
         shutil.rmtree(folder)
     return VideoResult(output, len(paths), decoded.rate, stylized, seconds)
