@@ -32,19 +32,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 import stylekeras  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
 from quality import scores  # noqa: E402
-from quality_benchmark import HELD_OUT_PAIRS, NEURAL_STYLE as OUT, PAINTINGS, PAIRS, PHOTOS  # noqa: E402
+from quality_benchmark import (HELD_OUT_PAIRS, NEURAL_STYLE as OUT, PAINTINGS, PAIRS, PHOTOS,  # noqa: E402
+                               neural_style_path, neural_style_record)
 
 NEURAL_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
 
-def result_path(pair: str, size: int) -> Path:
-    """The cached record of a pair: its snapshots' scores, the last snapshot being neural-style's result."""
-    return OUT / f"{pair}_{size}.json"
-
-
 def run_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, snapshots: list[int], seed: int,
              torch_python: str) -> dict:
-    photo, painting = (PHOTOS[pair.split("-")[0]], PAINTINGS[pair.split("-")[1]])
+    photo_name, painting_name = pair.split("-")
+    photo, painting = PHOTOS[photo_name], PAINTINGS[painting_name]
     convs = [layer for layer in stylizer.model.layers if isinstance(layer, keras.layers.Conv2D)]
     weights = {}
     for conv in convs:
@@ -67,7 +64,7 @@ def run_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, snapshots: lis
                      **scores(str(photo), str(painting), str(image))})
     problem.unlink()
     record = {"pair": pair, "size": size, "seed": seed, "weights": stylizer.weights.description, "snapshots": rows}
-    result_path(pair, size).write_text(json.dumps(record, indent=1))
+    neural_style_path(pair, size).write_text(json.dumps(record, indent=1))
     return record
 
 
@@ -78,16 +75,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--snapshots", default="25,50,75,100,150,200,300,400,500,750,1000", help="iterations at which the image is scored")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--again", action="store_true", help="rerun pairs that have a cached result")
+    parser.add_argument("--again", action="store_true", help="rerun pairs that have a result made with these weights and seed")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     stylizer = stylekeras.Stylizer(style_layers=NEURAL_STYLE_LAYERS, content_layers=("block4_conv2",),
                                    precision="float32")
     snapshots = [int(count) for count in args.snapshots.split(",")]
     for pair in args.pairs.split(","):
-        if result_path(pair, args.size).exists() and not args.again:
-            record = json.loads(result_path(pair, args.size).read_text())
-        else:
+        record = None if args.again else neural_style_record(pair, args.size, stylizer.weights.description)
+        if record is None or record["seed"] != args.seed:
             record = run_pair(stylizer, pair, args.size, snapshots, args.seed, args.torch_python)
         for row in record["snapshots"]:
             print(f"{pair} {row['iterations']:5d} iterations {row['seconds']:6.0f} s: style {row['style_progress']:.3f}"

@@ -44,7 +44,7 @@ from stylekeras.image_io import load_image  # noqa: E402
 from stylekeras.objective import Objective  # noqa: E402
 from benchmark import cpu_model  # noqa: E402
 from quality import scores  # noqa: E402
-from quality_benchmark import NEURAL_STYLE, PAINTINGS, PHOTOS  # noqa: E402
+from quality_benchmark import PAINTINGS, PHOTOS, neural_style_record  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "peer"
 SHARED = ROOT.parent / "shared" / "images"
@@ -134,11 +134,12 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
                      f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
         print(lines[-1], flush=True)
     pair = f"{_name_of(args.photo, PHOTOS)}-{_name_of(args.painting, PAINTINGS)}"
-    reference = NEURAL_STYLE / f"{pair}_512.json"
-    if not reference.exists():
-        print(f"no neural-style default run of {pair} yet: python bench/neural_style_reference.py --pairs {pair} …")
+    reference = neural_style_record(pair, 512, stylizer.weights.description)
+    if reference is None:
+        print(f"no neural-style default run of {pair} with these weights: python bench/neural_style_reference.py "
+              f"--pairs {pair} …")
         return lines
-    for row in json.loads(reference.read_text())["snapshots"]:
+    for row in reference["snapshots"]:
         lines.append(f"| torch, neural-style-pt's defaults: from noise, its loss weights "
                      f"(bench/neural_style_reference.py) | {row['iterations']} | {row['seconds']:.0f} | "
                      f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")

@@ -117,16 +117,23 @@ def contact_sheet(rows: list[dict], path: Path, thumb: int = 192) -> Path:
     return path
 
 
-def neural_style_result(pair: str, size: int) -> dict | None:
-    """jcjohnson/neural-style's default run on the pair (its last snapshot, scored), when
-    bench/neural_style_reference.py has made it."""
-    path = NEURAL_STYLE / f"{pair}_{size}.json"
-    return json.loads(path.read_text())["snapshots"][-1] if path.exists() else None
+def neural_style_path(pair: str, size: int) -> Path:
+    """Where bench/neural_style_reference.py keeps its record of a pair."""
+    return NEURAL_STYLE / f"{pair}_{size}.json"
 
 
-def _score_table(rows: list[dict]) -> list[str]:
+def neural_style_record(pair: str, size: int, weights: str) -> dict | None:
+    """jcjohnson/neural-style's default run on the pair — its snapshots, scored, the last being the result —
+    when bench/neural_style_reference.py has made it with `weights` (a `VGGWeights.description`)."""
+    path = neural_style_path(pair, size)
+    record = json.loads(path.read_text()) if path.exists() else None
+    return record if record and record["weights"] == weights else None
+
+
+def _score_table(rows: list[dict], weights: str) -> list[str]:
     """Ours per pair, and beside it neural-style's default run where bench/neural_style_reference.py made one."""
-    references = {row["pair"]: neural_style_result(row["pair"], row["size"]) for row in rows}
+    records = {row["pair"]: neural_style_record(row["pair"], row["size"], weights) for row in rows}
+    references = {pair: record and record["snapshots"][-1] for pair, record in records.items()}
     lines = ["| pair | style | structure | seconds | neural-style: style / structure |", "| --- | --- | --- | --- | --- |"]
     for row in rows:
         reference = references[row["pair"]]
@@ -170,13 +177,14 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
         "distance; 0 = still the photo, 1 = the painting); **structure** = correlation of blurred gradient "
         "magnitudes of result and photo (1 = same edges).",
         "",
-        *_score_table(rows),
+        *_score_table(rows, weights),
     ]
     if reference:
         lines += ["", f"jcjohnson/neural-style's published tubingen × starry (512 px, VGG19, 1000 L-BFGS iterations), "
                       f"same measures: style **{reference['style_progress']:.3f}**, structure "
                       f"**{reference['structure']:.3f}**."]
-        if replica := neural_style_result("tubingen-starry", 512):
+        if replica := neural_style_record("tubingen-starry", 512, weights):
+            replica = replica["snapshots"][-1]
             lines[-1] += (f" The column \"neural-style\" is its default run replicated in PyTorch on each pair "
                           f"(`python bench/neural_style_reference.py`: its losses, loss weights, layers, start from "
                           f"noise and 1000 L-BFGS iterations, with the weights above); on tubingen × starry the "
@@ -185,7 +193,7 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
         lines += ["", "## Held out: photos no default was tuned on", "",
                   "The same defaults on photos not used while choosing any setting — `chicago.jpg` (a city street), "
                   "`examples/coffee.jpg` (a still life), `examples/rocket.jpg` (thin towers against a night sky) — "
-                  "with each painting.", "", *_score_table(held_out_rows)]
+                  "with each painting.", "", *_score_table(held_out_rows, weights)]
     if size_rows:
         sizes = sorted({row["size"] for row in size_rows})
         lines += ["", "## The same settings at every size", "",
