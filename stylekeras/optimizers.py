@@ -89,11 +89,15 @@ class LBFGS:
         self.previous_x, self.previous_gradient = zeros(size), zeros(size)
         self.count = tf.Variable(0, trainable=False)
         self.iterations = tf.Variable(0, trainable=False)
+        # The pairs are a ring: the next one overwrites slot `next_slot` (the oldest once `count` = `history`),
+        # so a step writes one pair instead of copying the whole history (BENCHMARKS.md, "Design choices").
+        self.next_slot = tf.Variable(0, trainable=False)
 
     @property
     def variables(self) -> list[tf.Variable]:
         """The whole state, for checkpoints."""
-        return [self.s, self.y, self.rho, self.previous_x, self.previous_gradient, self.count, self.iterations]
+        return [self.s, self.y, self.rho, self.previous_x, self.previous_gradient, self.count, self.iterations,
+                self.next_slot]
 
     def apply_gradients(self, gradients_and_variables) -> None:
         ((gradient, variable),) = gradients_and_variables
@@ -102,9 +106,11 @@ class LBFGS:
             s, y = x - self.previous_x, g - self.previous_gradient
             curvature = tf.tensordot(s, y, 1)
             if curvature > 1e-10:  # skip pairs that would break positive definiteness
-                self.s.assign(tf.concat([self.s[1:], s[None]], 0))
-                self.y.assign(tf.concat([self.y[1:], y[None]], 0))
-                self.rho.assign(tf.concat([self.rho[1:], [1.0 / curvature]], 0))
+                slot = tf.reshape(self.next_slot, [1, 1])
+                self.s.scatter_nd_update(slot, s[None])
+                self.y.scatter_nd_update(slot, y[None])
+                self.rho.scatter_nd_update(slot, [1.0 / curvature])
+                self.next_slot.assign((self.next_slot + 1) % self.history)
                 self.count.assign(tf.minimum(self.count + 1, self.history))
         direction = -self._inverse_hessian_times(g)
         first_step = tf.minimum(1.0, 1.0 / tf.reduce_sum(tf.abs(g))) * self.learning_rate
@@ -139,16 +145,26 @@ class LBFGS:
         return None
 
     def _inverse_hessian_times(self, gradient: tf.Tensor) -> tf.Tensor:
-        """H·g by the two-loop recursion; pairs are stored oldest first, the newest at index history − 1."""
-        valid = tf.range(self.history) >= self.history - self.count
-        q, alphas = gradient, [None] * self.history
-        for i in reversed(range(self.history)):
-            alphas[i] = tf.where(valid[i], self.rho[i] * tf.tensordot(self.s[i], q, 1), 0.0)
-            q = q - alphas[i] * self.y[i]
-        newest_s, newest_y = self.s[-1], self.y[-1]
+        """H·g by the two-loop recursion over the `count` stored pairs: newest to oldest, then back."""
+        newest = (self.next_slot - 1) % self.history
+
+        def slot(age):  # age 0: the newest pair
+            return (newest - age) % self.history
+
+        def newest_to_oldest(age, q, alphas):
+            i = slot(age)
+            alpha = tf.gather(self.rho, i) * tf.tensordot(tf.gather(self.s, i), q, 1)
+            return age + 1, q - alpha * tf.gather(self.y, i), alphas.write(age, alpha)
+
+        alphas = tf.TensorArray(gradient.dtype, size=self.history, clear_after_read=False)
+        _, q, alphas = tf.while_loop(lambda age, *_: age < self.count, newest_to_oldest, (0, gradient, alphas))
+        newest_s, newest_y = tf.gather(self.s, newest), tf.gather(self.y, newest)
         scale = tf.where(self.count > 0, tf.tensordot(newest_s, newest_y, 1) / tf.tensordot(newest_y, newest_y, 1), 1.0)
-        r = scale * q
-        for i in range(self.history):
-            beta = tf.where(valid[i], self.rho[i] * tf.tensordot(self.y[i], r, 1), 0.0)
-            r = r + (alphas[i] - beta) * self.s[i]
+
+        def oldest_to_newest(age, r):
+            i = slot(age)
+            beta = tf.gather(self.rho, i) * tf.tensordot(tf.gather(self.y, i), r, 1)
+            return age - 1, r + (alphas.read(age) - beta) * tf.gather(self.s, i)
+
+        _, r = tf.while_loop(lambda age, _: age >= 0, oldest_to_newest, (self.count - 1, scale * q))
         return r

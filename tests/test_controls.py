@@ -37,6 +37,34 @@ def test_lbfgs_solves_a_quadratic():
     np.testing.assert_allclose(x.numpy(), np.linalg.solve(matrix.numpy(), target.numpy()), atol=1e-4)
 
 
+def test_lbfgs_steps_by_the_two_loop_recursion_over_the_newest_pairs():
+    """Past `history` steps, each step is −H·g over the newest `history` (s, y) pairs (Nocedal & Wright,
+    Algorithm 7.4), here recomputed in numpy from the iterates and gradients."""
+    rng = np.random.default_rng(5)
+    basis = rng.normal(size=(12, 12))
+    matrix = basis @ basis.T + 12 * np.eye(12)
+    x = tf.Variable(rng.normal(size=12).astype(np.float32))
+    optimizer = LBFGS(history=3)
+    optimizer.build([x])
+    iterates, gradients = [], []
+    for step in range(8):
+        gradient = (matrix @ x.numpy()).astype(np.float32)  # of ½ xᵀAx
+        iterates.append(x.numpy().astype(np.float64))
+        gradients.append(gradient.astype(np.float64))
+        optimizer.apply_gradients([(tf.constant(gradient), x)])
+        if step == 0:
+            continue  # the first step is a scaled steepest-descent one
+        pairs = [(iterates[k + 1] - iterates[k], gradients[k + 1] - gradients[k]) for k in range(step)][-3:]
+        q, alphas = gradients[-1], []
+        for s, y in reversed(pairs):
+            alphas.append(s @ q / (s @ y))
+            q = q - alphas[-1] * y
+        r = (pairs[-1][0] @ pairs[-1][1]) / (pairs[-1][1] @ pairs[-1][1]) * q
+        for (s, y), alpha in zip(pairs, reversed(alphas)):
+            r = r + (alpha - y @ r / (s @ y)) * s
+        np.testing.assert_allclose(x.numpy() - iterates[-1], -r, rtol=1e-3, atol=1e-4 * np.abs(r).max())
+
+
 @pytest.mark.parametrize("tolerated_rise, shortened", [(1.0, True), (1.05, False)])
 def test_lbfgs_safeguard_shortens_a_step_that_raises_the_loss(tolerated_rise, shortened):
     # f(x) = x² from x = 1 with a first step that overshoots to x = −1.015: the loss rises by 3 %.
