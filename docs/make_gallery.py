@@ -25,6 +25,8 @@ OUT = ROOT / "docs/gallery"
 CONTENT = ROOT / "examples/astronaut.jpg"
 STARRY, MATISSE = ROOT / "examples/starry_night.jpg", ROOT / "examples/woman_with_hat.jpg"
 BASE = {"size": 256}
+NEURAL_STYLE = stylekeras.preset("neural-style")
+NEURAL_STYLE_MODEL = ("style_layers", "content_layers")  # Stylizer's arguments; the rest are transfer's
 
 
 def half_masks() -> list[np.ndarray]:
@@ -67,6 +69,10 @@ CONTROLS = [
      {}, [STARRY]),
     ("tiled", "`tile=128` (`--tile 128`): 192 px windows with a random grid offset per step — no seams", {},
      {"tile": 128}, [STARRY]),
+    ("neural_style", "`**stylekeras.preset(\"neural-style\")` (`--config neural-style`): jcjohnson/neural-style's "
+     "default run — the paper's five style layers, its loss weights, from noise, 1000 L-BFGS steps",
+     {key: NEURAL_STYLE[key] for key in NEURAL_STYLE_MODEL},
+     {key: value for key, value in NEURAL_STYLE.items() if key not in (*NEURAL_STYLE_MODEL, *BASE)}, [STARRY]),
 ]
 
 

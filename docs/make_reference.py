@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ["", "transfer", "video", "layers", "export", "info"]
 API = {
-    "stylekeras": ["transfer", "Stylizer", "TransferSettings", "StyleResult", "StepReport", "load_image", "save_image",
+    "stylekeras": ["transfer", "preset", "Stylizer", "TransferSettings", "StyleResult", "StepReport", "load_image", "save_image",
                    "resolve_weights", "build_feature_model", "layer_names", "StyleKerasError"],
     "stylekeras.stylize": ["optimize", "make_optimizer", "NonFiniteLoss", "check_batch", "scale_shapes", "FramePrior"],
     "stylekeras.objective": ["Targets", "StyleTarget", "TemporalTarget", "Objective", "loss_parts", "loss_and_gradient",

@@ -25,6 +25,7 @@ _HOMES = {
     "build_feature_model": "stylekeras.features",
     "layer_names": "stylekeras.features",
     "load_image": "stylekeras.image_io",
+    "preset": "stylekeras.stylize",
     "resolve_weights": "stylekeras.weights",
     "save_image": "stylekeras.image_io",
     "transfer": "stylekeras.stylize",

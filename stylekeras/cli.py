@@ -189,8 +189,13 @@ def _plain(value):
 
 
 def _load_config(ctx: typer.Context, param: typer.CallbackParam, value: Optional[Path]) -> Optional[Path]:
-    """--config FILE: its values become the defaults; flags on the command line still win."""
+    """--config FILE or PRESET: its values become the defaults; flags on the command line still win. A file
+    of that name comes before a preset."""
     if value is not None:
+        if not value.exists():
+            if str(value) not in defaults.PRESETS:
+                raise typer.BadParameter(f"'{value}' is neither a file nor a preset ({', '.join(defaults.PRESETS)})")
+            value = defaults.PRESETS_DIR / f"{value}.toml"
         try:
             values = tomllib.loads(value.read_text())
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
@@ -327,8 +332,9 @@ def transfer(
                                                   help="With --ray: workers on each node, sharing its CPUs.")] = 1,
     gpus_per_worker: Annotated[float, typer.Option(min=0, rich_help_panel="Many photos, many machines",
                                                    help="With --ray: GPUs per worker (0.5: two share a GPU).")] = 0.0,
-    config: Annotated[Optional[Path], typer.Option(is_eager=True, callback=_load_config, rich_help_panel="Output", help="Read options from "
-                                                   "a TOML file; command-line flags override it.")] = None,
+    config: Annotated[Optional[Path], typer.Option(is_eager=True, callback=_load_config, metavar="FILE|PRESET", rich_help_panel="Output", help="Read options from "
+                                                   "a TOML file, or a preset shipped with stylekeras: neural-style (jcjohnson/neural-style's "
+                                                   "default run: bolder strokes, many times slower); command-line flags override it.")] = None,
     from_image: Annotated[Optional[Path], typer.Option("--from", is_eager=True, callback=_load_from_image,
                                                        rich_help_panel="Output", help="Re-run with the settings and inputs that made this "
                                                        "stylekeras image (flags and --config override).")] = None,

@@ -56,6 +56,10 @@ DEFAULT_LBFGS_LEARNING_RATE = 1.0  # L-BFGS scales its own steps; 1 is torch's a
 # relative error against the whole image's is 0.20 with no margin, 0.010 at 16 px, 0.0002 at 32 px.
 DEFAULT_TILE_MARGIN = 32
 
+# Presets: `--config NAME` reads stylekeras/presets/NAME.toml, a --config file shipped with the package.
+PRESETS_DIR = Path(__file__).parent / "presets"
+PRESETS = ("neural-style",)  # jcjohnson/neural-style's default run
+
 # Video (`stylekeras.video`): λ of Ruder et al.'s temporal loss, in the content loss's units
 # (`objective.temporal_loss_weights`; QUALITY.md, "Video").
 DEFAULT_TEMPORAL_WEIGHT = 1e3

@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import time
+import tomllib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -40,6 +41,8 @@ from stylekeras.defaults import (
     INITS,
     MIN_START_SIZE,
     OPTIMIZERS,
+    PRESETS,
+    PRESETS_DIR,
     STYLE_NORMALIZATIONS,
 )
 from stylekeras.errors import StyleKerasError, check_choice
@@ -698,6 +701,23 @@ def transfer(
                         style_layer_weights=style_layer_weights, seed=options.get("seed", 0), pooling=pooling,
                         padding=padding, precision=precision)
     return stylizer.transfer(content, style, **options)
+
+
+def preset(name: str) -> dict:
+    """A preset shipped with stylekeras (the command's `--config NAME`) as keyword arguments of `transfer`:
+    "neural-style" is jcjohnson/neural-style's default run (stylekeras/presets/neural-style.toml derives
+    its weights). `style_layers` and `content_layers` are `Stylizer`'s arguments, the others
+    `Stylizer.transfer`'s; give your own after it to override one.
+
+    >>> result = stylekeras.transfer("photo.jpg", "painting.jpg", **stylekeras.preset("neural-style"))
+    """
+    check_choice("`name`", name, PRESETS)
+    options = {key.replace("-", "_"): value
+               for key, value in tomllib.loads((PRESETS_DIR / f"{name}.toml").read_text()).items()}
+    for key in ("style_layers", "content_layers"):  # comma-separated on the command line
+        if key in options:
+            options[key] = tuple(options[key].split(","))
+    return options
 
 
 def initial_image(init: str, content: np.ndarray, styles: Sequence[np.ndarray], seed: int,

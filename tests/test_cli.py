@@ -16,7 +16,7 @@ from PIL import Image
 
 from stylekeras.checkpoint import load_checkpoint
 from stylekeras.cli import app
-from stylekeras.defaults import DEFAULT_STEPS
+from stylekeras.defaults import DEFAULT_STEPS, PRESETS, PRESETS_DIR
 from stylekeras.report import read_report
 from cli_run import TINY, run_cli, runner
 
@@ -238,6 +238,21 @@ def test_quiet_hides_keras_download_notes(tmp_path, content_path, style_path, mo
     assert loud.exit_code == 0, loud.output
     assert "Downloading data from" in loud.stderr and "weights: imagenet-q8" in loud.stderr
     assert "Downloading" not in loud.stdout
+
+
+def test_config_names_a_preset_and_a_file_of_that_name_comes_first(tmp_path, content_path, style_path, monkeypatch):
+    assert {path.stem for path in PRESETS_DIR.glob("*.toml")} == set(PRESETS)
+    preset = tomllib.loads((PRESETS_DIR / "neural-style.toml").read_text())
+    printed = run_cli("transfer", content_path, style_path, "--config", "neural-style", "--tv-weight", "7", "--print-config")
+    assert printed.exit_code == 0, printed.output
+    values = tomllib.loads(printed.stdout)
+    assert {key: values[key] for key in preset} == preset | {"tv-weight": 7.0}
+    monkeypatch.chdir(tmp_path)
+    Path("neural-style").write_text("steps = 3\n")
+    printed = run_cli("transfer", content_path, style_path, "--config", "neural-style", "--print-config")
+    assert tomllib.loads(printed.stdout)["steps"] == 3 and "block5_conv1" not in printed.stdout
+    result = run_cli("transfer", content_path, style_path, "--config", "neural-styl")
+    assert result.exit_code == 2 and "'neural-styl' is neither a file nor a preset (neural-style)" in result.output
 
 
 def test_bad_config_files(tmp_path):

@@ -1,4 +1,5 @@
-"""stylekeras.objective: the temporal term a video frame adds, on the whole image and tile by tile."""
+"""stylekeras.objective: the temporal term a video frame adds, on the whole image and tile by tile; the
+neural-style preset's weights make the objective neural-style's loss."""
 
 import dataclasses
 
@@ -6,9 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import stylekeras
 from stylekeras import losses
 from stylekeras.image_io import load_image
-from stylekeras.objective import Objective, TemporalTarget, content_energy, temporal_loss_weights
+from stylekeras.objective import Objective, TemporalTarget, content_energy, loss_and_gradient, temporal_loss_weights
+from stylekeras.stylize import TransferSettings
 from stylekeras.tiling import Tiling
 
 LOSS_WEIGHTS = (1.0, 1e4, 100.0)
@@ -63,3 +66,31 @@ def test_temporal_loss_gradient_matches_finite_difference(frame):
     plus, minus = (float(losses.temporal_loss(image + sign * epsilon * direction, temporal.temporal.warped,
                                               temporal.temporal.consistency)[0]) for sign in (1, -1))
     assert float(np.sum(gradient * direction)) == pytest.approx((plus - minus) / (2 * epsilon), rel=1e-3)
+
+
+def test_neural_style_preset_weights_give_neural_styles_loss(content_path, style_path):
+    """With the preset's α, β and the paper's normalization, our α·L_content + β·L_style is neural_style.lua's
+    5·mean((F − P)²) + Σ_l 100·mean((FFᵀ/(C·H·W) − A_l)²); its γ is neural-style's TV weight on pixels ×256 at
+    512×512 px. Random weights: the identity holds for any network."""
+    preset = stylekeras.preset("neural-style")
+    style_layers, content_layers = preset.pop("style_layers"), preset.pop("content_layers")
+    stylizer = stylekeras.Stylizer(weights="random", style_layers=style_layers, content_layers=content_layers, seed=2)
+    settings = TransferSettings(**preset)
+    content, style = load_image(content_path, 48), load_image(style_path, 48)
+    image = tf.constant(np.random.default_rng(4).uniform(0.0, 1.0, (1, *content.shape)).astype(np.float32))
+    targets = stylizer.targets(content, [style], normalization=settings.style_normalization)
+    content_weight, style_weight, tv_weight = settings.loss_weights(*content.shape[:2])
+    parts, _ = loss_and_gradient(stylizer.model, image, targets, (content_weight, style_weight, 0.0))
+
+    def gram(features):
+        flat = tf.reshape(features, [-1, features.shape[-1]])
+        return tf.matmul(flat, flat, transpose_a=True) / tf.cast(tf.size(features), tf.float32)
+
+    ours, photo, painting = (stylizer.model(batch, training=False) for batch in (image, content[None], style[None]))
+    content_loss = 5.0 * tf.reduce_mean(tf.square(ours[content_layers[0]] - photo[content_layers[0]]))
+    style_loss = tf.add_n([100.0 * tf.reduce_mean(tf.square(gram(ours[name]) - gram(painting[name])))
+                           for name in style_layers])
+    assert content_weight * float(parts["content"][0]) == pytest.approx(float(content_loss), rel=1e-4)
+    assert style_weight * float(parts["style"][0]) == pytest.approx(float(style_loss), rel=1e-4)
+    assert float(parts["total"][0]) == pytest.approx(float(content_loss + style_loss), rel=1e-4)
+    assert settings.loss_weights(512, 512)[2] == pytest.approx(1e-3 * 0.5 * 256**2)

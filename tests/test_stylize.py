@@ -136,6 +136,16 @@ def test_transfer_function_builds_and_runs(content_path, style_path):
     assert result.steps_done == 2 and result.image.shape == (16, 16, 3)
 
 
+def test_a_preset_is_transfers_keyword_arguments(content_path, style_path):
+    options = stylekeras.preset("neural-style")
+    assert options["style_layers"][-1] == "block5_conv1" and options["steps"] == 1000
+    result = stylekeras.transfer(content_path, style_path, weights="random", **{**options, "size": 32, "steps": 2})
+    assert result.steps_done == 2 and result.image.shape == (32, 32, 3)
+    assert result.settings.style_normalization == "paper" and result.settings.lbfgs_history == 100
+    with pytest.raises(StyleKerasError, match="`name`"):
+        stylekeras.preset("neural_style")
+
+
 @pytest.mark.parametrize(
     "options, message",
     [
