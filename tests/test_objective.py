@@ -79,7 +79,7 @@ def test_neural_style_preset_weights_give_neural_styles_loss(content_path, style
     content, style = load_image(content_path, 48), load_image(style_path, 48)
     image = tf.constant(np.random.default_rng(4).uniform(0.0, 1.0, (1, *content.shape)).astype(np.float32))
     targets = stylizer.targets(content, [style], normalization=settings.style_normalization)
-    content_weight, style_weight, tv_weight = settings.loss_weights(*content.shape[:2])
+    content_weight, style_weight, _ = settings.loss_weights(*content.shape[:2])
     parts, _ = loss_and_gradient(stylizer.model, image, targets, (content_weight, style_weight, 0.0))
 
     def gram(features):

@@ -136,7 +136,7 @@ def test_transfer_function_builds_and_runs(content_path, style_path):
     assert result.steps_done == 2 and result.image.shape == (16, 16, 3)
 
 
-def test_a_preset_is_transfers_keyword_arguments(content_path, style_path):
+def test_a_preset_gives_transfers_keyword_arguments(content_path, style_path):
     options = stylekeras.preset("neural-style")
     assert options["style_layers"][-1] == "block5_conv1" and options["steps"] == 1000
     result = stylekeras.transfer(content_path, style_path, weights="random", **{**options, "size": 32, "steps": 2})
