@@ -4,6 +4,7 @@
     python bench/quality_benchmark.py --sizes 256,512,1024  # also: does the look hold across sizes?
     python bench/quality_benchmark.py --pairs tubingen-starry,astronaut-wave --size 256   # a quick look
     python bench/quality_benchmark.py --set scales=1 --no-report   # a lever: the defaults with one change
+    python bench/quality_benchmark.py --preset bold                 # a preset (the CLI's --config NAME) instead
 
 Photos and paintings come from examples/ and ../shared/images/ (read here, never by the package or its
 tests). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with the library's defaults and
@@ -13,7 +14,8 @@ after changing the library) and are scored with bench/quality.py's measures (sty
 jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours, and so is
 neural-style's default run on every pair where bench/neural_style_reference.py has made one. Twelve pairs with photos no setting was chosen on are reported apart
 (`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
-own), to measure a lever against the defaults on the same pairs. Text under "## Notes" in QUALITY.md is
+own), to measure a lever against the defaults on the same pairs; `--preset NAME` runs a shipped preset the
+same way. Text under "## Notes" in QUALITY.md is
 kept when the file is rewritten.
 """
 
@@ -31,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 import stylekeras
-from stylekeras import features, stylize
+from stylekeras import defaults, features, stylize
 
 sys.path.insert(0, str(Path(__file__).parent))
 from quality import scores  # noqa: E402
@@ -64,12 +66,13 @@ SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse")
 
 
 def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: bool = True,
-                 changes: dict | None = None) -> dict | None:
-    """Stylize and score one pair with the defaults (and `changes` to them), or reuse the result of an earlier
-    run with the same weights and settings (without `compute`, None when there is none)."""
+                 changes: dict | None = None, preset: str | None = None) -> dict | None:
+    """Stylize and score one pair with the defaults (and `changes` to them, e.g. a `preset`'s), or reuse the
+    result of an earlier run with the same weights and settings (without `compute`, None when there is none)."""
     photo, painting = pair.split("-")
     changes = changes or {}
     folder = OUT / stylizer.precision  # one folder per precision, and per set of changes
+    folder = folder / preset if preset else folder
     folder = folder / "-".join(f"{name}={value}" for name, value in changes.items()) if changes else folder
     folder.mkdir(parents=True, exist_ok=True)
     path, record = folder / f"{pair}_{size}.png", folder / f"{pair}_{size}.json"
@@ -230,10 +233,13 @@ def main() -> None:
                         "pictures the defaults were not tuned on (empty: none)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="change one TransferSettings field (repeatable); implies --no-report")
+    parser.add_argument("--preset", choices=defaults.PRESETS,
+                        help="run a shipped preset (stylekeras.preset) instead of the defaults; implies --no-report")
     parser.add_argument("--precision", default="auto", help="the Stylizer's precision (auto, float32, mixed)")
     parser.add_argument("--no-report", action="store_true", help="print scores only")
     args = parser.parse_args()
-    changes = {}
+    changes = stylekeras.preset(args.preset) if args.preset else {}
+    network = {key: changes.pop(key) for key in ("style_layers", "content_layers", "style_layer_weights") if key in changes}
     for change in args.set:
         name, _, value = change.partition("=")
         if name not in stylize.TransferSettings.__dataclass_fields__:
@@ -246,16 +252,19 @@ def main() -> None:
     if missing:
         sys.exit(f"error: missing benchmark images: {', '.join(missing)}")
     OUT.mkdir(parents=True, exist_ok=True)
-    stylizer = stylekeras.Stylizer(precision=args.precision)
+    stylizer = stylekeras.Stylizer(precision=args.precision, **network)
     print(f"weights: {stylizer.weights.description}", flush=True)
-    rows = [stylize_pair(stylizer, pair, args.size, changes=changes) for pair in args.pairs.split(",") if pair]
-    held_out_rows = [stylize_pair(stylizer, pair, args.size, changes=changes) for pair in args.held_out.split(",") if pair]
+    rows = [stylize_pair(stylizer, pair, args.size, changes=changes, preset=args.preset)
+            for pair in args.pairs.split(",") if pair]
+    held_out_rows = [stylize_pair(stylizer, pair, args.size, changes=changes, preset=args.preset)
+                     for pair in args.held_out.split(",") if pair]
     sizes = [int(size) for size in args.sizes.split(",") if size]
     size_rows = [row for row in rows if row["pair"] in SIZE_PAIRS] if sizes else []  # the main size is a column too
     size_rows += [row for size in sizes if size != args.size for pair in SIZE_PAIRS
-                  if (row := stylize_pair(stylizer, pair, size, compute=pair in args.size_pairs.split(",")))]
+                  if (row := stylize_pair(stylizer, pair, size, compute=pair in args.size_pairs.split(","), changes=changes,
+                                            preset=args.preset))]
     reference = scores(str(PHOTOS["tubingen"]), str(PAINTINGS["starry"]), str(REFERENCE)) if REFERENCE.exists() else {}
-    if args.no_report or changes:
+    if args.no_report or changes or network:
         for name, chosen in (("pairs", rows), ("held out", held_out_rows)):
             if chosen:
                 print(f"{name}: mean style {np.mean([r['style_progress'] for r in chosen]):.3f}, mean structure "

@@ -69,6 +69,8 @@ CONTROLS = [
      {}, [STARRY]),
     ("tiled", "`tile=128` (`--tile 128`): 192 px windows with a random grid offset per step — no seams", {},
      {"tile": 128}, [STARRY]),
+    ("bold", "`**stylekeras.preset(\"bold\")` (`--config bold`): the style layers weighted toward the deepest, "
+     "`style_layer_weights=(0.25, 0.5, 1, 2)` — larger strokes", stylekeras.preset("bold"), {}, [STARRY]),
     ("neural_style", "`**stylekeras.preset(\"neural-style\")` (`--config neural-style`): jcjohnson/neural-style's "
      "default run — the paper's five style layers, its loss weights, from noise, 1000 L-BFGS steps",
      {key: NEURAL_STYLE[key] for key in NEURAL_STYLE_MODEL},

@@ -333,8 +333,9 @@ def transfer(
     gpus_per_worker: Annotated[float, typer.Option(min=0, rich_help_panel="Many photos, many machines",
                                                    help="With --ray: GPUs per worker (0.5: two share a GPU).")] = 0.0,
     config: Annotated[Optional[Path], typer.Option(is_eager=True, callback=_load_config, metavar="FILE|PRESET", rich_help_panel="Output", help="Read options from "
-                                                   "a TOML file, or a preset shipped with stylekeras: neural-style (jcjohnson/neural-style's "
-                                                   "default run: bolder strokes, many times slower); command-line flags override it.")] = None,
+                                                   "a TOML file, or a preset shipped with stylekeras: bold (larger strokes, at the defaults' speed) or "
+                                                   "neural-style (jcjohnson/neural-style's default run: many times slower); command-line flags "
+                                                   "override it.")] = None,
     from_image: Annotated[Optional[Path], typer.Option("--from", is_eager=True, callback=_load_from_image,
                                                        rich_help_panel="Output", help="Re-run with the settings and inputs that made this "
                                                        "stylekeras image (flags and --config override).")] = None,

@@ -58,7 +58,7 @@ DEFAULT_TILE_MARGIN = 32
 
 # Presets: `--config NAME` reads stylekeras/presets/NAME.toml, a --config file shipped with the package.
 PRESETS_DIR = Path(__file__).parent / "presets"
-PRESETS = ("neural-style",)  # jcjohnson/neural-style's default run
+PRESETS = ("neural-style", "bold")  # jcjohnson/neural-style's default run; the defaults with larger strokes
 
 # Video (`stylekeras.video`): λ of Ruder et al.'s temporal loss, in the content loss's units
 # (`objective.temporal_loss_weights`; QUALITY.md, "Video").

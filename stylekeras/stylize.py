@@ -706,8 +706,9 @@ def transfer(
 def preset(name: str) -> dict:
     """A preset shipped with stylekeras (the command's `--config NAME`) as keyword arguments of `transfer`:
     "neural-style" is jcjohnson/neural-style's default run (stylekeras/presets/neural-style.toml derives
-    its weights). `style_layers` and `content_layers` are `Stylizer`'s arguments, the others
-    `Stylizer.transfer`'s; give your own after it to override one.
+    its weights); "bold" is the defaults with the style loss weighted toward the deeper layers, for larger
+    strokes. `style_layers`, `content_layers` and `style_layer_weights` are `Stylizer`'s arguments, the
+    others `Stylizer.transfer`'s; give your own after it to override one.
 
     >>> result = stylekeras.transfer("photo.jpg", "painting.jpg", **stylekeras.preset("neural-style"))
     """
@@ -717,6 +718,8 @@ def preset(name: str) -> dict:
     for key in ("style_layers", "content_layers"):  # comma-separated on the command line
         if key in options:
             options[key] = tuple(options[key].split(","))
+    if "style_layer_weights" in options:
+        options["style_layer_weights"] = tuple(float(weight) for weight in options["style_layer_weights"].split(","))
     return options
 
 

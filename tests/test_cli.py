@@ -252,7 +252,9 @@ def test_config_names_a_preset_and_a_file_of_that_name_comes_first(tmp_path, con
     printed = run_cli("transfer", content_path, style_path, "--config", "neural-style", "--print-config")
     assert tomllib.loads(printed.stdout)["steps"] == 3 and "block5_conv1" not in printed.stdout
     result = run_cli("transfer", content_path, style_path, "--config", "neural-styl")
-    assert result.exit_code == 2 and "'neural-styl' is neither a file nor a preset (neural-style)" in result.output
+    assert result.exit_code == 2 and "'neural-styl' is neither a file nor a preset (neural-style, bold)" in result.output
+    printed = run_cli("transfer", content_path, style_path, "--config", "bold", "--print-config")
+    assert tomllib.loads(printed.stdout)["style-layer-weights"] == "0.25,0.5,1,2"
 
 
 def test_bad_config_files(tmp_path):

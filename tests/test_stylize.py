@@ -11,7 +11,7 @@ from stylekeras import losses, objective, stylize
 from stylekeras.cli import app
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
-from stylekeras.stylize import TransferSettings, check_memory
+from stylekeras.stylize import DEFAULT_STYLE_LAYERS, TransferSettings, check_memory
 from stylekeras.tiling import Tiling
 from stylekeras.weights import hed_weights_path
 from cli_run import runner
@@ -144,6 +144,14 @@ def test_a_preset_gives_transfers_keyword_arguments(content_path, style_path):
     assert result.settings.style_normalization == "paper" and result.settings.lbfgs_history == 100
     with pytest.raises(StyleKerasError, match="`name`"):
         stylekeras.preset("neural_style")
+
+
+def test_the_bold_preset_weights_the_default_style_layers_toward_the_deepest():
+    options = stylekeras.preset("bold")
+    assert options == {"style_layer_weights": (0.25, 0.5, 1.0, 2.0)}
+    stylizer = stylekeras.Stylizer(weights="random", **options)
+    weights = list(stylizer.style_layer_weights.values())
+    assert tuple(stylizer.style_layer_weights) == DEFAULT_STYLE_LAYERS and weights == sorted(weights)
 
 
 @pytest.mark.parametrize(
