@@ -8,8 +8,9 @@ This runs what neural_style.lua does by default — its losses and weights, from
 iterations, 512 px, content relu4_2, style relu1_1 … relu5_1 (bench/torch_peer.py, `neural-style` mode) —
 with the VGG19 weights `--weights auto` resolves to here, on any benchmark pair, so each pair has a
 reference. The replica is checked against the published image on tubingen × starry (same measures).
-Each pair takes 35–45 minutes at 512 px on 2 cores; results are cached in bench/out/neural_style/ and
-read by bench/quality_benchmark.py, which puts them beside ours in QUALITY.md.
+Each pair takes 35–60 minutes at 512 px on 2 cores; its images go to bench/out/neural_style/, its scores to
+bench/records/neural_style/ (committed, so a fresh clone keeps them), read by bench/quality_benchmark.py,
+which puts them beside ours in QUALITY.md.
 """
 
 from __future__ import annotations
@@ -60,10 +61,12 @@ def run_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, snapshots: lis
         image = Path(snapshot["path"]).with_suffix(".png")
         stylekeras.save_image(np.load(snapshot["path"]), image)
         Path(snapshot["path"]).unlink()
-        rows.append({"iterations": snapshot["steps"], "seconds": snapshot["time"] - started, "path": str(image),
+        rows.append({"iterations": snapshot["steps"], "seconds": snapshot["time"] - started,
+                     "path": str(image.relative_to(ROOT)),
                      **scores(str(photo), str(painting), str(image))})
     problem.unlink()
     record = {"pair": pair, "size": size, "seed": seed, "weights": stylizer.weights.description, "snapshots": rows}
+    neural_style_path(pair, size).parent.mkdir(parents=True, exist_ok=True)
     neural_style_path(pair, size).write_text(json.dumps(record, indent=1))
     return record
 
@@ -86,7 +89,8 @@ def main() -> None:
         if record is None or record["seed"] != args.seed:
             record = run_pair(stylizer, pair, args.size, snapshots, args.seed, args.torch_python)
         for row in record["snapshots"]:
-            print(f"{pair} {row['iterations']:5d} iterations {row['seconds']:6.0f} s: style {row['style_progress']:.3f}"
+            seconds = "" if row["seconds"] is None else f" {row['seconds']:6.0f} s"
+            print(f"{pair} {row['iterations']:5d} iterations{seconds}: style {row['style_progress']:.3f}"
                   f"  structure {row['structure']:.3f}", flush=True)
 
 

@@ -141,7 +141,8 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
         return lines
     for row in reference["snapshots"]:
         lines.append(f"| torch, neural-style-pt's defaults: from noise, its loss weights "
-                     f"(bench/neural_style_reference.py) | {row['iterations']} | {row['seconds']:.0f} | "
+                     f"(bench/neural_style_reference.py) | {row['iterations']} | "
+                     f"{'' if row['seconds'] is None else round(row['seconds'])} | "
                      f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
     return lines
 

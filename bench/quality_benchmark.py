@@ -42,7 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
 OUT = ROOT / "bench" / "out" / "quality"
 REFERENCE = SHARED / "references" / "tubingen_starry_jcjohnson.png"
-NEURAL_STYLE = ROOT / "bench" / "out" / "neural_style"  # bench/neural_style_reference.py's results
+NEURAL_STYLE = ROOT / "bench" / "out" / "neural_style"  # bench/neural_style_reference.py's images
+# Its scores, kept in the repository: a pair costs 35–60 minutes to rerun.
+NEURAL_STYLE_RECORDS = ROOT / "bench" / "records" / "neural_style"
 
 # The full-size originals (examples/ holds copies downscaled to 512 px).
 PHOTOS = {name: SHARED / file for name, file in
@@ -122,7 +124,7 @@ def contact_sheet(rows: list[dict], path: Path, thumb: int = 192) -> Path:
 
 def neural_style_path(pair: str, size: int) -> Path:
     """Where bench/neural_style_reference.py keeps its record of a pair."""
-    return NEURAL_STYLE / f"{pair}_{size}.json"
+    return NEURAL_STYLE_RECORDS / f"{pair}_{size}.json"
 
 
 def neural_style_record(pair: str, size: int, weights: str) -> dict | None:
