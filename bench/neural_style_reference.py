@@ -66,8 +66,9 @@ def run_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, snapshots: lis
                      **scores(str(photo), str(painting), str(image))})
     problem.unlink()
     record = {"pair": pair, "size": size, "seed": seed, "weights": stylizer.weights.description, "snapshots": rows}
-    neural_style_path(pair, size).parent.mkdir(parents=True, exist_ok=True)
-    neural_style_path(pair, size).write_text(json.dumps(record, indent=1))
+    path = neural_style_path(pair, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
     return record
 
 
