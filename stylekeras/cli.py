@@ -284,9 +284,10 @@ def transfer(
     learning_rate: Annotated[Optional[float], typer.Option(
         rich_help_panel="Optimization", help="Step size. Default: 0.02 for Adam (pixel units, image in [0, 1]), 1 for L-BFGS.")] = None,
     lbfgs_history: Annotated[int, typer.Option(min=1, rich_help_panel="Optimization", help="Pairs L-BFGS remembers.")] = 10,
-    scales: Annotated[int, typer.Option(min=1, rich_help_panel="Optimization", help="Coarse-to-fine: optimize at this many sizes up to --size (see --start-size), each from the "
-                                                  "previous result: larger brush strokes than one scale.")] = defaults.DEFAULT_SCALES,
-    start_size: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Optimization", help="Size of the first scale. Default: halving per scale, leaving out scales below 256 px.")] = None,
+    scales: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Optimization", help="Coarse-to-fine: optimize at this many sizes up to --size, each from the "
+                                                  "previous result: larger brush strokes than one scale. Default: from --start-size doubling up to --size "
+                                                  "(1024 px: 256, 512, 1024), so the look does not change with --size.")] = defaults.DEFAULT_SCALES,
+    start_size: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Optimization", help="Size of the first scale. Default: 256 px; with --scales, halving from --size per scale, leaving out scales below 256 px.")] = None,
     average: Annotated[Optional[float], typer.Option(rich_help_panel="Optimization", help="Return a moving average of the image with this decay (e.g. 0.99).")] = None,
     tile: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Network and speed", help="Optimize outputs larger than this (+ margins) tile by "
                                                 "tile: memory follows the tile, the style stays global. E.g. 512.")] = None,

@@ -41,7 +41,10 @@ STYLE_NORMALIZATIONS = ("balanced", "paper")
 # near its default β the result hardly depends on β, so no photo needs its own.
 DEFAULT_SIZE = 512
 DEFAULT_STEPS = 60
-DEFAULT_SCALES = 2
+# None: as many scales as it takes to double from MIN_START_SIZE to the output (512 px: 256, 512; 1024 px:
+# 256, 512, 1024), so every output is composed at one size and its strokes are the same share of the picture
+# at every `size` (QUALITY.md, "The same settings at every size").
+DEFAULT_SCALES = None
 # No default scale is smaller: below it VGG sees too little of a face or a building, which dissolve (QUALITY.md).
 MIN_START_SIZE = 256
 DEFAULT_OPTIMIZER = "lbfgs"

@@ -74,13 +74,15 @@ class TransferSettings:
     """Every knob of one run; `Stylizer.transfer(**settings)` takes these as keyword arguments.
 
     size: the output's longer side (None: the content image's own size). steps: at the first scale; each
-    finer scale runs half as many as the one before (it starts from the coarser result, and a step there
-    costs four times as much).
+    finer scale runs half as many (it starts from the scale before, upsampled, and only restores the detail
+    the upsampling blurred).
     learning_rate: None picks the optimizer's default (Adam 0.02, L-BFGS 1). init: where the first scale
     starts (`initial_image`): "palette", "content", "noise" or "style".
-    scales/start_size: coarse-to-fine, `scales` sizes from `start_size` up to `size`, each starting from the
-    previous result upsampled and with targets re-extracted. Without `start_size` the sizes halve from
-    `size`, leaving out those below 256 px (`MIN_START_SIZE`): one scale under 512 px.
+    scales/start_size: coarse-to-fine, sizes from `start_size` up to `size`, each starting from the previous
+    result upsampled and with targets re-extracted. By default (`scales` None) the first scale is 256 px
+    (`MIN_START_SIZE`) and each is at most twice the one before, so every output is composed at 256 px and
+    looks the same at every `size`; one scale at 256 px and below. With `scales` and no `start_size` the
+    sizes halve from `size`, leaving out those below 256 px.
     average: decay of an exponential moving average of the image (e.g. 0.99), returned instead of the
     last iterate. style_blend: one weight per style image. style_scale: style image size relative to
     the output. preserve_color: "luminance" or "histogram". style_weight: β (None: the normalization's
@@ -102,7 +104,7 @@ class TransferSettings:
     lbfgs_history: int = 10
     init: str = DEFAULT_INIT
     seed: int = 0
-    scales: int = DEFAULT_SCALES
+    scales: int | None = DEFAULT_SCALES
     start_size: int | None = None
     average: float | None = None
     style_blend: tuple[float, ...] | None = None
@@ -133,7 +135,7 @@ class TransferSettings:
             raise StyleKerasError(f"`tile` must be ≥ 1 px, got {self.tile}")
         if self.tile_margin < 0:
             raise StyleKerasError(f"`tile_margin` must be ≥ 0 px, got {self.tile_margin}")
-        if self.scales < 1 or self.lbfgs_history < 1:
+        if (self.scales is not None and self.scales < 1) or self.lbfgs_history < 1:
             raise StyleKerasError("`scales` and `lbfgs_history` must be ≥ 1")
         if self.start_size is not None and (self.start_size < 1 or (self.size and self.start_size > self.size)):
             raise StyleKerasError(f"`start_size={self.start_size}` must be between 1 and `size={self.size}`")
@@ -151,22 +153,29 @@ class TransferSettings:
         return size_scaled_loss_weights((self.content_weight, self.style_weight, self.tv_weight), height * width)
 
     def sizes(self, full_size: int) -> list[int]:
-        """The longer side at each scale, coarse to fine (geometric spacing). Without `start_size` the sizes
+        """The longer side at each scale, coarse to fine (geometric spacing). By default from `start_size` or
+        `MIN_START_SIZE`, each at most twice the one before; with `scales` and no `start_size` the sizes
         halve from `size` and a scale below `MIN_START_SIZE` is left out: smaller outputs get fewer scales."""
         size = self.size or full_size
-        scales = self.scales
-        if self.start_size is None:
+        if self.scales is None:
+            start = min(self.start_size or MIN_START_SIZE, size)
+            scales = math.ceil(math.log2(size / start) - 1e-9) + 1  # the tolerance keeps 512 / 256 at 2 scales
+        elif self.start_size is None:
             scales = 1
             while scales < self.scales and size / 2**scales >= MIN_START_SIZE:
                 scales += 1
+            start = round(size / 2 ** (scales - 1))
+        else:
+            scales, start = self.scales, self.start_size
         if scales == 1:
             return [size]
-        start = self.start_size or round(size / 2 ** (scales - 1))
         return [round(start * (size / start) ** (i / (scales - 1))) for i in range(scales)]
 
     def scale_steps(self, full_size: int) -> list[int]:
-        """The steps at each scale of `sizes(full_size)`: `steps`, then half as many at each finer one."""
-        return [max(1, self.steps // 2**scale) if self.steps else 0 for scale in range(len(self.sizes(full_size)))]
+        """The steps at each scale of `sizes(full_size)`: `steps` at the first, half as many at each finer one
+        (halving again at each would leave a 1024 px output's finest scale too few to restore its contrast)."""
+        finer = max(1, self.steps // 2) if self.steps else 0
+        return [self.steps] + [finer] * (len(self.sizes(full_size)) - 1)
 
 
 @dataclass(frozen=True)

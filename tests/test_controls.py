@@ -110,8 +110,8 @@ def test_lbfgs_reaches_a_lower_loss_than_adam_in_the_same_steps(hed_stylizer, co
 def test_multiscale_output_size_and_schedule(random_stylizer, content_path, style_path):
     result = random_stylizer.transfer(content_path, style_path, size=40, scales=3, start_size=10, steps=4)
     assert result.image.shape == (40, 40, 3)
-    assert list(result.history["size"]) == [10] * 4 + [20] * 2 + [40]  # half the steps at each finer scale
-    assert result.steps_done == 7
+    assert list(result.history["size"]) == [10] * 4 + [20] * 2 + [40] * 2  # half the first scale's steps at each finer one
+    assert result.steps_done == 8
     with pytest.raises(StyleKerasError, match="`start_size=64` must be between 1 and `size=40`"):
         random_stylizer.transfer(content_path, style_path, size=40, scales=2, start_size=64)
 

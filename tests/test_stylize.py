@@ -284,15 +284,30 @@ def test_the_step_loop_runs_any_objective(name):
     np.testing.assert_array_equal(image.numpy(), before)  # the non-finite step never reached the image
 
 
-def test_default_scales_halve_the_size_and_leave_out_those_below_256_px():
+def test_default_scales_start_at_256_px_and_at_most_double():
+    # Every output is composed at 256 px, so a larger --size refines the same picture instead of
+    # composing it at a finer scale.
     assert TransferSettings(size=512).sizes(0) == [256, 512]
-    assert TransferSettings(size=1024).sizes(0) == [512, 1024]
-    assert TransferSettings(size=1024, scales=3).sizes(0) == [256, 512, 1024]
-    assert TransferSettings(size=2048, scales=4).sizes(0) == [256, 512, 1024, 2048]
-    assert TransferSettings(size=511).sizes(0) == TransferSettings(size=511, scales=1).sizes(0) == [511]
+    assert TransferSettings(size=1024).sizes(0) == [256, 512, 1024]
+    assert TransferSettings(size=2048).sizes(0) == [256, 512, 1024, 2048]
+    assert TransferSettings(size=600).sizes(0) == [256, 392, 600]  # no ratio above 2
+    assert TransferSettings(size=300).sizes(0) == [256, 300]
+    assert TransferSettings(size=256).sizes(0) == [256]
     assert TransferSettings(size=32).sizes(0) == [32]
+    assert TransferSettings(size=None).sizes(1024) == [256, 512, 1024]
+    assert TransferSettings(size=40, start_size=10).sizes(0) == [10, 20, 40]
+
+
+def test_asked_scales_halve_the_size_and_leave_out_those_below_256_px():
+    assert TransferSettings(size=1024, scales=2).sizes(0) == [512, 1024]
+    assert TransferSettings(size=1024, scales=3).sizes(0) == [256, 512, 1024]
+    assert TransferSettings(size=511, scales=2).sizes(0) == TransferSettings(size=511, scales=1).sizes(0) == [511]
     assert TransferSettings(size=40, scales=3, start_size=10).sizes(0) == [10, 20, 40]  # as asked
     assert TransferSettings(size=None, scales=1).sizes(300) == [300]
-    assert TransferSettings(size=512).scale_steps(0) == [60, 30]  # finer scales: half the steps of the one before
-    assert TransferSettings(size=1024, scales=3, steps=9).scale_steps(0) == [9, 4, 2]
+
+
+def test_each_finer_scale_runs_half_the_first_scales_steps():
+    assert TransferSettings(size=512).scale_steps(0) == [60, 30]
+    assert TransferSettings(size=2048).scale_steps(0) == [60, 30, 30, 30]
+    assert TransferSettings(size=1024, scales=3, steps=9).scale_steps(0) == [9, 4, 4]
     assert TransferSettings(size=512, steps=1).scale_steps(0) == [1, 1] and TransferSettings(steps=0).scale_steps(0) == [0, 0]
