@@ -10,11 +10,12 @@ stylekeras's default weights, the balanced per-layer w_l included — so a step 
 
 1. Seconds per step at 256 and 512 px: one loss + gradient, and one L-BFGS step (ours: the library's
    `Objective` and `optimize`; torch: the closure and `torch.optim.LBFGS`), medians after warm-up.
-2. Time to quality at 512 px: wall time of the whole default command `stylekeras transfer PHOTO PAINTING`
-   (start-up included) against torch's L-BFGS from the photo at 512 px, one scale (neural-style-pt's
-   way), whose snapshots are scored as they come; each side's time is that of the first result meeting
-   the quality goal of QUALITY.md (style ≥ 0.65 with structure ≥ 0.55, `bench/quality.py`). Below them,
-   neural-style-pt's own default run (its loss weights, from noise, 1000 iterations) as
+2. Time to quality at 512 px: wall time of the whole command `stylekeras transfer PHOTO PAINTING` (start-up
+   included) with the default and fewer `--steps`, against torch's L-BFGS from the photo at 512 px, one
+   scale (neural-style-pt's way), whose snapshots every `--snapshot-every` steps are scored as they come;
+   each side's time is that of its first result meeting the quality goal of QUALITY.md (style ≥ 0.65 with
+   structure ≥ 0.55, `bench/quality.py`), and of its first reaching the default command's style score.
+   Below them, neural-style-pt's own default run (its loss weights, from noise, 1000 iterations) as
    bench/neural_style_reference.py made it for the pair, when it has (about 35 minutes: not rerun here).
 Writes the "## PyTorch peer" section of BENCHMARKS.md (bench/benchmark.py keeps it).
 """
@@ -107,22 +108,35 @@ def meets_goal(row: dict) -> bool:
     return row["style_progress"] >= STYLE_GOAL and row["structure"] >= STRUCTURE_GOAL
 
 
-def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> list[str]:
-    """Part 2, as table lines: the whole default command at 512 px, then torch's L-BFGS with scored snapshots."""
-    result = OUT / "ours_512.png"
+def our_command(args: argparse.Namespace, steps: int) -> tuple[float, dict]:
+    """Wall time of the whole command `stylekeras transfer` at 512 px with `--steps steps` (start-up included),
+    and its scores."""
+    result = OUT / f"ours_512_{steps}.png"
     result.unlink(missing_ok=True)
     started = time.time()
     subprocess.run([sys.executable, "-m", "stylekeras", "transfer", str(args.photo), str(args.painting), "-o",
-                    str(result), "--size", "512", "--precision", "float32", "--quiet"], check=True,
-                   stdout=subprocess.DEVNULL)
-    ours_seconds = time.time() - started
-    ours_row = scores(str(args.photo), str(args.painting), str(result))
+                    str(result), "--size", "512", "--steps", str(steps), "--precision", "float32", "--quiet"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return time.time() - started, scores(str(args.photo), str(args.painting), str(result))
+
+
+def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> list[str]:
+    """Part 2, as table lines: our command at each of `--our-steps` (the default's among them), then torch's
+    L-BFGS with scored snapshots; and each side's time to the goal and to the default's style score."""
     lines = ["", f"Time to quality at 512 px (the goal: style ≥ {STYLE_GOAL} with structure ≥ {STRUCTURE_GOAL}, "
-             "bench/quality.py), wall time from the process's start:", "",
-             "| run | steps | seconds | style | structure | meets the goal |", "| --- | --- | --- | --- | --- | --- |",
-             f"| stylekeras, the default command (2 scales, L-BFGS) | 60 + 30 | {ours_seconds:.0f} | "
-             f"{ours_row['style_progress']:.3f} | {ours_row['structure']:.3f} | {'yes' if meets_goal(ours_row) else 'no'} |"]
-    print(lines[-1], flush=True)
+             "bench/quality.py), wall time from the process's start; torch's snapshots are scored every "
+             f"{args.snapshot_every} steps and shown every 25 and where it first meets the goal:", "",
+             "| run | steps | seconds | style | structure | meets the goal |", "| --- | --- | --- | --- | --- | --- |"]
+    ours, theirs = [], []
+    step_counts = sorted({int(steps) for steps in args.our_steps.split(",")} | {stylize.DEFAULT_STEPS})
+    for steps in step_counts:
+        seconds, row = our_command(args, steps)
+        schedule = " + ".join(str(count) for count in stylize.TransferSettings(steps=steps).scale_steps(512))
+        name = "the default command" if steps == stylize.DEFAULT_STEPS else f"`--steps {steps}`"
+        ours.append((seconds, row))
+        lines.append(f"| stylekeras, {name} (L-BFGS, 256 then 512 px) | {schedule} | {seconds:.0f} | "
+                     f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
+        print(lines[-1], flush=True)
     problem, _ = write_problem(stylizer, args.photo, args.painting, 512, steps=args.torch_steps,
                                snapshot_every=args.snapshot_every)
     started = time.time()
@@ -130,21 +144,40 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
         path = Path(snapshot["path"]).with_suffix(".png")
         stylekeras.save_image(np.load(snapshot["path"]), path)
         row = scores(str(args.photo), str(args.painting), str(path))
-        lines.append(f"| torch L-BFGS from the photo, 1 scale | {snapshot['steps']} | {snapshot['time'] - started:.0f} | "
-                     f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
-        print(lines[-1], flush=True)
+        first_to_goal = meets_goal(row) and not any(meets_goal(earlier) for _, earlier in theirs)
+        theirs.append((snapshot["time"] - started, row))
+        if snapshot["steps"] % 25 == 0 or first_to_goal:
+            lines.append(f"| torch L-BFGS from the photo, 1 scale | {snapshot['steps']} | {theirs[-1][0]:.0f} | "
+                         f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
+            print(lines[-1], flush=True)
+    default_style = ours[step_counts.index(stylize.DEFAULT_STEPS)][1]["style_progress"]
+    lines += ["", *_time_to("the goal", ours, theirs, meets_goal),
+              *_time_to(f"the default command's style score ({default_style:.3f})", ours, theirs,
+                        lambda row: row["style_progress"] >= default_style)]
     pair = f"{_name_of(args.photo, PHOTOS)}-{_name_of(args.painting, PAINTINGS)}"
     reference = neural_style_record(pair, 512, stylizer.weights.description)
     if reference is None:
         print(f"no neural-style default run of {pair} with these weights: python bench/neural_style_reference.py "
               f"--pairs {pair} …")
         return lines
+    lines += ["", "neural-style-pt's own defaults on the pair (from noise, its loss weights, 1000 iterations; "
+              "bench/neural_style_reference.py, not rerun here):", "",
+              "| run | steps | seconds | style | structure | meets the goal |", "| --- | --- | --- | --- | --- | --- |"]
     for row in reference["snapshots"]:
-        lines.append(f"| torch, neural-style-pt's defaults: from noise, its loss weights "
-                     f"(bench/neural_style_reference.py) | {row['iterations']} | "
+        lines.append(f"| torch, neural-style-pt's defaults | {row['iterations']} | "
                      f"{'' if row['seconds'] is None else round(row['seconds'])} | "
                      f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
     return lines
+
+
+def _time_to(what: str, ours: list[tuple[float, dict]], theirs: list[tuple[float, dict]], reached) -> list[str]:
+    """One line: the first time each side's result reached `what` (`reached(row)`), and their ratio."""
+    mine = next((seconds for seconds, row in ours if reached(row)), None)
+    peer = next((seconds for seconds, row in theirs if reached(row)), None)
+    if mine is None or peer is None:
+        return [f"- To {what}: stylekeras {'not reached' if mine is None else f'{mine:.0f} s'}, torch "
+                f"{'not reached' if peer is None else f'{peer:.0f} s'}."]
+    return [f"- To {what}: stylekeras {mine:.0f} s, torch {peer:.0f} s — torch / ours **{peer / mine:.2f}×**."]
 
 
 def _name_of(path: Path, named: dict[str, Path]) -> str | None:
@@ -161,7 +194,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=10, help="L-BFGS steps before the timed ones")
     parser.add_argument("--torch-steps", type=int, default=200, help="torch L-BFGS steps at most, for time to quality")
-    parser.add_argument("--snapshot-every", type=int, default=25)
+    parser.add_argument("--snapshot-every", type=int, default=5, help="torch steps between scored snapshots")
+    parser.add_argument("--our-steps", default="10,20,30",
+                        help="--steps of our command to time besides the default's (the first scale's steps)")
     parser.add_argument("--steps-only", action="store_true",
                         help="only part 1 (seconds per step); part 2 stays as BENCHMARKS.md has it")
     args = parser.parse_args()
