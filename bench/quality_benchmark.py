@@ -241,7 +241,7 @@ def main() -> None:
     parser.add_argument("--no-report", action="store_true", help="print scores only")
     args = parser.parse_args()
     changes = stylekeras.preset(args.preset) if args.preset else {}
-    network = {key: changes.pop(key) for key in ("style_layers", "content_layers", "style_layer_weights") if key in changes}
+    network = {key: changes.pop(key) for key in stylize.NETWORK_OPTIONS if key in changes}
     for change in args.set:
         name, _, value = change.partition("=")
         if name not in stylize.TransferSettings.__dataclass_fields__:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import stylekeras
+from stylekeras import stylize
 from stylekeras.features import bfloat16_is_fast, speed_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,6 @@ CONTENT = ROOT / "examples/astronaut.jpg"
 STARRY, MATISSE = ROOT / "examples/starry_night.jpg", ROOT / "examples/woman_with_hat.jpg"
 BASE = {"size": 256}
 NEURAL_STYLE = stylekeras.preset("neural-style")
-NEURAL_STYLE_MODEL = ("style_layers", "content_layers")  # Stylizer's arguments; the rest are transfer's
 
 
 def half_masks() -> list[np.ndarray]:
@@ -73,8 +73,8 @@ CONTROLS = [
      "`style_layer_weights=(0.25, 0.5, 1, 2)` — larger strokes", stylekeras.preset("bold"), {}, [STARRY]),
     ("neural_style", "`**stylekeras.preset(\"neural-style\")` (`--config neural-style`): jcjohnson/neural-style's "
      "default run — the paper's five style layers, its loss weights, from noise, 1000 L-BFGS steps",
-     {key: NEURAL_STYLE[key] for key in NEURAL_STYLE_MODEL},
-     {key: value for key, value in NEURAL_STYLE.items() if key not in (*NEURAL_STYLE_MODEL, *BASE)}, [STARRY]),
+     {key: value for key, value in NEURAL_STYLE.items() if key in stylize.NETWORK_OPTIONS},
+     {key: value for key, value in NEURAL_STYLE.items() if key not in (*stylize.NETWORK_OPTIONS, *BASE)}, [STARRY]),
 ]
 
 

@@ -158,8 +158,9 @@ class TransferSettings:
         halve from `size` and a scale below `MIN_START_SIZE` is left out: smaller outputs get fewer scales."""
         size = self.size or full_size
         if self.scales is None:
-            start = min(self.start_size or MIN_START_SIZE, size)
-            scales = math.ceil(math.log2(size / start) - 1e-9) + 1  # the tolerance keeps 512 / 256 at 2 scales
+            start, scales = min(self.start_size or MIN_START_SIZE, size), 1
+            while start * 2 ** (scales - 1) < size:
+                scales += 1
         elif self.start_size is None:
             scales = 1
             while scales < self.scales and size / 2**scales >= MIN_START_SIZE:
@@ -712,12 +713,16 @@ def transfer(
     return stylizer.transfer(content, style, **options)
 
 
+# The keyword arguments of `transfer` that are `Stylizer`'s (the network); the others are `Stylizer.transfer`'s.
+NETWORK_OPTIONS = ("style_layers", "content_layers", "style_layer_weights")
+
+
 def preset(name: str) -> dict:
     """A preset shipped with stylekeras (the command's `--config NAME`) as keyword arguments of `transfer`:
     "neural-style" is jcjohnson/neural-style's default run (stylekeras/presets/neural-style.toml derives
     its weights); "bold" is the defaults with the style loss weighted toward the deeper layers, for larger
-    strokes. `style_layers`, `content_layers` and `style_layer_weights` are `Stylizer`'s arguments, the
-    others `Stylizer.transfer`'s; give your own after it to override one.
+    strokes. Those in `NETWORK_OPTIONS` are `Stylizer`'s arguments, the others `Stylizer.transfer`'s; give
+    your own after it to override one.
 
     >>> result = stylekeras.transfer("photo.jpg", "painting.jpg", **stylekeras.preset("neural-style"))
     """
