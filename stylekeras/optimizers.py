@@ -7,9 +7,14 @@ a `tf.while_loop`, `stylekeras.serving`). It is Keras' Adam, with its defaults.
 The L-BFGS is steppable one iteration per `tf.function` call.
 
 L-BFGS is the optimizer of Gatys et al. and jcjohnson/neural-style's default. This follows torch.optim.LBFGS
-as jcjohnson/neural-style uses it (step 1 after a first step of min(1, 1/‖g‖₁)), with the two-loop
-recursion of Nocedal & Wright (Algorithm 7.4) over the last `history` (s, y) pairs. Because each call is
-one iteration, progress bars, snapshots and NaN guards work as with Adam.
+as jcjohnson/neural-style uses it (step 1), with the two-loop recursion of Nocedal & Wright (Algorithm 7.4)
+over the last `history` (s, y) pairs. Because each call is one iteration, progress bars, snapshots and NaN
+guards work as with Adam.
+
+The first step (at each scale, and after a restart) is a steepest-descent one that moves the pixels by an RMS
+of `first_step_rms`, not torch's min(1, 1/‖g‖₁)·g: on an image of 10⁵–10⁶ values that moves no pixel by a
+grey level, and the curvature pair measured over so short a step makes the next step overshoot the loss
+6–350× (BENCHMARKS.md, "Design choices").
 
 Unlike torch's default, a step that raises the loss is shortened (`LBFGS.safeguard`): without it the
 first unit steps at a new scale overshoot by orders of magnitude before the curvature pairs settle. The
@@ -33,6 +38,9 @@ TILED_TOLERATED_RISE = 1.05
 # raises the loss at 1/16 of its length points the wrong way (clipped to [0, 1], an early step's direction
 # can be an ascent one); in traced default runs none was accepted after more than two halvings (BENCHMARKS.md).
 MAX_HALVINGS = 4
+# The RMS change of the first step, in the image's [0, 1] units (about 8 of 255 levels): the size of the steps
+# L-BFGS takes and keeps early in a scale (BENCHMARKS.md, "Design choices").
+FIRST_STEP_RMS = 0.03
 
 
 def adam_update(x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, step: tf.Tensor, gradient: tf.Tensor,
@@ -73,12 +81,18 @@ class Adam:
 
 
 class LBFGS:
-    """Minimal L-BFGS with Keras-optimizer-like `build` / `apply_gradients` for one variable."""
+    """Minimal L-BFGS with Keras-optimizer-like `build` / `apply_gradients` for one variable.
 
-    def __init__(self, history: int = 10, learning_rate: float = 1.0, tolerated_rise: float = 1.0) -> None:
+    `history` pairs are kept; `learning_rate` scales every step; the safeguard accepts a loss up to
+    `tolerated_rise` × the one before the step; the first step moves the variable by an RMS of `first_step_rms`.
+    """
+
+    def __init__(self, history: int = 10, learning_rate: float = 1.0, tolerated_rise: float = 1.0,
+                 first_step_rms: float = FIRST_STEP_RMS) -> None:
         self.history = history
         self.learning_rate = learning_rate
         self.tolerated_rise = tolerated_rise
+        self.first_step_rms = first_step_rms
 
     def build(self, variables: list[tf.Variable]) -> None:
         (variable,) = variables
@@ -113,7 +127,8 @@ class LBFGS:
                 self.next_slot.assign((self.next_slot + 1) % self.history)
                 self.count.assign(tf.minimum(self.count + 1, self.history))
         direction = -self._inverse_hessian_times(g)
-        first_step = tf.minimum(1.0, 1.0 / tf.reduce_sum(tf.abs(g))) * self.learning_rate
+        gradient_rms = tf.sqrt(tf.reduce_mean(tf.square(g)))  # zero where nothing pulls: then no first step
+        first_step = tf.math.divide_no_nan(self.first_step_rms, gradient_rms) * self.learning_rate
         step = tf.where(self.iterations == 0, first_step, self.learning_rate)
         self.previous_x.assign(x)
         self.previous_gradient.assign(g)
@@ -126,7 +141,7 @@ class LBFGS:
         `evaluate()` returns (loss parts with "total", gradient) at the variable's current value; the
         accepted evaluation is returned so the caller need not compute it again. After `MAX_HALVINGS`, the
         variable goes back to the point before the step, the curvature history is dropped (the next step is
-        a short steepest-descent one) and None is returned.
+        a first step again) and None is returned.
         """
         before = tf.reshape(self.previous_x, tf.shape(variable))
         try:

@@ -10,7 +10,7 @@ import stylekeras
 from stylekeras import color, losses
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
-from stylekeras.optimizers import LBFGS, Adam
+from stylekeras.optimizers import FIRST_STEP_RMS, LBFGS, Adam
 from stylekeras.stylize import _Average
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
@@ -70,7 +70,7 @@ def test_lbfgs_safeguard_shortens_a_step_that_raises_the_loss(tolerated_rise, sh
     # f(x) = x² from x = 1 with a first step that overshoots to x = −1.015: the loss rises by 3 %.
     x = tf.Variable([1.0])
     loss = lambda: ({"total": tf.reduce_sum(tf.square(x))}, 2.0 * x)  # noqa: E731
-    optimizer = LBFGS(learning_rate=2.015, tolerated_rise=tolerated_rise)
+    optimizer = LBFGS(tolerated_rise=tolerated_rise, first_step_rms=2.015)
     optimizer.build([x])
     optimizer.apply_gradients([(tf.constant([1.0]), x)])
     parts, _ = optimizer.safeguard(x, tf.constant(1.0), loss)
@@ -87,7 +87,29 @@ def test_lbfgs_safeguard_restarts_from_the_point_before_a_step_that_never_lowers
     optimizer.apply_gradients([(tf.constant([-1.0]), x)])
     assert optimizer.safeguard(x, tf.constant(1.0), loss) is None
     assert float(x[0]) == 1.0
-    assert int(optimizer.iterations) == 0 and int(optimizer.count) == 0  # the next step is a short steepest-descent one
+    assert int(optimizer.iterations) == 0 and int(optimizer.count) == 0  # the next step is a first step again
+
+
+def test_lbfgs_first_step_moves_the_variable_by_first_step_rms_down_the_gradient():
+    """Not torch's min(1, 1/‖g‖₁)·g, which moves an image of many pixels by less than a grey level."""
+    x = tf.Variable(tf.random.stateless_uniform([1, 64, 48, 3], seed=[3, 4]))
+    gradient = tf.random.stateless_normal(x.shape, seed=[5, 6]) * 1e4
+    start = x.numpy()
+    optimizer = LBFGS(learning_rate=0.5)
+    optimizer.build([x])
+    optimizer.apply_gradients([(gradient, x)])
+    change = x.numpy() - start
+    assert np.sqrt(np.mean(change**2)) == pytest.approx(0.5 * FIRST_STEP_RMS, rel=1e-4)
+    np.testing.assert_allclose(change, -gradient.numpy() * (change.ravel() @ -gradient.numpy().ravel())
+                               / np.sum(gradient.numpy()**2), rtol=1e-3, atol=1e-7)
+
+
+def test_lbfgs_first_step_on_a_zero_gradient_leaves_the_variable_as_it_is():
+    x = tf.Variable([0.25, 0.5])
+    optimizer = LBFGS()
+    optimizer.build([x])
+    optimizer.apply_gradients([(tf.zeros(2), x)])
+    np.testing.assert_array_equal(x.numpy(), [0.25, 0.5])
 
 
 def test_adam_is_keras_adam():
