@@ -31,6 +31,7 @@ parser.add_argument("--out", default="bench/out/lbfgs_trace.png")
 args = parser.parse_args()
 
 steps, evaluations, shortened, restarts = Counter(), Counter(), Counter(), Counter()
+restarted_last = Counter()  # per scale: whether its previous step was given up on
 safeguard = optimizers.LBFGS.safeguard
 
 
@@ -43,9 +44,11 @@ def traced_safeguard(optimizer, variable, loss_before, evaluate):
         return evaluate()
 
     accepted = safeguard(optimizer, variable, loss_before, counted)
+    # A step starts from the previous step's accepted evaluation, except a scale's first step and the step
+    # after a restart, which evaluate the loss themselves.
+    evaluations[size] += len(calls) + (steps[size] == 0 or restarted_last[size])
+    restarted_last[size] = accepted is None
     steps[size] += 1
-    # The accepted evaluation is the next step's; after a restart the next step evaluates again.
-    evaluations[size] += len(calls) + (accepted is None)
     shortened[size] += accepted is not None and len(calls) > 1
     restarts[size] += accepted is None
     return accepted
@@ -58,7 +61,7 @@ seconds = time.perf_counter() - started
 Path(args.out).parent.mkdir(parents=True, exist_ok=True)
 Image.fromarray((np.clip(result.image, 0, 1) * 255).round().astype(np.uint8)).save(args.out)
 for size in sorted(steps):
-    print(f"{size} px: {steps[size]} steps, {evaluations[size] + 1} loss evaluations, {shortened[size]} steps "
+    print(f"{size} px: {steps[size]} steps, {evaluations[size]} loss evaluations, {shortened[size]} steps "
           f"shortened, {restarts[size]} restarts")
 measured = scores(args.content, args.style, args.out)
 print(f"final loss {result.history['total'][-1]:.4g}, {seconds:.0f} s, style {measured['style_progress']:.3f}, "
