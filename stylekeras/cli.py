@@ -271,7 +271,9 @@ def transfer(
              "written (its β depends on the network).")] = Normalization(defaults.DEFAULT_STYLE_NORMALIZATION),
     content_layers: Annotated[str, typer.Option(rich_help_panel="Style", help="Comma-separated content layers.")] = ",".join(defaults.DEFAULT_CONTENT_LAYERS),
     style_blend: Annotated[Optional[str], typer.Option(rich_help_panel="Style", help="Comma-separated weight per style image. Default: equal.")] = None,
-    style_scale: Annotated[float, typer.Option(rich_help_panel="Style", help="Style image size relative to the output.")] = 1.0,
+    style_scale: Annotated[Optional[float], typer.Option(rich_help_panel="Style", help="Style image size relative to the output. "
+                                                         "Default: the output's, or the style's own when smaller (enlarging "
+                                                         "a painting only blurs its strokes).")] = None,
     style_mask: Annotated[Optional[list[Path]], typer.Option(
         rich_help_panel="Style", help="One mask per style image (repeat the option): white where that style applies.")] = None,
     preserve_color: Annotated[Optional[ColorMode], typer.Option(

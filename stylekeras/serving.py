@@ -20,7 +20,7 @@ Each also returns `total_loss`, `content_loss`, `style_loss` and `tv_loss` ([1]:
 step started from, as the library's history records them) and `steps_done` (fewer than `steps` when the
 loss stopped being finite; the image is then the last finite one). Optional scalar inputs, with the
 export's defaults: `steps` and `size` (int32; the longer side of the result, 0 = the content's own size; the
-style is resized to the result's longer side, as the library does), `content_weight`, `style_weight`,
+style is resized to the result's longer side, never enlarged, as the library does), `content_weight`, `style_weight`,
 `tv_weight` and `learning_rate` (float32). A request outside the export's limits fails with
 INVALID_ARGUMENT before any step: images below the network's minimum size or larger than `max_pixels`
 once resized, inputs larger than the library's `DEFAULT_MAX_PIXELS`, more than one image, pixels or Gram
@@ -57,7 +57,7 @@ from stylekeras.objective import (
     StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, size_scaled_loss_weights, layer_grams,
 )
 from stylekeras.optimizers import adam_update
-from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings
+from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings, style_size
 
 SIGNATURES = ("stylize", "stylize_bytes", "style_targets", "stylize_with_targets")
 # The style's colour statistics that `style_targets` returns and `stylize_with_targets` takes (float64).
@@ -206,7 +206,7 @@ class StylizerGraph(tf.Module):
             return {"image_png": _encode_png(outputs.pop("image")[0]), **outputs}
 
         def style_targets(style, size=defaults_[1]):
-            return self._style_targets(self._working(self._checked(style, "style"), size, "style"))
+            return self._style_targets(self._working(self._checked(style, "style"), size, "style", enlarge=False))
 
         nan = tf.constant(float("nan"), tf.float64)
         unknown = {name: tf.fill(shape, nan) for name, shape in COLOR_INPUTS.items()}  # → the photo as start
@@ -242,11 +242,13 @@ class StylizerGraph(tf.Module):
             (tf.reduce_all(tf.math.is_finite(images)), f"{label}: pixels must be finite"),
         ])
 
-    def _working(self, images: tf.Tensor, size: tf.Tensor, label: str) -> tf.Tensor:
-        """`images` with the longer side `size` (0: as they are), checked against the export's limits
-        before they are resized."""
+    def _working(self, images: tf.Tensor, size: tf.Tensor, label: str, enlarge: bool = True) -> tf.Tensor:
+        """`images` with the longer side `size` (0: as they are; without `enlarge`, at most as they are, as
+        `stylize.style_size` sizes a style image), checked against the export's limits before they are resized."""
         shape = tf.shape(images)[1:3]
         size = tf.where(size > 0, size, tf.reduce_max(shape))
+        if not enlarge:
+            size = tf.minimum(size, tf.reduce_max(shape))
         working = longer_side_shape_tensor(shape, size)
         pixels = tf.cast(working[0], tf.int64) * tf.cast(working[1], tf.int64)
         limits = self._settings
@@ -270,7 +272,7 @@ class StylizerGraph(tf.Module):
         content = self._working(self._checked(content, "content"), size, "content")
         if targets is None:
             longer_side = tf.reduce_max(tf.shape(content)[1:3])
-            targets = self._style_targets(self._working(self._checked(style, "style"), longer_side, "style"))
+            targets = self._style_targets(self._working(self._checked(style, "style"), longer_side, "style", enlarge=False))
         grams = {name: _requiring(gram, [(tf.reduce_all(tf.math.is_finite(gram)), f"{name}: must be finite")])
                  for name, gram in targets.items() if name not in COLOR_INPUTS}
         start = self._start(content, targets["color_mean"][0], targets["color_covariance"][0])
@@ -496,8 +498,8 @@ def _check_warmup_replay(export_dir: Path, stylizer: Stylizer, settings: Stylize
 
 def _library_targets(stylizer: Stylizer, style: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
     """The style's Gram matrices and colour statistics as the library takes them: from the style resized to
-    the content's longer side."""
-    resized = resize_longer_side(style[0], max(content.shape[1:3]))
+    the content's longer side, never enlarged."""
+    resized = resize_longer_side(style[0], style_size(style[0].shape, max(content.shape[1:3])))
     mean, covariance = color.color_statistics([resized])
     return {**{name: gram.numpy() for name, gram in stylizer.style_grams(resized).items()},
             "color_mean": mean.numpy()[None], "color_covariance": covariance.numpy()[None]}

@@ -84,8 +84,9 @@ class TransferSettings:
     looks the same at every `size`; one scale at 256 px and below. With `scales` and no `start_size` the
     sizes halve from `size`, leaving out those below 256 px.
     average: decay of an exponential moving average of the image (e.g. 0.99), returned instead of the
-    last iterate. style_blend: one weight per style image. style_scale: style image size relative to
-    the output. preserve_color: "luminance" or "histogram". style_weight: β (None: the normalization's
+    last iterate. style_blend: one weight per style image. style_scale: the style image's longer side
+    relative to the output's at each scale (None: the output's, or the style's own when smaller, since
+    enlarging a painting only blurs its strokes: `style_size`). preserve_color: "luminance" or "histogram". style_weight: β (None: the normalization's
     default, `DEFAULT_STYLE_WEIGHTS`). style_normalization: "balanced" (each layer's loss relative to
     its target's squared norm and measured in units of the content features' mean square, so one β suits
     every layer, photo and network) or "paper" (eq. 4 as written; β then depends on the network).
@@ -108,7 +109,7 @@ class TransferSettings:
     start_size: int | None = None
     average: float | None = None
     style_blend: tuple[float, ...] | None = None
-    style_scale: float = 1.0
+    style_scale: float | None = None
     preserve_color: str | None = None
     style_normalization: str = DEFAULT_STYLE_NORMALIZATION
     tile: int | None = None
@@ -141,7 +142,7 @@ class TransferSettings:
             raise StyleKerasError(f"`start_size={self.start_size}` must be between 1 and `size={self.size}`")
         if self.average is not None and not 0 <= self.average < 1:
             raise StyleKerasError(f"`average` must be in [0, 1), got {self.average}")
-        if not (math.isfinite(self.style_scale) and self.style_scale > 0):
+        if self.style_scale is not None and not (math.isfinite(self.style_scale) and self.style_scale > 0):
             raise StyleKerasError(f"`style_scale` must be > 0, got {self.style_scale}")
         if self.style_blend is not None and (
             any(not math.isfinite(w) or w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0
@@ -365,7 +366,8 @@ class Stylizer:
         for shape, size in zip(shapes, sizes):  # every scale's sizes are checked before the first step
             self.check_size(shape, label.format(1))
             for pixels in style_pixels:
-                self.check_size(longer_side_shape(pixels.shape, round(size * settings.style_scale)), "style image")
+                self.check_size(longer_side_shape(pixels.shape, style_size(pixels.shape, size, settings.style_scale)),
+                                "style image")
         tiling = self.tiling(settings)
         if not tf.config.list_physical_devices("GPU"):  # a GPU's own limit ends the run with a message instead
             check_memory(shapes[-1], settings, tiling, len(contents))
@@ -388,7 +390,7 @@ class Stylizer:
             if run.skips(scale):
                 continue
             contents_at_size = [resize_longer_side(pixels, size) for pixels, _ in inputs]
-            styles_at_size = [[resize_longer_side(p, round(size * settings.style_scale)) for p in photo_styles]
+            styles_at_size = [[resize_longer_side(p, style_size(p.shape, size, settings.style_scale)) for p in photo_styles]
                               for _, photo_styles in inputs]
             at_scale = [prior.at(shapes[scale], settings.preserve_color == "luminance") for prior in priors or []]
             if images is None:
@@ -781,6 +783,15 @@ def check_batch(settings: TransferSettings, photos: int) -> None:
                               "`steps`) or use `batch_size=1`")
     if photos > 1 and settings.tile is not None:
         raise StyleKerasError("`batch_size`: tiles are for one photo too large for memory; use `batch_size=1` with `tile`")
+
+
+def style_size(shape: tuple[int, ...], size: int, style_scale: float | None = None) -> int:
+    """The longer side a style image of `shape` (H, W, …) is resized to at a scale whose output's longer side
+    is `size`: `size × style_scale`; with `style_scale` None, `size` but never more than the image's own, since
+    an enlarged painting has no strokes finer than its own pixels and its Gram matrices ask for blur."""
+    if style_scale is not None:
+        return round(size * style_scale)
+    return min(size, max(shape[:2]))
 
 
 def scale_shapes(shape: tuple[int, ...], settings: TransferSettings) -> tuple[tuple[int, int], ...]:

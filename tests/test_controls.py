@@ -11,7 +11,7 @@ from stylekeras import color, losses
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
 from stylekeras.optimizers import FIRST_STEP_RMS, LBFGS, Adam
-from stylekeras.stylize import _Average
+from stylekeras.stylize import _Average, style_size
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
 STYLE2 = DATA / "style2.png"  # Matisse, Woman with a Hat (public domain in the US), 48×64
@@ -208,6 +208,20 @@ def test_style_scale_resizes_the_style_image(hed_stylizer, content_path, style_p
     result = hed_stylizer.transfer(content_path, style_path, size=64, style_scale=0.5, steps=0)
     assert result.steps_done == 0
     assert not np.allclose(full["block1_conv1"], half["block1_conv1"])
+
+
+def test_a_style_image_is_resized_to_the_output_but_never_enlarged_unless_style_scale_says():
+    assert style_size((400, 300, 3), 256) == 256
+    assert style_size((120, 90, 3), 256) == 120  # enlarging only blurs its strokes
+    assert style_size((120, 90, 3), 256, style_scale=1.0) == 256
+    assert style_size((400, 300, 3), 256, style_scale=0.5) == 128
+
+
+def test_a_style_smaller_than_the_output_is_used_at_its_own_size(hed_stylizer, content_path, style_path):
+    run = lambda **scale: hed_stylizer.transfer(content_path, style_path, size=128, steps=3, **scale).image
+    default = run()
+    np.testing.assert_array_equal(default, run(style_scale=0.5))  # the 64 px style as it is
+    assert np.abs(default - run(style_scale=1.0)).mean() > 1e-3  # enlarged to 128 px: another target
 
 
 def test_style_scale_changes_the_result(hed_stylizer, content_path, style_path):

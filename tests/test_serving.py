@@ -90,6 +90,15 @@ def test_the_start_is_the_photo_in_the_styles_palette_or_as_it_is_without_colour
     np.testing.assert_array_equal(photo.outputs["image"], content)
 
 
+def test_a_style_smaller_than_the_result_is_used_at_its_own_size(exported):
+    content, style = serving.sample_requests(serving.read_stylizer_settings(exported))
+    small = style[:, ::2, ::2]  # half the content's size
+    own, asked = export.run_with_c_api(exported, [("style_targets", {"style": small, "size": np.int32(0)}),
+                                                  ("style_targets", {"style": small, "size": np.int32(content.shape[1])})])
+    for name, value in own.outputs.items():
+        np.testing.assert_array_equal(asked.outputs[name], value)
+
+
 def test_exports_from_before_the_palette_start_still_start_from_the_photo(exported, tmp_path):
     values = json.loads((exported / export.SETTINGS_FILE).read_text())
     assert values["init"] == "palette"
