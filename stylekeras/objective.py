@@ -179,11 +179,13 @@ class Objective:
             self._evaluate = lambda step, within_step: tiled.loss_and_gradient(
                 tiling.grid(height, width, tiling.random_offset(seed, step)), within_step)
         else:
-            whole_images = tf.function(lambda: loss_and_gradient(model, image, targets, loss_weights))
+            # The losses' Python only loops over layers, so autograph would convert them for nothing: a
+            # cost paid on every run's first step (BENCHMARKS.md, "Design choices").
+            whole_images = tf.function(lambda: loss_and_gradient(model, image, targets, loss_weights), autograph=False)
             self._evaluate = lambda step, within_step: whole_images()
         self._temporal_target = targets.temporal
         self._temporal = None if targets.temporal is None else tf.function(
-            lambda: temporal_loss_and_gradient(image, targets.temporal))
+            lambda: temporal_loss_and_gradient(image, targets.temporal), autograph=False)
 
     def __call__(self, step: int = 0, within_step: Callable[[float], None] | None = None
                  ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
