@@ -244,7 +244,8 @@ class StylizerGraph(tf.Module):
 
     def _working(self, images: tf.Tensor, size: tf.Tensor, label: str, enlarge: bool = True) -> tf.Tensor:
         """`images` with the longer side `size` (0: as they are; without `enlarge`, at most as they are, as
-        `stylize.style_size` sizes a style image), checked against the export's limits before they are resized."""
+        `stylize.style_size` sizes a style image), checked against the export's limits before they are
+        resized."""
         shape = tf.shape(images)[1:3]
         size = tf.where(size > 0, size, tf.reduce_max(shape))
         if not enlarge:
@@ -272,7 +273,8 @@ class StylizerGraph(tf.Module):
         content = self._working(self._checked(content, "content"), size, "content")
         if targets is None:
             longer_side = tf.reduce_max(tf.shape(content)[1:3])
-            targets = self._style_targets(self._working(self._checked(style, "style"), longer_side, "style", enlarge=False))
+            style = self._working(self._checked(style, "style"), longer_side, "style", enlarge=False)
+            targets = self._style_targets(style)
         grams = {name: _requiring(gram, [(tf.reduce_all(tf.math.is_finite(gram)), f"{name}: must be finite")])
                  for name, gram in targets.items() if name not in COLOR_INPUTS}
         start = self._start(content, targets["color_mean"][0], targets["color_covariance"][0])

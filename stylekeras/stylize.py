@@ -86,10 +86,11 @@ class TransferSettings:
     average: decay of an exponential moving average of the image (e.g. 0.99), returned instead of the
     last iterate. style_blend: one weight per style image. style_scale: the style image's longer side
     relative to the output's at each scale (None: the output's, or the style's own when smaller, since
-    enlarging a painting only blurs its strokes: `style_size`). preserve_color: "luminance" or "histogram". style_weight: β (None: the normalization's
-    default, `DEFAULT_STYLE_WEIGHTS`). style_normalization: "balanced" (each layer's loss relative to
-    its target's squared norm and measured in units of the content features' mean square, so one β suits
-    every layer, photo and network) or "paper" (eq. 4 as written; β then depends on the network).
+    enlarging a painting only blurs its strokes: `style_size`). preserve_color: "luminance" or
+    "histogram". style_weight: β (None: the normalization's default, `DEFAULT_STYLE_WEIGHTS`).
+    style_normalization: "balanced" (each layer's loss relative to its target's squared norm and measured
+    in units of the content features' mean square, so one β suits every layer, photo and network) or
+    "paper" (eq. 4 as written; β then depends on the network).
     tile: optimize images larger than `tile` + 2·`tile_margin` px tile by tile (memory bounded by the
     tile, style statistics still global; see `stylekeras.tiling`); both are rounded up to a multiple of
     the deepest layer's stride.
@@ -390,8 +391,8 @@ class Stylizer:
             if run.skips(scale):
                 continue
             contents_at_size = [resize_longer_side(pixels, size) for pixels, _ in inputs]
-            styles_at_size = [[resize_longer_side(p, style_size(p.shape, size, settings.style_scale)) for p in photo_styles]
-                              for _, photo_styles in inputs]
+            styles_at_size = [[resize_longer_side(style, style_size(style.shape, size, settings.style_scale))
+                               for style in photo_styles] for _, photo_styles in inputs]
             at_scale = [prior.at(shapes[scale], settings.preserve_color == "luminance") for prior in priors or []]
             if images is None:
                 images = np.stack([initial_image(settings.init, content, photo_styles, settings.seed, blend)
