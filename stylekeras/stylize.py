@@ -367,8 +367,11 @@ class Stylizer:
         for shape, size in zip(shapes, sizes):  # every scale's sizes are checked before the first step
             self.check_size(shape, label.format(1))
             for pixels in style_pixels:
-                self.check_size(longer_side_shape(pixels.shape, style_size(pixels.shape, size, settings.style_scale)),
-                                "style image")
+                longer_side = style_size(pixels.shape, size, settings.style_scale)
+                at_own_size = settings.style_scale is None and longer_side == max(pixels.shape[:2])
+                self.check_size(longer_side_shape(pixels.shape, longer_side), "style image",
+                                "it is not enlarged: use a larger one, or `style_scale` to enlarge it" if at_own_size
+                                else None)
         tiling = self.tiling(settings)
         if not tf.config.list_physical_devices("GPU"):  # a GPU's own limit ends the run with a message instead
             check_memory(shapes[-1], settings, tiling, len(contents))
@@ -427,13 +430,14 @@ class Stylizer:
         stride = self.min_size
         return Tiling(-(-settings.tile // stride) * stride, -(-settings.tile_margin // stride) * stride, stride)
 
-    def check_size(self, shape: tuple[int, int], label: str) -> None:
-        """Check an image of (height, width) `shape` is large enough for the deepest layer used."""
+    def check_size(self, shape: tuple[int, int], label: str, remedy: str | None = None) -> None:
+        """Check an image of (height, width) `shape` is large enough for the deepest layer used (`remedy`:
+        what the error advises, by default a larger `size` or shallower layers)."""
         height, width = shape
         if min(height, width) < self.min_size:
             raise StyleKerasError(
                 f"{label} is {width}×{height} px after resizing; the layers used need at least "
-                f"{self.min_size} px on each side (use a larger `size` or shallower layers)"
+                f"{self.min_size} px on each side ({remedy or 'use a larger `size` or shallower layers'})"
             )
 
     def targets(

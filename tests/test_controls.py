@@ -224,6 +224,14 @@ def test_a_style_smaller_than_the_output_is_used_at_its_own_size(hed_stylizer, c
     assert np.abs(default - run(style_scale=1.0)).mean() > 1e-3  # enlarged to 128 px: another target
 
 
+def test_a_style_too_small_for_the_network_is_refused_with_what_to_do(hed_stylizer, content_path, tmp_path):
+    tiny = tmp_path / "tiny.png"
+    stylekeras.save_image(np.full((6, 9, 3), 0.5, np.float32), tiny)
+    with pytest.raises(StyleKerasError, match=r"style image is 9×6 px .* not enlarged: use a larger one, or `style_"):
+        hed_stylizer.transfer(content_path, tiny, size=64, steps=1)
+    assert hed_stylizer.transfer(content_path, tiny, size=64, steps=0, style_scale=0.5).steps_done == 0
+
+
 def test_style_scale_changes_the_result(hed_stylizer, content_path, style_path):
     run = lambda scale: hed_stylizer.transfer(content_path, style_path, size=64, steps=5, style_scale=scale).image
     assert np.abs(run(1.0) - run(0.5)).mean() > 1e-3
