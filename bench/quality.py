@@ -5,6 +5,9 @@
   distance on 7×7 patches of a Laplacian pyramid (Karras et al. 2018, "Progressive Growing of GANs").
   0 = still the content's statistics, 1 = the style's.
 - structure: correlation of the blurred gradient magnitudes of output and content (1 = same structure).
+- edges (printed, not used for tuning): the output's fine detail (mean |Laplacian| of its luminance) in
+  its outer `EDGE_BAND` px over that in the rest. About 1 when the texture runs evenly to the edges; well
+  above 1 for a frame of dots along them, well below 1 for a soft, untextured frame.
 
     python bench/quality.py CONTENT STYLE OUTPUT [OUTPUT …]
 """
@@ -19,6 +22,7 @@ from PIL import Image, ImageFilter
 PATCH = 7
 PATCHES_PER_LEVEL = 4096
 PROJECTIONS = 256
+EDGE_BAND = 4
 
 
 def _gray_pyramid(image: Image.Image, levels: int = 4) -> list[np.ndarray]:
@@ -70,6 +74,15 @@ def structure(output: Image.Image, content: Image.Image) -> float:
     return float(np.corrcoef(gradient_magnitude(output), gradient_magnitude(content))[0, 1])
 
 
+def edges(output: Image.Image) -> float:
+    """Mean |Laplacian| of the luminance in the outer `EDGE_BAND` px over that in the rest of the image."""
+    gray = np.asarray(output.convert("L"), np.float64) / 255.0
+    laplacian = np.abs(4 * gray[1:-1, 1:-1] - gray[:-2, 1:-1] - gray[2:, 1:-1] - gray[1:-1, :-2] - gray[1:-1, 2:])
+    band = np.ones(laplacian.shape, bool)
+    band[EDGE_BAND - 1:-(EDGE_BAND - 1), EDGE_BAND - 1:-(EDGE_BAND - 1)] = False  # the Laplacian starts 1 px in
+    return float(laplacian[band].mean() / laplacian[~band].mean())
+
+
 def scores(content_path: str, style_path: str, output_path: str, view_size: int | None = None) -> dict[str, float]:
     """Both measures of one output; with `view_size`, of the output downscaled to that longer side (photo and
     painting are always measured at the output's size), to compare outputs of different sizes as one
@@ -91,4 +104,5 @@ if __name__ == "__main__":
     content_path, style_path, *outputs = sys.argv[1:]
     for output_path in outputs:
         measured = scores(content_path, style_path, output_path)
-        print(f"{output_path}: style_progress {measured['style_progress']:.3f}  structure {measured['structure']:.3f}")
+        print(f"{output_path}: style_progress {measured['style_progress']:.3f}  structure {measured['structure']:.3f}  "
+              f"edges {edges(Image.open(output_path)):.2f}")

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from stylekeras import losses
+from stylekeras.features import layer_stride
 from stylekeras.tiling import TiledObjective, Tiling
 
 # The size the loss weights are given for (`size_scaled_loss_weights`).
@@ -25,11 +26,14 @@ REFERENCE_SHAPE = (512, 512)
 @dataclass(frozen=True)
 class StyleTarget:
     """One style's normalized Gram matrices per layer, the mask of the region it applies to (per layer,
-    or None for everywhere) and its weight."""
+    or None for everywhere), its weight and, per layer, the style image's `losses.ring_share`: the share of
+    its average that the result's Gram matrices give their own outermost ring (`losses.normalized_gram`;
+    None: the result's own share, an even average)."""
 
     grams: dict[str, tf.Tensor]
     masks: dict[str, tf.Tensor] | None
     weight: float
+    ring_shares: Mapping[str, float | tf.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ def loss_parts(model: keras.Model, images: tf.Tensor, targets: Targets) -> dict[
     content = tf.add_n([losses.content_loss(features[name], target) for name, target in targets.content.items()])
     by_layer: dict[str, tf.Tensor] = {}
     for target in targets.styles:
-        terms = losses.weighted_layer_style_losses(features, target.grams, targets.layer_weights, target.masks)
+        terms = losses.weighted_layer_style_losses(features, target.grams, targets.layer_weights, target.masks,
+                                                   target.ring_shares)
         for name, term in terms.items():
             by_layer[name] = by_layer.get(name, 0.0) + target.weight * term
     return {
@@ -71,6 +76,12 @@ def loss_parts(model: keras.Model, images: tf.Tensor, targets: Targets) -> dict[
         "tv": losses.total_variation_loss(images),
         **{f"style/{name}": value for name, value in by_layer.items()},
     }
+
+
+def ring_shares(layers: Sequence[str], height: int | tf.Tensor, width: int | tf.Tensor) -> dict[str, tf.Tensor]:
+    """Each layer's `losses.ring_share` for an image of `height`×`width` px: a style image's, for its
+    `StyleTarget`."""
+    return {name: losses.ring_share(height // layer_stride(name), width // layer_stride(name)) for name in layers}
 
 
 def layer_grams(model: keras.Model, images: tf.Tensor, layers: Sequence[str]) -> dict[str, tf.Tensor]:
@@ -134,13 +145,14 @@ def temporal_loss_weights(weights: Sequence[float], content: Mapping[str, tf.Ten
 def stack_targets(per_photo: Sequence[Targets]) -> Targets:
     """A batch's targets from each photo's: feature maps and Gram matrices joined along the batch axis, the
     layer weights as one value per photo (they differ with "balanced" normalization and recoloured
-    styles). The masks depend only on the size, which the photos share."""
+    styles). The masks depend only on the size, which the photos share, and the ring shares only on the
+    style images' sizes, which they share too."""
     first = per_photo[0]
     return Targets(
         content={name: tf.concat([photo.content[name] for photo in per_photo], 0) for name in first.content},
         styles=[
             StyleTarget({name: tf.concat([photo.styles[index].grams[name] for photo in per_photo], 0)
-                         for name in target.grams}, target.masks, target.weight)
+                         for name in target.grams}, target.masks, target.weight, target.ring_shares)
             for index, target in enumerate(first.styles)
         ],
         layer_weights={name: np.array([photo.layer_weights[name] for photo in per_photo], np.float32)

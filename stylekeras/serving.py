@@ -54,7 +54,7 @@ from stylekeras.export import (
 )
 from stylekeras.image_io import longer_side_shape_tensor, resize_longer_side, resized_longer_side
 from stylekeras.objective import (
-    StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, size_scaled_loss_weights, layer_grams,
+    StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, size_scaled_loss_weights, layer_grams, ring_shares,
 )
 from stylekeras.optimizers import adam_update
 from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings, style_size
@@ -62,6 +62,9 @@ from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings, style_siz
 SIGNATURES = ("stylize", "stylize_bytes", "style_targets", "stylize_with_targets")
 # The style's colour statistics that `style_targets` returns and `stylize_with_targets` takes (float64).
 COLOR_INPUTS = {"color_mean": [1, 3], "color_covariance": [1, 3, 3]}
+# The style image's ring share at each style layer (`objective.ring_shares`, float32 [1, layers]), which
+# `style_targets` returns and `stylize_with_targets` takes.
+RING_SHARES = "ring_shares"
 # Steps of each warmup request: enough to run the loop's body, cheap at TF Serving's start-up.
 WARMUP_STEPS = 2
 # Optional scalar inputs of every stylizing signature, in order, with their dtypes.
@@ -210,11 +213,14 @@ class StylizerGraph(tf.Module):
 
         nan = tf.constant(float("nan"), tf.float64)
         unknown = {name: tf.fill(shape, nan) for name, shape in COLOR_INPUTS.items()}  # → the photo as start
+        shares_shape = [1, len(stylizer.style_layers)]
+        unknown_shares = tf.fill(shares_shape, float("nan"))  # → the result's own: an even average
 
         def stylize_with_targets(content, targets, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
                                  style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5],
-                                 color_mean=unknown["color_mean"], color_covariance=unknown["color_covariance"]):
-            targets = {**targets, "color_mean": color_mean, "color_covariance": color_covariance}
+                                 color_mean=unknown["color_mean"], color_covariance=unknown["color_covariance"],
+                                 ring_shares=unknown_shares):
+            targets = {**targets, "color_mean": color_mean, "color_covariance": color_covariance, RING_SHARES: ring_shares}
             return self._stylize(content, targets, None, steps, size, content_weight, style_weight, tv_weight, learning_rate)
 
         self.stylize = tf.function(stylize, input_signature=[
@@ -226,7 +232,8 @@ class StylizerGraph(tf.Module):
             tf.TensorSpec(image.shape, tf.float32, name="style"), scalars[1]])
         self.stylize_with_targets = tf.function(stylize_with_targets, input_signature=[
             tf.TensorSpec(image.shape, tf.float32, name="content"), grams, *scalars,
-            *(tf.TensorSpec(shape, tf.float64, name=name) for name, shape in COLOR_INPUTS.items())])
+            *(tf.TensorSpec(shape, tf.float64, name=name) for name, shape in COLOR_INPUTS.items()),
+            tf.TensorSpec(shares_shape, tf.float32, name=RING_SHARES)])
 
     def _channels(self) -> dict[str, int]:
         probe = self._stylizer.model(tf.zeros([1, self._settings.min_size, self._settings.min_size, 3]), training=False)
@@ -276,7 +283,11 @@ class StylizerGraph(tf.Module):
             style = self._working(self._checked(style, "style"), longer_side, "style", enlarge=False)
             targets = self._style_targets(style)
         grams = {name: _requiring(gram, [(tf.reduce_all(tf.math.is_finite(gram)), f"{name}: must be finite")])
-                 for name, gram in targets.items() if name not in COLOR_INPUTS}
+                 for name, gram in targets.items() if name not in COLOR_INPUTS and name != RING_SHARES}
+        own = ring_shares(self._stylizer.style_layers, tf.shape(content)[1], tf.shape(content)[2])
+        given = targets[RING_SHARES][0]
+        shares = {name: tf.where(tf.math.is_finite(given[index]), given[index], own[name])
+                  for index, name in enumerate(self._stylizer.style_layers)}
         start = self._start(content, targets["color_mean"][0], targets["color_covariance"][0])
         model = self._stylizer.model
         content_features = model(content, training=False)
@@ -284,7 +295,7 @@ class StylizerGraph(tf.Module):
         layer_weights = dict(zip(self._stylizer.style_layers, limits.style_layer_weights))
         if limits.style_normalization == "balanced":
             layer_weights = balanced_layer_weights(content_targets, grams, layer_weights)
-        targets = Targets(content_targets, [StyleTarget(grams, None, 1.0)], layer_weights)
+        targets = Targets(content_targets, [StyleTarget(grams, None, 1.0, shares)], layer_weights)
         shape = tf.shape(content)
         loss_weights = size_scaled_loss_weights(tuple(tf.unstack(scalars[:3])), tf.cast(shape[1] * shape[2], tf.float32))
 
@@ -305,10 +316,12 @@ class StylizerGraph(tf.Module):
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
     def _style_targets(self, style: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One Gram matrix per style layer, and the style's colour mean and covariance."""
+        """One Gram matrix per style layer, the style's colour mean and covariance, and its ring shares."""
         mean, covariance = color.color_statistics([style[0]])
-        return {**layer_grams(self._stylizer.model, style, self._stylizer.style_layers),
-                "color_mean": mean[None], "color_covariance": covariance[None]}
+        layers = self._stylizer.style_layers
+        shares = ring_shares(layers, tf.shape(style)[1], tf.shape(style)[2])
+        return {**layer_grams(self._stylizer.model, style, layers), "color_mean": mean[None],
+                "color_covariance": covariance[None], RING_SHARES: tf.stack([shares[name] for name in layers])[None]}
 
     def _start(self, content: tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor) -> tf.Tensor:
         """The photo recoloured to the style's palette (`init="palette"`, as `stylize.initial_image`), or as
@@ -499,9 +512,11 @@ def _check_warmup_replay(export_dir: Path, stylizer: Stylizer, settings: Stylize
 
 
 def _library_targets(stylizer: Stylizer, style: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
-    """The style's Gram matrices and colour statistics as the library takes them: from the style resized to
-    the content's longer side, never enlarged."""
+    """The style's Gram matrices, colour statistics and ring shares as the library takes them: from the style
+    resized to the content's longer side, never enlarged."""
     resized = resize_longer_side(style[0], style_size(style[0].shape, max(content.shape[1:3])))
     mean, covariance = color.color_statistics([resized])
+    shares = ring_shares(stylizer.style_layers, *resized.shape[:2])
     return {**{name: gram.numpy() for name, gram in stylizer.style_grams(resized).items()},
-            "color_mean": mean.numpy()[None], "color_covariance": covariance.numpy()[None]}
+            "color_mean": mean.numpy()[None], "color_covariance": covariance.numpy()[None],
+            RING_SHARES: np.array([[float(shares[name]) for name in stylizer.style_layers]], np.float32)}

@@ -57,7 +57,7 @@ from stylekeras.features import (
 from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resize_longer_side
 from stylekeras.objective import (
     Objective, StyleTarget, Targets, TemporalTarget, balanced_layer_weights, loss_parts, size_scaled_loss_weights,
-    stack_targets, layer_grams, temporal_loss_weights,
+    stack_targets, layer_grams, ring_shares, temporal_loss_weights,
 )
 from stylekeras.optimizers import LBFGS, TILED_TOLERATED_RISE, Adam
 from stylekeras.tiling import Tiling, tiled_feature_maps, tiled_normalized_grams
@@ -466,13 +466,16 @@ class Stylizer:
         if normalization == "balanced":
             balanced = balanced_layer_weights(content_targets, grams[0], layer_weights)
             layer_weights = {name: float(weight) for name, weight in balanced.items()}
+        shares = [ring_shares(self.style_layers, *style.shape[:2]) for style in styles]
         if masks is None:
             blended = {name: tf.add_n([w * g[name] for w, g in zip(blend, grams)]) for name in self.style_layers}
-            return Targets(content_targets, [StyleTarget(blended, None, 1.0)], layer_weights)
+            blended_shares = {name: sum(w * share[name] for w, share in zip(blend, shares)) / sum(blend)
+                              for name in self.style_layers}
+            return Targets(content_targets, [StyleTarget(blended, None, 1.0, blended_shares)], layer_weights)
         shapes = dict(layer_shapes(self.weights.backbone, *content.shape[:2]))
         return Targets(content_targets, [
-            StyleTarget(gram, _mask_per_layer(mask, content.shape[:2], shapes, self.style_layers), weight)
-            for gram, mask, weight in zip(grams, masks, blend)
+            StyleTarget(gram, _mask_per_layer(mask, content.shape[:2], shapes, self.style_layers), weight, share)
+            for gram, mask, weight, share in zip(grams, masks, blend, shares)
         ], layer_weights)
 
     def style_grams(self, style: np.ndarray, tiling: Tiling | None = None) -> dict[str, tf.Tensor]:

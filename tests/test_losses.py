@@ -34,6 +34,48 @@ def test_layer_style_loss_ignores_image_size_for_the_same_texture():
     assert float(losses.layer_style_loss(large, losses.normalized_gram(small))[0]) == pytest.approx(0.0, abs=1e-9)
 
 
+def test_ring_share_is_the_share_of_positions_on_the_outermost_ring():
+    assert float(losses.ring_share(6, 5)) == pytest.approx(1 - 4 * 3 / 30)
+    assert float(losses.ring_share(tf.constant(64), tf.constant(48))) == pytest.approx(1 - 62 * 46 / (64 * 48))
+    assert float(losses.ring_share(2, 5)) == float(losses.ring_share(1, 1)) == 1.0  # no interior
+
+
+def _ring_and_inside(features):
+    ring = np.ones(features.shape[1:3], bool)
+    ring[1:-1, 1:-1] = False
+    return [features[:, part].reshape(features.shape[0], -1, features.shape[-1]) for part in (ring, ~ring)]
+
+
+def test_the_ring_weighted_gram_gives_the_outermost_ring_the_share_asked_for():
+    features = rng.normal(size=(2, 6, 5, 3)).astype(np.float32)
+    on_ring, inside = _ring_and_inside(features)
+    average = lambda flat: np.einsum("bki,bkj->bij", flat, flat) / flat.shape[1]  # noqa: E731
+    for share in (0.1, 0.3, 0.9):
+        np.testing.assert_allclose(losses.normalized_gram(features, ring_share=share),
+                                   (1 - share) * average(inside) + share * average(on_ring), rtol=1e-5)
+    # The map's own share is an even average: the Gram matrix without ring weighting.
+    np.testing.assert_allclose(losses.normalized_gram(features, ring_share=losses.ring_share(6, 5)),
+                               losses.normalized_gram(features), rtol=1e-5)
+    thin = rng.normal(size=(1, 2, 5, 3)).astype(np.float32)  # no interior: an even average whatever the share
+    np.testing.assert_allclose(losses.normalized_gram(thin, ring_share=0.2), losses.normalized_gram(thin), rtol=1e-5)
+    mask = rng.uniform(size=(2, 6, 5, 1)).astype(np.float32)
+    weights = mask * losses.position_weights(6, 5, 0.3).numpy()
+    expected = np.einsum("bhwi,bhwj->bij", features * weights, features) / weights.sum(axis=(1, 2, 3))[:, None, None]
+    np.testing.assert_allclose(losses.normalized_gram(features, mask, 0.3), expected, rtol=1e-5)
+
+
+def test_the_ring_weighted_grams_gradient_is_autodiffs():
+    features = tf.constant(rng.normal(size=(2, 5, 6, 3)).astype(np.float32))
+    upstream = tf.constant(rng.normal(size=(3, 3)).astype(np.float32))
+    weights = losses.position_weights(5, 6, 0.4)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(features)
+        ours = tf.reduce_sum(losses.normalized_gram(features, ring_share=0.4) * upstream)
+        autodiff = tf.reduce_sum(tf.einsum("bhwi,bhwj->bij", features * weights, features) * upstream)
+    np.testing.assert_allclose(ours, autodiff, rtol=1e-5)
+    np.testing.assert_allclose(tape.gradient(ours, features), tape.gradient(autodiff, features), rtol=1e-4, atol=1e-7)
+
+
 def test_style_loss_weights_layers():
     features = {"a": rng.normal(size=(1, 4, 4, 2)).astype(np.float32), "b": rng.normal(size=(1, 2, 2, 3)).astype(np.float32)}
     targets = {name: tf.zeros((1, value.shape[-1], value.shape[-1])) for name, value in features.items()}
@@ -69,6 +111,7 @@ def test_every_loss_has_one_value_per_image_of_a_batch():
         "content": losses.content_loss(features, targets),
         "style": losses.layer_style_loss(features, style),
         "masked style": losses.layer_style_loss(features, style, mask),
+        "ring-weighted style": losses.layer_style_loss(features, style, None, 0.3),
         "tv": losses.total_variation_loss(features),
     }
     for index in range(2):
@@ -76,6 +119,7 @@ def test_every_loss_has_one_value_per_image_of_a_batch():
             "content": losses.content_loss(features[index:index + 1], targets[index:index + 1]),
             "style": losses.layer_style_loss(features[index:index + 1], style),
             "masked style": losses.layer_style_loss(features[index:index + 1], style, mask),
+            "ring-weighted style": losses.layer_style_loss(features[index:index + 1], style, None, 0.3),
             "tv": losses.total_variation_loss(features[index:index + 1]),
         }
         for name, values in batched.items():

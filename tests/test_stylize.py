@@ -196,6 +196,24 @@ def test_the_balance_of_content_and_style_does_not_change_with_size(random_styli
     assert 0.6 < ratio < 1.6, ratio
 
 
+def test_the_results_gram_matrices_give_their_ring_the_style_images_share(random_stylizer, content_path, style_path):
+    """A style image smaller than the result has a larger share of its positions on its maps' outermost ring
+    (where the zero padding shows); the targets carry that share for each layer, blended by the weights."""
+    content, style = load_image(content_path, 64), load_image(style_path, 64)
+    small = load_image(style_path, 24)
+    (alone,) = random_stylizer.targets(content, [style]).styles
+    for name, stride in (("block1_conv1", 1), ("block2_conv1", 2)):
+        assert float(alone.ring_shares[name]) == pytest.approx(float(losses.ring_share(*(np.array(style.shape[:2]) // stride))))
+    (blended,) = random_stylizer.targets(content, [style, small], blend=[3.0, 1.0]).styles
+    shares = [objective.ring_shares(random_stylizer.style_layers, *image.shape[:2]) for image in (style, small)]
+    for name in random_stylizer.style_layers:
+        assert float(blended.ring_shares[name]) == pytest.approx(0.75 * float(shares[0][name]) + 0.25 * float(shares[1][name]))
+        assert float(shares[1][name]) > float(shares[0][name])
+    masks = [np.ones(content.shape[:2], np.float32), np.zeros(content.shape[:2], np.float32)]
+    each = random_stylizer.targets(content, [style, small], masks=masks).styles
+    assert [float(target.ring_shares["block1_conv1"]) for target in each] == [float(share["block1_conv1"]) for share in shares]
+
+
 def test_loss_weights_are_as_given_at_512_px_and_scale_with_the_pixel_count():
     settings = stylekeras.TransferSettings(content_weight=2.0, style_weight=3.0, tv_weight=5.0)
     assert settings.loss_weights(512, 512) == (2.0, 3.0, 5.0)
