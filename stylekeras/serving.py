@@ -220,7 +220,8 @@ class StylizerGraph(tf.Module):
                                  style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5],
                                  color_mean=unknown["color_mean"], color_covariance=unknown["color_covariance"],
                                  ring_shares=unknown_shares):
-            targets = {**targets, "color_mean": color_mean, "color_covariance": color_covariance, RING_SHARES: ring_shares}
+            targets = {**targets, "color_mean": color_mean, "color_covariance": color_covariance,
+                       RING_SHARES: ring_shares}
             return self._stylize(content, targets, None, steps, size, content_weight, style_weight, tv_weight, learning_rate)
 
         self.stylize = tf.function(stylize, input_signature=[

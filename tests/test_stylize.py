@@ -203,15 +203,18 @@ def test_the_results_gram_matrices_give_their_ring_the_style_images_share(random
     small = load_image(style_path, 24)
     (alone,) = random_stylizer.targets(content, [style]).styles
     for name, stride in (("block1_conv1", 1), ("block2_conv1", 2)):
-        assert float(alone.ring_shares[name]) == pytest.approx(float(losses.ring_share(*(np.array(style.shape[:2]) // stride))))
+        own = losses.ring_share(*(np.array(style.shape[:2]) // stride))
+        assert float(alone.ring_shares[name]) == pytest.approx(float(own))
     (blended,) = random_stylizer.targets(content, [style, small], blend=[3.0, 1.0]).styles
     shares = [objective.ring_shares(random_stylizer.style_layers, *image.shape[:2]) for image in (style, small)]
     for name in random_stylizer.style_layers:
-        assert float(blended.ring_shares[name]) == pytest.approx(0.75 * float(shares[0][name]) + 0.25 * float(shares[1][name]))
+        mean = 0.75 * float(shares[0][name]) + 0.25 * float(shares[1][name])
+        assert float(blended.ring_shares[name]) == pytest.approx(mean)
         assert float(shares[1][name]) > float(shares[0][name])
     masks = [np.ones(content.shape[:2], np.float32), np.zeros(content.shape[:2], np.float32)]
     each = random_stylizer.targets(content, [style, small], masks=masks).styles
-    assert [float(target.ring_shares["block1_conv1"]) for target in each] == [float(share["block1_conv1"]) for share in shares]
+    assert [float(target.ring_shares["block1_conv1"]) for target in each] == [float(share["block1_conv1"])
+                                                                             for share in shares]
 
 
 def test_loss_weights_are_as_given_at_512_px_and_scale_with_the_pixel_count():
