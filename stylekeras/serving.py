@@ -11,17 +11,19 @@ colour mean and covariance, `stylekeras.color`), or from the photo as it is for 
   RGB in [0, 1] → `image` float32 [1, H', W', 3];
 - `stylize_bytes`: `content_bytes` and `style_bytes`, encoded JPEG/PNG/GIF/BMP scalar strings →
   `image_png`, a PNG string;
-- `style_targets`: `style` → one Gram matrix per style layer, `[1, N, N]`, under the layer's name, and the
-  style's `color_mean` [1, 3] and `color_covariance` [1, 3, 3] (float64), for a client to cache;
+- `style_targets`: `style` → one Gram matrix per style layer, `[1, N, N]`, under the layer's name, the
+  style's `color_mean` [1, 3] and `color_covariance` [1, 3, 3] (float64) and its `ring_shares` [1, layers]
+  (float32, `objective.ring_shares`), for a client to cache;
 - `stylize_with_targets`: `content` and those outputs → what `stylize` gives with that style (without the
-  two colour inputs, the start is the photo as it is).
+  two colour inputs, the start is the photo as it is; without `ring_shares`, the result's Gram matrices
+  average its positions evenly).
 
 Each also returns `total_loss`, `content_loss`, `style_loss` and `tv_loss` ([1]: the losses the last
 step started from, as the library's history records them) and `steps_done` (fewer than `steps` when the
 loss stopped being finite; the image is then the last finite one). Optional scalar inputs, with the
 export's defaults: `steps` and `size` (int32; the longer side of the result, 0 = the content's own size; the
-style is resized to the result's longer side, never enlarged, as the library does), `content_weight`, `style_weight`,
-`tv_weight` and `learning_rate` (float32). A request outside the export's limits fails with
+style is resized to the result's longer side, never enlarged, as the library does), `content_weight`,
+`style_weight`, `tv_weight` and `learning_rate` (float32). A request outside the export's limits fails with
 INVALID_ARGUMENT before any step: images below the network's minimum size or larger than `max_pixels`
 once resized, inputs larger than the library's `DEFAULT_MAX_PIXELS`, more than one image, pixels or Gram
 matrices that are not finite, `steps` above `max_steps`, weights that are negative or not finite, bytes
