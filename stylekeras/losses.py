@@ -1,10 +1,10 @@
 """The losses of Gatys, Ecker & Bethge (CVPR 2016), each a small pure function of tensors.
 
 Feature maps are `[batch, height, width, channels]`; N is the number of channels and M = height × width
-the number of positions, as in the paper. One departure: the result's Gram matrices may weight their map's
-outermost ring as the style image's is weighted (`normalized_gram`'s `ring_share`). Every loss has one
-value per image of the batch (`[batch]`), so several photos can be stylized in one pass and still each get
-their own loss; the gradient of their sum moves each image by its own loss alone.
+the number of positions, as in the paper. One departure: a style image's Gram matrix can be re-weighted so
+that its outermost ring of positions counts as much as the result's does (`gram_for_ring_share`). Every loss
+has one value per image of the batch (`[batch]`), so several photos can be stylized in one pass and still
+each get their own loss; the gradient of their sum moves each image by its own loss alone.
 """
 
 from __future__ import annotations
@@ -48,30 +48,17 @@ def _self_gram(flat: tf.Tensor) -> tf.Tensor:
     return tf.matmul(exact, exact, transpose_a=True), gradient
 
 
-def normalized_gram(features: tf.Tensor, mask: tf.Tensor | None = None,
-                    ring_share: float | tf.Tensor | None = None) -> tf.Tensor:
+def normalized_gram(features: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
     """G / M: the Gram matrix averaged over positions, comparable between images of different sizes.
 
     With a `[batch, height, width, 1]` mask in [0, 1], positions are weighted by it and the average is
     over the mask's area: the style statistics of that region only (spatial control, Gatys et al. 2017).
-
-    With `ring_share` (the style image's `ring_share` at this layer), the map's outermost ring of positions
-    makes up that share of the average (`position_weights`) instead of its own. Those positions see the
-    network's zero padding, and the ring is a larger share of a small image's positions: averaged evenly, a
-    style image smaller than the output asks the result for more of the padding's signature than the
-    result's own ring gives, and the result paints it in as a frame of bright dots along its edges.
     """
-    if mask is None and ring_share is None:
+    if mask is None:
         positions = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
         return gram_matrix(features) / positions
-    if mask is None:
-        return _ring_weighted_gram(features, ring_share)
-    shape = tf.shape(features)
-    weights = tf.cast(mask, tf.float32)
-    if ring_share is not None:
-        weights *= position_weights(shape[1], shape[2], ring_share)
-    area = tf.reduce_sum(weights, axis=[1, 2, 3])[:, None, None]
-    return gram_matrix(features, weights) / (area + 1e-8)
+    area = tf.reduce_sum(tf.cast(mask, tf.float32), axis=[1, 2, 3])[:, None, None]
+    return gram_matrix(features, mask) / (area + 1e-8)
 
 
 def ring_share(height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
@@ -81,68 +68,38 @@ def ring_share(height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
     return 1.0 - tf.maximum(height - 2.0, 0.0) * tf.maximum(width - 2.0, 0.0) / (height * width)
 
 
-def _ring_and_weights(height: tf.Tensor, width: tf.Tensor, share: float | tf.Tensor
-                      ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """A `height`×`width` map's ring (1 on it, 0 inside) and the weights of a position inside and of one on
-    the ring that sum to 1 over the map and give the ring `share` of it (an even average where the map has
-    no interior)."""
+def ring_mask(height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
+    """`[1, height, width, 1]`: 1 on a map's outermost ring of positions, 0 inside."""
     rows, columns = tf.range(height)[:, None], tf.range(width)[None, :]
-    ring = tf.cast((rows == 0) | (rows == height - 1) | (columns == 0) | (columns == width - 1), tf.float32)
-    positions = tf.cast(height * width, tf.float32)
-    on_ring = tf.reduce_sum(ring)
-    inside = positions - on_ring
-    share = tf.cast(share, tf.float32)
-    inside_weight = tf.where(inside > 0, (1.0 - share) / tf.maximum(inside, 1.0), 1.0 / positions)
-    ring_weight = tf.where(inside > 0, share / on_ring, 1.0 / positions)
-    return ring, inside_weight, ring_weight
+    ring = (rows == 0) | (rows == height - 1) | (columns == 0) | (columns == width - 1)
+    return tf.cast(ring, tf.float32)[None, :, :, None]
 
 
-def position_weights(height: int | tf.Tensor, width: int | tf.Tensor, share: float | tf.Tensor) -> tf.Tensor:
-    """`[1, height, width, 1]` weights, summing to 1, under which a map's outermost ring makes up `share` of
-    an average (an even average when `share` is the map's own `ring_share`)."""
-    ring, inside_weight, ring_weight = _ring_and_weights(height, width, share)
-    return (inside_weight + (ring_weight - inside_weight) * ring)[None, :, :, None]
+def gram_for_ring_share(gram: tf.Tensor, ring_gram: tf.Tensor, own_share: float | tf.Tensor,
+                        share: float | tf.Tensor) -> tf.Tensor:
+    """A style image's normalized Gram matrix re-weighted so that its outermost ring makes up `share` of the
+    average instead of its own `own_share` (`ring_share`): G + (s′ − s) / (1 − s) · (R − G), with R the
+    ring's `normalized_gram` (`ring_mask`); G itself for a map without an interior.
+
+    The ring's positions see the network's zero padding, and the ring is a larger share of a small image's
+    positions. Averaged evenly, a style image smaller than the result asks for more of the padding's
+    signature than the result's own ring gives, and the result paints it in as a frame of dots along its
+    edges; with `share` the result's own ring share, the style asks for exactly its ring's amount.
+    """
+    own_share, share = tf.cast(own_share, tf.float32), tf.cast(share, tf.float32)
+    interior = 1.0 - own_share
+    factor = tf.where(interior > 0, (share - own_share) / tf.maximum(interior, 1e-8), 0.0)
+    return gram + factor * (ring_gram - gram)
 
 
-def _ring_weighted_gram(features: tf.Tensor, share: float | tf.Tensor) -> tf.Tensor:
-    """Σ_k v_k F_kᵀF_k with the `position_weights` v: the whole map's product weighted as the inside, plus the
-    ring's (a thin strip) weighted by the difference; its gradient F(U + Uᵀ) weighted by v. No weighted copy
-    of the map is made or kept for the backward pass (as `_self_gram`)."""
-    @tf.custom_gradient
-    def gram(features: tf.Tensor) -> tf.Tensor:
-        shape = tf.shape(features)
-        height, width = shape[1], shape[2]
-        ring, inside_weight, ring_weight = _ring_and_weights(height, width, share)
-        flat = tf.reshape(features, [shape[0], height * width, shape[3]])
-        # The first and last rows, then the first and last columns between them. A map without an interior
-        # has its rows counted twice, but there the two weights are equal and the strips' term is zero.
-        strips = tf.concat([tf.reshape(part, [shape[0], -1, shape[3]]) for part in (
-            features[:, :1], features[:, height - 1:], features[:, 1:height - 1, :1],
-            features[:, 1:height - 1, width - 1:])], axis=1)
-        exact, strips = tf.cast(flat, tf.float32), tf.cast(strips, tf.float32)
-        product = (inside_weight * tf.matmul(exact, exact, transpose_a=True)
-                   + (ring_weight - inside_weight) * tf.matmul(strips, strips, transpose_a=True))
-
-        def gradient(upstream: tf.Tensor) -> tf.Tensor:
-            symmetric = tf.cast(upstream + tf.linalg.matrix_transpose(upstream), flat.dtype)
-            weights = tf.cast(inside_weight + (ring_weight - inside_weight) * ring, flat.dtype)
-            return tf.reshape(tf.matmul(flat, symmetric), shape) * weights[None, :, :, None]
-
-        return product, gradient
-
-    return gram(features)
-
-
-def layer_style_loss(features: tf.Tensor, target_gram: tf.Tensor, mask: tf.Tensor | None = None,
-                     ring_share: float | tf.Tensor | None = None) -> tf.Tensor:
+def layer_style_loss(features: tf.Tensor, target_gram: tf.Tensor, mask: tf.Tensor | None = None) -> tf.Tensor:
     """E = 1/(4 N² M²) Σ (G − A)² (eq. 4), written as 1/(4 N²) Σ (G/M − A/M_A)².
 
     `target_gram` is the style image's `normalized_gram` (A / M_A). When both images have the same size
     this is exactly the paper's E; when they differ, the per-position normalisation keeps E meaningful.
-    A `mask` restricts the generated image's statistics to a region, and `ring_share` weights its outermost
-    ring as the style image's is (see `normalized_gram`).
+    A `mask` restricts the generated image's statistics to a region (see `normalized_gram`).
     """
-    return gram_style_loss(normalized_gram(features, mask, ring_share), target_gram)
+    return gram_style_loss(normalized_gram(features, mask), target_gram)
 
 
 def gram_style_loss(gram: tf.Tensor, target_gram: tf.Tensor) -> tf.Tensor:
@@ -157,12 +114,9 @@ def style_loss(
     target_grams: Mapping[str, tf.Tensor],
     layer_weights: Mapping[str, float],
     masks: Mapping[str, tf.Tensor] | None = None,
-    ring_shares: Mapping[str, float | tf.Tensor] | None = None,
 ) -> tf.Tensor:
-    """L_style = Σ_l w_l E_l over the style layers (eq. 5), each E_l optionally restricted to a mask and with
-    the style image's ring shares (`layer_style_loss`)."""
-    return tf.add_n(list(weighted_layer_style_losses(features, target_grams, layer_weights, masks,
-                                                     ring_shares).values()))
+    """L_style = Σ_l w_l E_l over the style layers (eq. 5), each E_l optionally restricted to a mask."""
+    return tf.add_n(list(weighted_layer_style_losses(features, target_grams, layer_weights, masks).values()))
 
 
 def weighted_layer_style_losses(
@@ -170,12 +124,10 @@ def weighted_layer_style_losses(
     target_grams: Mapping[str, tf.Tensor],
     layer_weights: Mapping[str, float],
     masks: Mapping[str, tf.Tensor] | None = None,
-    ring_shares: Mapping[str, float | tf.Tensor] | None = None,
 ) -> dict[str, tf.Tensor]:
     """The terms w_l E_l of L_style, by layer name."""
     return {
-        name: layer_weights[name] * layer_style_loss(features[name], target_grams[name], masks[name] if masks else None,
-                                                     ring_shares[name] if ring_shares else None)
+        name: layer_weights[name] * layer_style_loss(features[name], target_grams[name], masks[name] if masks else None)
         for name in target_grams
     }
 

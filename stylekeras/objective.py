@@ -26,14 +26,11 @@ REFERENCE_SHAPE = (512, 512)
 @dataclass(frozen=True)
 class StyleTarget:
     """One style's normalized Gram matrices per layer, the mask of the region it applies to (per layer,
-    or None for everywhere), its weight and, per layer, the style image's `losses.ring_share`: the share of
-    its average that the result's Gram matrices give their own outermost ring (`losses.normalized_gram`;
-    None: the result's own share, an even average)."""
+    or None for everywhere) and its weight."""
 
     grams: dict[str, tf.Tensor]
     masks: dict[str, tf.Tensor] | None
     weight: float
-    ring_shares: Mapping[str, float | tf.Tensor] | None = None
 
 
 @dataclass(frozen=True)
@@ -66,8 +63,7 @@ def loss_parts(model: keras.Model, images: tf.Tensor, targets: Targets) -> dict[
     content = tf.add_n([losses.content_loss(features[name], target) for name, target in targets.content.items()])
     by_layer: dict[str, tf.Tensor] = {}
     for target in targets.styles:
-        terms = losses.weighted_layer_style_losses(features, target.grams, targets.layer_weights, target.masks,
-                                                   target.ring_shares)
+        terms = losses.weighted_layer_style_losses(features, target.grams, targets.layer_weights, target.masks)
         for name, term in terms.items():
             by_layer[name] = by_layer.get(name, 0.0) + target.weight * term
     return {
@@ -78,16 +74,45 @@ def loss_parts(model: keras.Model, images: tf.Tensor, targets: Targets) -> dict[
     }
 
 
+@dataclass(frozen=True)
+class StyleGrams:
+    """A style image's normalized Gram matrices per layer (G / M, eq. 3), the same over its feature maps'
+    outermost ring only, and its ring shares (`ring_shares`): what a `StyleTarget` is made from for a
+    result of any shape (`for_ring_shares`)."""
+
+    grams: dict[str, tf.Tensor]
+    ring_grams: dict[str, tf.Tensor]
+    ring_shares: dict[str, tf.Tensor]
+
+    def for_ring_shares(self, shares: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The Gram matrices with each layer's ring weighted to the result's `shares` (`ring_shares`):
+        `losses.gram_for_ring_share`."""
+        return {name: losses.gram_for_ring_share(gram, self.ring_grams[name], self.ring_shares[name], shares[name])
+                for name, gram in self.grams.items()}
+
+
+def style_grams(model: keras.Model, images: tf.Tensor, layers: Sequence[str]) -> StyleGrams:
+    """The `StyleGrams` of `images` at each style layer, from one pass through the network."""
+    features = model(images, training=False)
+    shapes = {name: tf.shape(features[name]) for name in layers}
+    return StyleGrams(
+        {name: losses.normalized_gram(features[name]) for name in layers},
+        {name: losses.normalized_gram(features[name], losses.ring_mask(shapes[name][1], shapes[name][2]))
+         for name in layers},
+        {name: losses.ring_share(shapes[name][1], shapes[name][2]) for name in layers})
+
+
 def ring_shares(layers: Sequence[str], height: int | tf.Tensor, width: int | tf.Tensor) -> dict[str, tf.Tensor]:
-    """Each layer's `losses.ring_share` for an image of `height`×`width` px: a style image's, for its
-    `StyleTarget`."""
+    """Each layer's `losses.ring_share` for an image of `height`×`width` px: the share of its Gram matrix's
+    average that falls on the feature map's outermost ring."""
     return {name: losses.ring_share(height // layer_stride(name), width // layer_stride(name)) for name in layers}
 
 
-def layer_grams(model: keras.Model, images: tf.Tensor, layers: Sequence[str]) -> dict[str, tf.Tensor]:
-    """The normalized Gram matrices (G / M, eq. 3) of `images` at each style layer: a style target."""
-    features = model(images, training=False)
-    return {name: losses.normalized_gram(features[name]) for name in layers}
+def region_ring_shares(masks: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    """`ring_shares` of the region that per-layer `masks` (`[1, h, w, 1]`) weight: the share of each masked
+    average (`losses.normalized_gram`) that falls on the map's outermost ring."""
+    return {name: tf.reduce_sum(mask * losses.ring_mask(*mask.shape[1:3])) / (tf.reduce_sum(mask) + 1e-8)
+            for name, mask in masks.items()}
 
 
 def size_scaled_loss_weights(weights: tuple, pixels: float | tf.Tensor) -> tuple:
@@ -145,14 +170,13 @@ def temporal_loss_weights(weights: Sequence[float], content: Mapping[str, tf.Ten
 def stack_targets(per_photo: Sequence[Targets]) -> Targets:
     """A batch's targets from each photo's: feature maps and Gram matrices joined along the batch axis, the
     layer weights as one value per photo (they differ with "balanced" normalization and recoloured
-    styles). The masks depend only on the size, which the photos share, and the ring shares only on the
-    style images' sizes, which they share too."""
+    styles). The masks depend only on the size, which the photos share."""
     first = per_photo[0]
     return Targets(
         content={name: tf.concat([photo.content[name] for photo in per_photo], 0) for name in first.content},
         styles=[
             StyleTarget({name: tf.concat([photo.styles[index].grams[name] for photo in per_photo], 0)
-                         for name in target.grams}, target.masks, target.weight, target.ring_shares)
+                         for name in target.grams}, target.masks, target.weight)
             for index, target in enumerate(first.styles)
         ],
         layer_weights={name: np.array([photo.layer_weights[name] for photo in per_photo], np.float32)

@@ -12,11 +12,12 @@ colour mean and covariance, `stylekeras.color`), or from the photo as it is for 
 - `stylize_bytes`: `content_bytes` and `style_bytes`, encoded JPEG/PNG/GIF/BMP scalar strings →
   `image_png`, a PNG string;
 - `style_targets`: `style` → one Gram matrix per style layer, `[1, N, N]`, under the layer's name, the
-  style's `color_mean` [1, 3] and `color_covariance` [1, 3, 3] (float64) and its `ring_shares` [1, layers]
-  (float32, `objective.ring_shares`), for a client to cache;
+  style's `color_mean` [1, 3] and `color_covariance` [1, 3, 3] (float64), and its `ring_shares` [1, layers]
+  and `ring_grams` [1, Σ N²] (float32: `objective.StyleGrams`' shares and ring Gram matrices, flattened
+  and joined in layer order), for a client to cache;
 - `stylize_with_targets`: `content` and those outputs → what `stylize` gives with that style (without the
-  two colour inputs, the start is the photo as it is; without `ring_shares`, the result's Gram matrices
-  average its positions evenly).
+  two colour inputs, the start is the photo as it is; without `ring_shares` and `ring_grams`, the Gram
+  matrices are used as they are, not weighted to the result's ring: `losses.gram_for_ring_share`).
 
 Each also returns `total_loss`, `content_loss`, `style_loss` and `tv_loss` ([1]: the losses the last
 step started from, as the library's history records them) and `steps_done` (fewer than `steps` when the
@@ -56,7 +57,8 @@ from stylekeras.export import (
 )
 from stylekeras.image_io import longer_side_shape_tensor, resize_longer_side, resized_longer_side
 from stylekeras.objective import (
-    StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, size_scaled_loss_weights, layer_grams, ring_shares,
+    StyleGrams, StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, ring_shares, size_scaled_loss_weights,
+    style_grams,
 )
 from stylekeras.optimizers import adam_update
 from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings, style_size
@@ -64,9 +66,10 @@ from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings, style_siz
 SIGNATURES = ("stylize", "stylize_bytes", "style_targets", "stylize_with_targets")
 # The style's colour statistics that `style_targets` returns and `stylize_with_targets` takes (float64).
 COLOR_INPUTS = {"color_mean": [1, 3], "color_covariance": [1, 3, 3]}
-# The style image's ring share at each style layer (`objective.ring_shares`, float32 [1, layers]), which
-# `style_targets` returns and `stylize_with_targets` takes.
-RING_SHARES = "ring_shares"
+# The style's `objective.StyleGrams` beyond its Gram matrices, which `style_targets` returns and
+# `stylize_with_targets` takes: its ring share at each style layer (float32 [1, layers]) and its ring Gram
+# matrices, flattened and joined in layer order (float32 [1, Σ N²]).
+RING_SHARES, RING_GRAMS = "ring_shares", "ring_grams"
 # Steps of each warmup request: enough to run the loop's body, cheap at TF Serving's start-up.
 WARMUP_STEPS = 2
 # Optional scalar inputs of every stylizing signature, in order, with their dtypes.
@@ -196,8 +199,9 @@ class StylizerGraph(tf.Module):
         self.model_variables = [weight.value for weight in stylizer.model.weights]
         image = tf.TensorSpec([None, None, None, 3], tf.float32)
         scalars = [tf.TensorSpec([], dtype, name=name) for name, dtype in SCALARS.items()]
+        self._channel_counts = self._channels()
         grams = {name: tf.TensorSpec([1, channels, channels], tf.float32, name=name)
-                 for name, channels in self._channels().items()}
+                 for name, channels in self._channel_counts.items()}
         defaults_ = [tf.constant(getattr(settings, name), dtype) for name, dtype in SCALARS.items()]
 
         def stylize(content, style, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
@@ -216,14 +220,15 @@ class StylizerGraph(tf.Module):
         nan = tf.constant(float("nan"), tf.float64)
         unknown = {name: tf.fill(shape, nan) for name, shape in COLOR_INPUTS.items()}  # → the photo as start
         shares_shape = [1, len(stylizer.style_layers)]
-        unknown_shares = tf.fill(shares_shape, float("nan"))  # → the result's own: an even average
+        unknown_shares = tf.fill(shares_shape, float("nan"))  # → the Gram matrices as they are
+        unknown_rings = tf.fill([1, 1], float("nan"))
 
         def stylize_with_targets(content, targets, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
                                  style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5],
                                  color_mean=unknown["color_mean"], color_covariance=unknown["color_covariance"],
-                                 ring_shares=unknown_shares):
+                                 ring_shares=unknown_shares, ring_grams=unknown_rings):
             targets = {**targets, "color_mean": color_mean, "color_covariance": color_covariance,
-                       RING_SHARES: ring_shares}
+                       RING_SHARES: ring_shares, RING_GRAMS: ring_grams}
             return self._stylize(content, targets, None, steps, size, content_weight, style_weight, tv_weight, learning_rate)
 
         self.stylize = tf.function(stylize, input_signature=[
@@ -236,7 +241,8 @@ class StylizerGraph(tf.Module):
         self.stylize_with_targets = tf.function(stylize_with_targets, input_signature=[
             tf.TensorSpec(image.shape, tf.float32, name="content"), grams, *scalars,
             *(tf.TensorSpec(shape, tf.float64, name=name) for name, shape in COLOR_INPUTS.items()),
-            tf.TensorSpec(shares_shape, tf.float32, name=RING_SHARES)])
+            tf.TensorSpec(shares_shape, tf.float32, name=RING_SHARES),
+            tf.TensorSpec([1, None], tf.float32, name=RING_GRAMS)])
 
     def _channels(self) -> dict[str, int]:
         probe = self._stylizer.model(tf.zeros([1, self._settings.min_size, self._settings.min_size, 3]), training=False)
@@ -285,12 +291,7 @@ class StylizerGraph(tf.Module):
             longer_side = tf.reduce_max(tf.shape(content)[1:3])
             style = self._working(self._checked(style, "style"), longer_side, "style", enlarge=False)
             targets = self._style_targets(style)
-        grams = {name: _requiring(gram, [(tf.reduce_all(tf.math.is_finite(gram)), f"{name}: must be finite")])
-                 for name, gram in targets.items() if name not in COLOR_INPUTS and name != RING_SHARES}
-        own = ring_shares(self._stylizer.style_layers, tf.shape(content)[1], tf.shape(content)[2])
-        given = targets[RING_SHARES][0]
-        shares = {name: tf.where(tf.math.is_finite(given[index]), given[index], own[name])
-                  for index, name in enumerate(self._stylizer.style_layers)}
+        grams = self._grams_for(targets, tf.shape(content)[1], tf.shape(content)[2])
         start = self._start(content, targets["color_mean"][0], targets["color_covariance"][0])
         model = self._stylizer.model
         content_features = model(content, training=False)
@@ -298,7 +299,7 @@ class StylizerGraph(tf.Module):
         layer_weights = dict(zip(self._stylizer.style_layers, limits.style_layer_weights))
         if limits.style_normalization == "balanced":
             layer_weights = balanced_layer_weights(content_targets, grams, layer_weights)
-        targets = Targets(content_targets, [StyleTarget(grams, None, 1.0, shares)], layer_weights)
+        targets = Targets(content_targets, [StyleTarget(grams, None, 1.0)], layer_weights)
         shape = tf.shape(content)
         loss_weights = size_scaled_loss_weights(tuple(tf.unstack(scalars[:3])), tf.cast(shape[1] * shape[2], tf.float32))
 
@@ -319,12 +320,32 @@ class StylizerGraph(tf.Module):
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
     def _style_targets(self, style: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One Gram matrix per style layer, the style's colour mean and covariance, and its ring shares."""
+        """One Gram matrix per style layer, the style's colour mean and covariance, its ring shares and its
+        ring Gram matrices."""
         mean, covariance = color.color_statistics([style[0]])
-        layers = self._stylizer.style_layers
-        shares = ring_shares(layers, tf.shape(style)[1], tf.shape(style)[2])
-        return {**layer_grams(self._stylizer.model, style, layers), "color_mean": mean[None],
-                "color_covariance": covariance[None], RING_SHARES: tf.stack([shares[name] for name in layers])[None]}
+        return {**_flattened(style_grams(self._stylizer.model, style, self._stylizer.style_layers)),
+                "color_mean": mean[None], "color_covariance": covariance[None]}
+
+    def _grams_for(self, targets: dict[str, tf.Tensor], height: tf.Tensor, width: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The style's Gram matrices for a `height`×`width` result: weighted to its ring shares
+        (`objective.StyleGrams.for_ring_shares`) when the targets carry the ring's, as they are otherwise."""
+        layers, channels = self._stylizer.style_layers, self._channel_counts
+        grams = {name: _requiring(targets[name], [(tf.reduce_all(tf.math.is_finite(targets[name])),
+                                                   f"{name}: must be finite")]) for name in layers}
+        sizes = [channels[name] ** 2 for name in layers]
+        shares, rings = targets[RING_SHARES], targets[RING_GRAMS]
+        given = tf.reduce_all(tf.math.is_finite(shares)) & tf.reduce_all(tf.math.is_finite(rings))
+        rings = _requiring(rings, [(~given | (tf.size(rings) == sum(sizes)),
+                                    f"{RING_GRAMS}: must hold {sum(sizes)} values, as style_targets returns")])
+
+        def weighted() -> dict[str, tf.Tensor]:
+            parts = tf.split(tf.reshape(rings, [-1]), sizes)
+            style = StyleGrams(grams, {name: tf.reshape(part, [1, channels[name], channels[name]])
+                                       for name, part in zip(layers, parts)},
+                               {name: shares[0, index] for index, name in enumerate(layers)})
+            return style.for_ring_shares(ring_shares(layers, height, width))
+
+        return tf.cond(given, weighted, lambda: grams)
 
     def _start(self, content: tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor) -> tf.Tensor:
         """The photo recoloured to the style's palette (`init="palette"`, as `stylize.initial_image`), or as
@@ -474,6 +495,8 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
          "image file format"),
         ("non-finite Gram matrices", "stylize_with_targets", {"content": content, **run, **{
             name: np.full_like(gram, np.inf) for name, gram in targets.items()}}, "finite"),
+        ("ring_grams of the wrong length", "stylize_with_targets", {"content": content, **run, **targets,
+                                                                    RING_GRAMS: targets[RING_GRAMS][:, :-1]}, RING_GRAMS),
     ]
     replies = run_with_c_api(export_dir, [*good, *((name, inputs) for _, name, inputs, _ in bad)])
     loader = "C API (TF Serving loader)"
@@ -515,11 +538,16 @@ def _check_warmup_replay(export_dir: Path, stylizer: Stylizer, settings: Stylize
 
 
 def _library_targets(stylizer: Stylizer, style: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
-    """The style's Gram matrices, colour statistics and ring shares as the library takes them: from the style
-    resized to the content's longer side, never enlarged."""
+    """The style's Gram matrices, colour statistics, ring shares and ring Gram matrices as the library takes
+    them: from the style resized to the content's longer side, never enlarged."""
     resized = resize_longer_side(style[0], style_size(style[0].shape, max(content.shape[1:3])))
     mean, covariance = color.color_statistics([resized])
-    shares = ring_shares(stylizer.style_layers, *resized.shape[:2])
-    return {**{name: gram.numpy() for name, gram in stylizer.style_grams(resized).items()},
-            "color_mean": mean.numpy()[None], "color_covariance": covariance.numpy()[None],
-            RING_SHARES: np.array([[float(shares[name]) for name in stylizer.style_layers]], np.float32)}
+    return {**{name: value.numpy() for name, value in _flattened(stylizer.style_grams(resized)).items()},
+            "color_mean": mean.numpy()[None], "color_covariance": covariance.numpy()[None]}
+
+
+def _flattened(style: StyleGrams) -> dict[str, tf.Tensor]:
+    """`StyleGrams` as `style_targets` returns them: each Gram matrix under its layer's name, the ring shares
+    as one [1, layers] tensor and the ring Gram matrices flattened and joined in layer order, [1, Σ N²]."""
+    return {**style.grams, RING_SHARES: tf.stack(list(style.ring_shares.values()))[None],
+            RING_GRAMS: tf.concat([tf.reshape(gram, [1, -1]) for gram in style.ring_grams.values()], axis=1)}

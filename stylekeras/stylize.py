@@ -57,7 +57,7 @@ from stylekeras.features import (
 from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resize_longer_side
 from stylekeras.objective import (
     Objective, StyleTarget, Targets, TemporalTarget, balanced_layer_weights, loss_parts, size_scaled_loss_weights,
-    stack_targets, layer_grams, ring_shares, temporal_loss_weights,
+    StyleGrams, region_ring_shares, ring_shares, stack_targets, style_grams, temporal_loss_weights,
 )
 from stylekeras.optimizers import LBFGS, TILED_TOLERATED_RISE, Adam
 from stylekeras.tiling import Tiling, tiled_feature_maps, tiled_normalized_grams
@@ -461,33 +461,34 @@ class Stylizer:
         else:
             content_features = self.model(content[None], training=False)
             content_targets = {name: content_features[name] for name in self.content_layers}
-        grams = [self.style_grams(style, tiling) for style in styles]
+        if masks is None:
+            shares = ring_shares(self.style_layers, *content.shape[:2])
+            grams = [self.style_grams(style, tiling).for_ring_shares(shares) for style in styles]
+            targets = [StyleTarget({name: tf.add_n([w * g[name] for w, g in zip(blend, grams)])
+                                    for name in self.style_layers}, None, 1.0)]
+        else:
+            shapes = dict(layer_shapes(self.weights.backbone, *content.shape[:2]))
+            per_layer = [_mask_per_layer(mask, content.shape[:2], shapes, self.style_layers) for mask in masks]
+            grams = [self.style_grams(style, tiling).for_ring_shares(region_ring_shares(mask))
+                     for style, mask in zip(styles, per_layer)]
+            targets = [StyleTarget(gram, mask, weight) for gram, mask, weight in zip(grams, per_layer, blend)]
         layer_weights = dict(self.style_layer_weights)
         if normalization == "balanced":
             balanced = balanced_layer_weights(content_targets, grams[0], layer_weights)
             layer_weights = {name: float(weight) for name, weight in balanced.items()}
-        shares = [ring_shares(self.style_layers, *style.shape[:2]) for style in styles]
-        if masks is None:
-            blended = {name: tf.add_n([w * g[name] for w, g in zip(blend, grams)]) for name in self.style_layers}
-            blended_shares = {name: sum(w * share[name] for w, share in zip(blend, shares)) / sum(blend)
-                              for name in self.style_layers}
-            return Targets(content_targets, [StyleTarget(blended, None, 1.0, blended_shares)], layer_weights)
-        shapes = dict(layer_shapes(self.weights.backbone, *content.shape[:2]))
-        return Targets(content_targets, [
-            StyleTarget(gram, _mask_per_layer(mask, content.shape[:2], shapes, self.style_layers), weight, share)
-            for gram, mask, weight, share in zip(grams, masks, blend, shares)
-        ], layer_weights)
+        return Targets(content_targets, targets, layer_weights)
 
-    def style_grams(self, style: np.ndarray, tiling: Tiling | None = None) -> dict[str, tf.Tensor]:
-        """A style image's normalized Gram matrices, remembered: a batch with one style computes them once."""
+    def style_grams(self, style: np.ndarray, tiling: Tiling | None = None) -> StyleGrams:
+        """A style image's `StyleGrams`, remembered: a batch with one style computes them once."""
         key = _digest([style])
         if key not in self._style_cache:
             if len(self._style_cache) >= 8:  # bounded: only the latest style images stay in memory
                 self._style_cache.pop(next(iter(self._style_cache)))
             if tiling is not None and tiling.needed(*style.shape[:2]):
-                grams = tiled_normalized_grams(self.model, style, self.style_layers, tiling)
+                grams = StyleGrams(*tiled_normalized_grams(self.model, style, self.style_layers, tiling),
+                                   ring_shares(self.style_layers, *style.shape[:2]))
             else:
-                grams = layer_grams(self.model, style[None], self.style_layers)
+                grams = style_grams(self.model, style[None], self.style_layers)
             self._style_cache[key] = grams
         return self._style_cache[key]
 

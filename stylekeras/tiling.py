@@ -29,7 +29,7 @@ from stylekeras import losses
 from stylekeras.features import layer_stride
 
 if TYPE_CHECKING:
-    from stylekeras.objective import StyleTarget, Targets
+    from stylekeras.objective import Targets
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right in image pixels (bottom and right excluded)
 
@@ -107,14 +107,21 @@ def tiled_feature_maps(model: keras.Model, image: np.ndarray, layers: Sequence[s
     return {name: tf.constant(value) for name, value in maps.items()}
 
 
-def tiled_normalized_grams(model: keras.Model, image: np.ndarray, layers: Sequence[str],
-                           tiling: Tiling) -> dict[str, tf.Tensor]:
-    """`losses.normalized_gram` of each layer of a whole H×W×3 image, summed core by core."""
+def tiled_normalized_grams(model: keras.Model, image: np.ndarray, layers: Sequence[str], tiling: Tiling
+                           ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    """`losses.normalized_gram` of each layer of a whole H×W×3 image, and the same over the map's outermost
+    ring only (`losses.ring_mask`): the Gram matrices of `objective.StyleGrams`, summed core by core."""
+    rings = {name: losses.ring_mask(image.shape[0] // layer_stride(name), image.shape[1] // layer_stride(name))
+             for name in layers}
     sums = {name: 0.0 for name in layers}
+    ring_sums = {name: 0.0 for name in layers}
     for cores in _image_cores(model, image, tiling):
         for name in layers:
-            sums[name] += losses.gram_matrix(cores[name][0])
-    return {name: sums[name] / _positions(name, *image.shape[:2]) for name in layers}
+            features, box = cores[name]
+            sums[name] += losses.gram_matrix(features)
+            ring_sums[name] += losses.gram_matrix(features, rings[name][:, box[0]:box[1], box[2]:box[3], :])
+    return ({name: sums[name] / _positions(name, *image.shape[:2]) for name in layers},
+            {name: ring_sums[name] / tf.reduce_sum(rings[name]) for name in layers})
 
 
 def _image_cores(model: keras.Model, image: np.ndarray, tiling: Tiling):
@@ -142,13 +149,6 @@ class TiledObjective:
         self.layer_weights = dict(targets.layer_weights)
         self.loss_weights = loss_weights
         self.style_layers = list(self.style_targets[0].grams)
-        # Per style target and layer: the whole map's position weights (its mask times the ring weighting of
-        # `losses.normalized_gram`, or None for an even average) and what they sum to.
-        self.position_weights = [{name: _position_weights(target, name, self.height, self.width)
-                                  for name in self.style_layers} for target in self.style_targets]
-        self.areas = [{name: _positions(name, self.height, self.width) if weights[name] is None
-                       else tf.reduce_sum(weights[name]) + 1e-8 for name in self.style_layers}
-                      for weights in self.position_weights]
         self.gradient = tf.Variable(tf.zeros_like(image), trainable=False)
         # reduce_retracing: windows at the image's edges are smaller; one shape-generic trace serves all.
         self._core_sums = tf.function(self._core_sums_of, reduce_retracing=True)
@@ -191,14 +191,14 @@ class TiledObjective:
         return self._gram_sums(cores), self._content_loss(cores)
 
     def _gram_sums(self, cores) -> list[dict[str, tf.Tensor]]:
-        """Per style target and layer: Σ over the core of (v·F)ᵀF, v the target's position weights (or 1)."""
+        """Per style target and layer: Σ over the core of (m·F)ᵀF, m the target's mask (or 1)."""
         sums = []
-        for weights in self.position_weights:
+        for target in self.style_targets:
             by_layer = {}
             for name in self.style_layers:
                 features, box = cores[name]
-                core_weights = None if weights[name] is None else weights[name][:, box[0]:box[1], box[2]:box[3], :]
-                by_layer[name] = losses.gram_matrix(features, core_weights)
+                mask = None if target.masks is None else target.masks[name][:, box[0]:box[1], box[2]:box[3], :]
+                by_layer[name] = losses.gram_matrix(features, mask)
             sums.append(by_layer)
         return sums
 
@@ -214,9 +214,11 @@ class TiledObjective:
         with tf.GradientTape() as tape:
             tape.watch(sums)
             terms = {name: tf.constant(0.0) for name in self.style_layers}
-            for target, by_layer, areas in zip(self.style_targets, sums, self.areas):
+            for target, by_layer in zip(self.style_targets, sums):
                 for name in self.style_layers:
-                    term = losses.gram_style_loss(by_layer[name] / areas[name], target.grams[name])
+                    area = (tf.reduce_sum(target.masks[name]) + 1e-8 if target.masks is not None
+                            else _positions(name, self.height, self.width))
+                    term = losses.gram_style_loss(by_layer[name] / area, target.grams[name])
                     terms[name] += target.weight * self.layer_weights[name] * term
             style = self.loss_weights[1] * tf.add_n(list(terms.values()))
         return terms, tape.gradient(style, sums)
@@ -240,17 +242,6 @@ class TiledObjective:
             variation = losses.total_variation_loss(self.image)
         self.gradient.assign(self.loss_weights[2] * tape.gradient(variation, self.image))
         return variation
-
-
-def _position_weights(target: StyleTarget, name: str, height: int, width: int) -> tf.Tensor | None:
-    """A style target's weights of layer `name`'s positions over a whole `height`×`width` image, as
-    `losses.normalized_gram` weights them: its mask times the ring weighting of its ring share (None: even)."""
-    stride = layer_stride(name)
-    weights = None if target.masks is None else tf.cast(target.masks[name], tf.float32)
-    if target.ring_shares is not None:
-        ring = losses.position_weights(height // stride, width // stride, target.ring_shares[name])
-        weights = ring if weights is None else weights * ring
-    return weights
 
 
 def _positions(name: str, height: int, width: int) -> float:

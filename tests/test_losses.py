@@ -40,40 +40,32 @@ def test_ring_share_is_the_share_of_positions_on_the_outermost_ring():
     assert float(losses.ring_share(2, 5)) == float(losses.ring_share(1, 1)) == 1.0  # no interior
 
 
-def _ring_and_inside(features):
-    ring = np.ones(features.shape[1:3], bool)
-    ring[1:-1, 1:-1] = False
-    return [features[:, part].reshape(features.shape[0], -1, features.shape[-1]) for part in (ring, ~ring)]
+def test_ring_mask_marks_the_first_and_last_rows_and_columns():
+    expected = np.ones((5, 6), np.float32)
+    expected[1:-1, 1:-1] = 0
+    np.testing.assert_array_equal(losses.ring_mask(5, 6)[0, :, :, 0], expected)
+    assert float(tf.reduce_mean(losses.ring_mask(6, 5))) == pytest.approx(float(losses.ring_share(6, 5)))
+    np.testing.assert_array_equal(losses.ring_mask(2, 3), np.ones((1, 2, 3, 1)))
 
 
-def test_the_ring_weighted_gram_gives_the_outermost_ring_the_share_asked_for():
+def test_gram_for_ring_share_gives_the_outermost_ring_the_share_asked_for():
     features = rng.normal(size=(2, 6, 5, 3)).astype(np.float32)
-    on_ring, inside = _ring_and_inside(features)
+    ring = np.ones((6, 5), bool)
+    ring[1:-1, 1:-1] = False
+    on_ring, inside = (features[:, part].reshape(2, -1, 3) for part in (ring, ~ring))
     average = lambda flat: np.einsum("bki,bkj->bij", flat, flat) / flat.shape[1]  # noqa: E731
-    for share in (0.1, 0.3, 0.9):
-        np.testing.assert_allclose(losses.normalized_gram(features, ring_share=share),
-                                   (1 - share) * average(inside) + share * average(on_ring), rtol=1e-5)
-    # The map's own share is an even average: the Gram matrix without ring weighting.
-    np.testing.assert_allclose(losses.normalized_gram(features, ring_share=losses.ring_share(6, 5)),
-                               losses.normalized_gram(features), rtol=1e-5)
-    thin = rng.normal(size=(1, 2, 5, 3)).astype(np.float32)  # no interior: an even average whatever the share
-    np.testing.assert_allclose(losses.normalized_gram(thin, ring_share=0.2), losses.normalized_gram(thin), rtol=1e-5)
-    mask = rng.uniform(size=(2, 6, 5, 1)).astype(np.float32)
-    weights = mask * losses.position_weights(6, 5, 0.3).numpy()
-    expected = np.einsum("bhwi,bhwj->bij", features * weights, features) / weights.sum(axis=(1, 2, 3))[:, None, None]
-    np.testing.assert_allclose(losses.normalized_gram(features, mask, 0.3), expected, rtol=1e-5)
-
-
-def test_the_ring_weighted_grams_gradient_is_autodiffs():
-    features = tf.constant(rng.normal(size=(2, 5, 6, 3)).astype(np.float32))
-    upstream = tf.constant(rng.normal(size=(3, 3)).astype(np.float32))
-    weights = losses.position_weights(5, 6, 0.4)
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(features)
-        ours = tf.reduce_sum(losses.normalized_gram(features, ring_share=0.4) * upstream)
-        autodiff = tf.reduce_sum(tf.einsum("bhwi,bhwj->bij", features * weights, features) * upstream)
-    np.testing.assert_allclose(ours, autodiff, rtol=1e-5)
-    np.testing.assert_allclose(tape.gradient(ours, features), tape.gradient(autodiff, features), rtol=1e-4, atol=1e-7)
+    gram, ring_gram = losses.normalized_gram(features), losses.normalized_gram(features, losses.ring_mask(6, 5))
+    np.testing.assert_allclose(ring_gram, average(on_ring), rtol=1e-5)
+    own = losses.ring_share(6, 5)
+    for share in (0.0, 0.1, 0.3, 0.9):
+        np.testing.assert_allclose(losses.gram_for_ring_share(gram, ring_gram, own, share),
+                                   (1 - share) * average(inside) + share * average(on_ring), rtol=1e-4, atol=1e-6)
+    # At the map's own share the Gram matrix is unchanged; without an interior it is unchanged whatever the share.
+    np.testing.assert_allclose(losses.gram_for_ring_share(gram, ring_gram, own, own), gram, rtol=1e-5)
+    thin = rng.normal(size=(1, 2, 5, 3)).astype(np.float32)
+    thin_gram = losses.normalized_gram(thin)
+    np.testing.assert_allclose(losses.gram_for_ring_share(thin_gram, thin_gram, losses.ring_share(2, 5), 0.2),
+                               thin_gram, rtol=1e-6)
 
 
 def test_style_loss_weights_layers():
@@ -111,7 +103,6 @@ def test_every_loss_has_one_value_per_image_of_a_batch():
         "content": losses.content_loss(features, targets),
         "style": losses.layer_style_loss(features, style),
         "masked style": losses.layer_style_loss(features, style, mask),
-        "ring-weighted style": losses.layer_style_loss(features, style, None, 0.3),
         "tv": losses.total_variation_loss(features),
     }
     for index in range(2):
@@ -119,7 +110,6 @@ def test_every_loss_has_one_value_per_image_of_a_batch():
             "content": losses.content_loss(features[index:index + 1], targets[index:index + 1]),
             "style": losses.layer_style_loss(features[index:index + 1], style),
             "masked style": losses.layer_style_loss(features[index:index + 1], style, mask),
-            "ring-weighted style": losses.layer_style_loss(features[index:index + 1], style, None, 0.3),
             "tv": losses.total_variation_loss(features[index:index + 1]),
         }
         for name, values in batched.items():

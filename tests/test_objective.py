@@ -71,7 +71,7 @@ def test_temporal_loss_gradient_matches_finite_difference(frame):
 def test_neural_style_preset_weights_give_neural_styles_loss(content_path, style_path):
     """With the preset's α, β and the paper's normalization, our α·L_content + β·L_style is neural_style.lua's
     5·mean((F − P)²) + Σ_l 100·mean((FFᵀ/(C·H·W) − A_l)²) — for a style image of the result's shape,
-    where our Gram matrices average every position evenly (`losses.normalized_gram`); its γ is
+    whose Gram matrices average every position evenly (`losses.gram_for_ring_share`); its γ is
     neural-style's TV weight on pixels ×256 at 512×512 px. Random weights: the identity holds for any
     network."""
     preset = stylekeras.preset("neural-style")

@@ -30,11 +30,12 @@ def test_signatures_and_their_defaults(exported):
     assert set(serving.SIGNATURES) | {"serving_default"} <= set(signatures)
     for name in ("stylize", "stylize_bytes", "stylize_with_targets"):
         # TF Serving fills inputs a request leaves out from the signature's defaults.
-        # Without colours: the photo as start; without ring shares: the result's own.
-        optional = {*serving.COLOR_INPUTS, serving.RING_SHARES} if name == "stylize_with_targets" else set()
+        # Without colours: the photo as start; without the ring's shares and Gram matrices: the Gram matrices as given.
+        optional = ({*serving.COLOR_INPUTS, serving.RING_SHARES, serving.RING_GRAMS} if name == "stylize_with_targets"
+                    else set())
         assert set(signatures[name].defaults) == set(serving.SCALARS) | optional
         assert {"image" if name != "stylize_bytes" else "image_png", "total_loss", "steps_done"} <= set(signatures[name].outputs)
-    targets = {"block1_conv1", "block2_conv1", *serving.COLOR_INPUTS, serving.RING_SHARES}
+    targets = {"block1_conv1", "block2_conv1", *serving.COLOR_INPUTS, serving.RING_SHARES, serving.RING_GRAMS}
     assert set(signatures["style_targets"].outputs) == targets
     assert set(signatures["stylize_with_targets"].inputs) == {"content", *targets, *serving.SCALARS}
     assert signatures["stylize"].defaults["steps"].int_val == [6]
@@ -82,7 +83,7 @@ def test_the_start_is_the_photo_in_the_styles_palette_or_as_it_is_without_colour
     content, style = serving.sample_requests(settings)
     (targets,) = export.run_with_c_api(exported, [("style_targets", {"style": style, "size": np.int32(content.shape[1])})])
     grams = {name: value for name, value in targets.outputs.items()
-             if name not in serving.COLOR_INPUTS and name != serving.RING_SHARES}
+             if name not in serving.COLOR_INPUTS and name not in (serving.RING_SHARES, serving.RING_GRAMS)}
     run = {"content": content, "steps": np.int32(0), "size": np.int32(0), **grams}
     palette, photo = export.run_with_c_api(exported, [("stylize_with_targets", {**run, **targets.outputs}),
                                                       ("stylize_with_targets", run)])

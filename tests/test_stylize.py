@@ -196,25 +196,49 @@ def test_the_balance_of_content_and_style_does_not_change_with_size(random_styli
     assert 0.6 < ratio < 1.6, ratio
 
 
-def test_the_results_gram_matrices_give_their_ring_the_style_images_share(random_stylizer, content_path, style_path):
+def test_style_targets_give_their_ring_the_results_share(random_stylizer, content_path, style_path):
     """A style image smaller than the result has a larger share of its positions on its maps' outermost ring
-    (where the zero padding shows); the targets carry that share for each layer, blended by the weights."""
-    content, style = load_image(content_path, 64), load_image(style_path, 64)
+    (where the zero padding shows); its targets weight that ring as the result's own share, so a style image
+    of the result's shape keeps the paper's even average. Blended and masked styles alike."""
+    content = load_image(content_path, 64)
+    style = tf.image.resize(load_image(style_path, 64), content.shape[:2]).numpy()
     small = load_image(style_path, 24)
-    (alone,) = random_stylizer.targets(content, [style]).styles
+    layers = random_stylizer.style_layers
+    (same_shape,) = random_stylizer.targets(content, [style]).styles
+    features = random_stylizer.model(small[None])
+    (alone,) = random_stylizer.targets(content, [small]).styles
     for name, stride in (("block1_conv1", 1), ("block2_conv1", 2)):
-        own = losses.ring_share(*(np.array(style.shape[:2]) // stride))
-        assert float(alone.ring_shares[name]) == pytest.approx(float(own))
-    (blended,) = random_stylizer.targets(content, [style, small], blend=[3.0, 1.0]).styles
-    shares = [objective.ring_shares(random_stylizer.style_layers, *image.shape[:2]) for image in (style, small)]
-    for name in random_stylizer.style_layers:
-        mean = 0.75 * float(shares[0][name]) + 0.25 * float(shares[1][name])
-        assert float(blended.ring_shares[name]) == pytest.approx(mean)
-        assert float(shares[1][name]) > float(shares[0][name])
-    masks = [np.ones(content.shape[:2], np.float32), np.zeros(content.shape[:2], np.float32)]
-    each = random_stylizer.targets(content, [style, small], masks=masks).styles
-    assert [float(target.ring_shares["block1_conv1"]) for target in each] == [float(share["block1_conv1"])
-                                                                             for share in shares]
+        np.testing.assert_allclose(same_shape.grams[name], losses.normalized_gram(random_stylizer.model(style[None])[name]),
+                                   rtol=1e-5)
+        ring = np.ones(features[name].shape[1:3], bool)
+        ring[1:-1, 1:-1] = False
+        share = float(losses.ring_share(*(np.array(content.shape[:2]) // stride)))
+        on_ring, inside = (features[name].numpy()[0][part].reshape(-1, features[name].shape[-1]) for part in (ring, ~ring))
+        expected = (1 - share) * inside.T @ inside / len(inside) + share * on_ring.T @ on_ring / len(on_ring)
+        np.testing.assert_allclose(alone.grams[name][0], expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+        assert np.abs(alone.grams[name] - losses.normalized_gram(features[name])).max() > 1e-3 * np.abs(expected).max()
+    (blended,) = random_stylizer.targets(content, [style, small], blend=[0.75, 0.25]).styles
+    for name in layers:
+        np.testing.assert_allclose(blended.grams[name], 0.75 * same_shape.grams[name] + 0.25 * alone.grams[name],
+                                   rtol=1e-5, atol=1e-7)
+    top = np.zeros(content.shape[:2], np.float32)
+    top[:8] = 1  # a strip along the top edge: more of it on the ring than of the whole image
+    masked, _ = random_stylizer.targets(content, [small, style], masks=[top, 1 - top]).styles
+    shares = objective.region_ring_shares(masked.masks)
+    for name in layers:
+        assert float(shares[name]) > 2 * float(objective.ring_shares(layers, *content.shape[:2])[name])
+        np.testing.assert_allclose(masked.grams[name], random_stylizer.style_grams(small).for_ring_shares(shares)[name])
+
+
+def test_region_ring_shares_are_the_masked_averages_share_of_the_ring():
+    whole = {"block1_conv1": tf.ones([1, 6, 5, 1])}
+    assert float(objective.region_ring_shares(whole)["block1_conv1"]) == pytest.approx(float(losses.ring_share(6, 5)))
+    inside = np.zeros([1, 6, 5, 1], np.float32)
+    inside[:, 1:-1, 1:-1] = 1
+    assert float(objective.region_ring_shares({"a": tf.constant(inside)})["a"]) == pytest.approx(0.0, abs=1e-6)
+    half = np.zeros([1, 6, 5, 1], np.float32)
+    half[:, :3] = 0.5  # rows 0–2: 5 + 2 + 2 ring positions of 15
+    assert float(objective.region_ring_shares({"a": tf.constant(half)})["a"]) == pytest.approx(9 / 15)
 
 
 def test_loss_weights_are_as_given_at_512_px_and_scale_with_the_pixel_count():
