@@ -495,8 +495,8 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
          "image file format"),
         ("non-finite Gram matrices", "stylize_with_targets", {"content": content, **run, **{
             name: np.full_like(gram, np.inf) for name, gram in targets.items()}}, "finite"),
-        ("ring_grams of the wrong length", "stylize_with_targets", {"content": content, **run, **targets,
-                                                                    RING_GRAMS: targets[RING_GRAMS][:, :-1]}, RING_GRAMS),
+        ("ring_grams of the wrong length", "stylize_with_targets",
+         {"content": content, **run, **targets, RING_GRAMS: targets[RING_GRAMS][:, :-1]}, RING_GRAMS),
     ]
     replies = run_with_c_api(export_dir, [*good, *((name, inputs) for _, name, inputs, _ in bad)])
     loader = "C API (TF Serving loader)"

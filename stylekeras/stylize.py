@@ -451,7 +451,8 @@ class Stylizer:
     ) -> Targets:
         """The content image's feature maps, the style targets and the per-layer style weights, once per scale.
 
-        Without masks the styles' Gram matrices are averaged with the `blend` weights into one target (as
+        Each style's Gram matrices are weighted to the result's ring shares (`objective.StyleGrams`; with a
+        mask, its region's). Without masks they are averaged with the `blend` weights into one target (as
         jcjohnson/neural-style and crowsonkb do); with masks each style keeps its own target and region.
         Images larger than the `tiling` window are passed through the network tile by tile.
         """

@@ -205,15 +205,15 @@ def test_style_targets_give_their_ring_the_results_share(random_stylizer, conten
     small = load_image(style_path, 24)
     layers = random_stylizer.style_layers
     (same_shape,) = random_stylizer.targets(content, [style]).styles
-    features = random_stylizer.model(small[None])
+    features, style_features = random_stylizer.model(small[None]), random_stylizer.model(style[None])
     (alone,) = random_stylizer.targets(content, [small]).styles
     for name, stride in (("block1_conv1", 1), ("block2_conv1", 2)):
-        np.testing.assert_allclose(same_shape.grams[name], losses.normalized_gram(random_stylizer.model(style[None])[name]),
-                                   rtol=1e-5)
-        ring = np.ones(features[name].shape[1:3], bool)
+        np.testing.assert_allclose(same_shape.grams[name], losses.normalized_gram(style_features[name]), rtol=1e-5)
+        small_map = features[name].numpy()[0]
+        ring = np.ones(small_map.shape[:2], bool)
         ring[1:-1, 1:-1] = False
         share = float(losses.ring_share(*(np.array(content.shape[:2]) // stride)))
-        on_ring, inside = (features[name].numpy()[0][part].reshape(-1, features[name].shape[-1]) for part in (ring, ~ring))
+        on_ring, inside = (small_map[part].reshape(-1, small_map.shape[-1]) for part in (ring, ~ring))
         expected = (1 - share) * inside.T @ inside / len(inside) + share * on_ring.T @ on_ring / len(on_ring)
         np.testing.assert_allclose(alone.grams[name][0], expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
         assert np.abs(alone.grams[name] - losses.normalized_gram(features[name])).max() > 1e-3 * np.abs(expected).max()

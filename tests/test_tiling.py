@@ -80,9 +80,9 @@ def test_tiled_targets_are_the_whole_image_targets(hed_stylizer, content_path, s
         np.testing.assert_allclose(feature_map, whole[name], atol=1e-4 * float(tf.reduce_max(whole[name])))
     expected = hed_stylizer.style_grams(style)
     grams, ring_grams = tiled_normalized_grams(hed_stylizer.model, style, hed_stylizer.style_layers, tiling)
-    for tiled, whole in ((grams, expected.grams), (ring_grams, expected.ring_grams)):
+    for tiled, untiled in ((grams, expected.grams), (ring_grams, expected.ring_grams)):
         for name, gram in tiled.items():
-            np.testing.assert_allclose(gram, whole[name], rtol=1e-4, atol=1e-5 * float(tf.reduce_max(whole[name])))
+            np.testing.assert_allclose(gram, untiled[name], rtol=1e-4, atol=1e-5 * float(tf.reduce_max(untiled[name])))
 
 
 def test_tiled_transfer_follows_the_whole_image_run(hed_stylizer, content_path, style_path):
