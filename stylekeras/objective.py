@@ -99,7 +99,7 @@ def style_grams(model: keras.Model, images: tf.Tensor, layers: Sequence[str]) ->
         {name: losses.normalized_gram(features[name]) for name in layers},
         {name: losses.normalized_gram(features[name], losses.ring_mask(shapes[name][1], shapes[name][2]))
          for name in layers},
-        {name: losses.ring_share(shapes[name][1], shapes[name][2]) for name in layers})
+        ring_shares(layers, tf.shape(images)[1], tf.shape(images)[2]))
 
 
 def ring_shares(layers: Sequence[str], height: int | tf.Tensor, width: int | tf.Tensor) -> dict[str, tf.Tensor]:
