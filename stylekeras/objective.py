@@ -195,18 +195,54 @@ def temporal_loss_and_gradient(images: tf.Tensor | tf.Variable, target: Temporal
     return loss, tape.gradient(weighted, images)
 
 
+class WholeImageLoss:
+    """`loss_and_gradient` of one feature `model` as a `tf.function` of the image, the targets and the loss
+    weights: a later run at a size already traced (a video's next frame, a folder's next photo of the same
+    size) reuses the trace instead of paying for another. One per model: `Stylizer.whole_image_loss`."""
+
+    def __init__(self, model: keras.Model) -> None:
+        def evaluate(images, content, styles, layer_weights, loss_weights):
+            targets = Targets(content, [StyleTarget(*style) for style in styles], layer_weights)
+            return loss_and_gradient(model, images, targets, loss_weights)
+
+        # The losses' Python only loops over layers, so autograph would convert them for nothing: a
+        # cost paid on every run's first step (BENCHMARKS.md, "Design choices").
+        self._traced = tf.function(evaluate, autograph=False)
+
+    def bind(self, images: tf.Variable, targets: Targets, loss_weights: tuple[float, float, float]
+             ) -> Callable[[], tuple[dict[str, tf.Tensor], tf.Tensor]]:
+        """The loss parts and gradient at `images`' current value, as a function of nothing. The weights
+        become tensors, so runs that differ only in them (each photo's balanced layer weights) share a trace."""
+        weight = lambda value: tf.convert_to_tensor(value, tf.float32)  # noqa: E731
+        arguments = (
+            images,
+            dict(targets.content),
+            [(dict(style.grams), None if style.masks is None else dict(style.masks), weight(style.weight))
+             for style in targets.styles],
+            {name: weight(value) for name, value in targets.layer_weights.items()},
+            tuple(weight(value) for value in loss_weights),
+        )
+        return lambda: self._traced(*arguments)
+
+    @property
+    def traces(self) -> int:
+        """How often the loss was traced: once per shape of the image and targets."""
+        return self._traced.experimental_get_tracing_count()
+
+
 class Objective:
     """α·L_content + β·L_style + γ·L_tv (+ λ·L_temporal) of an image variable, and its gradient.
 
     Calling it returns the loss parts (`loss_parts` plus "total", and "temporal" for a video frame, one
     value per photo) and d total / d image at the variable's current value. The whole image is one
-    `tf.function`; an image larger than the `tiling` window is evaluated tile by tile (`tiled`), on a grid
+    `tf.function` (`whole_image_loss`'s, or a new one); an image larger than the `tiling` window is evaluated tile by tile (`tiled`), on a grid
     offset by `step` (so seams never stay in one place) and calling `within_step` with the fraction done
     after each window.
     """
 
     def __init__(self, model: keras.Model, targets: Targets, loss_weights: tuple[float, float, float],
-                 image: tf.Variable, tiling: Tiling | None = None, seed: int = 0) -> None:
+                 image: tf.Variable, tiling: Tiling | None = None, seed: int = 0,
+                 whole_image_loss: WholeImageLoss | None = None) -> None:
         self.loss_weights = loss_weights
         height, width = image.shape[1:3]
         self.tiled = tiling is not None and tiling.needed(height, width)
@@ -215,9 +251,7 @@ class Objective:
             self._evaluate = lambda step, within_step: tiled.loss_and_gradient(
                 tiling.grid(height, width, tiling.random_offset(seed, step)), within_step)
         else:
-            # The losses' Python only loops over layers, so autograph would convert them for nothing: a
-            # cost paid on every run's first step (BENCHMARKS.md, "Design choices").
-            whole_images = tf.function(lambda: loss_and_gradient(model, image, targets, loss_weights), autograph=False)
+            whole_images = (whole_image_loss or WholeImageLoss(model)).bind(image, targets, loss_weights)
             self._evaluate = lambda step, within_step: whole_images()
         self._temporal_target = targets.temporal
         self._temporal = None if targets.temporal is None else tf.function(

@@ -116,16 +116,23 @@ class LBFGS:
     def apply_gradients(self, gradients_and_variables) -> None:
         ((gradient, variable),) = gradients_and_variables
         x, g = tf.reshape(variable, [-1]), tf.reshape(gradient, [-1])
-        if self.iterations > 0:
+
+        def store_pair() -> None:
             s, y = x - self.previous_x, g - self.previous_gradient
             curvature = tf.tensordot(s, y, 1)
-            if curvature > 1e-10:  # skip pairs that would break positive definiteness
+
+            def store() -> None:
                 slot = tf.reshape(self.next_slot, [1, 1])
                 self.s.scatter_nd_update(slot, s[None])
                 self.y.scatter_nd_update(slot, y[None])
                 self.rho.scatter_nd_update(slot, [1.0 / curvature])
                 self.next_slot.assign((self.next_slot + 1) % self.history)
                 self.count.assign(tf.minimum(self.count + 1, self.history))
+
+            tf.cond(curvature > 1e-10, store, lambda: None)  # skip pairs that would break positive definiteness
+
+        # tf.cond rather than `if`: the step runs inside a tf.function traced without autograph (`optimize`).
+        tf.cond(self.iterations > 0, store_pair, lambda: None)
         direction = -self._inverse_hessian_times(g)
         gradient_rms = tf.sqrt(tf.reduce_mean(tf.square(g)))  # zero where nothing pulls: then no first step
         first_step = tf.math.divide_no_nan(self.first_step_rms, gradient_rms) * self.learning_rate

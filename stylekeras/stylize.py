@@ -58,6 +58,7 @@ from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resi
 from stylekeras.objective import (
     Objective, StyleTarget, Targets, TemporalTarget, balanced_layer_weights, loss_parts, size_scaled_loss_weights,
     StyleGrams, region_ring_shares, ring_shares, stack_targets, style_grams, temporal_loss_weights,
+    WholeImageLoss,
 )
 from stylekeras.optimizers import LBFGS, TILED_TOLERATED_RISE, Adam
 from stylekeras.tiling import Tiling, tiled_feature_maps, tiled_normalized_grams
@@ -244,7 +245,8 @@ class Stylizer:
     `weights` and `backbone` choose the network (`resolve_weights`), the layers and `style_layer_weights`
     what it compares, `pooling`/`padding` how it runs, and `precision` its arithmetic: "auto" (bfloat16
     convolutions where the hardware has bfloat16 units, float32 elsewhere), "float32" or "mixed";
-    `stylizer.precision` is the one in use.
+    `stylizer.precision` is the one in use. Its runs share the style images' Gram matrices and the traced
+    loss (`whole_image_loss`), so later runs at a size already seen start sooner.
 
     >>> stylizer = Stylizer(weights="hed")
     >>> result = stylizer.transfer("photo.jpg", "painting.jpg", size=256, steps=100)
@@ -273,7 +275,8 @@ class Stylizer:
         layers = list(dict.fromkeys(self.style_layers + self.content_layers))
         self.precision = resolve_precision(precision)
         self.model = build_feature_model(self.weights, layers, pooling, padding, self.precision)
-        self._style_cache: dict[str, dict[str, tf.Tensor]] = {}
+        self.whole_image_loss = WholeImageLoss(self.model)
+        self._style_cache: dict[str, StyleGrams] = {}
         self.description = {
             "backbone": self.weights.backbone, "weights": self.weights.description, "pooling": pooling,
             "padding": padding, "precision": self.precision, "style_layers": self.style_layer_weights,
@@ -387,7 +390,7 @@ class Stylizer:
         inputs = [_color_inputs(settings.preserve_color, pixels, style_pixels) for pixels in content_pixels]
 
         steps = settings.scale_steps(max(content_pixels[0].shape[:2]))
-        run = _Run(self.model, tiling, self.weights.description, settings, sum(steps),
+        run = _Run(self.model, self.whole_image_loss, tiling, self.weights.description, settings, sum(steps),
                    callbacks, run_checkpoints, saved, within_step)
         images = None
         for scale, (size, scale_steps) in enumerate(zip(sizes, steps)):
@@ -519,10 +522,12 @@ class _Run:
     """One transfer of a batch of photos across its scales: each photo's loss history, callback and
     checkpoint, the step count and how it ended (a batch stops together)."""
 
-    def __init__(self, model: keras.Model, tiling: Tiling | None, weights: str, settings: TransferSettings,
-                 total_steps: int, callbacks: Sequence[StepCallback | None], checkpoints: RunCheckpoints,
-                 resume: list[Checkpoint] | None = None, within_step: Callable[[float], None] | None = None) -> None:
+    def __init__(self, model: keras.Model, whole_image_loss: WholeImageLoss, tiling: Tiling | None, weights: str,
+                 settings: TransferSettings, total_steps: int, callbacks: Sequence[StepCallback | None],
+                 checkpoints: RunCheckpoints, resume: list[Checkpoint] | None = None,
+                 within_step: Callable[[float], None] | None = None) -> None:
         self.model = model
+        self.whole_image_loss = whole_image_loss
         self.tiling = tiling
         self.weights = weights
         self.within_step = within_step
@@ -552,7 +557,8 @@ class _Run:
         self.device = image.device
         average = _Average(image, settings.average) if settings.average is not None else None
         loss_weights = settings.loss_weights(*image.shape[1:3])
-        objective = Objective(self.model, targets, loss_weights, image, self.tiling, settings.seed)
+        objective = Objective(self.model, targets, loss_weights, image, self.tiling, settings.seed,
+                              self.whole_image_loss)
         optimizer = make_optimizer(settings, image, objective.tiled)
         state = [*optimizer.variables, *(average.variables if average else [])]
         if resume:
@@ -683,16 +689,19 @@ def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.T
     Raises `NonFiniteLoss` before a non-finite loss, gradient or update reaches the image; whatever
     `after_step` raises (e.g. KeyboardInterrupt) stops the loop after a complete step.
     """
-    @tf.function
+    def step_from(gradient):
+        before = tf.identity(image)
+        optimizer.apply_gradients([(gradient, image)])
+        # A finite but huge gradient can still overflow Adam's second moment into a NaN image.
+        finite = tf.reduce_all(tf.math.is_finite(image))
+        image.assign(tf.where(finite, tf.clip_by_value(image, 0.0, 1.0), before))
+        return finite
+
+    # Without autograph (its conversion of the optimizers' code cost every run's first step), hence tf.cond.
+    @tf.function(autograph=False)
     def apply(total, gradient):
         finite = tf.reduce_all(tf.math.is_finite(total)) & tf.reduce_all(tf.math.is_finite(gradient))
-        if finite:
-            before = tf.identity(image)
-            optimizer.apply_gradients([(gradient, image)])
-            # A finite but huge gradient can still overflow Adam's second moment into a NaN image.
-            finite = tf.reduce_all(tf.math.is_finite(image))
-            image.assign(tf.where(finite, tf.clip_by_value(image, 0.0, 1.0), before))
-        return finite
+        return tf.cond(finite, lambda: step_from(gradient), lambda: finite)
 
     evaluation = None  # the loss and gradient at the current image, when the last step computed them
     for step in steps:

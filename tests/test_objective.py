@@ -1,5 +1,6 @@
 """stylekeras.objective: the temporal term a video frame adds, on the whole image and tile by tile; the
-neural-style preset's weights make the objective neural-style's loss."""
+neural-style preset's weights make the objective neural-style's loss; a traced loss serves later images,
+targets and weights of the same shapes."""
 
 import dataclasses
 
@@ -10,7 +11,9 @@ import tensorflow as tf
 import stylekeras
 from stylekeras import losses
 from stylekeras.image_io import load_image
-from stylekeras.objective import Objective, TemporalTarget, content_energy, loss_and_gradient, temporal_loss_weights
+from stylekeras.objective import (
+    Objective, TemporalTarget, WholeImageLoss, content_energy, loss_and_gradient, temporal_loss_weights,
+)
 from stylekeras.stylize import TransferSettings
 from stylekeras.tiling import Tiling
 
@@ -97,3 +100,20 @@ def test_neural_style_preset_weights_give_neural_styles_loss(content_path, style
     assert style_weight * float(parts["style"][0]) == pytest.approx(float(style_loss), rel=1e-4)
     assert float(parts["total"][0]) == pytest.approx(float(content_loss + style_loss), rel=1e-4)
     assert settings.loss_weights(512, 512)[2] == pytest.approx(1e-3 * 0.5 * 256**2)
+
+
+def test_a_traced_loss_serves_new_images_targets_and_weights_of_the_same_shapes(hed_stylizer, content_path, style_path):
+    """A second image variable with other targets (another photo's balanced layer weights) and other loss
+    weights reuses the trace, and gets its own `loss_and_gradient`, not the first call's."""
+    traced = WholeImageLoss(hed_stylizer.model)
+    content, style = load_image(content_path, 64), load_image(style_path, 64)
+    rng = np.random.default_rng(3)
+    for targets, loss_weights in ((hed_stylizer.targets(content, [style]), LOSS_WEIGHTS),
+                                  (hed_stylizer.targets(content[::-1] ** 2, [style[:, ::-1]]), (2.0, 3e4, 10.0))):
+        image = tf.Variable(rng.uniform(0.2, 0.8, (1, 64, 64, 3)).astype(np.float32))
+        parts, gradient = traced.bind(image, targets, loss_weights)()
+        expected_parts, expected_gradient = loss_and_gradient(hed_stylizer.model, image, targets, loss_weights)
+        for name, expected in expected_parts.items():
+            np.testing.assert_allclose(parts[name], expected, rtol=1e-5, err_msg=name)
+        np.testing.assert_allclose(gradient, expected_gradient, atol=1e-5 * np.abs(expected_gradient).max())
+    assert traced.traces == 1

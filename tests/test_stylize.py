@@ -130,6 +130,15 @@ def test_hed_weights_lower_the_style_loss_by_a_large_factor(hed_stylizer, conten
     assert np.abs(result.image - load_image(content_path, 64)).mean() > 0.03
 
 
+def test_a_later_run_at_a_size_already_seen_reuses_the_traced_loss(random_stylizer, content_path, style_path):
+    before = random_stylizer.whole_image_loss.traces
+    first = random_stylizer.transfer(content_path, style_path, size=40, steps=3)
+    traced = random_stylizer.whole_image_loss.traces
+    second = random_stylizer.transfer(content_path, style_path, size=40, steps=3)
+    assert traced - before <= 1 and random_stylizer.whole_image_loss.traces == traced
+    np.testing.assert_array_equal(second.image, first.image)
+
+
 def test_transfer_function_builds_and_runs(content_path, style_path):
     result = stylekeras.transfer(content_path, style_path, weights="random", backbone="vgg16",
                                  style_layers=["block1_conv1"], content_layers=["block1_conv2"], size=16, steps=2)
@@ -301,6 +310,8 @@ def test_out_of_memory_stops_with_the_size_and_what_lowers_memory(random_stylize
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
     monkeypatch.setattr(objective, "loss_parts", exhausted)
+    # A new trace of the loss, which calls the patched `loss_parts` (the stylizer's may have seen 24 px).
+    monkeypatch.setattr(random_stylizer, "whole_image_loss", objective.WholeImageLoss(random_stylizer.model))
     result = random_stylizer.transfer(content_path, style_path, size=24, steps=3)
     assert result.stop_reason.startswith("out of memory at 24×24 px")
     assert "`size`" in result.stop_reason and "`style_layers`" in result.stop_reason
