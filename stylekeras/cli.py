@@ -349,7 +349,7 @@ def transfer(
     """Stylize CONTENT with the style of STYLE (or a blend of several) and write the result to OUTPUT.
 
     \b
-    Example (about 2 minutes on a 2-core CPU):
+    Example (20–40 s on the 2-core AVX-512 CPU of BENCHMARKS.md, start-up included):
       stylekeras transfer examples/astronaut.jpg examples/starry_night.jpg -o out.png --size 256
     Stronger style: more --steps (or --style-weight); more of the photo: raise --content-weight.
     """
