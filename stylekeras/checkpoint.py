@@ -75,6 +75,7 @@ class RunCheckpoints:
         self.paths = list(paths)
         self.identities = list(identities)
         self.every = every
+        self.unwritten: dict[int, str] = {}  # photo → why its latest checkpoint could not be written
 
     def resume(self) -> list[Checkpoint]:
         """Each photo's checkpoint, checked against its identity; all must stand at the same step."""
@@ -89,11 +90,19 @@ class RunCheckpoints:
 
     def save(self, position: dict, histories: Sequence[dict], images: Sequence[np.ndarray],
              optimizer_states: Sequence[list[np.ndarray]], average_states: Sequence[list[np.ndarray]]) -> None:
-        """Write each photo's image, optimizer and average state at `position` (scale, step, steps done)."""
+        """Write each photo's image, optimizer and average state at `position` (scale, step, steps done).
+
+        A checkpoint that cannot be written (a full disk) leaves the one before in place and does not stop
+        the run: `unwritten` says why."""
         for photo, path in enumerate(self.paths):
             if path is not None:
                 meta = {**self.identities[photo], **position, "history": histories[photo]}
-                save_checkpoint(path, Checkpoint(meta, images[photo], optimizer_states[photo], average_states[photo]))
+                try:
+                    save_checkpoint(path, Checkpoint(meta, images[photo], optimizer_states[photo], average_states[photo]))
+                except OSError as error:
+                    self.unwritten[photo] = f"checkpoint '{path}' could not be written ({error.strerror or error})"
+                else:
+                    self.unwritten.pop(photo, None)
 
     def finish(self) -> None:
         for path in self.paths:

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from stylekeras import __version__, defaults
-from stylekeras.errors import StyleKerasError
+from stylekeras.errors import OutputError, StyleKerasError
 from stylekeras.flags import command_flags, spell_flags
 from stylekeras.native import quiet_native_stderr
 
@@ -141,6 +141,11 @@ def _fail(message: str, code: int = 2, flags: dict[str, str] | None = None) -> N
     """Print one error line (the library's parameter names spelled as `flags`) and exit with `code`."""
     typer.secho(f"error: {spell_flags(message, flags or {})}", fg="red", err=True)
     raise typer.Exit(code)
+
+
+def _exit_code(error: StyleKerasError) -> int:
+    """2 for bad input (found before any compute), 1 for an output that could not be written after it."""
+    return 1 if isinstance(error, OutputError) else 2
 
 
 def _names(text: str) -> list[str]:
@@ -412,7 +417,7 @@ def transfer(
                 summary = (job.run_batch(contents, output, report, skip_existing, batch_size) if batch
                            else job.run_photos([content], [output], report)[0])
         except StyleKerasError as error:
-            _fail(str(error), flags=flags)
+            _fail(str(error), _exit_code(error), flags=flags)
         except KeyboardInterrupt:
             _fail("interrupted" if interrupts.deferred else "interrupted before optimization started; nothing was written",
                   interrupts.exit_code())
@@ -515,7 +520,7 @@ def video(
                     keep_frames=keep_frames, max_pixels=params["max_pixels"], callback=frame_callbacks,
                     within_step=bar and bar.within_step, command_line=command_line, style_masks=masks)
         except StyleKerasError as error:
-            _fail(str(error), flags=flags)
+            _fail(str(error), _exit_code(error), flags=flags)
         except KeyboardInterrupt:
             _fail("interrupted" + ("; finished frames are kept: run the same command with --resume to continue"
                                    if interrupts.deferred else " before stylization started; nothing was written"),

@@ -14,6 +14,11 @@ class StyleKerasError(Exception):
     """
 
 
+class OutputError(StyleKerasError):
+    """A result that could not be written after the run (a full disk, a file-size limit): the CLI exits
+    with code 1, as for other failures while running, not 2."""
+
+
 def check_choice(option: str, value: object, choices: Sequence[object]) -> None:
     """Raise a one-line `StyleKerasError` when `value` is not one of `choices` (`option` names the parameter, in backticks)."""
     if value not in choices:

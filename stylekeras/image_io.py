@@ -14,7 +14,7 @@ from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageErro
 
 from stylekeras.atomic import atomic_write, writable_directory
 from stylekeras.defaults import DEFAULT_MAX_PIXELS
-from stylekeras.errors import StyleKerasError
+from stylekeras.errors import OutputError, StyleKerasError
 
 # PNG files carry a run report in an iTXt chunk named "stylekeras"; JPEG and WebP files in the EXIF
 # UserComment, as "stylekeras:" followed by the JSON.
@@ -90,7 +90,7 @@ def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike, report: 
 
     The image goes to a temporary file in the same directory first and is renamed over `path`, so a
     crash never leaves a half-written file where a good one was. A `report` (see `stylekeras.report`) is
-    embedded in the file.
+    embedded in the file. A file that cannot be written (a full disk) raises `OutputError` naming it.
     """
     path = Path(path)
     image_format = _format_for(path)
@@ -101,8 +101,11 @@ def save_image(pixels: np.ndarray | tf.Tensor, path: str | os.PathLike, report: 
     options = {"quality": 95} if image_format in ("JPEG", "WEBP") else {}
     if report is not None:
         options.update(_report_options(image_format, report))
-    with atomic_write(path) as stream:
-        Image.fromarray(as_bytes, "RGB").save(stream, format=image_format, **options)
+    try:
+        with atomic_write(path) as stream:
+            Image.fromarray(as_bytes, "RGB").save(stream, format=image_format, **options)
+    except OSError as error:  # a full disk: the file before, if any, is kept (`atomic_write`)
+        raise OutputError(f"cannot write '{path}' ({error.strerror or error})") from None
     return path
 
 

@@ -168,6 +168,8 @@ def _beside(path: Path, content: Path) -> Path:
 
 def _write_result(result: stylize.StyleResult, output: Path, checkpoint: Path, report: dict, flags: dict[str, str]) -> Path:
     """Write the image; after an abnormal stop, keep any existing output and write beside it instead."""
+    if result.checkpoint_error:
+        typer.secho(f"warning: {result.checkpoint_error}", fg="yellow", err=True)
     if result.stop_reason and output.exists():
         output = output.with_name(f"{output.stem}_partial{output.suffix}")
     save_image(result.image, output, report)

@@ -234,6 +234,7 @@ class StyleResult:
     settings: TransferSettings
     stop_reason: str | None = None
     resumed_from: int = 0  # steps done before, by the run this one resumed from its checkpoint
+    checkpoint_error: str | None = None  # why the latest checkpoint could not be written (the one before stays)
 
 
 StepCallback = Callable[[StepReport], None]
@@ -631,7 +632,8 @@ class _Run:
             settings=self.settings,
             stop_reason=self.stop_reason,
             resumed_from=self.resumed_from,
-        ) for image, history in zip(images, self.histories)]
+            checkpoint_error=self.checkpoints.unwritten.get(photo),
+        ) for photo, (image, history) in enumerate(zip(images, self.histories))]
 
 
 class _Average:

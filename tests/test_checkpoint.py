@@ -1,9 +1,11 @@
-"""stylekeras.checkpoint: a stopped run resumes to the same image, and refuses other inputs or settings."""
+"""stylekeras.checkpoint: a stopped run resumes to the same image, and refuses other inputs or settings; a
+checkpoint that cannot be written keeps the one before and does not stop the run."""
 
 import numpy as np
 import pytest
 
 from stylekeras.errors import StyleKerasError
+from full_disk import files_limited_to
 from stopping import StopAt
 
 
@@ -40,3 +42,19 @@ def test_resume_reports_setting_and_input_mismatches(random_stylizer, content_pa
     more = random_stylizer.transfer(content_path, style_path, size=32, steps=8, style_weight=1e4, checkpoint=checkpoint,
                                     resume=True)
     assert more.steps_done == 8  # more steps than first asked for is not a mismatch
+
+
+def test_a_checkpoint_that_cannot_be_written_keeps_the_one_before_and_the_run_goes_on(
+        random_stylizer, content_path, style_path, tmp_path):
+    run = dict(size=32, steps=6, optimizer="adam", seed=5)
+    checkpoint = tmp_path / "run.checkpoint.npz"
+    random_stylizer.transfer(content_path, style_path, checkpoint=checkpoint, callback=StopAt(2), **run)
+    saved = checkpoint.read_bytes()
+    with files_limited_to(1024):  # a checkpoint of a 32 px image is larger
+        stopped = random_stylizer.transfer(content_path, style_path, checkpoint=checkpoint, resume=True,
+                                           checkpoint_every=1, callback=StopAt(4), **run)
+    assert stopped.stop_reason.startswith("interrupted") and stopped.steps_done == 4
+    assert stopped.checkpoint_error == f"checkpoint '{checkpoint}' could not be written (File too large)"
+    assert checkpoint.read_bytes() == saved and not list(tmp_path.glob(".*.tmp"))
+    resumed = random_stylizer.transfer(content_path, style_path, checkpoint=checkpoint, resume=True, **run)
+    assert resumed.resumed_from == 2 and resumed.steps_done == 6 and resumed.checkpoint_error is None

@@ -19,6 +19,7 @@ from stylekeras.cli import app
 from stylekeras.defaults import DEFAULT_STEPS, PRESETS, PRESETS_DIR
 from stylekeras.report import read_report
 from cli_run import TINY, run_cli, runner
+from full_disk import files_limited_to
 
 ROOT = Path(__file__).parents[1]
 
@@ -109,6 +110,18 @@ def test_unwritable_output_is_refused_before_optimizing(tmp_path, content_path, 
     blocker.write_text("")
     _assert_one_line_error(run_cli("transfer", content_path, style_path, "-o", blocker / "out.png"), "cannot create")
     _assert_one_line_error(run_cli("transfer", content_path, style_path, "-o", tmp_path / "out.gif"), "unsupported suffix")
+
+
+def test_a_result_that_cannot_be_written_is_one_error_line_with_code_1(content_path, style_path, existing_output):
+    """On a full disk the checkpoint is skipped with a warning, the result's write fails with one line naming
+    it, and the file that was there stays."""
+    with files_limited_to(1024):  # smaller than the 32 px result and its checkpoint
+        result = run_cli("transfer", content_path, style_path, "-o", existing_output, "--checkpoint-every", "2", *TINY)
+    _assert_one_line_error(result, f"cannot write '{existing_output}' (File too large)", code=1)
+    checkpoint = existing_output.with_name("keep.checkpoint.npz")
+    assert f"warning: checkpoint '{checkpoint}' could not be written (File too large)" in result.stderr
+    _assert_untouched(existing_output)
+    assert not checkpoint.exists() and not list(existing_output.parent.glob(".*.tmp"))
 
 
 def test_non_finite_loss_keeps_the_existing_output_and_writes_beside_it(content_path, style_path, existing_output):

@@ -9,7 +9,7 @@ from PIL import Image
 from hostile_images import make_corpus
 from stylekeras import image_io
 from stylekeras.cli import app
-from stylekeras.errors import StyleKerasError
+from stylekeras.errors import OutputError, StyleKerasError
 from stylekeras.image_io import (
     check_output_path, load_image, longer_side_shape, resize_longer_side, resized_longer_side, save_image,
 )
@@ -163,7 +163,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         raise OSError("disk full")
 
     monkeypatch.setattr(Image.Image, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputError, match=r"cannot write '.*out\.png' \(disk full\)"):
         save_image(load_image(content_path), target)
     assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["out.png"]
 
