@@ -103,6 +103,9 @@ class LBFGS:
         self.previous_x, self.previous_gradient = zeros(size), zeros(size)
         self.count = tf.Variable(0, trainable=False)
         self.iterations = tf.Variable(0, trainable=False)
+        # The first step's length relative to `first_step_rms`: cut when a first step is given up on, so the
+        # next one does not repeat it from the same point (`safeguard`).
+        self.first_step_scale = tf.Variable(1.0, trainable=False)
         # The pairs are a ring: the next one overwrites slot `next_slot` (the oldest once `count` = `history`),
         # so a step writes one pair instead of copying the whole history (BENCHMARKS.md, "Design choices").
         self.next_slot = tf.Variable(0, trainable=False)
@@ -111,7 +114,7 @@ class LBFGS:
     def variables(self) -> list[tf.Variable]:
         """The whole state, for checkpoints."""
         return [self.s, self.y, self.rho, self.previous_x, self.previous_gradient, self.count, self.iterations,
-                self.next_slot]
+                self.next_slot, self.first_step_scale]
 
     def apply_gradients(self, gradients_and_variables) -> None:
         ((gradient, variable),) = gradients_and_variables
@@ -135,7 +138,7 @@ class LBFGS:
         tf.cond(self.iterations > 0, store_pair, lambda: None)
         direction = -self._inverse_hessian_times(g)
         gradient_rms = tf.sqrt(tf.reduce_mean(tf.square(g)))  # zero where nothing pulls: then no first step
-        first_step = tf.math.divide_no_nan(self.first_step_rms, gradient_rms) * self.learning_rate
+        first_step = tf.math.divide_no_nan(self.first_step_rms, gradient_rms) * self.learning_rate * self.first_step_scale
         step = tf.where(self.iterations == 0, first_step, self.learning_rate)
         self.previous_x.assign(x)
         self.previous_gradient.assign(g)
@@ -148,7 +151,8 @@ class LBFGS:
         `evaluate()` returns (loss parts with "total", gradient) at the variable's current value; the
         accepted evaluation is returned so the caller need not compute it again. After `MAX_HALVINGS`, the
         variable goes back to the point before the step, the curvature history is dropped (the next step is
-        a first step again) and None is returned.
+        a first step again) and None is returned. When the step given up on was itself a first step, the
+        next first step is shorter than the shortest tried: the same one would fail again at every step.
         """
         before = tf.reshape(self.previous_x, tf.shape(variable))
         try:
@@ -162,6 +166,8 @@ class LBFGS:
             variable.assign(before)
             raise
         variable.assign(before)
+        if self.iterations == 1:
+            self.first_step_scale.assign(self.first_step_scale * 0.5**MAX_HALVINGS)
         self.count.assign(0)
         self.iterations.assign(0)
         return None

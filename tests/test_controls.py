@@ -90,6 +90,19 @@ def test_lbfgs_safeguard_restarts_from_the_point_before_a_step_that_never_lowers
     assert int(optimizer.iterations) == 0 and int(optimizer.count) == 0  # the next step is a first step again
 
 
+def test_lbfgs_after_giving_up_on_a_first_step_the_next_first_step_is_shorter():
+    """Else the same first step from the same point fails at every step, and the run stands still."""
+    x = tf.Variable([1.0])
+    loss = lambda: ({"total": tf.reduce_sum(tf.square(x))}, 2.0 * x)  # noqa: E731
+    optimizer = LBFGS(first_step_rms=100.0)  # f(x) = x² from x = 1 to −99: at 1/8 of it, still −11.5
+    optimizer.build([x])
+    optimizer.apply_gradients([(tf.constant([2.0]), x)])
+    assert optimizer.safeguard(x, tf.constant(1.0), loss) is None and float(x[0]) == 1.0
+    optimizer.apply_gradients([(tf.constant([2.0]), x)])  # 1/16 of the first: to −5.25, then halved
+    parts, _ = optimizer.safeguard(x, tf.constant(1.0), loss)
+    assert float(parts["total"]) < 1.0 and float(x[0]) == pytest.approx(-0.5625)
+
+
 def test_lbfgs_first_step_moves_the_variable_by_first_step_rms_down_the_gradient():
     """Not torch's min(1, 1/‖g‖₁)·g, which moves an image of many pixels by less than a grey level."""
     x = tf.Variable(tf.random.stateless_uniform([1, 64, 48, 3], seed=[3, 4]))
