@@ -235,9 +235,9 @@ class Objective:
 
     Calling it returns the loss parts (`loss_parts` plus "total", and "temporal" for a video frame, one
     value per photo) and d total / d image at the variable's current value. The whole image is one
-    `tf.function` (`whole_image_loss`'s, or a new one); an image larger than the `tiling` window is evaluated tile by tile (`tiled`), on a grid
-    offset by `step` (so seams never stay in one place) and calling `within_step` with the fraction done
-    after each window.
+    `tf.function` (`whole_image_loss`'s, or a new one); an image larger than the `tiling` window is
+    evaluated tile by tile (`tiled`), on a grid offset by `step` (so seams never stay in one place) and
+    calling `within_step` with the fraction done after each window.
     """
 
     def __init__(self, model: keras.Model, targets: Targets, loss_weights: tuple[float, float, float],
