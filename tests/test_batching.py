@@ -14,6 +14,7 @@ from stylekeras import StyleKerasError, load_image, save_image
 from stylekeras.checkpoint import load_checkpoint
 from stylekeras.cli import _Interrupts, app
 from cli_run import TINY, run_cli, runner
+from full_disk import files_limited_to
 
 
 RUN = {"size": 32, "steps": 6, "style_weight": 1e6, "optimizer": "adam"}  # batches of several photos need Adam
@@ -167,6 +168,19 @@ def test_batch_writes_each_photo_skips_failures_and_existing(tmp_path, content_p
     (photos / "broken.jpg").unlink()
     result = run_cli("transfer", photos, style_path, "-o", out, *TINY, "--json", "--skip-existing")
     assert result.exit_code == 0 and len(json.loads(result.stdout)["skipped"]) == 2
+
+
+def test_a_photo_whose_result_cannot_be_written_fails_and_the_batch_goes_on(tmp_path, content_path, style_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.png", "b.png"):
+        (photos / name).write_bytes(content_path.read_bytes())
+    with files_limited_to(1024):  # smaller than a 32 px result: as on a full disk
+        result = run_cli("transfer", photos, style_path, "-o", tmp_path / "out", *TINY, "--json")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    summary = json.loads(result.stdout)
+    assert summary["written"] == [] and [Path(f["content"]).name for f in summary["failed"]] == ["a.png", "b.png"]
+    assert all(f["error"].startswith("cannot write") and "(File too large)" in f["error"] for f in summary["failed"])
 
 
 def test_batch_computes_the_style_targets_once(random_stylizer, content_path, style_path, monkeypatch):
