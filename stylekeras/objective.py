@@ -197,8 +197,9 @@ def temporal_loss_and_gradient(images: tf.Tensor | tf.Variable, target: Temporal
 
 class WholeImageLoss:
     """`loss_and_gradient` of one feature `model` as a `tf.function` of the image, the targets and the loss
-    weights: a later run at a size already traced (a video's next frame, a folder's next photo of the same
-    size) reuses the trace instead of paying for another. One per model: `Stylizer.whole_image_loss`."""
+    weights, traced for images of any height and width: the scales of a run, a video's next frame and a
+    folder's next photo reuse one trace instead of paying for another. One per model:
+    `Stylizer.whole_image_loss`."""
 
     def __init__(self, model: keras.Model) -> None:
         def evaluate(images, content, styles, layer_weights, loss_weights):
@@ -215,19 +216,33 @@ class WholeImageLoss:
         become tensors, so runs that differ only in them (each photo's balanced layer weights) share a trace."""
         weight = lambda value: tf.convert_to_tensor(value, tf.float32)  # noqa: E731
         arguments = (
-            images,
             dict(targets.content),
             [(dict(style.grams), None if style.masks is None else dict(style.masks), weight(style.weight))
              for style in targets.styles],
             {name: weight(value) for name, value in targets.layer_weights.items()},
             tuple(weight(value) for value in loss_weights),
         )
-        return lambda: self._traced(*arguments)
+        # Traced for feature maps and masks of any height and width: tf.function keeps it by this
+        # signature, and a later scale or size runs as fast on it as on a trace of its own shape.
+        evaluate = self._traced.get_concrete_function(
+            *tf.nest.map_structure(_any_size, (tf.TensorSpec(images.shape, images.dtype), *arguments)))
+        return lambda: evaluate(tf.convert_to_tensor(images), *arguments)
 
     @property
     def traces(self) -> int:
-        """How often the loss was traced: once per shape of the image and targets."""
+        """How often the loss was traced: once per batch size, network and kind of targets."""
         return self._traced.experimental_get_tracing_count()
+
+
+def _any_size(value: tf.Tensor | tf.TensorSpec | None) -> tf.TensorSpec | None:
+    """A `[batch, height, width, channels]` value's spec with height and width left open; other values' as
+    they are (None, for no masks, stays None)."""
+    if value is None:
+        return None
+    spec = value if isinstance(value, tf.TensorSpec) else tf.TensorSpec.from_tensor(tf.convert_to_tensor(value))
+    if spec.shape.rank == 4:
+        return tf.TensorSpec([spec.shape[0], None, None, spec.shape[3]], spec.dtype)
+    return spec
 
 
 class Objective:

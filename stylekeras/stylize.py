@@ -247,7 +247,7 @@ class Stylizer:
     what it compares, `pooling`/`padding` how it runs, and `precision` its arithmetic: "auto" (bfloat16
     convolutions where the hardware has bfloat16 units, float32 elsewhere), "float32" or "mixed";
     `stylizer.precision` is the one in use. Its runs share the style images' Gram matrices and the traced
-    loss (`whole_image_loss`), so later runs at a size already seen start sooner.
+    loss (`whole_image_loss`, traced once for every size), so later scales and runs start sooner.
 
     >>> stylizer = Stylizer(weights="hed")
     >>> result = stylizer.transfer("photo.jpg", "painting.jpg", size=256, steps=100)

@@ -102,15 +102,17 @@ def test_neural_style_preset_weights_give_neural_styles_loss(content_path, style
     assert settings.loss_weights(512, 512)[2] == pytest.approx(1e-3 * 0.5 * 256**2)
 
 
-def test_a_traced_loss_serves_new_images_targets_and_weights_of_the_same_shapes(hed_stylizer, content_path, style_path):
-    """A second image variable with other targets (another photo's balanced layer weights) and other loss
-    weights reuses the trace, and gets its own `loss_and_gradient`, not the first call's."""
+def test_a_traced_loss_serves_new_images_targets_and_weights_of_any_size(hed_stylizer, content_path, style_path):
+    """A second image variable of another size, with other targets (another photo's balanced layer weights)
+    and other loss weights, reuses the trace, and gets its own `loss_and_gradient`, not the first call's."""
     traced = WholeImageLoss(hed_stylizer.model)
     content, style = load_image(content_path, 64), load_image(style_path, 64)
+    smaller = load_image(content_path, 48)
     rng = np.random.default_rng(3)
-    for targets, loss_weights in ((hed_stylizer.targets(content, [style]), LOSS_WEIGHTS),
-                                  (hed_stylizer.targets(content[::-1] ** 2, [style[:, ::-1]]), (2.0, 3e4, 10.0))):
-        image = tf.Variable(rng.uniform(0.2, 0.8, (1, 64, 64, 3)).astype(np.float32))
+    for photo, painting, loss_weights in ((content, style, LOSS_WEIGHTS),
+                                          (smaller[::-1] ** 2, style[:, ::-1], (2.0, 3e4, 10.0))):
+        targets = hed_stylizer.targets(photo, [painting])
+        image = tf.Variable(rng.uniform(0.2, 0.8, (1, *photo.shape)).astype(np.float32))
         parts, gradient = traced.bind(image, targets, loss_weights)()
         expected_parts, expected_gradient = loss_and_gradient(hed_stylizer.model, image, targets, loss_weights)
         for name, expected in expected_parts.items():

@@ -130,11 +130,13 @@ def test_hed_weights_lower_the_style_loss_by_a_large_factor(hed_stylizer, conten
     assert np.abs(result.image - load_image(content_path, 64)).mean() > 0.03
 
 
-def test_a_later_run_at_a_size_already_seen_reuses_the_traced_loss(random_stylizer, content_path, style_path):
+def test_the_scales_of_a_run_and_later_runs_at_any_size_share_one_traced_loss(random_stylizer, content_path,
+                                                                              style_path):
     before = random_stylizer.whole_image_loss.traces
-    first = random_stylizer.transfer(content_path, style_path, size=40, steps=3)
+    first = random_stylizer.transfer(content_path, style_path, size=40, steps=3, start_size=20)  # 20 then 40 px
     traced = random_stylizer.whole_image_loss.traces
-    second = random_stylizer.transfer(content_path, style_path, size=40, steps=3)
+    second = random_stylizer.transfer(content_path, style_path, size=40, steps=3, start_size=20)
+    random_stylizer.transfer(content_path, style_path, size=48, steps=2)
     assert traced - before <= 1 and random_stylizer.whole_image_loss.traces == traced
     np.testing.assert_array_equal(second.image, first.image)
 
@@ -309,9 +311,7 @@ def test_out_of_memory_stops_with_the_size_and_what_lowers_memory(random_stylize
     def exhausted(*args, **kwargs):
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
-    monkeypatch.setattr(objective, "loss_parts", exhausted)
-    # A new trace of the loss, which calls the patched `loss_parts` (the stylizer's may have seen 24 px).
-    monkeypatch.setattr(random_stylizer, "whole_image_loss", objective.WholeImageLoss(random_stylizer.model))
+    monkeypatch.setattr(objective.Objective, "__call__", exhausted)  # as an evaluation that runs out of memory
     result = random_stylizer.transfer(content_path, style_path, size=24, steps=3)
     assert result.stop_reason.startswith("out of memory at 24×24 px")
     assert "`size`" in result.stop_reason and "`style_layers`" in result.stop_reason
