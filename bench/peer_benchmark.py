@@ -5,7 +5,8 @@
 
 Both sides get the same problem: the same VGG19 weights (whatever `--weights auto` resolves to here), the
 same photo and painting at each size, and the same loss — α·L_content + β·Σ w_l L_style,l + γ·L_tv with
-stylekeras's default weights, the balanced per-layer w_l included — so a step does the same work on both
+stylekeras's default weights, the balanced per-layer w_l and the painting's Gram matrices as our targets
+have them (edge ring weighted, `objective.StyleGrams`) included — so a step does the same work on both
 (bench/torch_peer.py builds it in torch).
 
 1. Seconds per step at 256 and 512 px: one loss + gradient, and one L-BFGS step (ours: the library's
@@ -68,6 +69,7 @@ def write_problem(stylizer: stylekeras.Stylizer, photo: Path, painting: Path, si
              content_layer=stylizer.content_layers[0], layer_weights=np.array(
                  [float(np.squeeze(targets.layer_weights[name])) for name in stylizer.style_layers]),
              alpha=loss_weights[0], beta=loss_weights[1], gamma=loss_weights[2], threads=os.cpu_count(),
+             **{f"gram_{name}": np.asarray(gram[0]) for name, gram in targets.styles[0].grams.items()},
              **kernels, **extra)
     return path, (settings, content, targets, loss_weights)
 

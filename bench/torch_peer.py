@@ -131,12 +131,14 @@ def main() -> None:
     model = VGG19([problem[f"kernel_{name}"] for name in names], [problem[f"bias_{name}"] for name in names],
                   {*style_layers, content_layer})
     to_tensor = lambda array: torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)[None]))  # noqa: E731
-    content, style = to_tensor(problem["content"]), to_tensor(problem["style"])
+    content = to_tensor(problem["content"])
     alpha, beta, gamma = (float(problem[name]) for name in ("alpha", "beta", "gamma"))
     layer_weights = {name: float(weight) for name, weight in zip(style_layers, problem["layer_weights"])}
     with torch.no_grad():
         content_target = model(content)[content_layer]
-        style_targets = {name: normalized_gram(feature) for name, feature in model(style).items() if name in style_layers}
+    # The painting's Gram matrices as stylekeras's targets have them (their outermost ring weighted to the
+    # result's share, `objective.StyleGrams`), so both sides minimize the same loss.
+    style_targets = {name: torch.from_numpy(problem[f"gram_{name}"]) for name in style_layers}
 
     image = content.clone().requires_grad_(True)
 
