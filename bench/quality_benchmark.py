@@ -9,8 +9,9 @@
 Photos and paintings come from examples/ and ../shared/images/ (read here, never by the package or its
 tests). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with the library's defaults and
 the default weights ("auto"); results go to bench/out/quality/PRECISION/ (and are reused by later runs
-with the same weights, style layers, precision and settings, so `--sizes` can be added afterwards; delete the folder
-after changing the library) and are scored with bench/quality.py's measures (style progress, structure).
+with the same library source, weights, style layers, precision and settings, so `--sizes` can be added
+afterwards; any change to stylekeras/ makes them again) and are scored with bench/quality.py's measures
+(style progress, structure).
 jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours, and so is
 neural-style's default run on every pair where bench/neural_style_reference.py has made one. Twelve pairs with photos no setting was chosen on are reported apart
 (`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
@@ -22,6 +23,7 @@ kept when the file is rewritten.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import re
@@ -67,6 +69,14 @@ SHIPPABLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse")
 
 
+def library_digest() -> str:
+    """A digest of stylekeras's source: a stored result is reused only if the code that made it is the same."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "stylekeras").rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: bool = True,
                  changes: dict | None = None, preset: str | None = None) -> dict | None:
     """Stylize and score one pair with the defaults (and `changes` to them, e.g. a `preset`'s), or reuse the
@@ -78,7 +88,7 @@ def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: b
     folder = folder / "-".join(f"{name}={value}" for name, value in changes.items()) if changes else folder
     folder.mkdir(parents=True, exist_ok=True)
     path, record = folder / f"{pair}_{size}.png", folder / f"{pair}_{size}.json"
-    identity = {"weights": stylizer.weights.description, "precision": stylizer.precision,
+    identity = {"library": library_digest(), "weights": stylizer.weights.description, "precision": stylizer.precision,
                 "layers": stylizer.style_layer_weights, "settings": repr(stylize.TransferSettings(**changes))}
     if path.exists() and record.exists() and json.loads(record.read_text())["identity"] == identity:
         row = json.loads(record.read_text())["row"]
