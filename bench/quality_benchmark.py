@@ -23,6 +23,7 @@ kept when the file is rewritten.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import platform
@@ -69,8 +70,10 @@ SHIPPABLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse")
 
 
+@functools.cache
 def library_digest() -> str:
-    """A digest of stylekeras's source: a stored result is reused only if the code that made it is the same."""
+    """A digest of stylekeras's source as this run found it: a stored result is reused only if the code that
+    made it is the same."""
     digest = hashlib.sha256()
     for path in sorted((ROOT / "stylekeras").rglob("*.py")):
         digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())

@@ -224,8 +224,7 @@ class WholeImageLoss:
         )
         # Traced for feature maps and masks of any height and width: tf.function keeps it by this
         # signature, and a later scale or size runs as fast on it as on a trace of its own shape.
-        evaluate = self._traced.get_concrete_function(
-            *tf.nest.map_structure(_any_size, (tf.TensorSpec(images.shape, images.dtype), *arguments)))
+        evaluate = self._traced.get_concrete_function(*tf.nest.map_structure(_any_size, (images, *arguments)))
         return lambda: evaluate(tf.convert_to_tensor(images), *arguments)
 
     @property
@@ -234,15 +233,15 @@ class WholeImageLoss:
         return self._traced.experimental_get_tracing_count()
 
 
-def _any_size(value: tf.Tensor | tf.TensorSpec | None) -> tf.TensorSpec | None:
+def _any_size(value: tf.Tensor | tf.Variable | None) -> tf.TensorSpec | None:
     """A `[batch, height, width, channels]` value's spec with height and width left open; other values' as
     they are (None, for no masks, stays None)."""
     if value is None:
         return None
-    spec = value if isinstance(value, tf.TensorSpec) else tf.TensorSpec.from_tensor(tf.convert_to_tensor(value))
-    if spec.shape.rank == 4:
-        return tf.TensorSpec([spec.shape[0], None, None, spec.shape[3]], spec.dtype)
-    return spec
+    shape = tf.TensorShape(value.shape)
+    if shape.rank == 4:
+        shape = tf.TensorShape([shape[0], None, None, shape[3]])
+    return tf.TensorSpec(shape, value.dtype)
 
 
 class Objective:
