@@ -6,7 +6,9 @@ stylekeras). Run by that script with the python of a venv holding torch; needs o
     python bench/torch_peer.py PROBLEM.npz lbfgs OUT.json       # L-BFGS from the photo, snapshots to OUT's folder
     python bench/torch_peer.py PROBLEM.npz neural-style OUT.json  # jcjohnson/neural-style's own defaults (below)
 
-Times are `time.time()` stamps, so the caller can count the process's start-up too.
+Times are `time.time()` stamps, so the caller can count the process's start-up too. A problem whose
+`precision` is "mixed" runs the network under `torch.autocast("cpu", torch.bfloat16)` with the losses in
+float32, as stylekeras's precision "mixed" does.
 """
 
 from __future__ import annotations
@@ -134,8 +136,16 @@ def main() -> None:
     content = to_tensor(problem["content"])
     alpha, beta, gamma = (float(problem[name]) for name in ("alpha", "beta", "gamma"))
     layer_weights = {name: float(weight) for name, weight in zip(style_layers, problem["layer_weights"])}
+    bfloat16 = str(problem["precision"]) == "mixed"
+
+    def features_of(rgb: torch.Tensor) -> dict[str, torch.Tensor]:
+        # The network in bfloat16 where asked, the losses in float32: a bfloat16 Gram matrix makes
+        # L-BFGS diverge (stylekeras/losses.py), so neither side computes one.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+            return {name: value.float() for name, value in model(rgb).items()}
+
     with torch.no_grad():
-        content_target = model(content)[content_layer]
+        content_target = features_of(content)[content_layer]
     # The painting's Gram matrices as stylekeras's targets have them (their outermost ring weighted to the
     # result's share, `objective.StyleGrams`), so both sides minimize the same loss.
     style_targets = {name: torch.from_numpy(problem[f"gram_{name}"]) for name in style_layers}
@@ -143,7 +153,7 @@ def main() -> None:
     image = content.clone().requires_grad_(True)
 
     def loss() -> torch.Tensor:
-        features = model(image)
+        features = features_of(image)
         content_loss = 0.5 * ((features[content_layer] - content_target) ** 2).sum()
         style_loss = sum(layer_weights[name] * ((normalized_gram(features[name]) - style_targets[name]) ** 2).sum()
                          / (4.0 * features[name].shape[1] ** 2) for name in style_layers)
