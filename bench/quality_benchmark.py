@@ -1,19 +1,20 @@
 """The quality benchmark: today's defaults on 12 photo × painting pairs, scored and written to QUALITY.md.
 
-    python bench/quality_benchmark.py                       # 12 pairs + 12 held out at 512 px (QUALITY.md, sheet)
+    python bench/quality_benchmark.py                       # 12 pairs + 16 held out at 512 px (QUALITY.md, sheet)
     python bench/quality_benchmark.py --sizes 256,512,1024  # also: does the look hold across sizes?
     python bench/quality_benchmark.py --pairs tubingen-starry,astronaut-wave --size 256   # a quick look
     python bench/quality_benchmark.py --set scales=1 --no-report   # a lever: the defaults with one change
     python bench/quality_benchmark.py --preset bold                 # a preset (the CLI's --config NAME) instead
 
-Photos and paintings come from examples/ and ../shared/images/ (read here, never by the package or its
-tests). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with the library's defaults and
+Photos and paintings come from examples/ and ../shared/images/, and one photo is a frame of
+../shared/video/fox.mp4 (read here, never by the package or its tests; the frame is decoded with the
+`video` extra, PyAV, once, into bench/out/quality/). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with the library's defaults and
 the default weights ("auto"); results go to bench/out/quality/PRECISION/ (and are reused by later runs
 with the same library source, weights, style layers, precision and settings, so `--sizes` can be added
 afterwards; any change to stylekeras/ makes them again) and are scored with bench/quality.py's measures
 (style progress, structure).
 jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours, and so is
-neural-style's default run on every pair where bench/neural_style_reference.py has made one. Twelve pairs with photos no setting was chosen on are reported apart
+neural-style's default run on every pair where bench/neural_style_reference.py has made one. Sixteen pairs with photos no setting was chosen on are reported apart
 (`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
 own), to measure a lever against the defaults on the same pairs; `--preset NAME` runs a shipped preset the
 same way. Text under "## Notes" in QUALITY.md is
@@ -44,6 +45,8 @@ from quality import scores  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
 OUT = ROOT / "bench" / "out" / "quality"
+# A still from the video clip, 3 s in: a fox on a bed against a flat wall, a kind of photo no other pair has.
+FOX_VIDEO, FOX_SECONDS = ROOT.parent / "shared" / "video" / "fox.mp4", 3.0
 REFERENCE = SHARED / "references" / "tubingen_starry_jcjohnson.png"
 NEURAL_STYLE = ROOT / "bench" / "out" / "neural_style"  # bench/neural_style_reference.py's images
 # Its scores, kept in the repository: a pair costs 35–60 minutes to rerun.
@@ -53,21 +56,33 @@ NEURAL_STYLE_RECORDS = ROOT / "bench" / "records" / "neural_style"
 PHOTOS = {name: SHARED / file for name, file in
           (("tubingen", "tubingen.jpg"), ("astronaut", "astronaut.png"), ("chelsea", "chelsea.png"), ("stata", "stata.jpg"),
               ("chicago", "chicago.jpg"))} | {
-    name: ROOT / "examples" / f"{name}.jpg" for name in ("coffee", "rocket")}
+    name: ROOT / "examples" / f"{name}.jpg" for name in ("coffee", "rocket")} | {"fox": OUT / "fox.png"}
 PAINTINGS = {name: SHARED / file for name, file in  # one of each kind: swirly, portrait, seascape, flat colour
              (("starry", "starry_night.jpg"), ("matisse", "woman-with-hat-matisse.jpg"), ("wave", "wave.jpg"),
               ("udnie", "udnie.jpg"))}
 # Each photo with three paintings and each painting with three photos.
 PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "astronaut-starry", "astronaut-matisse", "astronaut-wave",
          "chelsea-starry", "chelsea-matisse", "chelsea-udnie", "tubingen-wave", "tubingen-udnie", "stata-udnie")
-# Photos no default was chosen on (a street, a still life, thin towers against a night sky), with every
-# painting: how the defaults hold on pictures not tuned on.
-HELD_OUT_PAIRS = tuple(f"{photo}-{painting}" for photo in ("chicago", "coffee", "rocket")
+# Photos no default was chosen on (a street, a still life, thin towers against a night sky, an animal
+# against a flat wall), with every painting: how the defaults hold on pictures not tuned on.
+HELD_OUT_PAIRS = tuple(f"{photo}-{painting}" for photo in ("chicago", "coffee", "rocket", "fox")
                        for painting in ("starry", "matisse", "wave", "udnie"))
 # Photos that may be shipped (public domain / CC0): only their results go into the committed contact sheet.
 SHIPPABLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 # Pairs whose photo and painting are both at least 800 px, so that 1024 px is not mostly upsampling.
 SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse")
+
+
+def extract_fox() -> None:
+    """Write PHOTOS["fox"], the clip's frame at FOX_SECONDS as the library reads it, unless it is there."""
+    if PHOTOS["fox"].exists() or not FOX_VIDEO.exists():
+        return
+    from stylekeras.video import VideoSettings, read_clip  # needs the video extra (PyAV)
+
+    clip = read_clip(FOX_VIDEO, None, VideoSettings(start=FOX_SECONDS, max_frames=1))
+    (frame,) = clip.frames()
+    PHOTOS["fox"].parent.mkdir(parents=True, exist_ok=True)
+    stylekeras.save_image(frame, PHOTOS["fox"])
 
 
 @functools.cache
@@ -210,7 +225,8 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
     if held_out_rows:
         lines += ["", "## Held out: photos no default was tuned on", "",
                   "The same defaults on photos not used while choosing any setting — `chicago.jpg` (a city street), "
-                  "`examples/coffee.jpg` (a still life), `examples/rocket.jpg` (thin towers against a night sky) — "
+                  "`examples/coffee.jpg` (a still life), `examples/rocket.jpg` (thin towers against a night sky), "
+                  f"`fox.png` (a fox on a bed against a flat wall: the frame {FOX_SECONDS:g} s into the video clip) — "
                   "with each painting.", "", *_score_table(held_out_rows, weights)]
     if size_rows:
         sizes = sorted({row["size"] for row in size_rows})
@@ -263,6 +279,7 @@ def main() -> None:
             changes[name] = json.loads(value)
         except json.JSONDecodeError:
             changes[name] = value  # a word: init=noise
+    extract_fox()
     missing = [str(path) for path in [*PHOTOS.values(), *PAINTINGS.values()] if not path.exists()]
     if missing:
         sys.exit(f"error: missing benchmark images: {', '.join(missing)}")
