@@ -56,10 +56,12 @@ class Targets:
     temporal: TemporalTarget | None = None
 
 
-def loss_parts(model: keras.Model, images: tf.Tensor, targets: Targets) -> dict[str, tf.Tensor]:
-    """The unweighted content, style and total-variation losses of `images` under the feature `model`, and
-    each style layer's weighted share of the style loss as "style/<layer>": each `[batch]`."""
-    features = model(images, training=False)
+def loss_parts(model: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], images: tf.Tensor, targets: Targets
+               ) -> dict[str, tf.Tensor]:
+    """The unweighted content, style and total-variation losses of `images` under the feature `model` (or a
+    function calling it), and each style layer's weighted share of the style loss as "style/<layer>": each
+    `[batch]`."""
+    features = model(images)
     content = tf.add_n([losses.content_loss(features[name], target) for name, target in targets.content.items()])
     by_layer: dict[str, tf.Tensor] = {}
     for target in targets.styles:
@@ -91,9 +93,11 @@ class StyleGrams:
                 for name, gram in self.grams.items()}
 
 
-def style_grams(model: keras.Model, images: tf.Tensor, layers: Sequence[str]) -> StyleGrams:
-    """The `StyleGrams` of `images` at each style layer, from one pass through the network."""
-    features = model(images, training=False)
+def style_grams(model: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], images: tf.Tensor, layers: Sequence[str]
+                ) -> StyleGrams:
+    """The `StyleGrams` of `images` at each style layer, from one pass through the network `model` (the
+    feature model, or a function calling it)."""
+    features = model(images)
     shapes = {name: tf.shape(features[name]) for name in layers}
     return StyleGrams(
         {name: losses.normalized_gram(features[name]) for name in layers},

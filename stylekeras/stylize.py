@@ -246,8 +246,9 @@ class Stylizer:
     `weights` and `backbone` choose the network (`resolve_weights`), the layers and `style_layer_weights`
     what it compares, `pooling`/`padding` how it runs, and `precision` its arithmetic: "auto" (bfloat16
     convolutions where the hardware has bfloat16 units, float32 elsewhere), "float32" or "mixed";
-    `stylizer.precision` is the one in use. Its runs share the style images' Gram matrices and the traced
-    loss (`whole_image_loss`, traced once for every size), so later scales and runs start sooner.
+    `stylizer.precision` is the one in use. Its runs share the style images' Gram matrices, the traced
+    loss (`whole_image_loss`) and the traced network that computes the targets (`feature_maps`), each traced
+    once for every size, so later scales and runs start sooner.
 
     >>> stylizer = Stylizer(weights="hed")
     >>> result = stylizer.transfer("photo.jpg", "painting.jpg", size=256, steps=100)
@@ -277,6 +278,10 @@ class Stylizer:
         self.precision = resolve_precision(precision)
         self.model = build_feature_model(self.weights, layers, pooling, padding, self.precision)
         self.whole_image_loss = WholeImageLoss(self.model)
+        # The targets' passes through the network run as a graph traced once for images of any size:
+        # faster than the Keras model called eagerly (BENCHMARKS.md, "Design choices").
+        self.feature_maps = tf.function(lambda images: self.model(images, training=False), autograph=False,
+                                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         self._style_cache: dict[str, StyleGrams] = {}
         self.description = {
             "backbone": self.weights.backbone, "weights": self.weights.description, "pooling": pooling,
@@ -464,7 +469,7 @@ class Stylizer:
         if tiling is not None and tiling.needed(*content.shape[:2]):
             content_targets = tiled_feature_maps(self.model, content, self.content_layers, tiling)
         else:
-            content_features = self.model(content[None], training=False)
+            content_features = self.feature_maps(content[None])
             content_targets = {name: content_features[name] for name in self.content_layers}
         if masks is None:
             shares = ring_shares(self.style_layers, *content.shape[:2])
@@ -493,14 +498,15 @@ class Stylizer:
                 grams = StyleGrams(*tiled_normalized_grams(self.model, style, self.style_layers, tiling),
                                    ring_shares(self.style_layers, *style.shape[:2]))
             else:
-                grams = style_grams(self.model, style[None], self.style_layers)
+                grams = style_grams(self.feature_maps, style[None], self.style_layers)
             self._style_cache[key] = grams
         return self._style_cache[key]
 
     def loss_parts(self, images: tf.Tensor, targets: Targets) -> dict[str, tf.Tensor]:
         """The unweighted content, style and total-variation losses of `images` against `targets` (see
-        `objective.loss_parts`): each `[batch]`, one value per image."""
-        return loss_parts(self.model, images, targets)
+        `objective.loss_parts`): each `[batch]`, one value per image. The network runs as it does for the
+        targets (`feature_maps`), so a content image scores a content loss of exactly 0 in bfloat16 too."""
+        return loss_parts(self.feature_maps, images, targets)
 
     def _load_masks(self, sources, count: int, content_shape) -> list[np.ndarray] | None:
         if sources is None:

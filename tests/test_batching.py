@@ -188,8 +188,8 @@ def test_batch_computes_the_style_targets_once(random_stylizer, content_path, st
 
     style = load_image(style_path, 32)
     calls = []
-    model = random_stylizer.model
-    monkeypatch.setattr(random_stylizer, "model", lambda images, **kw: calls.append(images.shape) or model(images, **kw))
+    network = random_stylizer.feature_maps
+    monkeypatch.setattr(random_stylizer, "feature_maps", lambda images: calls.append(images.shape) or network(images))
     monkeypatch.setattr(random_stylizer, "_style_cache", {})  # the session fixture may have seen this style
     first = random_stylizer.style_grams(style)
     assert random_stylizer.style_grams(style) is first and len(calls) == 1

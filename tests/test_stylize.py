@@ -141,6 +141,23 @@ def test_the_scales_of_a_run_and_later_runs_at_any_size_share_one_traced_loss(ra
     np.testing.assert_array_equal(second.image, first.image)
 
 
+def test_the_targets_come_from_one_traced_network_for_every_size_equal_to_the_keras_model(random_stylizer,
+                                                                                         content_path, style_path):
+    random_stylizer.feature_maps(np.zeros([1, 32, 32, 3], np.float32))  # traced, whatever ran before
+    traced = random_stylizer.feature_maps.experimental_get_tracing_count()
+    close = lambda got, want: np.abs(np.asarray(got, np.float32) - np.asarray(want, np.float32)).max() <= (  # noqa: E731
+        0.02 * np.abs(np.asarray(want, np.float32)).max())  # a graph's bfloat16 kernels round a little differently
+    for size in (40, 48):
+        content, style = load_image(content_path, size), load_image(style_path, size)
+        targets = random_stylizer.targets(content, [style])
+        eager = random_stylizer.model(content[None], training=False)
+        assert all(close(targets.content[name], eager[name]) for name in random_stylizer.content_layers)
+        traced_grams = objective.style_grams(random_stylizer.feature_maps, style[None], random_stylizer.style_layers)
+        eager_grams = objective.style_grams(random_stylizer.model, style[None], random_stylizer.style_layers)
+        assert all(close(traced_grams.grams[name], eager_grams.grams[name]) for name in random_stylizer.style_layers)
+    assert random_stylizer.feature_maps.experimental_get_tracing_count() == traced
+
+
 def test_transfer_function_builds_and_runs(content_path, style_path):
     result = stylekeras.transfer(content_path, style_path, weights="random", backbone="vgg16",
                                  style_layers=["block1_conv1"], content_layers=["block1_conv2"], size=16, steps=2)
