@@ -7,15 +7,15 @@
     python bench/quality_benchmark.py --preset bold                 # a preset (the CLI's --config NAME) instead
 
 Photos and paintings come from examples/ and ../shared/images/, and one photo is a frame of
-../shared/video/fox.mp4 (read here, never by the package or its tests; the frame is decoded with the
-`video` extra, PyAV, once, into bench/out/quality/). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)` with the library's defaults and
-the default weights ("auto"); results go to bench/out/quality/PRECISION/ (and are reused by later runs
+../shared/video/fox.mp4 (read here, never by the package or its tests; the frame is decoded once, with the
+`video` extra, into bench/out/quality/). Every pair runs `stylekeras.transfer(photo, painting, size=SIZE)`
+with the library's defaults and the default weights ("auto"); results go to bench/out/quality/PRECISION/ (and are reused by later runs
 with the same library source, weights, style layers, precision and settings, so `--sizes` can be added
 afterwards; any change to stylekeras/ makes them again) and are scored with bench/quality.py's measures
 (style progress, structure).
 jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours, and so is
-neural-style's default run on every pair where bench/neural_style_reference.py has made one. Sixteen pairs with photos no setting was chosen on are reported apart
-(`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
+neural-style's default run on every pair where bench/neural_style_reference.py has made one. Sixteen pairs
+with photos no setting was chosen on are reported apart (`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
 own), to measure a lever against the defaults on the same pairs; `--preset NAME` runs a shipped preset the
 same way. Text under "## Notes" in QUALITY.md is
 kept when the file is rewritten.
@@ -38,6 +38,7 @@ from PIL import Image, ImageDraw
 
 import stylekeras
 from stylekeras import defaults, features, stylize
+from stylekeras.errors import StyleKerasError
 
 sys.path.insert(0, str(Path(__file__).parent))
 from quality import scores  # noqa: E402
@@ -279,7 +280,10 @@ def main() -> None:
             changes[name] = json.loads(value)
         except json.JSONDecodeError:
             changes[name] = value  # a word: init=noise
-    extract_fox()
+    try:
+        extract_fox()
+    except StyleKerasError as error:  # without the video extra, or an unreadable clip
+        sys.exit(f"error: {error}")
     missing = [str(path) for path in [*PHOTOS.values(), *PAINTINGS.values()] if not path.exists()]
     if missing:
         sys.exit(f"error: missing benchmark images: {', '.join(missing)}")

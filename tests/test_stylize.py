@@ -145,8 +145,11 @@ def test_the_targets_come_from_one_traced_network_for_every_size_equal_to_the_ke
                                                                                          content_path, style_path):
     random_stylizer.feature_maps(np.zeros([1, 32, 32, 3], np.float32))  # traced, whatever ran before
     traced = random_stylizer.feature_maps.experimental_get_tracing_count()
-    close = lambda got, want: np.abs(np.asarray(got, np.float32) - np.asarray(want, np.float32)).max() <= (  # noqa: E731
-        0.02 * np.abs(np.asarray(want, np.float32)).max())  # a graph's bfloat16 kernels round a little differently
+
+    def close(got, want) -> bool:  # within 2 % of the largest value: a graph's bfloat16 kernels round differently
+        got, want = np.asarray(got, np.float32), np.asarray(want, np.float32)
+        return np.abs(got - want).max() <= 0.02 * np.abs(want).max()
+
     for size in (40, 48):
         content, style = load_image(content_path, size), load_image(style_path, size)
         targets = random_stylizer.targets(content, [style])
