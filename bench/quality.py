@@ -3,18 +3,20 @@
 - style_progress: how far the output's local patch statistics moved from the content's toward the
   style's, 1 − SWD(output, style) / SWD(content, style), where SWD is the multi-scale sliced Wasserstein
   distance on 7×7 patches of a Laplacian pyramid (Karras et al. 2018, "Progressive Growing of GANs").
-  0 = still the content's statistics, 1 = the style's.
+  0 = still the content's statistics, 1 = the style's. Being a ratio, it is only as steady as its
+  denominator: where the photo is already near the painting (a small SWD(content, style)), a small change
+  of the output moves it far, so `scores` returns both distances too.
 - structure: correlation of the blurred gradient magnitudes of output and content (1 = same structure).
 - edges (printed, not used for tuning): the output's fine detail (mean |Laplacian| of its luminance) in
   its outer `EDGE_BAND` px over that in the rest. About 1 when the texture runs evenly to the edges; well
   above 1 for a frame of dots along them, well below 1 for a soft, untextured frame.
 
-    python bench/quality.py CONTENT STYLE OUTPUT [OUTPUT …]
+    python bench/quality.py CONTENT STYLE OUTPUT [OUTPUT …] [--seeds 5]
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -47,8 +49,9 @@ def _patches(level: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return patches.reshape(PATCHES_PER_LEVEL, -1)
 
 
-def sliced_wasserstein(a: Image.Image, b: Image.Image, seed: int = 0) -> float:
-    """Mean over pyramid levels of the sliced Wasserstein distance between 7×7 patch sets."""
+def sliced_wasserstein_bands(a: Image.Image, b: Image.Image, seed: int = 0) -> list[float]:
+    """The sliced Wasserstein distance between 7×7 patch sets of each pyramid level, finest first (the
+    coarsest is the picture at 1/8 of its size: where its regions and their colours lie); SWD is their mean."""
     rng = np.random.default_rng(seed)
     distances = []
     for level_a, level_b in zip(_gray_pyramid(a), _gray_pyramid(b)):
@@ -61,8 +64,8 @@ def sliced_wasserstein(a: Image.Image, b: Image.Image, seed: int = 0) -> float:
         directions = rng.normal(size=(pa.shape[1], PROJECTIONS))
         directions /= np.linalg.norm(directions, axis=0, keepdims=True)
         projected_a, projected_b = np.sort(pa @ directions, axis=0), np.sort(pb @ directions, axis=0)
-        distances.append(np.abs(projected_a - projected_b).mean())
-    return float(np.mean(distances))
+        distances.append(float(np.abs(projected_a - projected_b).mean()))
+    return distances
 
 
 def structure(output: Image.Image, content: Image.Image) -> float:
@@ -83,26 +86,49 @@ def edges(output: Image.Image) -> float:
     return float(laplacian[band].mean() / laplacian[~band].mean())
 
 
-def scores(content_path: str, style_path: str, output_path: str, view_size: int | None = None) -> dict[str, float]:
-    """Both measures of one output; with `view_size`, of the output downscaled to that longer side (photo and
-    painting are always measured at the output's size), to compare outputs of different sizes as one
-    picture seen at one size."""
+def scores(content_path: str, style_path: str, output_path: str, view_size: int | None = None,
+           seed: int = 0) -> dict:
+    """Both measures of one output, and the distances (SWD, and per band) the style measure is the ratio of;
+    with `view_size`, of the output downscaled to that longer side (photo and painting are always measured
+    at the output's size), to compare outputs of different sizes as one picture seen at one size. `seed`
+    picks the patches and projections: the benchmarks use 0; others show the measure's own noise."""
     output = Image.open(output_path).convert("RGB")
     if view_size is not None:
         output.thumbnail((view_size, view_size), Image.LANCZOS)
     content = Image.open(content_path).convert("RGB").resize(output.size, Image.LANCZOS)
     style = Image.open(style_path).convert("RGB")
     style.thumbnail((max(output.size),) * 2, Image.LANCZOS)
-    baseline = sliced_wasserstein(content, style)
+    photo_bands = sliced_wasserstein_bands(content, style, seed)
+    result_bands = sliced_wasserstein_bands(output, style, seed)
     return {
-        "style_progress": 1.0 - sliced_wasserstein(output, style) / baseline,
+        "style_progress": 1.0 - float(np.mean(result_bands)) / float(np.mean(photo_bands)),
         "structure": structure(output, content),
+        "photo_distance": float(np.mean(photo_bands)),  # SWD(photo, painting): where the result started
+        "result_distance": float(np.mean(result_bands)),  # SWD(result, painting): how far it still is
+        "photo_bands": photo_bands,
+        "result_bands": result_bands,
     }
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("content")
+    parser.add_argument("style")
+    parser.add_argument("outputs", nargs="+")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="measure with this many seeds (patches and projections) and show the spread")
+    args = parser.parse_args()
+    for output_path in args.outputs:
+        runs = [scores(args.content, args.style, output_path, seed=seed) for seed in range(args.seeds)]
+        measured = runs[0]
+        spread = (f" (seeds 0–{args.seeds - 1}: mean {np.mean([run['style_progress'] for run in runs]):.3f}, "
+                  f"std {np.std([run['style_progress'] for run in runs]):.3f})") if args.seeds > 1 else ""
+        print(f"{output_path}: style_progress {measured['style_progress']:.3f}{spread}  structure "
+              f"{measured['structure']:.3f}  edges {edges(Image.open(output_path)):.2f}")
+        for name in ("photo", "result"):
+            print(f"  {name} to painting: SWD {measured[f'{name}_distance']:.3f}, by band (fine to coarse) "
+                  + " ".join(f"{band:.3f}" for band in measured[f"{name}_bands"]))
+
+
 if __name__ == "__main__":
-    content_path, style_path, *outputs = sys.argv[1:]
-    for output_path in outputs:
-        measured = scores(content_path, style_path, output_path)
-        print(f"{output_path}: style_progress {measured['style_progress']:.3f}  structure {measured['structure']:.3f}  "
-              f"edges {edges(Image.open(output_path)):.2f}")
+    main()

@@ -118,8 +118,10 @@ def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: b
         result = stylizer.transfer(PHOTOS[photo], PAINTINGS[painting], size=size, **changes)
         seconds = time.perf_counter() - started
         stylekeras.save_image(result.image, path)
-        row = {"pair": pair, "size": size, "seconds": seconds, **scores(str(PHOTOS[photo]), str(PAINTINGS[painting]), str(path))}
+        row = {"pair": pair, "size": size, "seconds": seconds}
         record.write_text(json.dumps({"identity": identity, "row": row}))
+    # Scored from the image every time (about a second), so a stored result is measured as a new one is.
+    row = {**row, **scores(str(PHOTOS[photo]), str(PAINTINGS[painting]), str(path))}
     print(f"{pair} {size} px: style {row['style_progress']:.3f} structure {row['structure']:.3f} ({row['seconds']:.0f} s)",
           flush=True)
     return {**row, "path": path}
@@ -168,12 +170,13 @@ def _score_table(rows: list[dict], weights: str) -> list[str]:
     """Ours per pair, and beside it neural-style's default run where bench/neural_style_reference.py made one."""
     records = {row["pair"]: neural_style_record(row["pair"], row["size"], weights) for row in rows}
     references = {pair: record and record["snapshots"][-1] for pair, record in records.items()}
-    lines = ["| pair | style | structure | seconds | neural-style: style / structure |", "| --- | --- | --- | --- | --- |"]
+    lines = ["| pair | style | structure | distance to the painting: photo → result | seconds "
+             "| neural-style: style / structure |", "| --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         reference = references[row["pair"]]
         theirs = f"{reference['style_progress']:.3f} / {reference['structure']:.3f}" if reference else ""
-        lines.append(f"| {row['pair']} | {row['style_progress']:.3f} | {row['structure']:.3f} | {row['seconds']:.0f} "
-                     f"| {theirs} |")
+        lines.append(f"| {row['pair']} | {row['style_progress']:.3f} | {row['structure']:.3f} "
+                     f"| {row['photo_distance']:.3f} → {row['result_distance']:.3f} | {row['seconds']:.0f} | {theirs} |")
     if rows:
         style = np.array([row["style_progress"] for row in rows])
         structure = np.array([row["structure"] for row in rows])
@@ -182,8 +185,11 @@ def _score_table(rows: list[dict], weights: str) -> list[str]:
                   f"{np.mean([ref['structure'] for _, ref in compared]):.3f} (ours on these {len(compared)}: "
                   f"{np.mean([row['style_progress'] for row, _ in compared]):.3f} / "
                   f"{np.mean([row['structure'] for row, _ in compared]):.3f})") if compared else ""
+        distance = np.array([row["result_distance"] for row in rows])
         lines.append(f"| **mean** (min) | **{style.mean():.3f}** ({style.min():.3f}) | **{structure.mean():.3f}** "
-                     f"({structure.min():.3f}) | {np.mean([row['seconds'] for row in rows]):.0f} | {theirs} |")
+                     f"({structure.min():.3f}) | {np.mean([row['photo_distance'] for row in rows]):.3f} → "
+                     f"**{distance.mean():.3f}** (max {distance.max():.3f}) "
+                     f"| {np.mean([row['seconds'] for row in rows]):.0f} | {theirs} |")
     return lines
 
 
@@ -209,14 +215,17 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
         "Measures (`bench/quality.py`; proxies — look at the pictures too): **style** = how far the result's "
         "7×7 patch statistics on a Laplacian pyramid moved from the photo's to the painting's (sliced Wasserstein "
         "distance; 0 = still the photo, 1 = the painting); **structure** = correlation of blurred gradient "
-        "magnitudes of result and photo (1 = same edges).",
+        "magnitudes of result and photo (1 = same edges). The style measure is 1 − the ratio of the two "
+        "distances beside it, the result's to the painting over the photo's: where the photo already starts "
+        "near the painting, a small difference in the result moves it far (Notes).",
         "",
         *_score_table(rows, weights),
     ]
     if reference:
         lines += ["", f"jcjohnson/neural-style's published tubingen × starry (512 px, VGG19, 1000 L-BFGS iterations), "
                       f"same measures: style **{reference['style_progress']:.3f}**, structure "
-                      f"**{reference['structure']:.3f}**."]
+                      f"**{reference['structure']:.3f}**, distance to the painting {reference['photo_distance']:.3f} → "
+                      f"{reference['result_distance']:.3f}."]
         if replica := neural_style_record("tubingen-starry", 512, weights):
             replica = replica["snapshots"][-1]
             lines[-1] += (f" The column \"neural-style\" is its default run replicated in PyTorch on each pair "
