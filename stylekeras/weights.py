@@ -32,6 +32,13 @@ QUANTIZED_VGG19_PATH = Path(__file__).parent / "data" / "vgg19_weights_tf_dim_or
 QUANTIZED_VGG19_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
 
 _KERAS_APPLICATIONS = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}
+# The files `keras.applications.VGG16/VGG19(include_top=False, weights="imagenet")` fetch into
+# ~/.keras/models, with their MD5 sums: fetched first, so that an offline run does not build a model to fill.
+_IMAGENET_NOTOP_FILES = {
+    backbone: (f"https://storage.googleapis.com/tensorflow/keras-applications/{backbone}/"
+               f"{backbone}_weights_tf_dim_ordering_tf_kernels_notop.h5", md5)
+    for backbone, md5 in (("vgg16", "6d6bbae143d832006294945121d1f1fc"), ("vgg19", "253f8cb515780f3b799900260a226db6"))
+}
 
 HOW_TO_GET_WEIGHTS = (
     "get weights one of three ways: connect to the internet once so Keras can cache the ImageNet weights "
@@ -89,18 +96,20 @@ def resolve_weights(weights: str | VGGWeights = "auto", backbone: str | None = N
 def imagenet_weights(backbone: str) -> VGGWeights:
     """Keras' ImageNet weights, downloaded once and cached in ~/.keras/models."""
     try:
-        # Keras reports the download on stdout; stdout is for results, so send it to stderr.
-        with contextlib.redirect_stdout(sys.stderr):
-            model = _KERAS_APPLICATIONS[backbone](include_top=False, weights="imagenet")
+        path = _fetch_imagenet_file(backbone)
     except Exception as error:  # Keras raises a bare Exception for a failed download
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise StyleKerasError(f"ImageNet {backbone.upper()} weights unavailable ({reason}); {HOW_TO_GET_WEIGHTS}") from None
-    return VGGWeights(
-        backbone=backbone,
-        source="imagenet",
-        description=f"imagenet ({backbone.upper()} trained on ImageNet, Keras cache)",
-        kernels=_conv_weights(model),
-    )
+    return replace(file_weights(path, backbone), source="imagenet",
+                   description=f"imagenet ({backbone.upper()} trained on ImageNet, Keras cache)")
+
+
+def _fetch_imagenet_file(backbone: str) -> Path:
+    """Keras' ImageNet file for `backbone`'s conv layers, from its cache or downloaded into it."""
+    url, md5 = _IMAGENET_NOTOP_FILES[backbone]
+    # Keras reports the download on stdout; stdout is for results, so send it to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        return Path(keras.utils.get_file(url.rsplit("/", 1)[1], url, cache_subdir="models", file_hash=md5))
 
 
 def quantized_imagenet_weights(backbone: str | None = None) -> VGGWeights:

@@ -8,12 +8,12 @@ from stylekeras.errors import StyleKerasError
 from stylekeras.weights import resolve_weights
 
 
-def _offline(*args, **kwargs):
+def _offline(*args, **kwargs):  # keras.utils.get_file without a network
     raise Exception("URL fetch failure on https://example.invalid: [Errno -2] Name or service not known")
 
 
 def test_imagenet_unavailable_gives_one_line_naming_the_alternatives(monkeypatch):
-    monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg19", _offline)
+    monkeypatch.setattr(keras.utils, "get_file", _offline)
     with pytest.raises(StyleKerasError) as raised:
         resolve_weights("imagenet")
     message = str(raised.value)
@@ -22,7 +22,7 @@ def test_imagenet_unavailable_gives_one_line_naming_the_alternatives(monkeypatch
 
 
 def test_auto_falls_back_to_the_shipped_8_bit_vgg19_and_says_so(monkeypatch):
-    monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg19", _offline)
+    monkeypatch.setattr(keras.utils, "get_file", _offline)
     chosen = resolve_weights("auto")
     assert chosen.source == "imagenet-q8" and chosen.backbone == "vgg19"
     assert "full ImageNet weights not available" in chosen.description
@@ -32,18 +32,49 @@ def test_auto_falls_back_to_the_shipped_8_bit_vgg19_and_says_so(monkeypatch):
 
 
 def test_auto_for_vgg16_falls_back_to_hed(monkeypatch):
-    monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg16", _offline)
+    monkeypatch.setattr(keras.utils, "get_file", _offline)
     chosen = resolve_weights("auto", "vgg16")
     assert chosen.source == "hed" and chosen.backbone == "vgg16"
     assert "full ImageNet weights not available" in chosen.description
 
 
 def test_auto_without_any_weights_names_three_ways(monkeypatch, tmp_path):
-    monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg19", _offline)
+    monkeypatch.setattr(keras.utils, "get_file", _offline)
     monkeypatch.setattr(weights_module, "QUANTIZED_VGG19_PATH", tmp_path / "missing.bin")
     monkeypatch.setattr(weights_module, "hed_weights_path", lambda: None)
     with pytest.raises(StyleKerasError, match="one of three ways"):
         resolve_weights("auto")
+
+
+def test_offline_auto_builds_no_model_for_the_download_that_fails(monkeypatch):
+    built = []
+    monkeypatch.setattr(keras.utils, "get_file", _offline)
+    monkeypatch.setitem(weights_module._KERAS_APPLICATIONS, "vgg19", lambda **options: built.append(options))
+    assert resolve_weights("auto").source == "imagenet-q8" and built == []
+
+
+def test_imagenet_weights_are_keras_cached_file_loaded_into_the_backbone(monkeypatch, tmp_path):
+    source = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    layers = [(layer.name, layer.get_weights()) for layer in source.layers if layer.get_weights()]
+    cached = tmp_path / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    _write_legacy_h5(cached, layers)
+    asked = []
+
+    def cache(fname, origin, cache_subdir, file_hash):
+        asked.append((fname, origin, cache_subdir, file_hash))
+        return str(cached)
+
+    monkeypatch.setattr(keras.utils, "get_file", cache)
+    loaded = resolve_weights("imagenet")
+    # The name, address and MD5 that keras.applications.VGG19(include_top=False, weights="imagenet") uses.
+    assert asked == [("vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "https://storage.googleapis.com/tensorflow/"
+                      "keras-applications/vgg19/vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5", "models",
+                      "253f8cb515780f3b799900260a226db6")]
+    assert loaded.source == "imagenet" and loaded.backbone == "vgg19" and "Keras cache" in loaded.description
+    assert set(loaded.kernels) == {name for name, _ in layers}
+    for name, (kernel, bias) in layers:
+        np.testing.assert_array_equal(loaded.kernels[name][0], kernel)
+        np.testing.assert_array_equal(loaded.kernels[name][1], bias)
 
 
 def test_quantized_weights_refuse_vgg16():
