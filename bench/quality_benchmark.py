@@ -243,10 +243,13 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
         lines += ["", "## The same settings at every size", "",
                   "Style measure (structure) of the defaults at each size; the look should not depend on `--size`. "
                   f"Measured at the result's own size, then with every result downscaled to {sizes[0]} px, as one "
-                  "picture seen at one size: the measure itself shifts with the size it is taken at (see Notes)."]
+                  "picture seen at one size: the measure itself shifts with the size it is taken at (see Notes). "
+                  "The last column is the spread of the results' distance to the painting, which the style measure "
+                  "divides by the photo's."]
         for view_size in (None, sizes[0]):
             lines += ["", f"**{'At its own size' if view_size is None else f'Seen at {view_size} px'}**", "",
-                      "| pair | " + " | ".join(f"{s} px" for s in sizes) + " | spread |", "| --- |" + " --- |" * (len(sizes) + 1)]
+                      "| pair | " + " | ".join(f"{s} px" for s in sizes) + " | spread | spread of the distance |",
+                      "| --- |" + " --- |" * (len(sizes) + 2)]
             for pair in dict.fromkeys(row["pair"] for row in size_rows):
                 photo, painting = pair.split("-")
                 by_size = {row["size"]: row if view_size in (None, row["size"]) else scores(
@@ -255,7 +258,9 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
                 cells = [f"{by_size[s]['style_progress']:.3f} ({by_size[s]['structure']:.2f})" if s in by_size else ""
                          for s in sizes]
                 values = [row["style_progress"] for row in by_size.values()]
-                lines.append(f"| {pair} | " + " | ".join(cells) + f" | {max(values) - min(values):.3f} |")
+                distances = [row["result_distance"] for row in by_size.values()]
+                lines.append(f"| {pair} | " + " | ".join(cells) + f" | {max(values) - min(values):.3f} "
+                             f"| {max(distances) - min(distances):.3f} |")
     lines += ["", "![photo, painting and result per pair](docs/quality_sheet.jpg)", "",
               "The committed sheet shows the pairs whose photos are public domain or CC0; the full sheet is "
               "bench/out/quality/sheet.jpg.", ""]
