@@ -31,6 +31,9 @@ INITS = ("palette", "content", "noise", "style")
 DEFAULT_INIT = "palette"
 # The starts a served stylizer can take: no seed or style image travels with a request.
 SERVED_INITS = ("palette", "content")
+# The starts that are the photo: a finer scale of theirs gets the photo's finer detail (`stylize.finer_start`);
+# noise's or the painting's detail would be laid over the composition the coarser scales made.
+PHOTO_INITS = ("palette", "content")
 OPTIMIZERS = ("adam", "lbfgs")
 COLOR_MODES = ("luminance", "histogram")
 STYLE_NORMALIZATIONS = ("balanced", "paper")

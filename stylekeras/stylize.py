@@ -41,6 +41,7 @@ from stylekeras.defaults import (
     INITS,
     MIN_START_SIZE,
     OPTIMIZERS,
+    PHOTO_INITS,
     PRESETS,
     PRESETS_DIR,
     STYLE_NORMALIZATIONS,
@@ -75,12 +76,12 @@ class TransferSettings:
     """Every knob of one run; `Stylizer.transfer(**settings)` takes these as keyword arguments.
 
     size: the output's longer side (None: the content image's own size). steps: at the first scale; each
-    finer scale runs half as many (it starts from the scale before, upsampled, and only restores the detail
-    the upsampling blurred).
+    finer scale runs half as many (it starts from the scale before, upsampled, with the photo's finer detail:
+    `finer_start`).
     learning_rate: None picks the optimizer's default (Adam 0.02, L-BFGS 1). init: where the first scale
     starts (`initial_image`): "palette", "content", "noise" or "style".
     scales/start_size: coarse-to-fine, sizes from `start_size` up to `size`, each starting from the previous
-    result upsampled and with targets re-extracted. By default (`scales` None) the first scale is 256 px
+    result upsampled (`finer_start`) and with targets re-extracted. By default (`scales` None) the first scale is 256 px
     (`MIN_START_SIZE`) and each is at most twice the one before, so every output is composed at 256 px and
     looks the same at every `size`; one scale at 256 px and below. With `scales` and no `start_size` the
     sizes halve from `size`, leaving out those below 256 px.
@@ -406,14 +407,22 @@ class Stylizer:
             styles_at_size = [[resize_longer_side(style, style_size(style.shape, size, settings.style_scale))
                                for style in photo_styles] for _, photo_styles in inputs]
             at_scale = [prior.at(shapes[scale], settings.preserve_color == "luminance") for prior in priors or []]
-            if images is None:
-                images = np.stack([initial_image(settings.init, content, photo_styles, settings.seed, blend)
+
+            def start_images() -> np.ndarray:
+                starts = np.stack([initial_image(settings.init, content, photo_styles, settings.seed, blend)
                                    for content, photo_styles in zip(contents_at_size, styles_at_size)])
                 if priors:  # a frame starts from the warp where it is trusted: elsewhere a wrong warp would stay as a ghost
-                    images = np.stack([mask * warped + (1 - mask) * image
-                                       for (warped, mask), image in zip(at_scale, images)])
-            else:  # coarse-to-fine: continue from the previous scale's result, upsampled
-                images = tf.image.resize(images, shapes[scale], method="bicubic").numpy().clip(0, 1)
+                    starts = np.stack([mask * warped + (1 - mask) * start
+                                       for (warped, mask), start in zip(at_scale, starts)])
+                return starts
+
+            if images is None:
+                images = start_images()
+            else:  # coarse-to-fine: continue from the previous scale's result
+                details = None if settings.init not in PHOTO_INITS else np.stack([
+                    photo_detail(start, images.shape[1:3], photo_styles, blend)
+                    for start, photo_styles in zip(start_images(), styles_at_size)])
+                images = finer_start(images, shapes[scale], details)
             targets = stack_targets([
                 self.targets(content, photo_styles, blend, masks, settings.style_normalization, tiling)
                 for content, photo_styles in zip(contents_at_size, styles_at_size)
@@ -780,6 +789,41 @@ def initial_image(init: str, content: np.ndarray, styles: Sequence[np.ndarray], 
     if init == "noise":
         return np.random.default_rng(seed).uniform(0.0, 1.0, content.shape).astype(np.float32)
     return tf.image.resize(styles[0], content.shape[:2], method="bilinear", antialias=True).numpy()
+
+
+def finer_start(coarse: np.ndarray, shape: tuple[int, int], details: np.ndarray | None = None) -> np.ndarray:
+    """Where a finer scale of (height, width) `shape` starts: the coarser scale's result (`coarse`,
+    `[photos, h, w, 3]`) upsampled, plus `details` (`[photos, *shape, 3]`, `photo_detail`'s), the photo's
+    band that the coarser scale cannot hold, as a Laplacian pyramid adds its levels (STROTSS, Kolkin, Salavon
+    & Shakhnarovich 2019, adds the photo's band to each upsampled scale the same way). The coarse scale keeps
+    the composition and the large strokes; upsampled alone (no `details`), it leaves the finer scale a blur
+    to rebuild edges and texture from, which takes several steps more and leaves grain (QUALITY.md)."""
+    upsampled = tf.image.resize(coarse, shape, method="bicubic")
+    return (upsampled if details is None else upsampled + details).numpy().clip(0.0, 1.0)
+
+
+def photo_detail(start: np.ndarray, coarse_shape: tuple[int, int], styles: Sequence[np.ndarray],
+                 blend: Sequence[float] | None = None) -> np.ndarray:
+    """The detail a finer scale adds to the upsampled result (`finer_start`): the band of the photo `start`
+    (H×W×3, as `initial_image` made it) above what (height, width) `coarse_shape` holds, scaled by
+    min(1, the painting's energy in the same band / the photo's) (mean squares; `styles` pooled with the
+    `blend` weights). Starry Night, with more detail than the benchmark's photos, gets the photo's whole
+    band; a flat painting (Udnie) 0.18–0.61 of it, depending on the photo: the whole band stayed in its
+    results as the photo's texture (QUALITY.md)."""
+    ratio = max(coarse_shape) / max(start.shape[:2])
+    band = _band_above(start[None], coarse_shape)
+    painting = sum(weight * float(tf.reduce_mean(tf.square(_band_above(style[None], (
+        max(1, round(style.shape[0] * ratio)), max(1, round(style.shape[1] * ratio)))))))
+        for weight, style in zip(blend or [1.0 / len(styles)] * len(styles), styles))
+    photo = float(tf.reduce_mean(tf.square(band)))
+    return (band[0] * (min(1.0, painting / photo) if photo > 0 else 0.0)).numpy()
+
+
+def _band_above(images: np.ndarray, shape: tuple[int, int]) -> tf.Tensor:
+    """`images` (`[n, H, W, 3]`) less what an image of (height, width) `shape` holds of them (area down,
+    bicubic back up): a level of their Laplacian pyramid."""
+    return images - tf.image.resize(tf.image.resize(images, shape, method="area"), images.shape[1:3],
+                                    method="bicubic")
 
 
 def check_memory(shape: tuple[int, int], settings: TransferSettings, tiling: Tiling | None, photos: int = 1,

@@ -64,6 +64,50 @@ def test_a_run_starts_from_its_init(random_stylizer, content_path, style_path):
     np.testing.assert_allclose(result.image, stylize.initial_image("palette", content, [style], seed=0), atol=1e-6)
 
 
+def test_a_finer_scale_keeps_the_coarse_result_and_adds_only_the_detail_it_cannot_hold():
+    rng = np.random.default_rng(0)
+    starts = rng.uniform(0.2, 0.8, (2, 32, 24, 3)).astype(np.float32)
+    # A coarse result that is the photo's own downsampling, with all of the photo's detail (a painting with
+    # as much), gets back exactly the photo: no detail lost or doubled.
+    own_coarse = tf.image.resize(starts, (16, 12), method="area").numpy()
+    details = np.stack([stylize.photo_detail(start, (16, 12), [start]) for start in starts])
+    np.testing.assert_allclose(stylize.finer_start(own_coarse, (32, 24), details), starts, atol=1e-5)
+    coarse = rng.uniform(0.2, 0.8, (2, 16, 12, 3)).astype(np.float32)
+    upsampled = tf.image.resize(coarse, (32, 24), method="bicubic").numpy().clip(0, 1)
+    np.testing.assert_array_equal(stylize.finer_start(coarse, (32, 24)), upsampled)
+
+
+def test_the_photos_detail_is_scaled_to_the_paintings_energy_in_its_band():
+    photo = np.random.default_rng(1).uniform(0.4, 0.6, (32, 24, 3)).astype(np.float32)
+    whole = stylize.photo_detail(photo, (16, 12), [photo])
+    assert np.abs(whole).mean() > 0.01
+    half_contrast = 0.5 + 0.5 * (photo - 0.5)  # half the photo's band: a quarter of its energy
+    np.testing.assert_allclose(stylize.photo_detail(photo, (16, 12), [half_contrast]), 0.25 * whole, atol=1e-6)
+    more = 0.5 + 2.0 * (photo - 0.5)  # more detail than the photo: the photo's band, not more
+    np.testing.assert_allclose(stylize.photo_detail(photo, (16, 12), [more]), whole, atol=1e-6)
+    flat = np.full((40, 40, 3), 0.3, np.float32)  # any shape: the painting's band is taken at its own size
+    np.testing.assert_allclose(stylize.photo_detail(photo, (16, 12), [flat]), 0.0, atol=1e-6)
+    np.testing.assert_allclose(stylize.photo_detail(photo, (16, 12), [flat, half_contrast], [0.5, 0.5]),
+                               0.125 * whole, atol=1e-6)  # blended paintings pool their energies
+
+
+def test_a_finer_scale_starts_from_the_coarser_result_and_the_photos_detail(random_stylizer, content_path,
+                                                                             style_path):
+    result = random_stylizer.transfer(content_path, style_path, size=40, start_size=20, steps=0)  # 20 then 40 px
+    content, style = load_image(content_path, 40), load_image(style_path, 40)
+    coarse = stylize.initial_image("palette", load_image(content_path, 20), [load_image(style_path, 20)], seed=0)
+    fine = stylize.initial_image("palette", content, [style], seed=0)
+    details = stylize.photo_detail(fine, coarse.shape[:2], [style])
+    np.testing.assert_allclose(result.image, stylize.finer_start(coarse[None], (40, 40), details[None])[0], atol=1e-5)
+    upsampled_only = tf.image.resize(coarse, (40, 40), method="bicubic").numpy().clip(0, 1)
+    assert np.abs(result.image - upsampled_only).mean() > 0.005  # the 40 px photo's detail is there
+    # From noise, the finer scale gets no noise of its own laid over what the coarser one made.
+    from_noise = random_stylizer.transfer(content_path, style_path, size=40, start_size=20, steps=0, init="noise")
+    noise = stylize.initial_image("noise", load_image(content_path, 20), [load_image(style_path, 20)], seed=0)
+    np.testing.assert_allclose(from_noise.image, tf.image.resize(noise, (40, 40), method="bicubic").numpy().clip(0, 1),
+                               atol=1e-6)
+
+
 def test_same_seed_gives_the_same_image(random_stylizer, content_path, style_path):
     run = lambda seed: random_stylizer.transfer(content_path, style_path, size=24, steps=5, init="noise", seed=seed).image
     first, again, other = run(3), run(3), run(4)
