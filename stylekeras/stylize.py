@@ -808,8 +808,8 @@ def photo_detail(start: np.ndarray, coarse_shape: tuple[int, int], styles: Seque
     (H×W×3, as `initial_image` made it) above what (height, width) `coarse_shape` holds, scaled by
     min(1, the painting's energy in the same band / the photo's) (mean squares; `styles` pooled with the
     `blend` weights). Starry Night, with more detail than the benchmark's photos, gets the photo's whole
-    band; a flat painting (Udnie) 0.18–0.61 of it, depending on the photo: the whole band stayed in its
-    results as the photo's texture (QUALITY.md)."""
+    band; a flat painting (Udnie) only part of it, depending on the photo: the whole band stayed in its
+    results as the photo's texture (QUALITY.md, twenty-sixth round)."""
     ratio = max(coarse_shape) / max(start.shape[:2])
     band = _band_above(start[None], coarse_shape)
     painting = sum(weight * float(tf.reduce_mean(tf.square(_band_above(style[None], (
