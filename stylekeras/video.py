@@ -90,15 +90,17 @@ class VideoSettings:
 @dataclass(frozen=True)
 class Clip:
     """The part of a video file to stylize: the file, its frame rate, the selected frames' times (seconds,
-    as the file stores them), their (height, width) once decoded and turned upright, and the turn: the
-    degrees counterclockwise (0, 90, 180 or 270) the file's display matrix asks for, as phones record
-    portrait video. `frames()` decodes them one at a time, so a long clip never sits in memory."""
+    as the file stores them), their (height, width) once decoded and turned upright, and how to turn them
+    upright as the file's display matrix asks (phones mark portrait video and mirrored selfie video so):
+    the degrees counterclockwise (0, 90, 180 or 270), then whether to mirror left to right. `frames()`
+    decodes them one at a time, so a long clip never sits in memory."""
 
     path: Path
     rate: Fraction
     times: tuple[float, ...]
     shape: tuple[int, int]
     rotation: int = 0
+    mirrored: bool = False
 
     @property
     def start(self) -> float:
@@ -124,6 +126,8 @@ class Clip:
                     pixels = Image.fromarray(frame.to_ndarray(format="rgb24"))
                     if self.rotation:
                         pixels = pixels.transpose(_UPRIGHT[self.rotation])
+                    if self.mirrored:
+                        pixels = pixels.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
                     yield np.asarray(pixels.resize(self.shape[::-1], Image.LANCZOS), np.float32) / 255.0
                     count += 1
                     if count == len(self.times):
@@ -175,7 +179,7 @@ def read_clip(path: str | Path, size: int | None, video: VideoSettings = VideoSe
             raise StyleKerasError(f"'{path}' does not say its frame rate")
         try:
             times = _frame_times(container, stream)
-            rotation = _display_rotation(container, stream)
+            rotation, mirrored = _display_orientation(container, stream)
         except av.error.FFmpegError as error:
             raise StyleKerasError(f"'{path}' could not be read ({_reason(error)})") from None
     if not times:
@@ -195,19 +199,30 @@ def read_clip(path: str | Path, size: int | None, video: VideoSettings = VideoSe
                               + f" (it is {len(times) / float(rate):.3g} s long)")
     upright = (width, height) if rotation in (90, 270) else (height, width)
     shape = _even(longer_side_shape(upright, size) if size else upright)
-    return Clip(path, Fraction(rate), tuple(selected), shape, rotation)
+    return Clip(path, Fraction(rate), tuple(selected), shape, rotation, mirrored)
 
 
 _UPRIGHT = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
 
 
-def _display_rotation(container, stream) -> int:
-    """The turn, counterclockwise in degrees (0, 90, 180 or 270), that shows the video upright: the display
-    matrix of its first frame (where phones note portrait recording), to the nearest quarter turn."""
+def _display_orientation(container, stream) -> tuple[int, bool]:
+    """What shows the video upright, from the display matrix of its first frame (where phones note portrait
+    and mirrored recording): a turn counterclockwise in degrees (0, 90, 180 or 270, to the nearest quarter
+    turn), then whether to mirror left to right. (0, False) without a matrix."""
+    av = _av()
     container.seek(0)
     for frame in container.decode(stream):
-        return round(frame.rotation / 90) % 4 * 90
-    return 0
+        matrix = frame.side_data.get(av.sidedata.sidedata.Type.DISPLAYMATRIX)
+        if matrix is None:
+            return 0, False
+        # libavutil/display.h: a b u / c d v / x y w, row-major; a mirror after the turn negates a and c.
+        a, b, _, c, d = np.frombuffer(bytes(matrix), np.int32)[:5].astype(np.float64)
+        mirrored = bool(a * d - b * c < 0)
+        if mirrored:
+            a, c = -a, -c
+        # The turn as av_display_rotation_get reads it (PyAV's `VideoFrame.rotation`, which ignores mirrors).
+        return round(-math.degrees(math.atan2(b, a)) / 90) % 4 * 90, mirrored
+    return 0, False
 
 
 def _frame_times(container, stream) -> list[float]:

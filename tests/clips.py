@@ -15,10 +15,11 @@ def pan_frames(content_path, count: int = 5, width: int = 48, height: int = 36) 
     return [photo[8:8 + height, 2 * index:2 * index + width] for index in range(count)]
 
 
-def make_clip(path, frames, rate=12, pts=None, audio_seconds=None, rotation=None):
+def make_clip(path, frames, rate=12, pts=None, audio_seconds=None, orientation=None):
     """Encode `frames` with PyAV directly (not with the module under test), optionally with a sine tone
-    and a display matrix turning them `rotation` degrees counterclockwise (as phones mark portrait video);
-    no frames: a file with the sound only."""
+    and a display matrix `orientation` = (degrees, hflip, vflip): turn them that many degrees
+    counterclockwise, then mirror them (as phones mark portrait and selfie video); no frames: a file with
+    the sound only."""
     with av.open(str(path), "w") as container:
         audio = container.add_stream("aac", rate=16000) if audio_seconds else None
         if frames:
@@ -26,8 +27,9 @@ def make_clip(path, frames, rate=12, pts=None, audio_seconds=None, rotation=None
             stream.height, stream.width = frames[0].shape[:2]
             stream.pix_fmt = "yuv420p"
             stream.time_base = Fraction(1, rate)
-            if rotation is not None:
-                stream.set_display_rotation(rotation)
+            if orientation is not None:
+                degrees, hflip, vflip = orientation
+                stream.set_display_rotation(degrees, hflip=hflip, vflip=vflip)
         for index, pixels in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.round(pixels * 255).astype(np.uint8), format="rgb24")
             frame.pts = index if pts is None else pts[index]

@@ -44,11 +44,14 @@ def test_read_clip_keeps_frames_rate_and_makes_the_size_even(clip_path, content_
     assert small.shape == (22, 30) and next(small.frames()).shape == (22, 30, 3)  # 31×23.25 → even sides
 
 
-@pytest.mark.parametrize("rotation, turns", [(90, 1), (-90, -1), (180, 2)])
-def test_read_clip_turns_portrait_video_upright(tmp_path, content_path, rotation, turns):
-    frames = pan_frames(content_path, count=2)  # 36×48 as stored; the display matrix turns them
-    clip = video.read_clip(make_clip(tmp_path / "phone.mp4", frames, rotation=rotation), None)
-    upright = np.rot90(frames[0], turns)
+@pytest.mark.parametrize("rotation, turns, hflip, vflip", [
+    (90, 1, False, False), (-90, -1, False, False), (180, 2, False, False),
+    (0, 0, True, False), (0, 0, False, True), (90, 1, True, False), (-90, -1, False, True),  # mirrored, as selfies
+])
+def test_read_clip_turns_portrait_video_upright(tmp_path, content_path, rotation, turns, hflip, vflip):
+    frames = pan_frames(content_path, count=2)  # 36×48 as stored; the display matrix turns and mirrors them
+    clip = video.read_clip(make_clip(tmp_path / "phone.mp4", frames, orientation=(rotation, hflip, vflip)), None)
+    upright = np.rot90(frames[0], turns)[::-1 if vflip else 1, ::-1 if hflip else 1]
     assert clip.shape == upright.shape[:2]
     first = next(clip.frames())
     assert first.shape == upright.shape and np.mean(np.abs(first - upright)) < 0.04
