@@ -222,6 +222,8 @@ def main() -> None:
         title, command = "PyTorch peer in bfloat16", " --precision mixed"
         precision = ("bfloat16: ours `--precision mixed`, torch's network under `torch.autocast` in bfloat16, "
                      "both with the losses in float32")
+    if "amx_bf16" in (features.cpu_flags() or ()):  # AMX and AVX512-BF16 CPUs keep a section each
+        title += " on a CPU with AMX"
     lines = [f"## {title}", "",
              f"`python bench/peer_benchmark.py{command}`, {time.strftime('%Y-%m-%d')}: {cpu_model()} (flags: "
              f"{features.speed_flags()}), {os.cpu_count()} cores; {precision}; weights {stylizer.weights.description}; "
