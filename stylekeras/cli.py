@@ -267,7 +267,7 @@ def transfer(
     tv_weight: Annotated[float, typer.Option(min=0, rich_help_panel="Style", help="γ: weight of the total-variation (smoothness) loss, scaled like α.")] = defaults.DEFAULT_TV_WEIGHT,
     style_layers: Annotated[str, typer.Option(rich_help_panel="Style", help="Comma-separated style layers (see `stylekeras layers`).")] = ",".join(defaults.DEFAULT_STYLE_LAYERS),
     style_layer_weights: Annotated[
-        Optional[str], typer.Option(rich_help_panel="Style", help="Comma-separated weight per style layer. Default: 1/N² for a layer of N "
+        Optional[str], typer.Option(rich_help_panel="Style", help="Comma-separated weight per style layer. Default: 1/N for a layer of N "
                                          "channels, normalized to sum 1 (shallow layers weigh more).")
     ] = None,
     style_normalization: Annotated[Normalization, typer.Option(

@@ -925,10 +925,11 @@ def _mask_per_layer(mask: np.ndarray, shape, layer_shapes_by_name, layers) -> di
 
 def _layer_weights(layers: tuple[str, ...], weights: Sequence[float] | None) -> dict[str, float]:
     if weights is None:
-        # w_l ∝ 1/N_l², as jcjohnson/neural-style's Gram normalization amounts to (crowsonkb: 256:64:16:4:1):
-        # against equal weights, a higher style score on every pair tried, structure alike (QUALITY.md).
-        inverse_squares = {name: 1.0 / layer_channels(name) ** 2 for name in layers}
-        return {name: value / sum(inverse_squares.values()) for name, value in inverse_squares.items()}
+        # w_l ∝ 1/N_l: between equal weights, which smear faces, and jcjohnson/neural-style's 1/N_l², which
+        # lets the 3 px conv1_1 lead and paints a fine texture over the photo. Somewhat larger strokes for a
+        # little of the photo's structure (QUALITY.md, twenty-seventh round).
+        inverses = {name: 1.0 / layer_channels(name) for name in layers}
+        return {name: value / sum(inverses.values()) for name, value in inverses.items()}
     if len(weights) != len(layers):
         raise StyleKerasError(f"`style_layer_weights`: {len(weights)} weights for {len(layers)} style layers")
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:

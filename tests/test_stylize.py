@@ -323,12 +323,12 @@ def test_loss_weights_are_as_given_at_512_px_and_scale_with_the_pixel_count():
     assert settings.loss_weights(1024, 512) == (1.0, 3.0, 2.5)
 
 
-def test_default_style_layer_weights_are_inverse_squared_channel_counts():
+def test_default_style_layer_weights_are_inverse_channel_counts():
     stylizer_weights = stylekeras.Stylizer(weights="random", backbone="vgg16").style_layer_weights
     channels = {"block1_conv1": 64, "block2_conv1": 128, "block3_conv1": 256, "block4_conv1": 512}
     assert sum(stylizer_weights.values()) == pytest.approx(1.0)
     for name, count in channels.items():
-        assert stylizer_weights[name] * count**2 == pytest.approx(stylizer_weights["block1_conv1"] * 64**2)
+        assert stylizer_weights[name] * count == pytest.approx(stylizer_weights["block1_conv1"] * 64)
 
 
 @settings(max_examples=200, deadline=None)
