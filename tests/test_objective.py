@@ -79,7 +79,8 @@ def test_neural_style_preset_weights_give_neural_styles_loss(content_path, style
     network."""
     preset = stylekeras.preset("neural-style")
     style_layers, content_layers = preset.pop("style_layers"), preset.pop("content_layers")
-    stylizer = stylekeras.Stylizer(weights="random", style_layers=style_layers, content_layers=content_layers, seed=2)
+    stylizer = stylekeras.Stylizer(weights="random", style_layers=style_layers, content_layers=content_layers,
+                                   style_layer_weights=preset.pop("style_layer_weights"), seed=2)
     settings = TransferSettings(**preset)
     content = load_image(content_path, 48)
     style = tf.image.resize(load_image(style_path, 48), content.shape[:2]).numpy()

@@ -48,7 +48,7 @@ def test_read_clip_keeps_frames_rate_and_makes_the_size_even(clip_path, content_
     (90, 1, False, False), (-90, -1, False, False), (180, 2, False, False),
     (0, 0, True, False), (0, 0, False, True), (90, 1, True, False), (-90, -1, False, True),  # mirrored, as selfies
 ])
-def test_read_clip_turns_portrait_video_upright(tmp_path, content_path, rotation, turns, hflip, vflip):
+def test_read_clip_turns_and_mirrors_video_upright(tmp_path, content_path, rotation, turns, hflip, vflip):
     frames = pan_frames(content_path, count=2)  # 36×48 as stored; the display matrix turns and mirrors them
     clip = video.read_clip(make_clip(tmp_path / "phone.mp4", frames, orientation=(rotation, hflip, vflip)), None)
     upright = np.rot90(frames[0], turns)[::-1 if vflip else 1, ::-1 if hflip else 1]
