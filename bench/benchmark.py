@@ -181,6 +181,32 @@ def cpu_model() -> str:
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
 
 
+def cpu_times(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:
+    """(busy, stolen): clock ticks all CPUs spent running (user, nice, system, irq, softirq) and ticks the
+    hypervisor gave to other machines while this one had work ("steal"), since boot, from `stat`'s "cpu"
+    line; None where it is unreadable."""
+    try:
+        fields = [int(value) for value in stat.read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields + [0] * (8 - len(fields))
+    return user + nice + system + irq + softirq, steal
+
+
+def stolen_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Of the CPU time asked for between two `cpu_times` readings, the share the hypervisor took: on a
+    virtual machine whose neighbours are busy, a timing runs that much slower than the CPU it names."""
+    if before is None or after is None:
+        return None
+    busy, stolen = after[0] - before[0], after[1] - before[1]
+    return stolen / (busy + stolen) if busy + stolen > 0 else 0.0
+
+
+def percent(share: float | None) -> str:
+    """A `stolen_share` for a table: "12 %", or "?" where /proc/stat could not be read."""
+    return "?" if share is None else f"{100 * share:.0f} %"
+
+
 def write_section(title: str, lines: list[str]) -> Path:
     """Replace BENCHMARKS.md's "## TITLE" section by `lines` (whose first line is that title), or add it
     before "## Design choices"."""

@@ -12,12 +12,17 @@ have them (edge ring weighted, `objective.StyleGrams`) included — so a step do
 (bench/torch_peer.py builds it in torch).
 
 1. Seconds per step at 256 and 512 px: one loss + gradient, and one L-BFGS step (ours: the library's
-   `Objective` and `optimize`; torch: the closure and `torch.optim.LBFGS`), medians after warm-up.
+   `Objective` and `optimize`; torch: the closure and `torch.optim.LBFGS`), medians after warm-up. The
+   two sides take turns in `--rounds` rounds and each number is the median of the rounds', so a spell of
+   busy neighbours on a virtual machine slows one round rather than one side; the share of CPU time the
+   hypervisor took ("steal" in /proc/stat) is shown beside each side's times, here and in part 2.
 2. Time to quality at 512 px: wall time of the whole command `stylekeras transfer PHOTO PAINTING` (start-up
    included) with the default and fewer `--steps`, against torch's L-BFGS from the photo at 512 px, one
    scale (neural-style-pt's way), whose snapshots every `--snapshot-every` steps are scored as they come;
    each side's time is that of its first result meeting the quality goal of QUALITY.md (style ≥ 0.65 with
    structure ≥ 0.55, `bench/quality.py`), and of its first reaching the default command's style score.
+   Torch's L-BFGS has no safeguard; where it diverges (a NaN image) it is stopped and torch's L-BFGS with
+   its strong Wolfe line search runs too, as the peer that reaches a picture.
    Below them, neural-style-pt's own default run (its loss weights, from noise, 1000 iterations) as
    bench/neural_style_reference.py made it for the pair, when it has (about 35 minutes: not rerun here).
 With `--precision mixed` (or `auto` where it picks bfloat16, as on CPUs with AVX512-BF16 or AMX) our side
@@ -50,7 +55,7 @@ from stylekeras import features, stylize  # noqa: E402
 from stylekeras.defaults import PRECISIONS  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
 from stylekeras.objective import Objective  # noqa: E402
-from benchmark import cpu_model, write_section  # noqa: E402
+from benchmark import cpu_model, cpu_times, percent, stolen_share, write_section  # noqa: E402
 from quality import scores  # noqa: E402
 from quality_benchmark import PAINTINGS, PHOTOS, neural_style_record  # noqa: E402
 
@@ -107,6 +112,23 @@ def our_step_times(stylizer: stylekeras.Stylizer, ours: tuple, repeats: int, war
             "lbfgs_step": (after - before) / repeats, "evaluations": (calls_after - calls_before) / repeats}
 
 
+def stolen_time(measure) -> dict:
+    """`measure()`'s timings, with the share of CPU time stolen while it ran as "stolen"
+    (`benchmark.stolen_share`)."""
+    before = cpu_times()
+    timings = measure()
+    return timings | {"stolen": stolen_share(before, cpu_times())}
+
+
+def median_round(rounds: list[dict]) -> dict:
+    """One side's timings over the rounds: the median of each, and the mean share of stolen CPU time."""
+    shares = [timings["stolen"] for timings in rounds]
+    return {"loss_and_gradient": float(np.median([timings["loss_and_gradient"] for timings in rounds])),
+            "lbfgs_step": float(np.median([timings["lbfgs_step"] for timings in rounds])),
+            "evaluations": float(np.median([timings.get("evaluations", 1.0) for timings in rounds])),
+            "stolen": None if None in shares else float(np.mean(shares))}
+
+
 def run_torch(torch_python: str, problem: Path, mode: str) -> dict:
     out = problem.with_name(f"torch_{mode}_{problem.stem}.json")
     subprocess.run([torch_python, str(ROOT / "bench" / "torch_peer.py"), str(problem), mode, str(out)], check=True)
@@ -119,14 +141,15 @@ def meets_goal(row: dict) -> bool:
 
 def our_command(args: argparse.Namespace, steps: int) -> tuple[float, dict]:
     """Wall time of the whole command `stylekeras transfer` at 512 px with `--steps steps` (start-up included),
-    and its scores."""
+    and its scores with the share of CPU time stolen meanwhile ("stolen", `benchmark.stolen_share`)."""
     result = OUT / f"ours_512_{steps}.png"
     result.unlink(missing_ok=True)
-    started = time.time()
+    started, before = time.time(), cpu_times()
     subprocess.run([sys.executable, "-m", "stylekeras", "transfer", str(args.photo), str(args.painting), "-o",
                     str(result), "--size", "512", "--steps", str(steps), "--precision", args.precision, "--quiet"],
                    check=True, stdout=subprocess.DEVNULL)
-    return time.time() - started, scores(str(args.photo), str(args.painting), str(result))
+    seconds, stolen = time.time() - started, stolen_share(before, cpu_times())
+    return seconds, scores(str(args.photo), str(args.painting), str(result)) | {"stolen": stolen}
 
 
 def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> list[str]:
@@ -134,9 +157,14 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
     L-BFGS with scored snapshots; and each side's time to the goal and to the default's style score."""
     lines = ["", f"Time to quality at 512 px (the goal: style ≥ {STYLE_GOAL} with structure ≥ {STRUCTURE_GOAL}, "
              "bench/quality.py), wall time from the process's start; torch's snapshots are scored every "
-             f"{args.snapshot_every} steps and shown every 25 and where it first meets the goal:", "",
-             "| run | steps | seconds | style | structure | meets the goal |", "| --- | --- | --- | --- | --- | --- |"]
-    ours, theirs = [], []
+             f"{args.snapshot_every} steps and shown every 25 and where it first meets the goal (where its L-BFGS "
+             "without a line search, neural-style-pt's, diverges, torch's L-BFGS with its strong Wolfe line search "
+             "follows, its steps with the loss evaluations they took); the last column is "
+             "the share of the CPU time asked for that the hypervisor gave to other machines meanwhile (each of our "
+             "commands; torch's whole run):", "",
+             "| run | steps | seconds | style | structure | meets the goal | CPU time stolen |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    ours = []
     step_counts = sorted({int(steps) for steps in args.our_steps.split(",")} | {stylize.DEFAULT_STEPS})
     for steps in step_counts:
         seconds, row = our_command(args, steps)
@@ -144,25 +172,24 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
         name = "the default command" if steps == stylize.DEFAULT_STEPS else f"`--steps {steps}`"
         ours.append((seconds, row))
         lines.append(f"| stylekeras, {name} (L-BFGS, 256 then 512 px) | {schedule} | {seconds:.0f} | "
-                     f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
+                     f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} | "
+                     f"{percent(row['stolen'])} |")
         print(lines[-1], flush=True)
-    problem, _ = write_problem(stylizer, args.photo, args.painting, 512, steps=args.torch_steps,
-                               snapshot_every=args.snapshot_every)
-    started = time.time()
-    for snapshot in run_torch(args.torch_python, problem, "lbfgs")["snapshots"]:
-        path = Path(snapshot["path"]).with_suffix(".png")
-        stylekeras.save_image(np.load(snapshot["path"]), path)
-        row = scores(str(args.photo), str(args.painting), str(path))
-        first_to_goal = meets_goal(row) and not any(meets_goal(earlier) for _, earlier in theirs)
-        theirs.append((snapshot["time"] - started, row))
-        if snapshot["steps"] % 25 == 0 or first_to_goal:
-            lines.append(f"| torch L-BFGS from the photo, 1 scale | {snapshot['steps']} | {theirs[-1][0]:.0f} | "
-                         f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} |")
-            print(lines[-1], flush=True)
     default_style = ours[step_counts.index(stylize.DEFAULT_STEPS)][1]["style_progress"]
-    lines += ["", *_time_to("the goal", ours, theirs, meets_goal),
-              *_time_to(f"the default command's style score ({default_style:.3f})", ours, theirs,
-                        lambda row: row["style_progress"] >= default_style)]
+    time_lines = [lambda theirs, peer: _time_to("the goal", ours, theirs, meets_goal, peer),
+                  lambda theirs, peer: _time_to(f"the default command's style score ({default_style:.3f})", ours,
+                                                theirs, lambda row: row["style_progress"] >= default_style, peer)]
+    summary = []
+    # neural-style-pt's L-BFGS first; where it diverges on the problem, torch's own line search too.
+    for line_search, peer in ((None, "torch"), ("strong_wolfe", "torch (strong Wolfe)")):
+        rows, theirs, diverged = torch_lbfgs(stylizer, args, line_search)
+        lines += rows
+        if diverged is None:
+            summary += [line(theirs, peer) for line in time_lines]
+            break
+        summary.append(f"- Torch's L-BFGS without a line search (neural-style-pt's) diverged: the image was NaN after "
+                       f"{diverged['steps']} steps ({diverged['seconds']:.0f} s).")
+    lines += ["", *summary]
     pair = f"{_name_of(args.photo, PHOTOS)}-{_name_of(args.painting, PAINTINGS)}"
     reference = neural_style_record(pair, 512, stylizer.weights.description)
     if args.precision != "float32":  # the record ran in float32; the float32 section shows it
@@ -181,14 +208,47 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
     return lines
 
 
-def _time_to(what: str, ours: list[tuple[float, dict]], theirs: list[tuple[float, dict]], reached) -> list[str]:
-    """One line: the first time each side's result reached `what` (`reached(row)`), and their ratio."""
+def torch_lbfgs(stylizer: stylekeras.Stylizer, args: argparse.Namespace, line_search: str | None
+                ) -> tuple[list[str], list[tuple[float, dict]], dict | None]:
+    """Torch's L-BFGS from the photo at 512 px (with torch's `line_search`, or none as neural-style-pt), its
+    snapshots scored: the table rows (every 25 steps, where it first meets the goal and where it diverged),
+    (seconds, scores) per snapshot, and where the image turned NaN ("steps", "seconds"), or None."""
+    problem, _ = write_problem(stylizer, args.photo, args.painting, 512, steps=args.torch_steps,
+                               snapshot_every=args.snapshot_every, **({"line_search": line_search} if line_search else {}))
+    started, before = time.time(), cpu_times()
+    snapshots = run_torch(args.torch_python, problem, "lbfgs")["snapshots"]
+    stolen = percent(stolen_share(before, cpu_times()))
+    name = f"torch L-BFGS{' with strong Wolfe line search' if line_search else ''} from the photo, 1 scale"
+    rows, theirs, shown, diverged = [], [], 0, None
+    for snapshot in snapshots:
+        path = Path(snapshot["path"]).with_suffix(".png")
+        pixels = np.load(snapshot["path"])
+        seconds = snapshot["time"] - started
+        if not np.isfinite(pixels).all():
+            diverged = {"steps": snapshot["steps"], "seconds": seconds}
+            rows.append(f"| {name} | {snapshot['steps']} | {seconds:.0f} | NaN | NaN | no | {stolen} |")
+            break
+        stylekeras.save_image(pixels, path)
+        row = scores(str(args.photo), str(args.painting), str(path))
+        first_to_goal = meets_goal(row) and not any(meets_goal(earlier) for _, earlier in theirs)
+        theirs.append((seconds, row))
+        if snapshot["steps"] // 25 > shown // 25 or first_to_goal:
+            shown = snapshot["steps"]
+            steps = snapshot["steps"] if not line_search else f"{snapshot['steps']} ({snapshot['evaluations']} evaluations)"
+            rows.append(f"| {name} | {steps} | {seconds:.0f} | {row['style_progress']:.3f} | {row['structure']:.3f} | "
+                        f"{'yes' if meets_goal(row) else 'no'} | {stolen} |")
+            print(rows[-1], flush=True)
+    return rows, theirs, diverged
+
+
+def _time_to(what: str, ours: list[tuple[float, dict]], theirs: list[tuple[float, dict]], reached, peer: str) -> str:
+    """One line: the first time our result and the `peer`'s reached `what` (`reached(row)`), and their ratio."""
     mine = next((seconds for seconds, row in ours if reached(row)), None)
-    peer = next((seconds for seconds, row in theirs if reached(row)), None)
-    if mine is None or peer is None:
-        return [f"- To {what}: stylekeras {'not reached' if mine is None else f'{mine:.0f} s'}, torch "
-                f"{'not reached' if peer is None else f'{peer:.0f} s'}."]
-    return [f"- To {what}: stylekeras {mine:.0f} s, torch {peer:.0f} s — torch / ours **{peer / mine:.2f}×**."]
+    their = next((seconds for seconds, row in theirs if reached(row)), None)
+    if mine is None or their is None:
+        return (f"- To {what}: stylekeras {'not reached' if mine is None else f'{mine:.0f} s'}, {peer} "
+                f"{'not reached' if their is None else f'{their:.0f} s'}.")
+    return f"- To {what}: stylekeras {mine:.0f} s, {peer} {their:.0f} s — {peer} / ours **{their / mine:.2f}×**."
 
 
 def _name_of(path: Path, named: dict[str, Path]) -> str | None:
@@ -202,7 +262,8 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, default=SHARED / "tubingen.jpg")
     parser.add_argument("--painting", type=Path, default=SHARED / "starry_night.jpg")
     parser.add_argument("--sizes", default="256,512")
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=5, help="evaluations and L-BFGS steps timed per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of part 1, ours and torch's in turn")
     parser.add_argument("--warmup", type=int, default=10, help="L-BFGS steps before the timed ones")
     parser.add_argument("--torch-steps", type=int, default=200, help="torch L-BFGS steps at most, for time to quality")
     parser.add_argument("--snapshot-every", type=int, default=5, help="torch steps between scored snapshots")
@@ -230,21 +291,27 @@ def main() -> None:
              f"{args.photo.name} × {args.painting.name}. Torch {{torch}}: neural-style-pt's way (the same network, "
              "losses and loss weights; `torch.optim.LBFGS`, history 100).", "",
              f"L-BFGS steps timed after {args.warmup} from the photo; ours may evaluate the loss more than once "
-             "a step (the safeguard shortens steps that raise it), torch's never.", "",
+             "a step (the safeguard shortens steps that raise it), torch's never. Ours and torch's take turns in "
+             f"{args.rounds} rounds of {args.repeats} evaluations and steps each; every time is the median of the "
+             "rounds', and the last column is the share of the CPU time asked for that the hypervisor gave to other "
+             "machines (the rounds' mean, ours / torch's).", "",
              "| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) (evaluations a step) | torch "
-             "| per step, torch / ours |", "| --- | --- | --- | --- | --- | --- |"]
+             "| per step, torch / ours | CPU time stolen |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for size in [int(size) for size in args.sizes.split(",")]:
         problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=args.repeats,
                                       warmup=args.warmup)
-        mine = our_step_times(stylizer, ours, args.repeats, args.warmup)
-        theirs = run_torch(args.torch_python, problem, "step")
+        rounds = [(stolen_time(lambda: our_step_times(stylizer, ours, args.repeats, args.warmup)),
+                   stolen_time(lambda: run_torch(args.torch_python, problem, "step"))) for _ in range(args.rounds)]
+        mine, theirs = rounds[0]
         # Not the same problem: no comparison. bfloat16's rounding differs between the two libraries' kernels.
         if abs(theirs["initial_loss"] / mine["initial_loss"] - 1) > (1e-3 if args.precision == "float32" else 2e-2):
             sys.exit(f"error: at {size} px torch's loss {theirs['initial_loss']:.6g} != ours {mine['initial_loss']:.6g}")
         lines[2] = lines[2].replace("{torch}", theirs["torch"])
+        mine, theirs = (median_round([side[index] for side in rounds]) for index in (0, 1))
         lines.append(f"| {size} | {mine['loss_and_gradient']:.3f} | {theirs['loss_and_gradient']:.3f} | "
                      f"{mine['lbfgs_step']:.3f} ({mine['evaluations']:.1f}) | {theirs['lbfgs_step']:.3f} | "
-                     f"{theirs['lbfgs_step'] / mine['lbfgs_step']:.2f}× |")
+                     f"{theirs['lbfgs_step'] / mine['lbfgs_step']:.2f}× | {percent(mine['stolen'])} / "
+                     f"{percent(theirs['stolen'])} |")
         print(lines[-1], flush=True)
     if not args.steps_only:
         lines += time_to_quality(stylizer, args)

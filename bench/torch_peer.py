@@ -166,10 +166,13 @@ def main() -> None:
         total.backward()
         return total
 
-    # neural-style-pt's L-BFGS: learning rate 1, history 100, no tolerance stop.
+    # neural-style-pt's L-BFGS: learning rate 1, history 100, no tolerance stop; with the problem's
+    # `line_search` ("strong_wolfe"), torch's line search, which may evaluate the loss more than once a step.
     iterations_per_call = int(problem["snapshot_every"]) if mode == "lbfgs" else 1
+    line_search = str(problem["line_search"]) if "line_search" in problem.files else None
     optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations_per_call, history_size=100,
-                                  tolerance_grad=-1, tolerance_change=-1)
+                                  tolerance_grad=-1, tolerance_change=-1, line_search_fn=line_search,
+                                  max_eval=4 * iterations_per_call if line_search else None)
     result: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__}
     if mode == "step":
         repeats = int(problem["repeats"])
@@ -189,14 +192,17 @@ def main() -> None:
                    "lbfgs_step": (time.perf_counter() - started) / repeats}
     else:
         snapshots = []
-        for call in range(int(problem["steps"]) // iterations_per_call):
-            total = optimizer.step(closure)
+        for _ in range(int(problem["steps"]) // iterations_per_call):
+            total = optimizer.step(closure)  # the loss before the call's steps
+            state = optimizer.state[image]  # the step and evaluation counts so far
             pixels = image.detach().clamp(0, 1)[0].permute(1, 2, 0).numpy()
-            path = out_path.parent / f"torch_lbfgs_{(call + 1) * iterations_per_call}.npy"
+            path = out_path.parent / f"torch_lbfgs_{line_search or 'plain'}_{state['n_iter']}.npy"
             np.save(path, pixels)
-            snapshots.append({"steps": (call + 1) * iterations_per_call, "time": time.time(), "loss": total.item(),
-                              "path": str(path)})
-            print(f"torch L-BFGS {snapshots[-1]['steps']} steps: loss {total.item():.4g}", flush=True)
+            snapshots.append({"steps": state["n_iter"], "evaluations": state["func_evals"], "time": time.time(),
+                              "loss": total.item(), "path": str(path)})
+            print(f"torch L-BFGS {state['n_iter']} steps: loss {total.item():.4g}", flush=True)
+            if not np.isfinite(pixels).all():  # diverged: every later step would be NaN too
+                break
         result["snapshots"] = snapshots
     out_path.write_text(json.dumps(result))
 
