@@ -181,14 +181,15 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
                                                 theirs, lambda row: row["style_progress"] >= default_style, peer)]
     summary = []
     # neural-style-pt's L-BFGS first; where it diverges on the problem, torch's own line search too.
-    for line_search, peer in ((None, "torch"), ("strong_wolfe", "torch (strong Wolfe)")):
+    for line_search, peer, described in ((None, "torch", "without a line search (neural-style-pt's)"),
+                                         ("strong_wolfe", "torch (strong Wolfe)", "with its strong Wolfe line search")):
         rows, theirs, diverged = torch_lbfgs(stylizer, args, line_search)
         lines += rows
         if diverged is None:
             summary += [line(theirs, peer) for line in time_lines]
             break
-        summary.append(f"- Torch's L-BFGS without a line search (neural-style-pt's) diverged: the image was NaN after "
-                       f"{diverged['steps']} steps ({diverged['seconds']:.0f} s).")
+        summary.append(f"- Torch's L-BFGS {described} diverged: the image was NaN after {diverged['steps']} steps "
+                       f"({diverged['seconds']:.0f} s).")
     lines += ["", *summary]
     pair = f"{_name_of(args.photo, PHOTOS)}-{_name_of(args.painting, PAINTINGS)}"
     reference = neural_style_record(pair, 512, stylizer.weights.description)
