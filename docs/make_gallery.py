@@ -38,7 +38,10 @@ def half_masks() -> list[np.ndarray]:
 
 # (file stem, caption, Stylizer options, transfer options, styles)
 CONTROLS = [
-    ("baseline", "defaults (L-BFGS, 60 steps, from the photo in the painting's colours)", {}, {}, [STARRY]),
+    ("baseline", "defaults (L-BFGS, 60 steps, from the photo recoloured halfway to the painting's colour "
+     "distribution)", {}, {}, [STARRY]),
+    ("palette_init", "`init=\"palette\"` (`--init palette`): from the photo in the painting's colour mean and "
+     "covariance, the default before the transport start", {}, {"init": "palette"}, [STARRY]),
     ("content_init", "`init=\"content\"` (`--init content`): from the photo as it is, the default before the "
      "palette start", {}, {"init": "content"}, [STARRY]),
     ("adam", "`optimizer=\"adam\", steps=300` (`--optimizer adam --steps 300`)", {},

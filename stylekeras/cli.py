@@ -284,7 +284,7 @@ def transfer(
     preserve_color: Annotated[Optional[ColorMode], typer.Option(
         rich_help_panel="Style", help="Keep the photo's colours: luminance (transfer on luminance only) or histogram (recolour the "
              "style to the photo's colour statistics first).")] = None,
-    init: Annotated[Init, typer.Option(rich_help_panel="Optimization", help="Start from the content image in the style's colours (palette), the content image as it is, uniform noise or the style image.")] = Init(defaults.DEFAULT_INIT),
+    init: Annotated[Init, typer.Option(rich_help_panel="Optimization", help="Start from the content image recoloured halfway to the style's whole colour distribution (transport) or to its colour mean and covariance (palette), the content image as it is, uniform noise or the style image.")] = Init(defaults.DEFAULT_INIT),
     seed: Annotated[int, typer.Option(min=0, rich_help_panel="Optimization", help="Random seed: the same seed gives the same image on CPU.")] = 0,
     optimizer: Annotated[Optimizer, typer.Option(rich_help_panel="Optimization", help="lbfgs (Gatys et al.'s choice, with a safeguard against overshooting), "
                                                  "or adam (needs about 5× the steps; the one --batch-size allows).")] = Optimizer(defaults.DEFAULT_OPTIMIZER),
@@ -674,8 +674,8 @@ def export(
     max_pixels: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most pixels a request's image may have "
                                             "once resized (caps the server's memory per request).")] = defaults.DEFAULT_SERVING_MAX_PIXELS,
     max_steps: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most steps a request may ask for.")] = defaults.DEFAULT_SERVING_MAX_STEPS,
-    init: Annotated[ServedInit, typer.Option(rich_help_panel="Stylizer", help="Start from the photo in the style's colours "
-                                             "(palette, as transfer does) or as it is (content).")] = ServedInit(defaults.DEFAULT_INIT),
+    init: Annotated[ServedInit, typer.Option(rich_help_panel="Stylizer", help="Start from the photo in the style's colour mean "
+                                             "and covariance (palette) or as it is (content).")] = ServedInit(defaults.DEFAULT_SERVED_INIT),
 ) -> None:
     """Export the VGG feature extractor, or with --stylizer the whole stylization, as a TensorFlow Serving
     SavedModel (or --check an export)."""
@@ -695,7 +695,7 @@ def export(
         stylizer_options = {"--steps": (steps, defaults.DEFAULT_SERVING_STEPS), "--size": (size, defaults.DEFAULT_SIZE),
                             "--max-pixels": (max_pixels, defaults.DEFAULT_SERVING_MAX_PIXELS),
                             "--max-steps": (max_steps, defaults.DEFAULT_SERVING_MAX_STEPS),
-                            "--init": (init.value, defaults.DEFAULT_INIT)}
+                            "--init": (init.value, defaults.DEFAULT_SERVED_INIT)}
         given = [flag for flag, (value, default) in stylizer_options.items() if value != default]
         if given and not stylizer:
             raise StyleKerasError(f"{', '.join(given)}: for the stylizer export; add --stylizer")

@@ -17,6 +17,12 @@ _RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, 
 _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
 # The largest factor `match_color_statistics` stretches any colour direction by.
 MAX_COLOR_GAIN = 8.0
+# `transport_colors`: the random rotations it matches the three 1-D distributions along (after 10, the
+# result's quantiles along other directions are the painting's to 0.01), the pixels of each side it
+# measures the distributions on, and the quantiles each 1-D map interpolates between.
+TRANSPORT_ROTATIONS = 10
+TRANSPORT_SAMPLES = 16384
+TRANSPORT_QUANTILES = 1024
 
 
 def rgb_to_yiq(image: np.ndarray) -> np.ndarray:
@@ -57,6 +63,42 @@ def match_color_statistics(source: np.ndarray, target: np.ndarray | Sequence[np.
     """
     mean, covariance = color_statistics([target] if isinstance(target, np.ndarray) else list(target), weights)
     return match_to_statistics(source, mean, covariance).numpy()
+
+
+def transport_colors(source: np.ndarray, target: Sequence[np.ndarray], weights: Sequence[float] | None = None,
+                     seed: int = 0) -> np.ndarray:
+    """`source` (H×W×3) recoloured so its colours are distributed as those of the `target` images pooled
+    with `weights` (default equal): their whole distribution, where `match_color_statistics` matches two
+    moments. Sliced optimal transport (Pitié, Kokaram & Dahyot 2005; Rabin, Peyré, Delon & Bernot 2011): in
+    each of `TRANSPORT_ROTATIONS` random orthonormal bases, every coordinate of the source's colours is
+    mapped onto the target's by their quantiles. Each map is monotone, so a colour's rank among the
+    photo's is kept along every direction. Measured on `TRANSPORT_SAMPLES` pixels of each side (seeded by
+    `seed`), applied to all of them; float32 in [0, 1].
+    """
+    rng = np.random.default_rng(seed)
+    weights = [1.0 / len(target)] * len(target) if weights is None else [w / sum(weights) for w in weights]
+    pooled = np.concatenate([_sample_pixels(image, max(1, round(weight * TRANSPORT_SAMPLES)), rng)
+                             for image, weight in zip(target, weights)]).T
+    pixels = np.asarray(source, np.float64).reshape(-1, 3).T.copy()  # [3, n]: each coordinate contiguous
+    sample = _sample_pixels(np.asarray(source), min(TRANSPORT_SAMPLES, pixels.shape[1]), rng).T
+    levels = (np.arange(TRANSPORT_QUANTILES) + 0.5) / TRANSPORT_QUANTILES
+    for _ in range(TRANSPORT_ROTATIONS):
+        basis, _ = np.linalg.qr(rng.standard_normal((3, 3)))
+        pixels, sample, goal = basis.T @ pixels, basis.T @ sample, basis.T @ pooled
+        for axis in range(3):
+            # x → F_target⁻¹(F_source(x)), piecewise linear between the two sides' quantiles.
+            known, wanted = np.quantile(sample[axis], levels), np.quantile(goal[axis], levels)
+            pixels[axis] = np.interp(pixels[axis], known, wanted)
+            sample[axis] = np.interp(sample[axis], known, wanted)
+        pixels, sample = basis @ pixels, basis @ sample
+    return pixels.T.reshape(np.shape(source)).clip(0.0, 1.0).astype(np.float32)
+
+
+def _sample_pixels(image: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """`count` pixels of an H×W×3 image drawn at random (with replacement only when it has fewer, so
+    pooled images keep their weights whatever their sizes), float64 `[count, 3]`."""
+    pixels = np.asarray(image, np.float64).reshape(-1, 3)
+    return pixels[rng.choice(len(pixels), count, replace=len(pixels) < count)]
 
 
 def color_statistics(images: Sequence[np.ndarray | tf.Tensor], weights: Sequence[float] | None = None

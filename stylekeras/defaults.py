@@ -24,16 +24,19 @@ DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 
 # The optimization (`stylekeras.stylize.TransferSettings`).
-INITS = ("palette", "content", "noise", "style")
-# The photo recoloured to the painting's colour statistics: the style loss then starts where the painting's
-# palette is, and stops leaving large regions in the photo's colours; style and structure rose on held-out
-# photos too (QUALITY.md).
-DEFAULT_INIT = "palette"
-# The starts a served stylizer can take: no seed or style image travels with a request.
+INITS = ("transport", "palette", "content", "noise", "style")
+# The photo recoloured toward the painting's colours: the style loss then starts where the painting's palette
+# is, and stops leaving large regions in the photo's colours. "palette" matches the colours' mean and
+# covariance; "transport" goes halfway from there to the painting's whole colour distribution, which moves
+# a photo whose colours the painting lacks (a red building under the Wave) further (QUALITY.md).
+DEFAULT_INIT = "transport"
+# The starts a served stylizer can take: no seed or style image travels with a request, nor the painting's
+# colour distribution "transport" needs.
 SERVED_INITS = ("palette", "content")
+DEFAULT_SERVED_INIT = "palette"
 # The starts that are the photo: a finer scale of theirs gets the photo's finer detail (`stylize.finer_start`);
 # noise's or the painting's detail would be laid over the composition the coarser scales made.
-PHOTO_INITS = ("palette", "content")
+PHOTO_INITS = ("transport", "palette", "content")
 OPTIMIZERS = ("adam", "lbfgs")
 COLOR_MODES = ("luminance", "histogram")
 STYLE_NORMALIZATIONS = ("balanced", "paper")

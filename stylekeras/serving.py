@@ -4,8 +4,10 @@
 signature is a `tf.while_loop` over the library's own step — `objective.loss_and_gradient` (the losses of
 `stylekeras.losses`) and `optimizers.adam_update`, clipped to [0, 1] as in `stylize.optimize` — with the
 image, Adam's moments and the step count as loop variables, so concurrent requests share nothing but the
-network's weights. It starts where the library does (`init="palette"`: the photo recoloured to the style's
-colour mean and covariance, `stylekeras.color`), or from the photo as it is for an `init="content"` export:
+network's weights. It starts from the photo recoloured to the style's colour mean and covariance
+(`init="palette"`, `stylekeras.color`; the library's default start, "transport", also needs the painting's
+whole colour distribution, which a request does not carry), or from the photo as it is for an
+`init="content"` export:
 
 - `stylize` (also `serving_default`): `content` float32 [1, H, W, 3] and `style` float32 [1, h, w, 3],
   RGB in [0, 1] → `image` float32 [1, H', W', 3];
@@ -127,16 +129,16 @@ def export_stylizer(
     tv_weight: float = defaults.DEFAULT_TV_WEIGHT,
     learning_rate: float = defaults.DEFAULT_LEARNING_RATE,
     style_normalization: str = defaults.DEFAULT_STYLE_NORMALIZATION,
-    init: str = defaults.DEFAULT_INIT,
+    init: str = defaults.DEFAULT_SERVED_INIT,
     max_pixels: int = defaults.DEFAULT_SERVING_MAX_PIXELS,
     max_steps: int = defaults.DEFAULT_SERVING_MAX_STEPS,
 ) -> Path:
     """Write a TF-Serving-ready SavedModel whose signatures run the whole stylization; return its version folder.
 
     The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run in
-    float32 with Adam at one scale from `init` ("palette", as the library's default, or "content"); `steps`
-    … `learning_rate` are the requests' defaults, `max_pixels` and `max_steps` what one request may ask
-    for. Versions work as in `export_feature_extractor`.
+    float32 with Adam at one scale from `init` ("palette": the photo in the style's colour mean and
+    covariance, or "content"); `steps` … `learning_rate` are the requests' defaults, `max_pixels` and
+    `max_steps` what one request may ask for. Versions work as in `export_feature_extractor`.
     """
     check_version(version)
     check_choice("`init`", init, defaults.SERVED_INITS)

@@ -324,6 +324,41 @@ def test_histogram_matching_does_not_blow_up_the_colour_noise_of_a_grey_image():
     assert np.linalg.svd(transform, compute_uv=False).max() == pytest.approx(color.MAX_COLOR_GAIN, rel=1e-3)
 
 
+def _quantiles_along(pixels: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    return np.quantile(pixels.reshape(-1, 3) @ directions.T, np.linspace(0.05, 0.95, 10), axis=0)
+
+
+def test_transport_gives_the_whole_colour_distribution_where_two_moments_do_not():
+    rng = np.random.default_rng(0)
+    source = (0.5 + 0.08 * rng.normal(size=(64, 64, 3))).astype(np.float32)
+    # Two colour clusters: a distribution no affine map of the source's single cluster can give.
+    clusters = np.where(rng.uniform(size=(64, 64, 1)) < 0.7, [0.75, 0.6, 0.3], [0.2, 0.3, 0.7])
+    target = (clusters + 0.03 * rng.normal(size=(64, 64, 3))).astype(np.float32)
+    directions = rng.normal(size=(6, 3))
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    wanted = _quantiles_along(target, directions)
+    transported = color.transport_colors(source, [target])
+    assert transported.shape == source.shape and transported.dtype == np.float32
+    assert np.abs(_quantiles_along(transported, directions) - wanted).max() < 0.03
+    assert np.abs(_quantiles_along(color.match_color_statistics(source, target), directions) - wanted).max() > 0.1
+    np.testing.assert_array_equal(transported, color.transport_colors(source, [target]))  # seeded
+
+
+def test_transport_pools_several_images_with_their_weights_and_keeps_the_photos_order():
+    rng = np.random.default_rng(1)
+    ramp = np.linspace(0.1, 0.9, 64 * 48).reshape(48, 64, 1)
+    source = (ramp + 0.01 * rng.normal(size=(48, 64, 3))).astype(np.float32)
+    red = (np.array([0.8, 0.2, 0.2]) + 0.03 * rng.normal(size=(32, 32, 3))).astype(np.float32)
+    blue = (np.array([0.2, 0.2, 0.8]) + 0.03 * rng.normal(size=(32, 32, 3))).astype(np.float32)
+    transported = color.transport_colors(source, [red, blue], [3.0, 1.0]).reshape(-1, 3)
+    reds = transported[:, 0] > transported[:, 2]
+    assert reds.mean() == pytest.approx(0.75, abs=0.03)
+    # Each 1-D map is monotone, so the photo's order decides: one end of its ramp becomes red, the other blue.
+    lightness = source.reshape(-1, 3).mean(1)
+    by_order = lightness > np.quantile(lightness, 0.25)
+    assert max(np.mean(reds == by_order), np.mean(reds == (lightness < np.quantile(lightness, 0.75)))) > 0.95
+
+
 def test_histogram_mode_keeps_the_content_colours_closer(hed_stylizer, content_path, style_path):
     content_mean = load_image(content_path, 48).reshape(-1, 3).mean(0)
     run = lambda mode: hed_stylizer.transfer(content_path, style_path, size=48, steps=30, preserve_color=mode).image

@@ -52,7 +52,7 @@ def test_check_passes_through_the_c_api_and_the_warmup_replay(exported):
 def test_stylize_bytes_gives_what_the_cli_writes(exported, tmp_path, content_path, style_path):
     # The command a user would run for what a default request does, on this export's network.
     result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "cli.png", "--size", "32", "--steps", "4",
-                     "--optimizer", "adam", "--scales", "1", "--precision", "float32",
+                     "--optimizer", "adam", "--scales", "1", "--precision", "float32", "--init", "palette",
                      "--backbone", "vgg16", "--weights", "random", "--style-layers", "block1_conv1,block2_conv1",
                      "--content-layers", "block2_conv2", "--quiet")
     assert result.exit_code == 0, result.output

@@ -7,11 +7,11 @@ import tensorflow as tf
 from hypothesis import given, settings, strategies as st
 
 import stylekeras
-from stylekeras import losses, objective, stylize
+from stylekeras import color, losses, objective, stylize
 from stylekeras.cli import app
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
-from stylekeras.stylize import DEFAULT_STYLE_LAYERS, TransferSettings, check_memory
+from stylekeras.stylize import DEFAULT_INIT, DEFAULT_STYLE_LAYERS, TransferSettings, check_memory
 from stylekeras.tiling import Tiling
 from stylekeras.weights import hed_weights_path
 from cli_run import runner
@@ -58,6 +58,14 @@ def test_palette_init_is_the_photo_in_the_paintings_colours(content_path, style_
     assert np.corrcoef(start.mean(-1).ravel(), content.mean(-1).ravel())[0, 1] > 0.9
 
 
+def test_transport_init_is_halfway_between_the_palette_and_the_whole_colour_distribution(content_path, style_path):
+    content, style = load_image(content_path, 32), load_image(style_path, 32)
+    start = stylize.initial_image("transport", content, [style], seed=0)
+    np.testing.assert_allclose(start, 0.5 * (stylize.initial_image("palette", content, [style], seed=0)
+                                             + color.transport_colors(content, [style], seed=0)), atol=1e-6)
+    assert not np.allclose(start, stylize.initial_image("transport", content, [style], seed=1))
+
+
 def test_a_run_starts_from_its_init(random_stylizer, content_path, style_path):
     content, style = load_image(content_path, 32), load_image(style_path, 32)
     result = random_stylizer.transfer(content_path, style_path, size=32, steps=0, init="palette")
@@ -95,8 +103,8 @@ def test_a_finer_scale_starts_from_the_coarser_result_and_the_photos_detail(rand
                                                                              style_path):
     result = random_stylizer.transfer(content_path, style_path, size=40, start_size=20, steps=0)  # 20 then 40 px
     content, style = load_image(content_path, 40), load_image(style_path, 40)
-    coarse = stylize.initial_image("palette", load_image(content_path, 20), [load_image(style_path, 20)], seed=0)
-    fine = stylize.initial_image("palette", content, [style], seed=0)
+    coarse = stylize.initial_image(DEFAULT_INIT, load_image(content_path, 20), [load_image(style_path, 20)], seed=0)
+    fine = stylize.initial_image(DEFAULT_INIT, content, [style], seed=0)
     details = stylize.photo_detail(fine, coarse.shape[:2], [style])
     np.testing.assert_allclose(result.image, stylize.finer_start(coarse[None], (40, 40), details[None])[0], atol=1e-5)
     upsampled_only = tf.image.resize(coarse, (40, 40), method="bicubic").numpy().clip(0, 1)
