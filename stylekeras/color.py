@@ -71,8 +71,8 @@ def transport_colors(source: np.ndarray, target: Sequence[np.ndarray], weights: 
     with `weights` (default equal): their whole distribution, where `match_color_statistics` matches two
     moments. Sliced optimal transport (Pitié, Kokaram & Dahyot 2005; Rabin, Peyré, Delon & Bernot 2011): in
     each of `TRANSPORT_ROTATIONS` random orthonormal bases, every coordinate of the source's colours is
-    mapped onto the target's by their quantiles. Each map is monotone, so a colour's rank among the
-    photo's is kept along every direction. Measured on `TRANSPORT_SAMPLES` pixels of each side (seeded by
+    mapped onto the target's by their quantiles. Each map is monotone, so within a step the photo's colours
+    keep their order along the coordinate it maps (not along every direction overall). Measured on `TRANSPORT_SAMPLES` pixels of each side (seeded by
     `seed`), applied to all of them; float32 in [0, 1].
     """
     rng = np.random.default_rng(seed)
