@@ -284,7 +284,7 @@ def transfer(
     preserve_color: Annotated[Optional[ColorMode], typer.Option(
         rich_help_panel="Style", help="Keep the photo's colours: luminance (transfer on luminance only) or histogram (recolour the "
              "style to the photo's colour statistics first).")] = None,
-    init: Annotated[Init, typer.Option(rich_help_panel="Optimization", help="Start from the content image recoloured halfway to the style's whole colour distribution (transport) or to its colour mean and covariance (palette), the content image as it is, uniform noise or the style image.")] = Init(defaults.DEFAULT_INIT),
+    init: Annotated[Init, typer.Option(rich_help_panel="Optimization", help="Start from the content image recoloured halfway to the style's whole colour distribution (transport; its chroma smoothed first, against colour noise) or to its colour mean and covariance (palette), the content image as it is, uniform noise or the style image.")] = Init(defaults.DEFAULT_INIT),
     seed: Annotated[int, typer.Option(min=0, rich_help_panel="Optimization", help="Random seed: the same seed gives the same image on CPU.")] = 0,
     optimizer: Annotated[Optimizer, typer.Option(rich_help_panel="Optimization", help="lbfgs (Gatys et al.'s choice, with a safeguard against overshooting), "
                                                  "or adam (needs about 5× the steps; the one --batch-size allows).")] = Optimizer(defaults.DEFAULT_OPTIMIZER),

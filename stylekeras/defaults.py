@@ -28,7 +28,8 @@ INITS = ("transport", "palette", "content", "noise", "style")
 # The photo recoloured toward the painting's colours: the style loss then starts where the painting's palette
 # is, and stops leaving large regions in the photo's colours. "palette" matches the colours' mean and
 # covariance; "transport" goes halfway from there to the painting's whole colour distribution, which moves
-# a photo whose colours the painting lacks (a red building under the Wave) further (QUALITY.md).
+# a photo whose colours the painting lacks (a red building under the Wave) further (QUALITY.md); it
+# recolours the photo with its chroma smoothed, so the maps' gains do not stretch colour noise into grain.
 DEFAULT_INIT = "transport"
 # The starts a served stylizer can take: no seed or style image travels with a request, nor the painting's
 # colour distribution "transport" needs.

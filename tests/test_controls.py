@@ -324,6 +324,21 @@ def test_histogram_matching_does_not_blow_up_the_colour_noise_of_a_grey_image():
     assert np.linalg.svd(transform, compute_uv=False).max() == pytest.approx(color.MAX_COLOR_GAIN, rel=1e-3)
 
 
+def test_chroma_smoothing_keeps_the_luminance_and_averages_the_colour_noise_as_its_gaussian_does():
+    rng = np.random.default_rng(0)
+    grey = np.repeat(np.where(np.arange(64) < 32, 0.35, 0.65)[None, :, None], 64, 0)  # a sharp step
+    noisy = (grey + 0.02 * rng.normal(size=(64, 64, 3))).astype(np.float32)  # nothing clipped
+    smoothed = color.smooth_chroma(noisy)
+    luminance = lambda image: color.rgb_to_yiq(image)[..., 0]
+    np.testing.assert_allclose(luminance(smoothed), luminance(noisy), atol=1e-5)  # the step stays sharp
+    # White noise through a 2-D Gaussian of σ px keeps 1 / (4πσ²) of its variance.
+    chroma_variance = lambda image: color.rgb_to_yiq(image)[8:-8, 8:-8, 1:].var()
+    assert chroma_variance(smoothed) / chroma_variance(noisy) == pytest.approx(
+        1 / (4 * np.pi * color.CHROMA_SMOOTHING ** 2), rel=0.15)
+    flat = np.full((16, 16, 3), [0.7, 0.4, 0.2], np.float32)
+    np.testing.assert_allclose(color.smooth_chroma(flat), flat, atol=1e-6)
+
+
 def _quantiles_along(pixels: np.ndarray, directions: np.ndarray) -> np.ndarray:
     return np.quantile(pixels.reshape(-1, 3) @ directions.T, np.linspace(0.05, 0.95, 10), axis=0)
 

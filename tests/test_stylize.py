@@ -61,9 +61,21 @@ def test_palette_init_is_the_photo_in_the_paintings_colours(content_path, style_
 def test_transport_init_is_halfway_between_the_palette_and_the_whole_colour_distribution(content_path, style_path):
     content, style = load_image(content_path, 32), load_image(style_path, 32)
     start = stylize.initial_image("transport", content, [style], seed=0)
-    np.testing.assert_allclose(start, 0.5 * (stylize.initial_image("palette", content, [style], seed=0)
-                                             + color.transport_colors(content, [style], seed=0)), atol=1e-6)
+    smooth = color.smooth_chroma(content)
+    np.testing.assert_allclose(start, 0.5 * (stylize.initial_image("palette", smooth, [style], seed=0)
+                                             + color.transport_colors(smooth, [style], seed=0)), atol=1e-6)
     assert not np.allclose(start, stylize.initial_image("transport", content, [style], seed=1))
+
+
+def test_transport_init_does_not_turn_a_grey_photos_colour_noise_into_grain(style_path):
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0.2, 0.8, 64)[None, :, None] * np.ones((48, 64, 1))
+    photo = (ramp + 0.01 * rng.normal(size=(48, 64, 3))).astype(np.float32)  # grey, with colour noise
+    style = load_image(style_path, 64)
+    grain = lambda image: np.abs(np.diff(color.rgb_to_yiq(image)[..., 1:], axis=1)).mean()
+    unsmoothed = 0.5 * (stylize.initial_image("palette", photo, [style], seed=0)
+                        + color.transport_colors(photo, [style], seed=0))
+    assert grain(stylize.initial_image("transport", photo, [style], seed=0)) < 0.5 * grain(unsmoothed)
 
 
 def test_a_run_starts_from_its_init(random_stylizer, content_path, style_path):
