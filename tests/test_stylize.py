@@ -163,10 +163,12 @@ def test_non_finite_loss_stops_and_keeps_last_good_image(random_stylizer, conten
 
 
 def test_an_update_that_overflows_stops_with_the_last_finite_image(random_stylizer):
-    # The first step's loss is finite (5e37) and its gradient too; the second step's Adam update is not.
+    # The first step's loss is finite (5e37) and its gradient too; the second step's Adam update is not. The
+    # loss sits that near float32's limit from one start: pinned, so a change of the default start cannot move it.
     rng = np.random.default_rng(1)
     content, style = rng.uniform(0, 1, (32, 32, 3)).astype(np.float32), rng.uniform(0, 1, (40, 24, 3)).astype(np.float32)
-    result = random_stylizer.transfer(content, style, size=32, steps=6, optimizer="adam", style_weight=1e38)
+    result = random_stylizer.transfer(content, style, size=32, steps=6, optimizer="adam", style_weight=1e38,
+                                     init="palette")
     assert result.steps_done == 1 and result.stop_reason.startswith("the update overflowed")
     assert np.isfinite(result.image).all()
 
