@@ -1,8 +1,9 @@
 """Colour control from Gatys, Bethge, Hertzmann & Shechtman 2017, "Preserving Color in Neural Artistic
 Style Transfer" (arXiv:1606.05897) / "Controlling Perceptual Factors in Neural Style Transfer" (CVPR 2017).
 
-Images are float32 H×W×3 RGB arrays in [0, 1]. The colour matching is written in TensorFlow, so a served
-stylizer's graph and the library run the same ops.
+Images are float32 H×W×3 RGB arrays in [0, 1]. The mean-and-covariance match is written in TensorFlow, so
+a served stylizer's graph and the library run the same ops; the starts' sliced transport and chroma
+smoothing, which no served graph runs, are numpy.
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ def transport_colors(source: np.ndarray, target: Sequence[np.ndarray], weights: 
     moments. Sliced optimal transport (Pitié, Kokaram & Dahyot 2005; Rabin, Peyré, Delon & Bernot 2011): in
     each of `TRANSPORT_ROTATIONS` random orthonormal bases, every coordinate of the source's colours is
     mapped onto the target's by their quantiles. Each map is monotone, so within a step the photo's colours
-    keep their order along the coordinate it maps (not along every direction overall). Measured on `TRANSPORT_SAMPLES` pixels of each side (seeded by
-    `seed`), applied to all of them; float32 in [0, 1].
+    keep their order along the coordinate it maps (not along every direction overall). Measured on
+    `TRANSPORT_SAMPLES` pixels of each side (seeded by `seed`), applied to all of them; float32 in [0, 1].
     """
     rng = np.random.default_rng(seed)
     weights = [1.0 / len(target)] * len(target) if weights is None else [w / sum(weights) for w in weights]
