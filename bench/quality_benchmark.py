@@ -1,6 +1,6 @@
 """The quality benchmark: today's defaults on 12 photo × painting pairs, scored and written to QUALITY.md.
 
-    python bench/quality_benchmark.py                       # 12 pairs + 16 held out at 512 px (QUALITY.md, sheet)
+    python bench/quality_benchmark.py                       # 12 pairs + 16 + 8 held out at 512 px (QUALITY.md, sheet)
     python bench/quality_benchmark.py --sizes 256,512,1024  # also: does the look hold across sizes?
     python bench/quality_benchmark.py --pairs tubingen-starry,astronaut-wave --size 256   # a quick look
     python bench/quality_benchmark.py --set scales=1 --no-report   # a lever: the defaults with one change
@@ -15,10 +15,11 @@ afterwards; any change to stylekeras/ makes them again) and are scored with benc
 (style progress, structure).
 jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours, and so is
 neural-style's default run on every pair where bench/neural_style_reference.py has made one. Sixteen pairs
-with photos no setting was chosen on are reported apart (`--held-out`). `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their
-own), to measure a lever against the defaults on the same pairs; `--preset NAME` runs a shipped preset the
-same way. Text under "## Notes" in QUALITY.md is
-kept when the file is rewritten.
+with photos no setting was chosen on are reported apart (`--held-out`), and eight with two styles no setting
+was chosen on, which bench/procedural_styles.py makes into bench/out/quality/ (`--held-out-styles`).
+`--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their own), to measure a
+lever against the defaults on the same pairs; `--preset NAME` runs a shipped preset the same way. Text under
+"## Notes" in QUALITY.md is kept when the file is rewritten.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from stylekeras import defaults, features, stylize
 from stylekeras.errors import StyleKerasError
 
 sys.path.insert(0, str(Path(__file__).parent))
+from procedural_styles import write_styles  # noqa: E402
 from quality import scores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,9 +60,10 @@ PHOTOS = {name: SHARED / file for name, file in
           (("tubingen", "tubingen.jpg"), ("astronaut", "astronaut.png"), ("chelsea", "chelsea.png"), ("stata", "stata.jpg"),
               ("chicago", "chicago.jpg"))} | {
     name: ROOT / "examples" / f"{name}.jpg" for name in ("coffee", "rocket")} | {"fox": OUT / "fox.png"}
-PAINTINGS = {name: SHARED / file for name, file in  # one of each kind: swirly, portrait, seascape, flat colour
+# One painting of each kind (swirly, portrait, seascape, flat colour), then the held-out styles made here.
+PAINTINGS = {name: SHARED / file for name, file in
              (("starry", "starry_night.jpg"), ("matisse", "woman-with-hat-matisse.jpg"), ("wave", "wave.jpg"),
-              ("udnie", "udnie.jpg"))}
+              ("udnie", "udnie.jpg"))} | {name: OUT / f"{name}.png" for name in ("glass", "hatching")}
 # Each photo with three paintings and each painting with three photos.
 PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "astronaut-starry", "astronaut-matisse", "astronaut-wave",
          "chelsea-starry", "chelsea-matisse", "chelsea-udnie", "tubingen-wave", "tubingen-udnie", "stata-udnie")
@@ -68,8 +71,11 @@ PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "astronaut-starry", "
 # against a flat wall), with every painting: how the defaults hold on pictures not tuned on.
 HELD_OUT_PAIRS = tuple(f"{photo}-{painting}" for photo in ("chicago", "coffee", "rocket", "fox")
                        for painting in ("starry", "matisse", "wave", "udnie"))
+# Styles no default was chosen on (stained glass, pencil hatching: bench/procedural_styles.py), with the
+# photos that may be shipped, so the committed contact sheet shows them all.
 # Photos that may be shipped (public domain / CC0): only their results go into the committed contact sheet.
 SHIPPABLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+HELD_OUT_STYLE_PAIRS = tuple(f"{photo}-{style}" for photo in SHIPPABLE_PHOTOS for style in ("glass", "hatching"))
 # Pairs whose photo and painting are both at least 800 px, so that 1024 px is not mostly upsampling.
 SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse")
 
@@ -193,8 +199,8 @@ def _score_table(rows: list[dict], weights: str) -> list[str]:
     return lines
 
 
-def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[dict], size: int, weights: str,
-                 precision: str, reference: dict) -> Path:
+def write_report(rows: list[dict], held_out_rows: list[dict], held_out_style_rows: list[dict], size_rows: list[dict],
+                 size: int, weights: str, precision: str, reference: dict) -> Path:
     path = ROOT / "QUALITY.md"
     notes = ""
     if path.exists():
@@ -238,6 +244,12 @@ def write_report(rows: list[dict], held_out_rows: list[dict], size_rows: list[di
                   "`examples/coffee.jpg` (a still life), `examples/rocket.jpg` (thin towers against a night sky), "
                   f"`fox.png` (a fox on a bed against a flat wall: the frame {FOX_SECONDS:g} s into the video clip) — "
                   "with each painting.", "", *_score_table(held_out_rows, weights)]
+    if held_out_style_rows:
+        lines += ["", "## Held out: styles no default was tuned on", "",
+                  "The same defaults with two styles made by `bench/procedural_styles.py` after the defaults were "
+                  "settled, each of a kind none of the four paintings is: `glass` (stained glass: flat, saturated "
+                  "cells between dark lead lines) and `hatching` (grey pencil strokes on white paper).", "",
+                  *_score_table(held_out_style_rows, weights)]
     if size_rows:
         sizes = sorted({row["size"] for row in size_rows})
         lines += ["", "## The same settings at every size", "",
@@ -277,6 +289,8 @@ def main() -> None:
                         help="the SIZE_PAIRS to stylize at --sizes; the others are shown where an earlier run left them")
     parser.add_argument("--held-out", default=",".join(HELD_OUT_PAIRS), help="pairs reported apart, as a check on "
                         "pictures the defaults were not tuned on (empty: none)")
+    parser.add_argument("--held-out-styles", default=",".join(HELD_OUT_STYLE_PAIRS),
+                        help="pairs with styles the defaults were not tuned on, reported apart (empty: none)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="change one TransferSettings field (repeatable); implies --no-report")
     parser.add_argument("--preset", choices=defaults.PRESETS,
@@ -296,6 +310,7 @@ def main() -> None:
             changes[name] = value  # a word: init=noise
     try:
         extract_fox()
+        write_styles(OUT)
     except StyleKerasError as error:  # without the video extra, or an unreadable clip
         sys.exit(f"error: {error}")
     missing = [str(path) for path in [*PHOTOS.values(), *PAINTINGS.values()] if not path.exists()]
@@ -308,6 +323,8 @@ def main() -> None:
             for pair in args.pairs.split(",") if pair]
     held_out_rows = [stylize_pair(stylizer, pair, args.size, changes=changes, preset=args.preset)
                      for pair in args.held_out.split(",") if pair]
+    held_out_style_rows = [stylize_pair(stylizer, pair, args.size, changes=changes, preset=args.preset)
+                           for pair in args.held_out_styles.split(",") if pair]
     sizes = [int(size) for size in args.sizes.split(",") if size]
     size_rows = [row for row in rows if row["pair"] in SIZE_PAIRS] if sizes else []  # the main size is a column too
     size_rows += [row for size in sizes if size != args.size for pair in SIZE_PAIRS
@@ -315,16 +332,17 @@ def main() -> None:
                                             preset=args.preset))]
     reference = scores(str(PHOTOS["tubingen"]), str(PAINTINGS["starry"]), str(REFERENCE)) if REFERENCE.exists() else {}
     if args.no_report or changes or network:
-        for name, chosen in (("pairs", rows), ("held out", held_out_rows)):
+        for name, chosen in (("pairs", rows), ("held out", held_out_rows), ("held-out styles", held_out_style_rows)):
             if chosen:
                 print(f"{name}: mean style {np.mean([r['style_progress'] for r in chosen]):.3f}, mean structure "
                       f"{np.mean([r['structure'] for r in chosen]):.3f}")
         return
-    contact_sheet(rows + held_out_rows, OUT / "sheet.jpg")
-    contact_sheet([row for row in rows + held_out_rows if row["pair"].split("-")[0] in SHIPPABLE_PHOTOS],
+    every_row = rows + held_out_rows + held_out_style_rows
+    contact_sheet(every_row, OUT / "sheet.jpg")
+    contact_sheet([row for row in every_row if row["pair"].split("-")[0] in SHIPPABLE_PHOTOS],
                   ROOT / "docs" / "quality_sheet.jpg")
-    report = write_report(rows, held_out_rows, size_rows, args.size, stylizer.weights.description, stylizer.precision,
-                          reference)
+    report = write_report(rows, held_out_rows, held_out_style_rows, size_rows, args.size, stylizer.weights.description,
+                          stylizer.precision, reference)
     print(f"wrote {report}")
 
 
