@@ -3,8 +3,8 @@ them, they are the same on every machine, and being made here they are ours to s
 
 - `stained_glass`: Voronoi cells in saturated glass colours, each shaded, between dark lead lines — the
   flat-colour, hard-edged kind of style (mosaics, cloisonné, stained glass), unlike any of the four paintings.
-- `pencil_hatching`: grey pencil strokes on paper in three directions, denser where a slow field is dark —
-  the monochrome, line kind (drawings, etchings).
+- `pencil_hatching`: grey pencil strokes on paper in three directions, denser and darker where a slow field
+  is high — the monochrome, line kind (drawings, etchings).
 
     python bench/procedural_styles.py OUT_DIR     # writes OUT_DIR/glass.png and OUT_DIR/hatching.png
 """

@@ -71,10 +71,10 @@ PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "astronaut-starry", "
 # against a flat wall), with every painting: how the defaults hold on pictures not tuned on.
 HELD_OUT_PAIRS = tuple(f"{photo}-{painting}" for photo in ("chicago", "coffee", "rocket", "fox")
                        for painting in ("starry", "matisse", "wave", "udnie"))
-# Styles no default was chosen on (stained glass, pencil hatching: bench/procedural_styles.py), with the
-# photos that may be shipped, so the committed contact sheet shows them all.
 # Photos that may be shipped (public domain / CC0): only their results go into the committed contact sheet.
 SHIPPABLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+# Styles no default was chosen on (stained glass, pencil hatching: bench/procedural_styles.py), with the
+# photos that may be shipped, so the committed contact sheet shows them all.
 HELD_OUT_STYLE_PAIRS = tuple(f"{photo}-{style}" for photo in SHIPPABLE_PHOTOS for style in ("glass", "hatching"))
 # Pairs whose photo and painting are both at least 800 px, so that 1024 px is not mostly upsampling.
 SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse")
@@ -310,9 +310,9 @@ def main() -> None:
             changes[name] = value  # a word: init=noise
     try:
         extract_fox()
-        write_styles(OUT)
     except StyleKerasError as error:  # without the video extra, or an unreadable clip
         sys.exit(f"error: {error}")
+    write_styles(OUT)
     missing = [str(path) for path in [*PHOTOS.values(), *PAINTINGS.values()] if not path.exists()]
     if missing:
         sys.exit(f"error: missing benchmark images: {', '.join(missing)}")
