@@ -7,9 +7,13 @@ a `tf.while_loop`, `stylekeras.serving`). It is Keras' Adam, with its defaults.
 The L-BFGS is steppable one iteration per `tf.function` call.
 
 L-BFGS is the optimizer of Gatys et al. and jcjohnson/neural-style's default. This follows torch.optim.LBFGS
-as jcjohnson/neural-style uses it (step 1), with the two-loop recursion of Nocedal & Wright (Algorithm 7.4)
-over the last `history` (s, y) pairs. Because each call is one iteration, progress bars, snapshots and NaN
-guards work as with Adam.
+as jcjohnson/neural-style uses it (step 1): each step is −H·g with H the L-BFGS inverse Hessian over the last
+`history` (s, y) pairs, the one the two-loop recursion of Nocedal & Wright (Algorithm 7.4) applies. It is
+applied in its compact form (Byrd, Nocedal & Schnabel 1994, eq. 3.1), from the pairs' inner products kept
+between steps: a step passes over the stored pairs in four matrix products instead of the recursion's
+4 × `history` dependent vector operations, each on a copy of one pair, and costs less (BENCHMARKS.md,
+"Design choices").
+Because each call is one iteration, progress bars, snapshots and NaN guards work as with Adam.
 
 The first step (at each scale, and after a restart) is a steepest-descent one that moves the pixels by an RMS
 of `first_step_rms`, not torch's min(1, 1/‖g‖₁)·g: on an image of 10⁵–10⁶ values that moves no pixel by a
@@ -99,7 +103,9 @@ class LBFGS:
         size = int(tf.size(variable))
         zeros = lambda *shape: tf.Variable(tf.zeros(shape, variable.dtype), trainable=False)  # noqa: E731
         self.s, self.y = zeros(self.history, size), zeros(self.history, size)
-        self.rho = zeros(self.history)
+        # The pairs' inner products by slot, sy[i, j] = sᵢ·yⱼ and yy[i, j] = yᵢ·yⱼ: a step updates the row and
+        # column of the pair it stores instead of computing them all again.
+        self.sy, self.yy = zeros(self.history, self.history), zeros(self.history, self.history)
         self.previous_x, self.previous_gradient = zeros(size), zeros(size)
         self.count = tf.Variable(0, trainable=False)
         self.iterations = tf.Variable(0, trainable=False)
@@ -113,30 +119,41 @@ class LBFGS:
     @property
     def variables(self) -> list[tf.Variable]:
         """The whole state, for checkpoints."""
-        return [self.s, self.y, self.rho, self.previous_x, self.previous_gradient, self.count, self.iterations,
-                self.next_slot, self.first_step_scale]
+        return [self.s, self.y, self.sy, self.yy, self.previous_x, self.previous_gradient, self.count,
+                self.iterations, self.next_slot, self.first_step_scale]
 
     def apply_gradients(self, gradients_and_variables) -> None:
         ((gradient, variable),) = gradients_and_variables
         x, g = tf.reshape(variable, [-1]), tf.reshape(gradient, [-1])
+        s, y = x - self.previous_x, g - self.previous_gradient
+        slot = self.next_slot.read_value()
+        # No pair before the first step; none that would break positive definiteness.
+        stored = (self.iterations > 0) & (tf.tensordot(s, y, 1) > 1e-10)
 
-        def store_pair() -> None:
-            s, y = x - self.previous_x, g - self.previous_gradient
-            curvature = tf.tensordot(s, y, 1)
-
-            def store() -> None:
-                slot = tf.reshape(self.next_slot, [1, 1])
-                self.s.scatter_nd_update(slot, s[None])
-                self.y.scatter_nd_update(slot, y[None])
-                self.rho.scatter_nd_update(slot, [1.0 / curvature])
-                self.next_slot.assign((self.next_slot + 1) % self.history)
-                self.count.assign(tf.minimum(self.count + 1, self.history))
-
-            tf.cond(curvature > 1e-10, store, lambda: None)  # skip pairs that would break positive definiteness
+        def store() -> None:
+            self.s.scatter_nd_update([[slot]], s[None])
+            self.y.scatter_nd_update([[slot]], y[None])
+            self.next_slot.assign((slot + 1) % self.history)
+            self.count.assign(tf.minimum(self.count + 1, self.history))
 
         # tf.cond rather than `if`: the step runs inside a tf.function traced without autograph (`optimize`).
-        tf.cond(self.iterations > 0, store_pair, lambda: None)
-        direction = -self._inverse_hessian_times(g)
+        tf.cond(stored, store, lambda: None)
+        # Read once: TensorFlow copies a variable on every read once it has been written by a scatter.
+        pairs_s, pairs_y = self.s.read_value(), self.y.read_value()
+        # Every inner product with the stored pairs this step needs, in one pass over each.
+        s_times = tf.matmul(pairs_s, tf.stack([y, g], axis=1))  # [history, 2]: sᵢ·y, sᵢ·g
+        y_times = tf.matmul(pairs_y, tf.stack([s, y, g], axis=1))  # yᵢ·s, yᵢ·y, yᵢ·g
+
+        def store_products() -> None:
+            row = tf.stack([tf.fill([self.history], slot), tf.range(self.history)], axis=1)
+            column = tf.reverse(row, axis=[1])
+            self.sy.scatter_nd_update(column, s_times[:, 0])
+            self.sy.scatter_nd_update(row, y_times[:, 0])
+            self.yy.scatter_nd_update(column, y_times[:, 1])
+            self.yy.scatter_nd_update(row, y_times[:, 1])
+
+        tf.cond(stored, store_products, lambda: None)
+        direction = -self._inverse_hessian_times(g, pairs_s, pairs_y, s_times[:, 1], y_times[:, 2])
         gradient_rms = tf.sqrt(tf.reduce_mean(tf.square(g)))  # zero where nothing pulls: then no first step
         first_step = tf.math.divide_no_nan(self.first_step_rms, gradient_rms) * self.learning_rate * self.first_step_scale
         step = tf.where(self.iterations == 0, first_step, self.learning_rate)
@@ -172,27 +189,30 @@ class LBFGS:
         self.iterations.assign(0)
         return None
 
-    def _inverse_hessian_times(self, gradient: tf.Tensor) -> tf.Tensor:
-        """H·g by the two-loop recursion over the `count` stored pairs: newest to oldest, then back."""
-        newest = (self.next_slot - 1) % self.history
+    def _inverse_hessian_times(self, g: tf.Tensor, pairs_s: tf.Tensor, pairs_y: tf.Tensor, s_g: tf.Tensor,
+                               y_g: tf.Tensor) -> tf.Tensor:
+        """H·g for the `count` newest of the pairs `pairs_s`, `pairs_y` (the stores' values), from `s_g` = sᵢ·g
+        and `y_g` = yᵢ·g by slot, in the compact form (Byrd, Nocedal & Schnabel 1994, eq. 3.1) with H₀ = γI,
+        γ = s·y / y·y of the newest pair: H·g = γg + S·(R⁻ᵀ((D + γYᵀY)·u − γYᵀg)) − γY·u, u = R⁻¹Sᵀg, the
+        pairs in order oldest to newest, R the upper triangle of SᵀY and D its diagonal. The small products
+        are taken in float64."""
+        m = self.history
+        order = (self.next_slot + tf.range(m)) % m  # slots, oldest to newest
+        used = tf.cast(tf.range(m) >= m - self.count, tf.float64)  # the newest `count`; the others are stale
+        pairwise = used[:, None] * used[None, :]
 
-        def slot(age):  # age 0: the newest pair
-            return (newest - age) % self.history
+        def in_order(matrix: tf.Variable) -> tf.Tensor:  # rows and columns oldest to newest, stale ones zero
+            return tf.gather(tf.gather(tf.cast(matrix, tf.float64), order), order, axis=1) * pairwise
 
-        def newest_to_oldest(age, q, alphas):
-            i = slot(age)
-            alpha = tf.gather(self.rho, i) * tf.tensordot(tf.gather(self.s, i), q, 1)
-            return age + 1, q - alpha * tf.gather(self.y, i), alphas.write(age, alpha)
-
-        alphas = tf.TensorArray(gradient.dtype, size=self.history, clear_after_read=False)
-        _, q, alphas = tf.while_loop(lambda age, *_: age < self.count, newest_to_oldest, (0, gradient, alphas))
-        newest_s, newest_y = tf.gather(self.s, newest), tf.gather(self.y, newest)
-        scale = tf.where(self.count > 0, tf.tensordot(newest_s, newest_y, 1) / tf.tensordot(newest_y, newest_y, 1), 1.0)
-
-        def oldest_to_newest(age, r):
-            i = slot(age)
-            beta = tf.gather(self.rho, i) * tf.tensordot(tf.gather(self.y, i), r, 1)
-            return age - 1, r + (alphas.read(age) - beta) * tf.gather(self.s, i)
-
-        _, r = tf.while_loop(lambda age, _: age >= 0, oldest_to_newest, (self.count - 1, scale * q))
-        return r
+        sy, yy = in_order(self.sy), in_order(self.yy)
+        s_g, y_g = (tf.gather(tf.cast(values, tf.float64), order)[:, None] * used[:, None] for values in (s_g, y_g))
+        diagonal = tf.linalg.diag_part(sy)[:, None]
+        # Unused pairs get an identity row and column of R, so their u and p are zero.
+        r = tf.linalg.band_part(sy, 0, -1) + tf.linalg.diag(1.0 - used)
+        gamma = tf.math.divide_no_nan(sy[-1, -1], yy[-1, -1]) + (1.0 - used[-1])  # 1 with no pairs
+        u = tf.linalg.triangular_solve(r, s_g, lower=False)
+        p = tf.linalg.triangular_solve(r, diagonal * u + gamma * (yy @ u) - gamma * y_g, lower=False, adjoint=True)
+        by_slot = tf.math.invert_permutation(order)
+        p, u = (tf.cast(tf.gather(values[:, 0], by_slot), g.dtype) for values in (p, u))
+        return (tf.cast(gamma, g.dtype) * g + tf.linalg.matvec(pairs_s, p, transpose_a=True)
+                - tf.cast(gamma, g.dtype) * tf.linalg.matvec(pairs_y, u, transpose_a=True))

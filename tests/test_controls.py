@@ -37,9 +37,11 @@ def test_lbfgs_solves_a_quadratic():
     np.testing.assert_allclose(x.numpy(), np.linalg.solve(matrix.numpy(), target.numpy()), atol=1e-4)
 
 
-def test_lbfgs_steps_by_the_two_loop_recursion_over_the_newest_pairs():
-    """Past `history` steps, each step is −H·g over the newest `history` (s, y) pairs (Nocedal & Wright,
-    Algorithm 7.4), here recomputed in numpy from the iterates and gradients."""
+@pytest.mark.parametrize("restart_at", [None, 4])
+def test_lbfgs_steps_by_the_two_loop_recursion_over_the_newest_pairs(restart_at):
+    """Past its first step, each step is −H·g over the newest `history` (s, y) pairs (Nocedal & Wright,
+    Algorithm 7.4), here recomputed in numpy from the iterates and gradients; after a restart, over the pairs
+    since, though the older ones are still in the ring."""
     rng = np.random.default_rng(5)
     basis = rng.normal(size=(12, 12))
     matrix = basis @ basis.T + 12 * np.eye(12)
@@ -47,14 +49,18 @@ def test_lbfgs_steps_by_the_two_loop_recursion_over_the_newest_pairs():
     optimizer = LBFGS(history=3)
     optimizer.build([x])
     iterates, gradients = [], []
-    for step in range(8):
+    for step in range(10):
+        if step == restart_at:  # the safeguard gives up on the last step: back to the point before it
+            assert optimizer.safeguard(x, tf.constant(-1.0), lambda: ({"total": tf.constant(1.0)}, None)) is None
+            iterates, gradients = [], []
         gradient = (matrix @ x.numpy()).astype(np.float32)  # of ½ xᵀAx
         iterates.append(x.numpy().astype(np.float64))
         gradients.append(gradient.astype(np.float64))
         optimizer.apply_gradients([(tf.constant(gradient), x)])
-        if step == 0:
+        assert np.isfinite(x.numpy()).all()  # else the reference below, computed from the iterates, is NaN too
+        if len(iterates) == 1:
             continue  # the first step is a scaled steepest-descent one
-        pairs = [(iterates[k + 1] - iterates[k], gradients[k + 1] - gradients[k]) for k in range(step)][-3:]
+        pairs = [(iterates[k + 1] - iterates[k], gradients[k + 1] - gradients[k]) for k in range(len(iterates) - 1)][-3:]
         q, alphas = gradients[-1], []
         for s, y in reversed(pairs):
             alphas.append(s @ q / (s @ y))
