@@ -843,8 +843,9 @@ def check_memory(shape: tuple[int, int], settings: TransferSettings, tiling: Til
     memory = memory or os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     height, width = shape
     window = min(height, tiling.window) * min(width, tiling.window) if tiling else height * width
-    # The image, its gradient and the optimizer's state: Adam's two moments or L-BFGS's pairs of vectors.
-    copies = 4 + (2 * settings.lbfgs_history if settings.optimizer == "lbfgs" else 0)
+    # The image, its gradient and the optimizer's state: Adam's two moments or L-BFGS's pairs of vectors,
+    # one store of which is copied while a step reads it (`LBFGS.apply_gradients`; README, "memory").
+    copies = 4 + (3 * settings.lbfgs_history if settings.optimizer == "lbfgs" else 0)
     image_bytes = photos * copies * height * width * 3 * 4
     needed = image_bytes + photos * window * STEP_BYTES_PER_PIXEL
     if needed > memory:
