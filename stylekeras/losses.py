@@ -137,9 +137,26 @@ def total_variation_loss(images: tf.Tensor) -> tf.Tensor:
 
     Not in Gatys et al. 2016; taken from Mahendran & Vedaldi 2015 (β = 2) as in jcjohnson/neural-style.
     """
+    return _total_variation(tf.convert_to_tensor(images))
+
+
+@tf.custom_gradient
+def _total_variation(images: tf.Tensor) -> tf.Tensor:
+    # Its gradient written out, 2 (d_{i−1} − d_i) per axis for the differences d (zero beyond the edges):
+    # autodiff's four strided-slice gradients take several times longer (BENCHMARKS.md, "Design choices").
     down = images[:, 1:, :, :] - images[:, :-1, :, :]
     right = images[:, :, 1:, :] - images[:, :, :-1, :]
-    return tf.reduce_sum(tf.square(down), axis=[1, 2, 3]) + tf.reduce_sum(tf.square(right), axis=[1, 2, 3])
+
+    def gradient(upstream: tf.Tensor) -> tf.Tensor:
+        def previous_less_own(difference: tf.Tensor, axis: int) -> tf.Tensor:  # d_{i−1} − d_i along `axis`
+            before, after = [[0, 0]] * 4, [[0, 0]] * 4
+            before[axis], after[axis] = [1, 0], [0, 1]
+            return tf.pad(difference, before) - tf.pad(difference, after)
+
+        difference = previous_less_own(down, 1) + previous_less_own(right, 2)
+        return 2.0 * upstream[:, None, None, None] * difference
+
+    return tf.reduce_sum(tf.square(down), axis=[1, 2, 3]) + tf.reduce_sum(tf.square(right), axis=[1, 2, 3]), gradient
 
 
 def temporal_loss(images: tf.Tensor, warped: tf.Tensor, consistency: tf.Tensor) -> tf.Tensor:

@@ -82,6 +82,28 @@ def test_total_variation_matches_numpy():
     np.testing.assert_allclose(losses.total_variation_loss(image), expected, rtol=1e-5)
 
 
+def test_total_variation_gradient_is_the_formulas_per_image():
+    images = tf.Variable(rng.uniform(size=(2, 5, 6, 3)).astype(np.float32))
+    weights = np.array([0.5, 3.0], np.float32)  # each image's upstream gradient: the batch's losses weighted apart
+    with tf.GradientTape() as tape:
+        weighted = tf.reduce_sum(weights * losses.total_variation_loss(images))
+    got = tape.gradient(weighted, images).numpy()
+    x = images.numpy()
+    expected = np.zeros_like(x)
+    for axis in (1, 2):  # d/dx_i Σ_k (x_{k+1} − x_k)² = 2 (x_i − x_{i−1}) − 2 (x_{i+1} − x_i), zero beyond the edges
+        difference = np.diff(x, axis=axis)
+        before, after = [(0, 0)] * 4, [(0, 0)] * 4
+        before[axis], after[axis] = (1, 0), (0, 1)
+        expected += 2 * (np.pad(difference, before) - np.pad(difference, after))
+    np.testing.assert_allclose(got, weights[:, None, None, None] * expected, rtol=1e-5, atol=1e-6)
+    for index in [(1, 2, 3, 1), (0, 0, 0, 0), (1, 4, 5, 2)]:  # central differences inside and at two corners
+        plus, minus = x.astype(np.float64), x.astype(np.float64)  # float64: a float32 sum cancels to noise
+        plus[index] += 1e-2
+        minus[index] -= 1e-2
+        numeric = (losses.total_variation_loss(plus) - losses.total_variation_loss(minus))[index[0]] / 2e-2
+        assert weights[index[0]] * float(numeric) == pytest.approx(got[index], rel=1e-3)
+
+
 def test_temporal_loss_is_the_masked_mean_square_per_frame():
     images = rng.uniform(size=(2, 5, 6, 3)).astype(np.float32)
     warped = rng.uniform(size=(2, 5, 6, 3)).astype(np.float32)
