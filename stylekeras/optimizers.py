@@ -141,22 +141,25 @@ class LBFGS:
         # Read once: TensorFlow copies a variable on every read once it has been written by a scatter.
         pairs_s, pairs_y = self.s.read_value(), self.y.read_value()
         # Every inner product with the stored pairs this step needs, in one pass over each.
-        s_times = tf.matmul(pairs_s, tf.stack([y, g], axis=1))  # [history, 2]: sᵢ·y, sᵢ·g
-        y_times = tf.matmul(pairs_y, tf.stack([s, y, g], axis=1))  # yᵢ·s, yᵢ·y, yᵢ·g
+        s_times = tf.matmul(tf.stack([y, g]), pairs_s, transpose_b=True)  # [2, history]: y·sᵢ, g·sᵢ
+        y_times = tf.matmul(tf.stack([s, y, g]), pairs_y, transpose_b=True)  # s·yᵢ, y·yᵢ, g·yᵢ
 
         def store_products() -> None:
             row = tf.stack([tf.fill([self.history], slot), tf.range(self.history)], axis=1)
             column = tf.reverse(row, axis=[1])
-            self.sy.scatter_nd_update(column, s_times[:, 0])
-            self.sy.scatter_nd_update(row, y_times[:, 0])
-            self.yy.scatter_nd_update(column, y_times[:, 1])
-            self.yy.scatter_nd_update(row, y_times[:, 1])
+            self.sy.scatter_nd_update(column, s_times[0])
+            self.sy.scatter_nd_update(row, y_times[0])
+            self.yy.scatter_nd_update(column, y_times[1])
+            self.yy.scatter_nd_update(row, y_times[1])
 
         tf.cond(stored, store_products, lambda: None)
-        direction = -self._inverse_hessian_times(g, pairs_s, pairs_y, s_times[:, 1], y_times[:, 2])
-        gradient_rms = tf.sqrt(tf.reduce_mean(tf.square(g)))  # zero where nothing pulls: then no first step
-        first_step = tf.math.divide_no_nan(self.first_step_rms, gradient_rms) * self.learning_rate * self.first_step_scale
-        step = tf.where(self.iterations == 0, first_step, self.learning_rate)
+        direction = -self._inverse_hessian_times(g, pairs_s, pairs_y, s_times[1], y_times[2])
+
+        def first_step() -> tf.Tensor:  # a pass over the gradient that only a first step needs
+            gradient_rms = tf.sqrt(tf.reduce_mean(tf.square(g)))  # zero where nothing pulls: then no first step
+            return tf.math.divide_no_nan(self.first_step_rms, gradient_rms) * self.learning_rate * self.first_step_scale
+
+        step = tf.cond(self.iterations == 0, first_step, lambda: tf.constant(self.learning_rate, g.dtype))
         self.previous_x.assign(x)
         self.previous_gradient.assign(g)
         self.iterations.assign_add(1)

@@ -711,7 +711,7 @@ def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.T
         optimizer.apply_gradients([(gradient, image)])
         # A finite but huge gradient can still overflow Adam's second moment into a NaN image.
         finite = tf.reduce_all(tf.math.is_finite(image))
-        image.assign(tf.where(finite, tf.clip_by_value(image, 0.0, 1.0), before))
+        tf.cond(finite, lambda: image.assign(tf.clip_by_value(image, 0.0, 1.0)), lambda: image.assign(before))
         return finite
 
     # Without autograph (its conversion of the optimizers' code cost every run's first step), hence tf.cond.
