@@ -73,8 +73,9 @@ def write_problem(stylizer: stylekeras.Stylizer, photo: Path, painting: Path, si
     loss_weights = settings.loss_weights(*content.shape[:2])
     convs = [layer for layer in stylizer.model.layers if isinstance(layer, keras.layers.Conv2D)]
     kernels = {"conv_layers": np.array([conv.name for conv in convs])}
-    for conv in convs:
-        kernels[f"kernel_{conv.name}"], kernels[f"bias_{conv.name}"] = conv.get_weights()
+    for conv in convs:  # float32 for torch, also where our model keeps them in bfloat16 (`--precision mixed`)
+        kernels[f"kernel_{conv.name}"], kernels[f"bias_{conv.name}"] = (
+            np.asarray(value, np.float32) for value in conv.get_weights())
     path = OUT / f"problem_{size}.npz"
     np.savez(path, content=content, style=style, style_layers=np.array(stylizer.style_layers),
              content_layer=stylizer.content_layers[0], layer_weights=np.array(
