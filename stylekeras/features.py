@@ -155,7 +155,7 @@ def build_feature_model(
     check_choice("`pooling`", pooling, POOLINGS)
     check_choice("`padding`", padding, PADDINGS)
     # Kernels stored in bfloat16, not Keras' "mixed_bfloat16" (float32 kept, cast at every call): they are
-    # frozen, so the convolutions are the same, without recasting 10⁷ weights per loss evaluation.
+    # frozen, so the convolutions are the same, without recasting millions of weights per loss evaluation.
     dtype = "bfloat16" if resolve_precision(precision) == "mixed" else "float32"
     all_names = layer_names(weights.backbone)
     deepest = max(all_names.index(name) for name in layers)
