@@ -68,6 +68,8 @@ def test_mixed_precision_features_and_their_losses_are_close(content_path, style
     image, style = load_image(content_path, 64)[None], load_image(style_path, 64)[None]
     exact_stylizer, mixed_stylizer = stylekeras.Stylizer(weights="hed"), stylekeras.Stylizer(weights="hed", precision="mixed")
     exact, mixed = exact_stylizer.model(image), mixed_stylizer.model(image)
+    # The frozen kernels are kept in bfloat16, so no evaluation casts them from float32 again.
+    assert {weight.dtype for weight in mixed_stylizer.model.weights} == {"bfloat16"}
     for name, features in mixed.items():
         assert features.dtype == tf.bfloat16  # the losses take them from here in float32
         error = float(tf.norm(tf.cast(features, tf.float32) - exact[name]) / tf.norm(exact[name]))
