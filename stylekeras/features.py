@@ -6,6 +6,7 @@ with the VGG preprocessing inside the model so callers pass plain RGB in [0, 1].
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -62,6 +63,57 @@ class EdgePadding(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="stylekeras")
+class FlippedKernelConv2D(keras.layers.Conv2D):
+    """Keras' Conv2D (stride 1, "same" padding), computed as the transposed convolution of its kernel
+    flipped in space with its input and output channels swapped: the same products summed in the same
+    order, in oneDNN's float32 kernels on x86 bit for bit Conv2D's (tests/test_features.py), and up to twice
+    as fast where the layer has many channels, because oneDNN runs TensorFlow's transposed (backward-data)
+    convolution on a kernel it has reordered into its blocked layout and the forward one on the kernel as
+    stored (BENCHMARKS.md, "Design choices"). Gradients are Conv2D's."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.padding != "same" or self.strides != (1, 1) or self.dilation_rate != (1, 1):
+            raise ValueError("FlippedKernelConv2D computes only stride-1, undilated convolutions with \"same\" padding")
+
+    def convolution_op(self, inputs, kernel):
+        return _convolution_as_transposed(inputs, tf.convert_to_tensor(kernel))
+
+
+@tf.custom_gradient
+def _convolution_as_transposed(inputs: tf.Tensor, kernel: tf.Tensor):
+    """conv2d(`inputs`, `kernel`), stride 1, "same", as the transposed convolution of the flipped kernel;
+    its gradients are those TensorFlow gives conv2d."""
+    strides, padding = [1, 1, 1, 1], "SAME"
+    flipped = tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
+    output_shape = tf.concat([tf.shape(inputs)[:3], tf.shape(kernel)[3:]], axis=0)
+    outputs = tf.raw_ops.Conv2DBackpropInput(input_sizes=output_shape, filter=flipped, out_backprop=inputs,
+                                             strides=strides, padding=padding)
+
+    def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        return (tf.raw_ops.Conv2DBackpropInput(input_sizes=tf.shape(inputs), filter=kernel, out_backprop=upstream,
+                                               strides=strides, padding=padding),
+                tf.raw_ops.Conv2DBackpropFilter(input=inputs, filter_sizes=tf.shape(kernel), out_backprop=upstream,
+                                                strides=strides, padding=padding))
+
+    return outputs, gradient
+
+
+def flipped_kernels_pay() -> bool:
+    """Whether float32 convolutions run faster as `FlippedKernelConv2D`s here: on an x86 CPU with
+    TensorFlow's oneDNN ops on (its default; off with TF_ENABLE_ONEDNN_OPTS=0, when TensorFlow's own
+    forward convolution is the faster one), no GPU visible. Measured with oneDNN's AVX2 and AVX-512 kernels
+    (BENCHMARKS.md, "Design choices")."""
+    if tf.config.list_physical_devices("GPU") or platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own test of oneDNN, not public API
+    except ImportError:
+        return False
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
@@ -157,6 +209,8 @@ def build_feature_model(
     # Kernels stored in bfloat16, not Keras' "mixed_bfloat16" (float32 kept, cast at every call): they are
     # frozen, so the convolutions are the same, without recasting millions of weights per loss evaluation.
     dtype = "bfloat16" if resolve_precision(precision) == "mixed" else "float32"
+    # Not the first layer: its 3 input channels are not what the flipped form speeds up.
+    flipped_kernels = dtype == "float32" and flipped_kernels_pay()
     all_names = layer_names(weights.backbone)
     deepest = max(all_names.index(name) for name in layers)
     images = keras.Input(shape=(None, None, 3), name="images")
@@ -170,7 +224,8 @@ def build_feature_model(
             edge_padded = index == 0 and padding != "zero"
             if edge_padded:
                 x = EdgePadding(padding, name="edge_padding", dtype=dtype)(x)
-            conv = keras.layers.Conv2D(
+            conv_type = FlippedKernelConv2D if flipped_kernels and index > 0 else keras.layers.Conv2D
+            conv = conv_type(
                 layer_channels(name),
                 3,
                 padding="valid" if edge_padded else "same",

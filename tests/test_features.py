@@ -1,5 +1,10 @@
 """stylekeras.features: the feature model is Keras' VGG (same layers, preprocessing and numbers for every weight
-source), and its mixed precision stays close to float32 and is used only where it pays."""
+source, whichever form its convolutions take), and its mixed precision stays close to float32 and is used only
+where it pays."""
+
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -7,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 import stylekeras
-from stylekeras import losses
+from stylekeras import features, losses
 from stylekeras.errors import StyleKerasError
-from stylekeras.features import build_feature_model, layer_names
+from stylekeras.features import FlippedKernelConv2D, build_feature_model, layer_names
 from stylekeras.image_io import load_image
 from stylekeras.report import read_report
 from stylekeras.weights import resolve_weights
@@ -62,6 +67,48 @@ def test_a_colour_swap_would_be_caught(content_path):
     want = np.asarray(reference(rgb)["block1_conv1"])
     swapped = np.asarray(ours(rgb[..., ::-1])["block1_conv1"])
     assert np.abs(swapped - want).max() > 1e-2 * np.abs(want).max()
+
+
+def test_flipped_kernel_convolution_and_its_gradients_are_conv2ds():
+    """The transposed form computes Keras' Conv2D: outputs, and gradients for the input and the kernel, with
+    channel counts that differ, so a kernel whose channels were not swapped could not even run."""
+    inputs = tf.random.stateless_normal([2, 9, 11, 5], seed=[1, 2])
+    kernel, bias = tf.random.stateless_normal([3, 3, 5, 7], seed=[3, 4]), tf.random.stateless_normal([7], seed=[5, 6])
+    upstream = tf.random.stateless_normal([2, 9, 11, 7], seed=[7, 8])
+    results = []
+    for layer_type in (keras.layers.Conv2D, FlippedKernelConv2D):
+        layer = layer_type(7, 3, padding="same", activation="relu")
+        layer.build(inputs.shape)
+        layer.set_weights([kernel.numpy(), bias.numpy()])
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs)
+            product = tf.reduce_sum(outputs * upstream)
+        results.append([outputs, *tape.gradient(product, [inputs, layer.kernel])])
+    for name, want, got in zip(["outputs", "input gradient", "kernel gradient"], *results):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * float(np.abs(want).max()), err_msg=name)
+    with pytest.raises(ValueError, match="stride-1"):
+        FlippedKernelConv2D(7, 3, padding="valid")
+
+
+@pytest.mark.parametrize("pays", [True, False])
+def test_float32_models_take_flipped_kernels_only_where_they_pay(monkeypatch, pays):
+    monkeypatch.setattr(features, "flipped_kernels_pay", lambda: pays)
+    weights = resolve_weights("random", "vgg16")
+    for precision, flipped in [("float32", pays), ("mixed", False)]:
+        model = build_feature_model(weights, ["block2_conv1"], precision=precision)
+        convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+        assert [type(layer) is FlippedKernelConv2D for layer in convolutions] == [False, flipped, flipped], precision
+
+
+def test_flipped_kernels_do_not_pay_without_onednn_or_off_x86(monkeypatch):
+    """Without oneDNN, TensorFlow's own forward convolution is the faster one; elsewhere than x86 it is unmeasured."""
+    script = "from stylekeras.features import flipped_kernels_pay; print(flipped_kernels_pay())"
+    found = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0"},
+                           capture_output=True, text=True, check=True).stdout
+    assert found.strip() == "False"
+    monkeypatch.setattr(features.platform, "machine", lambda: "aarch64")
+    assert features.flipped_kernels_pay() is False
 
 
 def test_mixed_precision_features_and_their_losses_are_close(content_path, style_path):
