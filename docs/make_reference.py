@@ -40,6 +40,7 @@ API = {
     "stylekeras.export": ["export_feature_extractor", "check_export", "run_with_c_api", "read_settings", "latest_version"],
     "stylekeras.serving": ["export_stylizer", "check_stylizer_export", "StylizerExportSettings",
                            "read_stylizer_settings", "StylizerGraph"],
+    "stylekeras.features": ["resolve_precision", "flipped_kernels_pay", "FlippedKernelConv2D"],
     "stylekeras.optimizers": ["adam_update", "Adam", "LBFGS"],
     "stylekeras.weights": ["quantized_imagenet_weights", "imagenet_weights", "hed_weights", "file_weights"],
     "stylekeras.torch_legacy": ["load_tensors"],

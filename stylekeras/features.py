@@ -68,11 +68,11 @@ class EdgePadding(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="stylekeras")
 class FlippedKernelConv2D(keras.layers.Conv2D):
     """Keras' Conv2D (stride 1, "same" padding), computed as the transposed convolution of its kernel
-    flipped in space with its input and output channels swapped: the same products summed in the same
-    order, in oneDNN's float32 kernels on x86 bit for bit Conv2D's (tests/test_features.py), and up to twice
-    as fast where the layer has many channels, because oneDNN runs TensorFlow's transposed (backward-data)
-    convolution on a kernel it has reordered into its blocked layout and the forward one on the kernel as
-    stored (BENCHMARKS.md, "Design choices"). Gradients are Conv2D's."""
+    flipped in space with its input and output channels swapped: the same products, summed bit for bit as
+    Conv2D sums them by oneDNN's AVX-512 float32 kernels (to float32 rounding by its AVX2 ones), and up to
+    twice as fast where the layer has many channels, because oneDNN runs TensorFlow's transposed
+    (backward-data) convolution on a kernel it has reordered into its blocked layout and the forward one on
+    the kernel as stored (BENCHMARKS.md, "Design choices"). Gradients are Conv2D's."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -80,6 +80,7 @@ class FlippedKernelConv2D(keras.layers.Conv2D):
             raise ValueError("FlippedKernelConv2D computes only stride-1, undilated convolutions with \"same\" padding")
 
     def convolution_op(self, inputs, kernel):
+        """Keras' hook for the convolution itself (bias and activation follow it in `call`)."""
         return _convolution_as_transposed(inputs, tf.convert_to_tensor(kernel))
 
 
@@ -201,7 +202,8 @@ def build_feature_model(
     trained), "reflect" or "replicate". `precision` "mixed" computes the convolutions in bfloat16 (several
     times faster on CPUs with AMX or AVX512-BF16 and on recent GPUs) and returns bfloat16 features, which
     `stylekeras.losses` turn into float32 losses (the Gram matrix's gradient stays in bfloat16); "auto"
-    picks one of the two for this machine (`resolve_precision`).
+    picks one of the two for this machine (`resolve_precision`). In float32, where `flipped_kernels_pay`,
+    the convolutions after the first are `FlippedKernelConv2D`s: Keras' numbers, sooner.
     """
     check_layers(weights.backbone, layers)
     check_choice("`pooling`", pooling, POOLINGS)
@@ -209,7 +211,6 @@ def build_feature_model(
     # Kernels stored in bfloat16, not Keras' "mixed_bfloat16" (float32 kept, cast at every call): they are
     # frozen, so the convolutions are the same, without recasting millions of weights per loss evaluation.
     dtype = "bfloat16" if resolve_precision(precision) == "mixed" else "float32"
-    # Not the first layer: its 3 input channels are not what the flipped form speeds up.
     flipped_kernels = dtype == "float32" and flipped_kernels_pay()
     all_names = layer_names(weights.backbone)
     deepest = max(all_names.index(name) for name in layers)
@@ -224,6 +225,7 @@ def build_feature_model(
             edge_padded = index == 0 and padding != "zero"
             if edge_padded:
                 x = EdgePadding(padding, name="edge_padding", dtype=dtype)(x)
+            # Not the first convolution: the flipped form speeds up many input channels, not 3.
             conv_type = FlippedKernelConv2D if flipped_kernels and index > 0 else keras.layers.Conv2D
             conv = conv_type(
                 layer_channels(name),

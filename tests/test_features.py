@@ -117,11 +117,11 @@ def test_mixed_precision_features_and_their_losses_are_close(content_path, style
     exact, mixed = exact_stylizer.model(image), mixed_stylizer.model(image)
     # The frozen kernels are kept in bfloat16, so no evaluation casts them from float32 again.
     assert {weight.dtype for weight in mixed_stylizer.model.weights} == {"bfloat16"}
-    for name, features in mixed.items():
-        assert features.dtype == tf.bfloat16  # the losses take them from here in float32
-        error = float(tf.norm(tf.cast(features, tf.float32) - exact[name]) / tf.norm(exact[name]))
+    for name, maps in mixed.items():
+        assert maps.dtype == tf.bfloat16  # the losses take them from here in float32
+        error = float(tf.norm(tf.cast(maps, tf.float32) - exact[name]) / tf.norm(exact[name]))
         assert 0 < error < 0.05, name  # bfloat16 has 8 bits of mantissa: close, but not identical
-        gram, exact_gram = losses.normalized_gram(features), losses.normalized_gram(exact[name])
+        gram, exact_gram = losses.normalized_gram(maps), losses.normalized_gram(exact[name])
         assert gram.dtype == tf.float32
         assert float(tf.norm(gram - exact_gram) / tf.norm(exact_gram)) < 0.05, name
     # The Gram matrix of bfloat16 features is their exact float32 product (L-BFGS needs an exact loss);
@@ -177,7 +177,6 @@ def test_cli_warns_when_mixed_precision_has_no_hardware(monkeypatch, tmp_path, c
     from typer.testing import CliRunner
 
     from stylekeras.cli import app
-    from stylekeras import features
 
     monkeypatch.setattr(features, "bfloat16_is_fast", lambda: False)
     arguments = ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "out.png"), "--size", "32",
@@ -192,8 +191,6 @@ def test_cli_warns_when_mixed_precision_has_no_hardware(monkeypatch, tmp_path, c
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
-    from stylekeras import features
-
     monkeypatch.setattr(features, "bfloat16_is_fast", lambda: True)
     assert features.resolve_precision("auto") == "mixed"
     for found in (False, None):  # None: it cannot tell, and float32 is never much slower
