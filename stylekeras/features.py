@@ -7,7 +7,7 @@ with the VGG preprocessing inside the model so callers pass plain RGB in [0, 1].
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -79,13 +79,14 @@ class FlippedKernelConv2D(keras.layers.Conv2D):
         if self.padding != "same" or self.strides != (1, 1) or self.dilation_rate != (1, 1):
             raise ValueError("FlippedKernelConv2D computes only stride-1, undilated convolutions with \"same\" padding")
 
-    def convolution_op(self, inputs, kernel):
+    def convolution_op(self, inputs: tf.Tensor, kernel: keras.Variable) -> tf.Tensor:
         """Keras' hook for the convolution itself (bias and activation follow it in `call`)."""
         return _convolution_as_transposed(inputs, tf.convert_to_tensor(kernel))
 
 
 @tf.custom_gradient
-def _convolution_as_transposed(inputs: tf.Tensor, kernel: tf.Tensor):
+def _convolution_as_transposed(inputs: tf.Tensor, kernel: tf.Tensor
+                               ) -> tuple[tf.Tensor, Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]]]:
     """conv2d(`inputs`, `kernel`), stride 1, "same", as the transposed convolution of the flipped kernel;
     its gradients are those TensorFlow gives conv2d."""
     strides, padding = [1, 1, 1, 1], "SAME"
