@@ -111,11 +111,12 @@ def flipped_kernels_pay() -> bool:
     (BENCHMARKS.md, "Design choices")."""
     if tf.config.list_physical_devices("GPU") or platform.machine().lower() not in ("x86_64", "amd64"):
         return False
-    try:
-        from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own test of oneDNN, not public API
-    except ImportError:
+    try:  # TensorFlow's own test of oneDNN, not public API: where it is gone, Keras' Conv2D stays
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
         return False
-    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str] | None:
