@@ -179,13 +179,22 @@ def peak_memory_gib(size: int, steps: int = 2, precision: str = "float32", photo
     return int(completed.stdout.split()[-1]) / 2**20, seconds  # VmHWM is in KiB
 
 
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (empty where there is none)."""
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name from `cpuinfo`, with its family and model numbers where the name alone does not
+    tell CPU generations apart (a virtual machine's "AMD EPYC"), e.g. "AMD EPYC, family 26, model 2";
+    empty where there is no `cpuinfo`."""
     try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        lines = cpuinfo.read_text().splitlines()
     except OSError:
         return ""
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "")
+    fields = {}
+    for line in lines:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "")
+    if any(character.isdigit() for character in name) or not {"cpu family", "model"} <= fields.keys():
+        return name
+    return f"{name}, family {fields['cpu family']}, model {fields['model']}"
 
 
 def cpu_times(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:

@@ -32,7 +32,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import stylekeras  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
+from benchmark import cpu_model  # noqa: E402
 from quality import scores  # noqa: E402
+from stylekeras.features import speed_flags  # noqa: E402
 from quality_benchmark import (HELD_OUT_PAIRS, NEURAL_STYLE as OUT, PAINTINGS, PAIRS, PHOTOS,  # noqa: E402
                                neural_style_path, neural_style_record)
 
@@ -65,7 +67,8 @@ def run_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, snapshots: lis
                      "path": str(image.relative_to(ROOT)),
                      **scores(str(photo), str(painting), str(image))})
     problem.unlink()
-    record = {"pair": pair, "size": size, "seed": seed, "weights": stylizer.weights.description, "snapshots": rows}
+    record = {"pair": pair, "size": size, "seed": seed, "weights": stylizer.weights.description,
+              "machine": f"{cpu_model()} (flags: {speed_flags()}), {os.cpu_count()} cores", "snapshots": rows}
     path = neural_style_path(pair, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1))

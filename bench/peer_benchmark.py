@@ -200,8 +200,9 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
         print(f"no neural-style default run of {pair} with these weights: python bench/neural_style_reference.py "
               f"--pairs {pair} …")
         return lines
+    machine = reference.get("machine", "a machine it did not record")
     lines += ["", "neural-style-pt's own defaults on the pair (from noise, its loss weights, 1000 iterations; "
-              "bench/neural_style_reference.py, not rerun here):", "",
+              f"bench/neural_style_reference.py on {machine}, not rerun here: its seconds are that machine's):", "",
               "| run | steps | seconds | style | structure | meets the goal |", "| --- | --- | --- | --- | --- | --- |"]
     for row in reference["snapshots"]:
         lines.append(f"| torch, neural-style-pt's defaults | {row['iterations']} | "
