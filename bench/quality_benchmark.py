@@ -28,7 +28,6 @@ import argparse
 import functools
 import hashlib
 import json
-import platform
 import re
 import sys
 import time
@@ -42,6 +41,7 @@ from stylekeras import defaults, features, stylize
 from stylekeras.errors import StyleKerasError
 
 sys.path.insert(0, str(Path(__file__).parent))
+from benchmark import cpu_model  # noqa: E402
 from procedural_styles import write_styles  # noqa: E402
 from quality import scores  # noqa: E402
 
@@ -210,7 +210,7 @@ def write_report(rows: list[dict], held_out_rows: list[dict], held_out_style_row
     lines = [
         "# Quality",
         "",
-        f"Made by `python bench/quality_benchmark.py` on {time.strftime('%Y-%m-%d')} ({platform.processor() or 'CPU'}, "
+        f"Made by `python bench/quality_benchmark.py` on {time.strftime('%Y-%m-%d')} ({cpu_model() or 'CPU'}, "
         f"flags: {features.speed_flags()}). Weights: {weights}; precision {precision}. Every pair uses the library's "
         f"defaults at {size} px: "
         f"scales of {', '.join(map(str, defaults.sizes(size)))} px with "
