@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import stylekeras  # noqa: E402
+from stylekeras.features import speed_flags  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
 from benchmark import cpu_model  # noqa: E402
 from quality import scores  # noqa: E402
-from stylekeras.features import speed_flags  # noqa: E402
 from quality_benchmark import (HELD_OUT_PAIRS, NEURAL_STYLE as OUT, PAINTINGS, PAIRS, PHOTOS,  # noqa: E402
                                neural_style_path, neural_style_record)
 
