@@ -54,17 +54,9 @@ def conv_throughput(dtype: tf.DType = tf.float32) -> float:
     flipped = features.FlippedKernelConv2D(256, 3, padding="same", use_bias=False, dtype=dtype.name)
     flipped.build(inputs.shape)
     flipped.kernel.assign(kernel)
-    median_seconds = []
-    for conv in (tf.function(lambda: tf.nn.conv2d(inputs, kernel, 1, "SAME")), tf.function(lambda: flipped(inputs))):
-        for _ in range(3):
-            conv().numpy()
-        times = []
-        for _ in range(10):
-            started = time.perf_counter()
-            conv().numpy()
-            times.append(time.perf_counter() - started)
-        median_seconds.append(np.median(times))
-    return 2 * 128 * 128 * 256 * 256 * 9 / min(median_seconds) / 1e9
+    convs = (tf.function(lambda: tf.nn.conv2d(inputs, kernel, 1, "SAME")), tf.function(lambda: flipped(inputs)))
+    seconds = min(median_step(lambda conv=conv: conv().numpy(), count=10) for conv in convs)
+    return 2 * 128 * 128 * 256 * 256 * 9 / seconds / 1e9
 
 
 def step_flops(backbone: str, size: int, deepest: str) -> float:
@@ -195,6 +187,12 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     if any(character.isdigit() for character in name) or not {"cpu family", "model"} <= fields.keys():
         return name
     return f"{name}, family {fields['cpu family']}, model {fields['model']}"
+
+
+def machine() -> str:
+    """What a benchmark's numbers hold on, e.g. "AMD EPYC, family 26, model 2 (flags: avx2, avx512f,
+    avx512_bf16), 2 cores"."""
+    return f"{cpu_model()} (flags: {features.speed_flags()}), {os.cpu_count()} cores"
 
 
 def cpu_times(stat: Path = Path("/proc/stat")) -> tuple[int, int] | None:

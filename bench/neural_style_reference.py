@@ -31,9 +31,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import stylekeras  # noqa: E402
-from stylekeras.features import speed_flags  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
-from benchmark import cpu_model  # noqa: E402
+from benchmark import machine  # noqa: E402
 from quality import scores  # noqa: E402
 from quality_benchmark import (HELD_OUT_PAIRS, NEURAL_STYLE as OUT, PAINTINGS, PAIRS, PHOTOS,  # noqa: E402
                                neural_style_path, neural_style_record)
@@ -68,7 +67,7 @@ def run_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, snapshots: lis
                      **scores(str(photo), str(painting), str(image))})
     problem.unlink()
     record = {"pair": pair, "size": size, "seed": seed, "weights": stylizer.weights.description,
-              "machine": f"{cpu_model()} (flags: {speed_flags()}), {os.cpu_count()} cores", "snapshots": rows}
+              "machine": machine(), "snapshots": rows}
     path = neural_style_path(pair, size)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1))

@@ -55,7 +55,7 @@ from stylekeras import features, stylize  # noqa: E402
 from stylekeras.defaults import PRECISIONS  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
 from stylekeras.objective import Objective  # noqa: E402
-from benchmark import cpu_model, cpu_times, percent, stolen_share, write_section  # noqa: E402
+from benchmark import cpu_times, machine, percent, stolen_share, write_section  # noqa: E402
 from quality import scores  # noqa: E402
 from quality_benchmark import PAINTINGS, PHOTOS, neural_style_record  # noqa: E402
 
@@ -289,8 +289,7 @@ def main() -> None:
     if "amx_bf16" in (features.cpu_flags() or ()):  # AMX and AVX512-BF16 CPUs keep a section each
         title += " on a CPU with AMX"
     lines = [f"## {title}", "",
-             f"`python bench/peer_benchmark.py{command}`, {time.strftime('%Y-%m-%d')}: {cpu_model()} (flags: "
-             f"{features.speed_flags()}), {os.cpu_count()} cores; {precision}; weights {stylizer.weights.description}; "
+             f"`python bench/peer_benchmark.py{command}`, {time.strftime('%Y-%m-%d')}: {machine()}; {precision}; weights {stylizer.weights.description}; "
              f"{args.photo.name} × {args.painting.name}. Torch {{torch}}: neural-style-pt's way (the same network, "
              "losses and loss weights; `torch.optim.LBFGS`, history 100).", "",
              f"L-BFGS steps timed after {args.warmup} from the photo; ours may evaluate the loss more than once "

@@ -12,7 +12,6 @@ start-up and the workers' model building included. Writes the "## Many photos on
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -26,8 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from stylekeras import features  # noqa: E402
-from benchmark import cpu_model, write_section  # noqa: E402
+from benchmark import machine, write_section  # noqa: E402
 
 PHOTOS = ["astronaut.jpg", "chelsea.jpg", "coffee.jpg", "rocket.jpg"]
 RUNS = {"local folder batch": [], "--ray local, 1 worker": ["--ray", "local", "--workers-per-node", "1"],
@@ -62,8 +60,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     lines = ["## Many photos on Ray", "",
-             f"`python bench/ray_benchmark.py`, {time.strftime('%Y-%m-%d')}: {cpu_model()} (flags: "
-             f"{features.speed_flags()}), {os.cpu_count()} cores; {args.photos} photos at {args.size} px × "
+             f"`python bench/ray_benchmark.py`, {time.strftime('%Y-%m-%d')}: {machine()}; {args.photos} photos at {args.size} px × "
              "starry_night.jpg, default settings in float32; wall time of the whole command (start-up, and on Ray "
              f"the cluster's start and the workers' model building, included), {args.repeats} runs each.", "",
              "| run | seconds (min / median) | photos per minute (best) | vs the local batch |",

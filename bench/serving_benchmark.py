@@ -16,7 +16,6 @@ Writes the "## Served stylizer" section of BENCHMARKS.md (bench/benchmark.py kee
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -28,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from stylekeras import export, features, serving  # noqa: E402
+from stylekeras import export, serving  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
-from benchmark import cpu_model, write_section  # noqa: E402
+from benchmark import machine, write_section  # noqa: E402
 
 
 def main() -> None:
@@ -67,7 +66,7 @@ def main() -> None:
     lines = [
         "## Served stylizer", "",
         f"`python bench/serving_benchmark.py --size {args.size} --steps {args.steps}`, {time.strftime('%Y-%m-%d')}: "
-        f"{cpu_model()} (flags: {features.speed_flags()}), {os.cpu_count()} cores; float32; weights {settings.weights}; "
+        f"{machine()}; float32; weights {settings.weights}; "
         f"{args.photo.name} × {args.painting.name} at "
         f"{width}×{height} px, {args.steps} Adam steps. One `stylize` request through TensorFlow's C API "
         "(TF_LoadSessionFromSavedModel + TF_SessionRun, the loader TF Serving uses) against the same run in the "

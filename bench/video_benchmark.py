@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -35,10 +34,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark import cpu_model, write_section  # noqa: E402
+from benchmark import machine, write_section  # noqa: E402
 from quality import scores  # noqa: E402
 
-from stylekeras import features, flow  # noqa: E402
+from stylekeras import flow  # noqa: E402
 from stylekeras.image_io import to_uint8  # noqa: E402
 from stylekeras.stylize import Stylizer, TransferSettings  # noqa: E402
 from stylekeras.video import Clip, VideoSettings, read_clip, stylize_frames, write_clip  # noqa: E402
@@ -145,8 +144,7 @@ def main() -> None:
     results_path = OUT / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     lines = ["## Video", "",
-             f"`python bench/video_benchmark.py`, {time.strftime('%Y-%m-%d')}: {cpu_model()} (flags: "
-             f"{features.speed_flags()}), {os.cpu_count()} cores, float32, weights {stylizer.weights.source}; "
+             f"`python bench/video_benchmark.py`, {time.strftime('%Y-%m-%d')}: {machine()}, float32, weights {stylizer.weights.source}; "
              f"{args.frames} frames at {args.size} px × starry_night.jpg with the default settings (the first "
              "frame: the image defaults; each later one: half the steps, from the previous frame warped). "
              "Warping error: mean squared difference of consecutive output frames after warping along the input's "
