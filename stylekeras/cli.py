@@ -362,6 +362,8 @@ def transfer(
     flags = {**command_flags(ctx), "style_masks": "--style-mask"}  # the library's plural parameter
     with _Interrupts() as interrupts:
         try:
+            if not print_config:
+                _check_image_files(content, styles, style_mask)
             _library()
             from stylekeras import batch as batch_module, distributed, storage, stylize
             from stylekeras.image_io import check_output_path, load_image
@@ -424,6 +426,20 @@ def transfer(
         if json_summary:
             typer.echo(json.dumps(summary, indent=2))
         exit_if_stopped(summary, interrupts)
+
+
+def _check_image_files(content: str | None, styles: list[Path] | None, masks: list[Path] | None) -> None:
+    """The image files a transfer names exist, checked before TensorFlow loads (a batch's folder or pattern and
+    URLs are checked where they are read)."""
+    from stylekeras import batch, storage
+    from stylekeras.image_files import check_image_file
+
+    if content is not None and not storage.is_url(content) and not batch.is_batch(Path(content)):
+        check_image_file(Path(content), "content image")
+    for style in styles or ():
+        check_image_file(style, "style image")
+    for mask in masks or ():
+        check_image_file(mask, "style mask")
 
 
 # transfer's options a video takes as they are: each frame is stylized with them.

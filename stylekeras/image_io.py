@@ -15,6 +15,7 @@ from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageErro
 from stylekeras.atomic import atomic_write, writable_directory
 from stylekeras.defaults import DEFAULT_MAX_PIXELS
 from stylekeras.errors import OutputError, StyleKerasError
+from stylekeras.image_files import check_image_file
 
 # PNG files carry a run report in an iTXt chunk named "stylekeras"; JPEG and WebP files in the EXIF
 # UserComment, as "stylekeras:" followed by the JSON.
@@ -181,10 +182,7 @@ def _check_pixel_count(width: int, height: int, max_pixels: int, label: str) -> 
 
 
 def _open_path(path: Path, label: str, max_pixels: int) -> Image.Image:
-    if not path.exists():
-        raise StyleKerasError(f"{label} '{path}': no such file")
-    if path.is_dir():
-        raise StyleKerasError(f"{label} '{path}' is a directory, not an image")
+    check_image_file(path, label)
     try:
         image = Image.open(path)
         _check_pixel_count(image.width, image.height, max_pixels, f"{label} '{path}'")  # from the header only
