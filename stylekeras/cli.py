@@ -362,10 +362,14 @@ def transfer(
     flags = {**command_flags(ctx), "style_masks": "--style-mask"}  # the library's plural parameter
     with _Interrupts() as interrupts:
         try:
+            from stylekeras import batch as batch_module, storage
+
             if not print_config:
-                _check_image_files(content, styles, style_mask)
+                photo = None if content is None or storage.is_url(content) else storage.local(content)
+                photo_file = [(photo, "content image")] if photo and not batch_module.is_batch(photo) else []
+                _check_input_files(styles, style_mask, *photo_file)
             _library()
-            from stylekeras import batch as batch_module, distributed, storage, stylize
+            from stylekeras import distributed, stylize
             from stylekeras.image_io import check_output_path, load_image
             from stylekeras.jobs import TransferJob, exit_if_stopped
 
@@ -428,18 +432,15 @@ def transfer(
         exit_if_stopped(summary, interrupts)
 
 
-def _check_image_files(content: str | None, styles: list[Path] | None, masks: list[Path] | None) -> None:
-    """The image files a transfer names exist, checked before TensorFlow loads (a batch's folder or pattern and
-    URLs are checked where they are read)."""
-    from stylekeras import batch, storage
-    from stylekeras.image_files import check_image_file
+def _check_input_files(styles: list[Path] | None, masks: list[Path] | None, *named: tuple[Path, str]) -> None:
+    """The files a command names — `named` (path, label) pairs, the style images and masks — exist, checked
+    before TensorFlow loads so that a mistyped name fails at once (a batch's folder or pattern and URLs are
+    checked where they are read)."""
+    from stylekeras.input_files import check_input_file
 
-    if content is not None and not storage.is_url(content) and not batch.is_batch(Path(content)):
-        check_image_file(Path(content), "content image")
-    for style in styles or ():
-        check_image_file(style, "style image")
-    for mask in masks or ():
-        check_image_file(mask, "style mask")
+    for path, label in [*named, *((style, "style image") for style in styles or ()),
+                        *((mask, "style mask") for mask in masks or ())]:
+        check_input_file(path, label)
 
 
 # transfer's options a video takes as they are: each frame is stylized with them.
@@ -510,6 +511,7 @@ def video(
         try:
             if clip is None or not styles:
                 raise StyleKerasError("give CLIP and at least one STYLE (or a --config file that names them)")
+            _check_input_files(styles, params["style_mask"], (clip, "video"))
             _library()
             from stylekeras import video as video_module
             from stylekeras.callbacks import ProgressBar

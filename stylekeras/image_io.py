@@ -15,7 +15,7 @@ from PIL import ExifTags, Image, ImageOps, PngImagePlugin, UnidentifiedImageErro
 from stylekeras.atomic import atomic_write, writable_directory
 from stylekeras.defaults import DEFAULT_MAX_PIXELS
 from stylekeras.errors import OutputError, StyleKerasError
-from stylekeras.image_files import check_image_file
+from stylekeras.input_files import check_input_file
 
 # PNG files carry a run report in an iTXt chunk named "stylekeras"; JPEG and WebP files in the EXIF
 # UserComment, as "stylekeras:" followed by the JSON.
@@ -182,7 +182,7 @@ def _check_pixel_count(width: int, height: int, max_pixels: int, label: str) -> 
 
 
 def _open_path(path: Path, label: str, max_pixels: int) -> Image.Image:
-    check_image_file(path, label)
+    check_input_file(path, label)
     try:
         image = Image.open(path)
         _check_pixel_count(image.width, image.height, max_pixels, f"{label} '{path}'")  # from the header only

@@ -301,13 +301,14 @@ def test_help_and_version_do_not_load_tensorflow():
     assert completed.stdout.rstrip().endswith("tensorflow loaded: False")
 
 
-@pytest.mark.parametrize("missing", ["content", "style", "mask"])
-def test_a_missing_image_file_fails_before_tensorflow_loads(content_path, style_path, tmp_path, missing):
+@pytest.mark.parametrize("missing", ["content", "style", "mask", "clip"])
+def test_a_missing_input_file_fails_before_tensorflow_loads(content_path, style_path, tmp_path, missing):
     # A mistyped name answers at once instead of after TensorFlow's import (README, "Command line").
     absent = str(tmp_path / "absent.png")
     argv = ["transfer", absent if missing == "content" else str(content_path),
             absent if missing == "style" else str(style_path), "-o", str(tmp_path / "out.png")]
     argv += ["--style-mask", absent] if missing == "mask" else []
+    argv = ["video", absent, str(style_path), "-o", str(tmp_path / "out.png")] if missing == "clip" else argv
     script = (f"import sys\nfrom stylekeras.cli import app\ntry:\n    app({argv!r}, prog_name='stylekeras')\n"
               "except SystemExit as exit:\n    print('exit', exit.code)\nprint('tensorflow loaded:', 'tensorflow' in sys.modules)")
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
