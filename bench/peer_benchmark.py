@@ -52,7 +52,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import stylekeras  # noqa: E402
 from stylekeras import features, stylize  # noqa: E402
-from stylekeras.defaults import PRECISIONS  # noqa: E402
+from stylekeras.defaults import DEFAULT_STEPS, PRECISIONS  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
 from stylekeras.objective import Objective  # noqa: E402
 from benchmark import cpu_times, machine, percent, stolen_share, write_section  # noqa: E402
@@ -166,17 +166,17 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
              "| run | steps | seconds | style | structure | meets the goal | CPU time stolen |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     ours = []
-    step_counts = sorted({int(steps) for steps in args.our_steps.split(",")} | {stylize.DEFAULT_STEPS})
+    step_counts = sorted({int(steps) for steps in args.our_steps.split(",")} | {DEFAULT_STEPS})
     for steps in step_counts:
         seconds, row = our_command(args, steps)
         schedule = " + ".join(str(count) for count in stylize.TransferSettings(steps=steps).scale_steps(512))
-        name = "the default command" if steps == stylize.DEFAULT_STEPS else f"`--steps {steps}`"
+        name = "the default command" if steps == DEFAULT_STEPS else f"`--steps {steps}`"
         ours.append((seconds, row))
         lines.append(f"| stylekeras, {name} (L-BFGS, 256 then 512 px) | {schedule} | {seconds:.0f} | "
                      f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} | "
                      f"{percent(row['stolen'])} |")
         print(lines[-1], flush=True)
-    default_style = ours[step_counts.index(stylize.DEFAULT_STEPS)][1]["style_progress"]
+    default_style = ours[step_counts.index(DEFAULT_STEPS)][1]["style_progress"]
     time_lines = [lambda theirs, peer: _time_to("the goal", ours, theirs, meets_goal, peer),
                   lambda theirs, peer: _time_to(f"the default command's style score ({default_style:.3f})", ours,
                                                 theirs, lambda row: row["style_progress"] >= default_style, peer)]

@@ -290,7 +290,7 @@ def write_report(rows: list[dict], held_out_rows: list[dict], held_out_style_row
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=stylize.DEFAULT_SIZE)
+    parser.add_argument("--size", type=int, default=defaults.DEFAULT_SIZE)
     parser.add_argument("--pairs", default=",".join(PAIRS))
     parser.add_argument("--sizes", default="", help="comma-separated sizes for the size check (SIZE_PAIRS)")
     parser.add_argument("--size-pairs", default=",".join(SIZE_PAIRS),

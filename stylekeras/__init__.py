@@ -19,7 +19,7 @@ _HOMES = {
     "StyleKerasError": "stylekeras.errors",
     "StyleResult": "stylekeras.stylize",
     "Stylizer": "stylekeras.stylize",
-    "TransferSettings": "stylekeras.stylize",
+    "TransferSettings": "stylekeras.settings",
     "VGGWeights": "stylekeras.weights",
     "VideoSettings": "stylekeras.video",
     "build_feature_model": "stylekeras.features",

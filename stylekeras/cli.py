@@ -364,20 +364,19 @@ def transfer(
         try:
             from stylekeras import batch as batch_module, storage
 
-            if not print_config:
-                photo = None if content is None or storage.is_url(content) else storage.local(content)
-                photo_file = [(photo, "content image")] if photo and not batch_module.is_batch(photo) else []
-                _check_input_files(styles, style_mask, *photo_file)
-            _library()
-            from stylekeras import distributed, stylize
-            from stylekeras.image_io import check_output_path, load_image
-            from stylekeras.jobs import TransferJob, exit_if_stopped
-
             settings = _transfer_settings(ctx.params)
             stylizer_options = _stylizer_options(ctx.params)
             if print_config:  # only settings that passed validation: a printed config always runs
                 typer.echo(_toml(options), nl=False)
                 return
+            photo = None if content is None or storage.is_url(content) else storage.local(content)
+            photo_file = [(photo, "content image")] if photo and not batch_module.is_batch(photo) else []
+            _check_input_files(styles, style_mask, *photo_file)
+            _library()
+            from stylekeras import distributed, stylize
+            from stylekeras.image_io import check_output_path, load_image
+            from stylekeras.jobs import TransferJob, exit_if_stopped
+
             if content is None or not styles:
                 raise StyleKerasError("give CONTENT and at least one STYLE (or --from IMAGE, or a --config file that "
                                       "names them)")
@@ -511,13 +510,13 @@ def video(
         try:
             if clip is None or not styles:
                 raise StyleKerasError("give CLIP and at least one STYLE (or a --config file that names them)")
+            settings = _transfer_settings(params)
             _check_input_files(styles, params["style_mask"], (clip, "video"))
             _library()
             from stylekeras import video as video_module
             from stylekeras.callbacks import ProgressBar
             from stylekeras.image_io import load_image
 
-            settings = _transfer_settings(params)
             video_settings = video_module.VideoSettings(start, duration, max_frames, temporal_weight, frame_steps, temporal)
             output = video_module.check_output(output or Path(f"{clip.stem}_{styles[0].stem}.mp4"), [clip, *styles])
             masks = [load_image(mask, label="style mask", max_pixels=params["max_pixels"])
@@ -561,10 +560,10 @@ def video(
 def _transfer_settings(params: dict):
     """The `TransferSettings` of the command's options: each option named like a field is that field
     (choices as their values)."""
-    from stylekeras import stylize
+    from stylekeras.settings import TransferSettings
 
-    values = {field.name: _plain(params[field.name]) for field in fields(stylize.TransferSettings)}
-    return stylize.TransferSettings(**{**values, "style_blend": _numbers(params["style_blend"], "--style-blend")})
+    values = {field.name: _plain(params[field.name]) for field in fields(TransferSettings)}
+    return TransferSettings(**{**values, "style_blend": _numbers(params["style_blend"], "--style-blend")})
 
 
 def _stylizer_options(params: dict) -> dict:

@@ -1,6 +1,6 @@
 """The library's choices and defaults, in one module that does not import TensorFlow.
 
-The modules that use them import them from here (`stylize.DEFAULT_SIZE` still works); the CLI reads them
+The modules that use them import them from here; the CLI reads them
 to build its options, so `stylekeras --help` answers without loading TensorFlow.
 """
 
@@ -23,7 +23,7 @@ DEFAULT_PRECISION = "auto"
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 
-# The optimization (`stylekeras.stylize.TransferSettings`).
+# The optimization (`stylekeras.settings.TransferSettings`).
 INITS = ("transport", "palette", "content", "noise", "style")
 # The photo recoloured toward the painting's colours: the style loss then starts where the painting's palette
 # is, and stops leaving large regions in the photo's colours. "palette" matches the colours' mean and

@@ -3,7 +3,7 @@ videos", GCPR 2016): each frame starts from the previous frame's stylization war
 and a temporal loss keeps it there wherever the flow is reliable. Frames stylized on their own each find
 a different optimum and flicker.
 
-    >>> from stylekeras.stylize import TransferSettings
+    >>> from stylekeras.settings import TransferSettings
     >>> from stylekeras.video import transfer_video
     >>> transfer_video("clip.mp4", "painting.jpg", "clip_styled.mp4", settings=TransferSettings(size=256))
 
