@@ -32,18 +32,18 @@ class TransferSettings:
 
     size: the output's longer side (None: the content image's own size). steps: at the first scale; each
     finer scale runs half as many (it starts from the scale before, upsampled, with the photo's finer detail:
-    `finer_start`).
+    `stylize.finer_start`).
     learning_rate: None picks the optimizer's default (Adam 0.02, L-BFGS 1). init: where the first scale
-    starts (`initial_image`): "transport", "palette", "content", "noise" or "style".
+    starts (`stylize.initial_image`): "transport", "palette", "content", "noise" or "style".
     scales/start_size: coarse-to-fine, sizes from `start_size` up to `size`, each starting from the previous
-    result upsampled (`finer_start`) and with targets re-extracted. By default (`scales` None) the first scale is 256 px
-    (`MIN_START_SIZE`) and each is at most twice the one before, so every output is composed at 256 px and
-    looks the same at every `size`; one scale at 256 px and below. With `scales` and no `start_size` the
-    sizes halve from `size`, leaving out those below 256 px.
+    result upsampled (`stylize.finer_start`) and with targets re-extracted. By default (`scales` None) the
+    first scale is 256 px (`MIN_START_SIZE`) and each is at most twice the one before, so every output is
+    composed at 256 px and looks the same at every `size`; one scale at 256 px and below. With `scales` and
+    no `start_size` the sizes halve from `size`, leaving out those below 256 px.
     average: decay of an exponential moving average of the image (e.g. 0.99), returned instead of the
     last iterate. style_blend: one weight per style image. style_scale: the style image's longer side
     relative to the output's at each scale (None: the output's, or the style's own when smaller, since
-    enlarging a painting only blurs its strokes: `style_size`). preserve_color: "luminance" or
+    enlarging a painting only blurs its strokes: `stylize.style_size`). preserve_color: "luminance" or
     "histogram". style_weight: β (None: the normalization's default, `DEFAULT_STYLE_WEIGHTS`).
     style_normalization: "balanced" (each layer's loss relative to its target's squared norm and measured
     in units of the content features' mean square, so one β suits every layer, photo and network) or
