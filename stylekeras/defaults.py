@@ -85,7 +85,7 @@ DEFAULT_EXPORT_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4
 
 # The served stylizer (`stylekeras.serving`) runs Adam: its step is a fixed amount of work, so a request's
 # time follows from its size and steps (L-BFGS's safeguard evaluates the loss a varying number of times).
-# Adam wants about 5× L-BFGS's steps (README, "Optimizers").
+# Adam wants about 5× L-BFGS's steps (README, "Adam or L-BFGS?").
 DEFAULT_SERVING_STEPS = 300
 # What one request may ask for, so that it cannot take the server's memory or time: pixels of the image
 # the optimization runs on (1024×1024 px peaks near 3.4 GiB in float32, README "memory") and steps.
