@@ -160,16 +160,24 @@ def main() -> None:
         tv_loss = ((image[:, :, 1:] - image[:, :, :-1]) ** 2).sum() + ((image[:, :, :, 1:] - image[:, :, :, :-1]) ** 2).sum()
         return alpha * content_loss + beta * style_loss + gamma * tv_loss
 
+    # The first `trace_evaluations` points the loss is evaluated at, saved with their time and loss: torch's
+    # L-BFGS reports only after a call's `snapshot_every` steps, so a goal met between snapshots is found here.
+    traced, trace_count = [], int(problem["trace_evaluations"]) if "trace_evaluations" in problem.files else 0
+    line_search = str(problem["line_search"]) if "line_search" in problem.files else None
+
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         total = loss()
         total.backward()
+        if len(traced) < trace_count:
+            path = out_path.parent / f"torch_lbfgs_{line_search or 'plain'}_evaluation_{len(traced) + 1}.npy"
+            np.save(path, image.detach().clamp(0, 1)[0].permute(1, 2, 0).numpy())
+            traced.append({"evaluation": len(traced) + 1, "time": time.time(), "loss": total.item(), "path": str(path)})
         return total
 
     # neural-style-pt's L-BFGS: learning rate 1, history 100, no tolerance stop; with the problem's
     # `line_search` ("strong_wolfe"), torch's line search, which may evaluate the loss more than once a step.
     iterations_per_call = int(problem["snapshot_every"]) if mode == "lbfgs" else 1
-    line_search = str(problem["line_search"]) if "line_search" in problem.files else None
     optimizer = torch.optim.LBFGS([image], lr=1.0, max_iter=iterations_per_call, history_size=100,
                                   tolerance_grad=-1, tolerance_change=-1, line_search_fn=line_search,
                                   max_eval=4 * iterations_per_call if line_search else None)
@@ -203,7 +211,7 @@ def main() -> None:
             print(f"torch L-BFGS {state['n_iter']} steps: loss {total.item():.4g}", flush=True)
             if not np.isfinite(pixels).all():  # diverged: every later step would be NaN too
                 break
-        result["snapshots"] = snapshots
+        result["snapshots"], result["evaluations"] = snapshots, traced
     out_path.write_text(json.dumps(result))
 
 

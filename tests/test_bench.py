@@ -1,10 +1,16 @@
-"""bench/benchmark.py's machine description: every benchmark section names the CPU its numbers hold on."""
+"""bench/: benchmark.py's machine description (every benchmark section names the CPU its numbers hold on),
+and how peer_benchmark.py finds torch's time to the goal between its snapshots."""
 
+import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
+import peer_benchmark  # noqa: E402
 from benchmark import cpu_model  # noqa: E402
 
 
@@ -26,3 +32,25 @@ def test_cpu_model_keeps_a_name_that_tells_the_cpu(tmp_path):
 
 def test_cpu_model_is_empty_without_cpuinfo(tmp_path):
     assert cpu_model(tmp_path / "missing") == ""
+
+
+@pytest.mark.parametrize("line_search, until, found", [
+    ("strong_wolfe", 5, 4),  # a rejected trial (3: its loss rose) does not count; 5 is the snapshot's own point
+    (None, 5, 3),            # without a line search every evaluation is the previous step's result
+    ("strong_wolfe", 4, None),
+])
+def test_torchs_time_to_the_goal_between_snapshots(tmp_path, monkeypatch, line_search, until, found):
+    losses = [9.0, 8.0, 8.5, 7.0, 6.0]  # evaluation 3 overshoots; 3, 4 and 5 meet the goal
+    evaluations = []
+    for number, loss in enumerate(losses, 1):
+        np.save(tmp_path / f"{number}.npy", np.zeros((2, 2, 3), np.float32))
+        evaluations.append({"evaluation": number, "time": 100.0 + number, "loss": loss,
+                            "path": str(tmp_path / f"{number}.npy")})
+    meets = {3, 4, 5}
+    monkeypatch.setattr(peer_benchmark, "scores", lambda photo, painting, path: {
+        "style_progress": 0.7 if int(Path(path).stem) in meets else 0.1, "structure": 0.9})
+    args = argparse.Namespace(photo=tmp_path / "photo.png", painting=tmp_path / "painting.png")
+    traced = peer_benchmark._traced_goal(evaluations, 100.0, args, line_search, until)
+    assert (traced and traced[2]) == found
+    if found:
+        assert traced[0] == found  # seconds since the start
