@@ -191,10 +191,10 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
     # neural-style-pt's L-BFGS first; where it diverges on the problem, torch's own line search too.
     for line_search, peer, described in ((None, "torch", "without a line search (neural-style-pt's)"),
                                          ("strong_wolfe", "torch (strong Wolfe)", "with its strong Wolfe line search")):
-        rows, theirs, diverged = torch_lbfgs(stylizer, args, line_search)
+        rows, theirs, diverged, traced_note = torch_lbfgs(stylizer, args, line_search)
         lines += rows
         if diverged is None:
-            summary += [line(theirs, peer) for line in time_lines]
+            summary += [line(theirs, peer) for line in time_lines] + ([traced_note] if traced_note else [])
             break
         summary.append(f"- Torch's L-BFGS {described} diverged: the image was NaN after {diverged['steps']} steps "
                        f"({diverged['seconds']:.0f} s).")
@@ -219,10 +219,11 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
 
 
 def torch_lbfgs(stylizer: stylekeras.Stylizer, args: argparse.Namespace, line_search: str | None
-                ) -> tuple[list[str], list[tuple[float, dict]], dict | None]:
+                ) -> tuple[list[str], list[tuple[float, dict]], dict | None, str | None]:
     """Torch's L-BFGS from the photo at 512 px (with torch's `line_search`, or none as neural-style-pt), its
     snapshots scored: the table rows (every 25 steps, where it first meets the goal and where it diverged),
-    (seconds, scores) per snapshot, and where the image turned NaN ("steps", "seconds"), or None."""
+    (seconds, scores) per snapshot and per traced evaluation that met the goal before them, where the image
+    turned NaN ("steps", "seconds") or None, and a line saying what the traced evaluations found (or None)."""
     problem, _ = write_problem(stylizer, args.photo, args.painting, 512, steps=args.torch_steps,
                                snapshot_every=args.snapshot_every, trace_evaluations=args.trace_evaluations,
                                **({"line_search": line_search} if line_search else {}))
@@ -251,14 +252,20 @@ def torch_lbfgs(stylizer: stylekeras.Stylizer, args: argparse.Namespace, line_se
             rows.append(f"| {name} | {steps} | {seconds:.0f} | {row['style_progress']:.3f} | {row['structure']:.3f} | "
                         f"{'yes' if meets_goal(row) else 'no'} | {stolen} |")
             print(rows[-1], flush=True)
-    if goal_evaluations and (traced := _traced_goal(run["evaluations"], started, args, line_search, goal_evaluations)):
-        seconds, row, evaluation = traced
-        line = (f"| {name}, the first loss evaluation to meet the goal | evaluation {evaluation} | {seconds:.0f} | "
-                f"{row['style_progress']:.3f} | {row['structure']:.3f} | yes | {stolen} |")
-        rows.insert(next(index for index, shown_row in enumerate(rows) if " | yes | " in shown_row), line)
-        print(line, flush=True)
-        theirs = sorted(theirs + [(seconds, row)], key=lambda pair: pair[0])
-    return rows, theirs, diverged
+    if not goal_evaluations:
+        return rows, theirs, diverged, None
+    traced = _traced_goal(run["evaluations"], started, args, line_search, goal_evaluations)
+    if traced is None:
+        return rows, theirs, diverged, ("- None of torch's loss evaluations before its first snapshot to meet the "
+                                        "goal met it: that snapshot's time is torch's time to the goal.")
+    seconds, row, evaluation = traced
+    line = (f"| {name}, the first loss evaluation to meet the goal | evaluation {evaluation} | {seconds:.0f} | "
+            f"{row['style_progress']:.3f} | {row['structure']:.3f} | yes | {stolen} |")
+    rows.insert(next(index for index, shown_row in enumerate(rows) if " | yes | " in shown_row), line)
+    print(line, flush=True)
+    return rows, sorted(theirs + [(seconds, row)], key=lambda pair: pair[0]), diverged, (
+        f"- Torch's loss evaluation {evaluation} met the goal before its snapshot did: its time is torch's time "
+        "to the goal.")
 
 
 def _traced_goal(evaluations: list[dict], started: float, args: argparse.Namespace, line_search: str | None,
