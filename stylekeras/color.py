@@ -27,7 +27,7 @@ TRANSPORT_SAMPLES = 16384
 TRANSPORT_QUANTILES = 1024
 # `smooth_chroma`'s Gaussian σ in px: takes a noisy photo's colour grain in the result down to the
 # painting's level; a clean photo's start changes only at colour edges, its result not measurably
-# (QUALITY.md, thirtieth round).
+# (QUALITY.md, "The photo's chroma smoothed before the transport").
 CHROMA_SMOOTHING = 1.0
 
 

@@ -90,7 +90,8 @@ class TransferJob:
                 height, width = result.image.shape[:2]
                 device = result.device.rsplit("device:", 1)[-1]
                 together = f", {len(contents)} photos together" if len(contents) > 1 else ""
-                typer.secho(f"wrote {written} ({width}×{height}, {result.steps_done} steps in {result.seconds:.0f} s "
+                steps = f"{result.steps_done} step{'' if result.steps_done == 1 else 's'}"
+                typer.secho(f"wrote {written} ({width}×{height}, {steps} in {result.seconds:.0f} s "
                             f"on {device}{together})", fg="green", err=self.json_summary)
             summaries.append({**run, "output": str(written)})
         return summaries

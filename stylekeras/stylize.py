@@ -695,7 +695,7 @@ def photo_detail(start: np.ndarray, coarse_shape: tuple[int, int], styles: Seque
     min(1, the painting's energy in the same band / the photo's) (mean squares; `styles` pooled with the
     `blend` weights). Starry Night, with more detail than the benchmark's photos, gets the photo's whole
     band; a flat painting (Udnie) only part of it, depending on the photo: the whole band stayed in its
-    results as the photo's texture (QUALITY.md, twenty-sixth round)."""
+    results as the photo's texture (QUALITY.md, "A finer scale starts from the photo's detail")."""
     ratio = max(coarse_shape) / max(start.shape[:2])
     band = _band_above(start[None], coarse_shape)
     painting = sum(weight * float(tf.reduce_mean(tf.square(_band_above(style[None], (
@@ -814,7 +814,7 @@ def _layer_weights(layers: tuple[str, ...], weights: Sequence[float] | None) -> 
     if weights is None:
         # w_l ∝ 1/N_l: between equal weights, which smear faces, and jcjohnson/neural-style's 1/N_l², which
         # lets the 3 px conv1_1 lead and paints a fine texture over the photo. Somewhat larger strokes for a
-        # little of the photo's structure (QUALITY.md, twenty-seventh round).
+        # little of the photo's structure (QUALITY.md, "Style layers weighted 1/N, not 1/N²").
         inverses = {name: 1.0 / layer_channels(name) for name in layers}
         return {name: value / sum(inverses.values()) for name, value in inverses.items()}
     if len(weights) != len(layers):
