@@ -285,6 +285,9 @@ def transfer(
         rich_help_panel="Style", help="Keep the photo's colours: luminance (transfer on luminance only) or histogram (recolour the "
              "style to the photo's colour statistics first).")] = None,
     init: Annotated[Init, typer.Option(rich_help_panel="Optimization", help="Start from the content image recoloured halfway to the style's whole colour distribution (transport; its chroma smoothed first, against colour noise) or to its colour mean and covariance (palette), the content image as it is, uniform noise or the style image.")] = Init(defaults.DEFAULT_INIT),
+    init_image: Annotated[Optional[Path], typer.Option(
+        rich_help_panel="Optimization", help="Start the first scale from this image, resized to the photo's shape, "
+             "instead of --init's start (jcjohnson/neural-style's -init_image; e.g. a result to refine).")] = None,
     seed: Annotated[int, typer.Option(min=0, rich_help_panel="Optimization", help="Random seed: the same seed gives the same image on CPU.")] = 0,
     optimizer: Annotated[Optimizer, typer.Option(rich_help_panel="Optimization", help="lbfgs (Gatys et al.'s choice, with a safeguard against overshooting), "
                                                  "or adam (needs about 5× the steps; the one --batch-size allows).")] = Optimizer(defaults.DEFAULT_OPTIMIZER),
@@ -371,7 +374,8 @@ def transfer(
                 return
             photo = None if content is None or storage.is_url(content) else storage.local(content)
             photo_file = [(photo, "content image")] if photo and not batch_module.is_batch(photo) else []
-            _check_input_files(styles, style_mask, *photo_file)
+            init_file = [(init_image, "init image")] if init_image else []
+            _check_input_files(styles, style_mask, *photo_file, *init_file)
             _library()
             from stylekeras import distributed, stylize
             from stylekeras.image_io import check_output_path, load_image
@@ -403,12 +407,14 @@ def transfer(
                 if batch:
                     batch_module.check_output_folder(output)
                 else:
-                    check_output_path(output, inputs=(content, *styles, *(style_mask or ())))
+                    check_output_path(output, inputs=(content, *styles, *(style_mask or ()), *(path for path, _ in init_file)))
                     load_image(content, label="content image", max_pixels=max_pixels)  # fail before loading weights
             style_pixels = [load_image(style, label="style image", max_pixels=max_pixels) for style in styles]
             masks = [load_image(mask, label="style mask", max_pixels=max_pixels) for mask in style_mask] if style_mask else None
+            init_pixels = load_image(init_image, label="init image", max_pixels=max_pixels) if init_image else None
             job_options = dict(
-                settings=settings, style_pixels=style_pixels, masks=masks, options=options, save_every=save_every,
+                settings=settings, style_pixels=style_pixels, masks=masks, init_pixels=init_pixels,
+                init_path=str(init_image) if init_image else None, options=options, save_every=save_every,
                 max_pixels=max_pixels, checkpoint_every=checkpoint_every, resume=resume, logdir=logdir,
                 progress_gif=progress_gif, contact_sheet=contact_sheet, style_paths=[str(path) for path in styles],
                 flags=flags)

@@ -23,8 +23,9 @@ class TransferJob:
 
     def __init__(self, *, stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
                  checkpoint_every, resume, logdir, progress_gif, contact_sheet, style_paths, json_summary,
-                 flags) -> None:
+                 flags, init_pixels=None, init_path=None) -> None:
         self.stylizer, self.settings, self.style_pixels, self.masks = stylizer, settings, style_pixels, masks
+        self.init_pixels, self.init_path = init_pixels, init_path  # `--init-image`: every photo's start
         self.options, self.interrupts, self.quiet, self.save_every = options, interrupts, quiet, save_every
         self.max_pixels, self.checkpoint_every, self.resume = max_pixels, checkpoint_every, resume
         self.logdir, self.progress_gif, self.contact_sheet = logdir, progress_gif, contact_sheet
@@ -66,7 +67,7 @@ class TransferJob:
                 within_step_hooks.insert(0, bar.within_step)
             self.interrupts.deferred = True
             results = self.stylizer.transfer_batch(
-                pixels, self.style_pixels, style_masks=self.masks, checkpoints=checkpoints,
+                pixels, self.style_pixels, style_masks=self.masks, init_image=self.init_pixels, checkpoints=checkpoints,
                 checkpoint_every=self.checkpoint_every, resume=resume,
                 callbacks=[lambda step, photo_callbacks=photo_callbacks: [callback(step) for callback in photo_callbacks]
                            for photo_callbacks in callbacks],
@@ -103,7 +104,8 @@ class TransferJob:
                                        "inputs": self._inputs(source), "stop_reason": None})
 
     def _inputs(self, source: Path | str) -> dict:
-        return {"content": str(source), "styles": self.style_paths}
+        init = {"init_image": self.init_path} if self.init_path else {}
+        return {"content": str(source), "styles": self.style_paths, **init}
 
     def run_batch(self, contents: list[Path], folder: Path, report_path: Optional[Path], skip_existing: bool,
                   batch_size: int) -> dict:

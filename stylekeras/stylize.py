@@ -173,6 +173,7 @@ class Stylizer:
         style: ImageSource | Sequence[ImageSource],
         *,
         style_masks: Sequence[ImageSource] | None = None,
+        init_image: ImageSource | None = None,
         callback: StepCallback | None = None,
         checkpoint: str | os.PathLike | None = None,
         checkpoint_every: int = 50,
@@ -191,9 +192,12 @@ class Stylizer:
         model or settings (other than `steps`) differ. Tiled steps can take minutes: `within_step` is called
         after each window with the fraction of the step done, and may raise KeyboardInterrupt to stop at
         once (that step is then not applied). A video frame's `prior` (`FramePrior`) replaces `init` and adds
-        the temporal loss (see `stylekeras.video`).
+        the temporal loss (see `stylekeras.video`). `init_image` replaces `init` at the first scale: the run
+        starts from that image resized to the photo's shape there (jcjohnson/neural-style's `-init_image`,
+        e.g. a result to refine); finer scales start from the coarser result as always.
         """
-        (result,) = self.transfer_batch([content], style, style_masks=style_masks, callbacks=[callback],
+        (result,) = self.transfer_batch([content], style, style_masks=style_masks, init_image=init_image,
+                                        callbacks=[callback],
                                         checkpoints=[checkpoint], checkpoint_every=checkpoint_every, resume=resume,
                                         within_step=within_step, priors=None if prior is None else [prior],
                                         settings=settings, **options)
@@ -205,6 +209,7 @@ class Stylizer:
         style: ImageSource | Sequence[ImageSource],
         *,
         style_masks: Sequence[ImageSource] | None = None,
+        init_image: ImageSource | None = None,
         callbacks: Sequence[StepCallback | None] | None = None,
         checkpoints: Sequence[str | os.PathLike | None] | None = None,
         checkpoint_every: int = 50,
@@ -220,7 +225,7 @@ class Stylizer:
         checkpoint, interchangeable with a single run's), in less time per photo: no loss mixes the photos
         and Adam moves each pixel by its own gradient. The photos must have the same size at every scale
         (equal `scale_shapes`). `callbacks`, `checkpoints` and `priors` have one entry per photo; the other
-        arguments are `transfer`'s. A batch of more than one photo needs Adam and no tiles (`check_batch`).
+        arguments are `transfer`'s (an `init_image` is every photo's start, resized to each). A batch of more than one photo needs Adam and no tiles (`check_batch`).
         """
         unknown = set(options) - {field.name for field in fields(TransferSettings)}
         if unknown:
@@ -238,6 +243,9 @@ class Stylizer:
         content_pixels = [load_image(image, label=label.format(i + 1)) for i, image in enumerate(contents)]
         style_pixels = [load_image(image, label=f"style image {i + 1}") for i, image in enumerate(styles)]
         masks = self._load_masks(style_masks, len(styles), content_pixels[0].shape)
+        if init_image is not None and priors:
+            raise StyleKerasError("`init_image`: a video frame starts from its prior; give one or the other")
+        init_pixels = None if init_image is None else load_image(init_image, label="init image")
         blend = _blend_weights(settings.style_blend, len(styles))
         shapes = scale_shapes(content_pixels[0].shape, settings)
         for index, pixels in enumerate(content_pixels[1:], start=2):
@@ -264,7 +272,7 @@ class Stylizer:
             check_memory(shapes[-1], settings, tiling, len(contents))
 
         run_checkpoints = RunCheckpoints(checkpoints, [None if path is None else {
-            "inputs": _digest([pixels, *style_pixels, *(masks or []),
+            "inputs": _digest([pixels, *style_pixels, *(masks or []), *([] if init_pixels is None else [init_pixels]),
                                *([priors[index].warped, priors[index].consistency] if priors else [])]),
             "model": self.description,
             "settings": {**asdict(settings), "steps": None, **({"temporal_weight": priors[index].weight} if priors else {})},
@@ -272,6 +280,7 @@ class Stylizer:
         saved = run_checkpoints.resume() if resume else None
         originals = content_pixels
         inputs = [_color_inputs(settings.preserve_color, pixels, style_pixels) for pixels in content_pixels]
+        init_start = None if init_pixels is None else _color_inputs(settings.preserve_color, init_pixels, [])[0]
 
         steps = settings.scale_steps(max(content_pixels[0].shape[:2]))
         run = _Run(self.model, self.whole_image_loss, tiling, self.weights.description, settings, sum(steps),
@@ -293,7 +302,9 @@ class Stylizer:
                                        for (warped, mask), start in zip(at_scale, starts)])
                 return starts
 
-            if images is None:
+            if images is None and init_start is not None:
+                images = np.stack([resized(init_start, content.shape[:2]) for content in contents_at_size])
+            elif images is None:
                 images = start_images()
             else:  # coarse-to-fine: continue from the previous scale's result
                 details = None if settings.init not in PHOTO_INITS else np.stack([
@@ -674,7 +685,12 @@ def initial_image(init: str, content: np.ndarray, styles: Sequence[np.ndarray], 
                       + color.transport_colors(smooth, styles, blend, seed))
     if init == "noise":
         return np.random.default_rng(seed).uniform(0.0, 1.0, content.shape).astype(np.float32)
-    return tf.image.resize(styles[0], content.shape[:2], method="bilinear", antialias=True).numpy()
+    return resized(styles[0], content.shape[:2])
+
+
+def resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """`image` (H×W×3) resized to (height, width) `shape`, whatever its aspect ratio (a start image)."""
+    return tf.image.resize(image, shape, method="bilinear", antialias=True).numpy()
 
 
 def finer_start(coarse: np.ndarray, shape: tuple[int, int], details: np.ndarray | None = None) -> np.ndarray:

@@ -198,6 +198,24 @@ def test_from_image_reruns_the_same_settings_to_the_same_image(tmp_path, content
     assert read_report(changed)["settings"]["tv_weight"] == 0.0 and read_report(changed)["settings"]["seed"] == 3
 
 
+def test_init_image_is_the_start_and_is_carried_by_the_report(tmp_path, content_path, style_path):
+    start = tmp_path / "start.png"
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (20, 50, 3), np.uint8)).save(start)  # another shape
+    first = tmp_path / "first.png"
+    assert run_cli("transfer", content_path, style_path, "-o", first, *TINY, "--steps", "0",
+                   "--init-image", start).exit_code == 0
+    height, width = np.asarray(Image.open(first)).shape[:2]
+    expected = np.asarray(Image.open(start).resize((width, height), Image.BILINEAR), np.float32)
+    assert np.abs(np.asarray(Image.open(first), np.float32) - expected).mean() < 2.0  # the start, resized
+    assert read_report(first)["inputs"]["init_image"] == str(start)
+    again = tmp_path / "again.png"
+    assert run_cli("transfer", "--from", first, "-o", again, "--quiet").exit_code == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(first)))
+    assert tomllib.loads(run_cli("transfer", "--from", first, "--print-config").stdout)["init-image"] == str(start)
+    refused = run_cli("transfer", content_path, style_path, "-o", start, *TINY, "--init-image", start)
+    assert refused.exit_code == 2 and "start.png" in refused.output  # the start is an input: never overwritten
+
+
 def test_config_file_sets_options_and_flags_override(tmp_path, content_path, style_path):
     config = tmp_path / "run.toml"
     config.write_text(f'content = "{content_path}"\nstyles = ["{style_path}"]\nsize = 40\nsteps = 3\n'
@@ -301,13 +319,14 @@ def test_help_and_version_do_not_load_tensorflow():
     assert completed.stdout.rstrip().endswith("tensorflow loaded: False")
 
 
-@pytest.mark.parametrize("missing", ["content", "style", "mask", "clip"])
+@pytest.mark.parametrize("missing", ["content", "style", "mask", "init", "clip"])
 def test_a_missing_input_file_fails_before_tensorflow_loads(content_path, style_path, tmp_path, missing):
     # A mistyped name answers at once instead of after TensorFlow's import (README, "Command line").
     absent = str(tmp_path / "absent.png")
     argv = ["transfer", absent if missing == "content" else str(content_path),
             absent if missing == "style" else str(style_path), "-o", str(tmp_path / "out.png")]
     argv += ["--style-mask", absent] if missing == "mask" else []
+    argv += ["--init-image", absent] if missing == "init" else []
     argv = ["video", absent, str(style_path), "-o", str(tmp_path / "out.png")] if missing == "clip" else argv
     script = (f"import sys\nfrom stylekeras.cli import app\ntry:\n    app({argv!r}, prog_name='stylekeras')\n"
               "except SystemExit as exit:\n    print('exit', exit.code)\nprint('tensorflow loaded:', 'tensorflow' in sys.modules)")

@@ -84,6 +84,16 @@ def test_a_run_starts_from_its_init(random_stylizer, content_path, style_path):
     np.testing.assert_allclose(result.image, stylize.initial_image("palette", content, [style], seed=0), atol=1e-6)
 
 
+def test_a_run_starts_from_its_init_image_resized_to_the_photo(random_stylizer, content_path, style_path):
+    start = np.random.default_rng(2).uniform(0, 1, (20, 50, 3)).astype(np.float32)  # not the photo's aspect ratio
+    result = random_stylizer.transfer(content_path, style_path, size=32, steps=0, init_image=start)
+    np.testing.assert_allclose(result.image, stylize.resized(start, load_image(content_path, 32).shape[:2]), atol=1e-6)
+    kept = random_stylizer.transfer(content_path, style_path, size=32, steps=0, init_image=start,
+                                    preserve_color="luminance")  # the start's luminance under the photo's colours
+    luminance = lambda image: color.rgb_to_yiq(image)[..., 0]  # noqa: E731
+    assert np.abs(luminance(kept.image) - luminance(result.image)).mean() < 0.01
+
+
 def test_a_finer_scale_keeps_the_coarse_result_and_adds_only_the_detail_it_cannot_hold():
     rng = np.random.default_rng(0)
     starts = rng.uniform(0.2, 0.8, (2, 32, 24, 3)).astype(np.float32)
