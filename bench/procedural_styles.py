@@ -1,12 +1,15 @@
-"""Two style images made by code, for the quality benchmark's held-out styles: no default was chosen on
+"""Three style images made by code, for the quality benchmark's held-out styles: no default was chosen on
 them, they are the same on every machine, and being made here they are ours to ship (CC0).
 
 - `stained_glass`: Voronoi cells in saturated glass colours, each shaded, between dark lead lines — the
   flat-colour, hard-edged kind of style (mosaics, cloisonné, stained glass), unlike any of the four paintings.
 - `pencil_hatching`: grey pencil strokes on paper in three directions, denser and darker where a slow field
   is high — the monochrome, line kind (drawings, etchings).
+- `pointillism`: a landscape (sky, hills, water, a sunlit bank) of small round dots of pure colour, each
+  region's own colours mixed with their complements — the dotted kind (Seurat, Signac, mosaics of
+  tesserae): a texture finer than any stroke of the four paintings, over the whole canvas.
 
-    python bench/procedural_styles.py OUT_DIR     # writes OUT_DIR/glass.png and OUT_DIR/hatching.png
+    python bench/procedural_styles.py OUT_DIR     # writes OUT_DIR/glass.png, hatching.png and pointillism.png
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 HEIGHT, WIDTH = 600, 800
 GLASS_COLOURS = np.array([[196, 30, 58], [247, 181, 0], [0, 105, 148], [34, 139, 34], [128, 0, 128],
@@ -70,7 +73,34 @@ def pencil_hatching(seed: int = 7, strokes: int = 14000) -> Image.Image:
     return image.filter(ImageFilter.GaussianBlur(0.6)).convert("RGB")
 
 
-STYLES = {"glass": stained_glass, "hatching": pencil_hatching}
+# pointillism's regions, top to bottom, each with its dots' colours and how often each is drawn.
+DOT_PALETTES = (  # sky, hills, water, sunlit bank
+    ([[70, 120, 220], [240, 220, 120], [150, 190, 250], [250, 250, 230]], [0.45, 0.3, 0.15, 0.1]),
+    ([[30, 120, 60], [90, 170, 60], [60, 60, 160], [200, 160, 60]], [0.45, 0.3, 0.15, 0.1]),
+    ([[40, 90, 200], [110, 170, 240], [240, 200, 80], [250, 250, 250]], [0.45, 0.3, 0.15, 0.1]),
+    ([[240, 160, 40], [250, 220, 90], [200, 80, 40], [90, 170, 60]], [0.45, 0.3, 0.15, 0.1]),
+)
+CANVAS = (245, 240, 225)
+
+
+def pointillism(seed: int = 7, dots: int = 60000) -> Image.Image:
+    """Dots 5–9 px across at random places on a light canvas, each in one of its region's colours at a
+    random brightness; the regions are bands of the canvas, the hills' top edge a slow wave."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("RGB", (WIDTH, HEIGHT), CANVAS)
+    draw = ImageDraw.Draw(image)
+    for row, column in rng.uniform([0, 0], [HEIGHT, WIDTH], size=(dots, 2)):
+        across = column / WIDTH
+        hills_top = 0.42 + 0.05 * (np.sin(20 * across) + np.sin(7 * across))
+        region = 0 if row < hills_top * HEIGHT else 1 if row < 0.5 * HEIGHT else 2 if row < 0.75 * HEIGHT else 3
+        colours, odds = DOT_PALETTES[region]
+        colour = np.clip(np.array(colours[rng.choice(len(colours), p=odds)]) * rng.uniform(0.9, 1.05), 0, 255)
+        radius = rng.uniform(2.5, 4.5)
+        draw.ellipse([column - radius, row - radius, column + radius, row + radius], fill=tuple(int(v) for v in colour))
+    return image
+
+
+STYLES = {"glass": stained_glass, "hatching": pencil_hatching, "pointillism": pointillism}
 
 
 def write_styles(folder: Path) -> dict[str, Path]:

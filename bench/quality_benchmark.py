@@ -1,6 +1,6 @@
 """The quality benchmark: today's defaults on 12 photo × painting pairs, scored and written to QUALITY.md.
 
-    python bench/quality_benchmark.py                       # 12 pairs + 16 + 8 held out at 512 px (QUALITY.md, sheet)
+    python bench/quality_benchmark.py                       # 12 pairs + 16 + 12 held out at 512 px (QUALITY.md, sheet)
     python bench/quality_benchmark.py --sizes 256,512,1024  # also: does the look hold across sizes?
     python bench/quality_benchmark.py --pairs tubingen-starry,astronaut-wave --size 256   # a quick look
     python bench/quality_benchmark.py --set scales=1 --no-report   # a lever: the defaults with one change
@@ -15,8 +15,8 @@ afterwards; any change to stylekeras/ makes them again) and are scored with benc
 (style progress, structure).
 jcjohnson/neural-style's published tubingen × starry result is scored the same way, beside ours, and so is
 neural-style's default run on every pair where bench/neural_style_reference.py has made one. Sixteen pairs
-with photos no setting was chosen on are reported apart (`--held-out`), and eight with two styles no setting
-was chosen on, which bench/procedural_styles.py makes into bench/out/quality/ (`--held-out-styles`).
+with photos no setting was chosen on are reported apart (`--held-out`), and twelve with three styles no
+setting was chosen on, which bench/procedural_styles.py makes into bench/out/quality/ (`--held-out-styles`).
 `--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their own), to measure a
 lever against the defaults on the same pairs; `--preset NAME` runs a shipped preset the same way. Text under
 "## Notes" in QUALITY.md is kept when the file is rewritten.
@@ -63,7 +63,7 @@ PHOTOS = {name: SHARED / file for name, file in
 # One painting of each kind (swirly, portrait, seascape, flat colour), then the held-out styles made here.
 PAINTINGS = {name: SHARED / file for name, file in
              (("starry", "starry_night.jpg"), ("matisse", "woman-with-hat-matisse.jpg"), ("wave", "wave.jpg"),
-              ("udnie", "udnie.jpg"))} | {name: OUT / f"{name}.png" for name in ("glass", "hatching")}
+              ("udnie", "udnie.jpg"))} | {name: OUT / f"{name}.png" for name in ("glass", "hatching", "pointillism")}
 # Each photo with three paintings and each painting with three photos.
 PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "astronaut-starry", "astronaut-matisse", "astronaut-wave",
          "chelsea-starry", "chelsea-matisse", "chelsea-udnie", "tubingen-wave", "tubingen-udnie", "stata-udnie")
@@ -73,13 +73,15 @@ HELD_OUT_PAIRS = tuple(f"{photo}-{painting}" for photo in ("chicago", "coffee", 
                        for painting in ("starry", "matisse", "wave", "udnie"))
 # Photos that may be shipped (public domain / CC0): only their results go into the committed contact sheet.
 SHIPPABLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
-# Styles no default was chosen on (stained glass, pencil hatching: bench/procedural_styles.py), with the
-# photos that may be shipped, so the committed contact sheet shows them all.
-HELD_OUT_STYLE_PAIRS = tuple(f"{photo}-{style}" for photo in SHIPPABLE_PHOTOS for style in ("glass", "hatching"))
+# Styles no default was chosen on (stained glass, pencil hatching, pointillism: bench/procedural_styles.py),
+# with the photos that may be shipped, so the committed contact sheet shows them all.
+HELD_OUT_STYLE_PAIRS = tuple(f"{photo}-{style}" for photo in SHIPPABLE_PHOTOS
+                             for style in ("glass", "hatching", "pointillism"))
 # Every photo with every painting of at least 800 px on its longer side, so that 1024 px is not mostly
 # upsampling: the four benchmark pairs that have them first, then the other six.
 SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "tubingen-wave", "tubingen-matisse", "stata-starry",
-              "tubingen-glass", "tubingen-hatching", "stata-glass", "stata-hatching")
+              "tubingen-glass", "tubingen-hatching", "stata-glass", "stata-hatching", "tubingen-pointillism",
+              "stata-pointillism")
 # "The style measure at 256, 512 and 1024 px within ±0.05 of each other" (issue #12): at most this spread.
 SIZE_SPREAD_GOAL = 0.05
 
@@ -250,9 +252,10 @@ def write_report(rows: list[dict], held_out_rows: list[dict], held_out_style_row
                   "with each painting.", "", *_score_table(held_out_rows, weights)]
     if held_out_style_rows:
         lines += ["", "## Held out: styles no default was tuned on", "",
-                  "The same defaults with two styles made by `bench/procedural_styles.py` after the defaults were "
+                  "The same defaults with three styles made by `bench/procedural_styles.py` after the defaults were "
                   "settled, each of a kind none of the four paintings is: `glass` (stained glass: flat, saturated "
-                  "cells between dark lead lines) and `hatching` (grey pencil strokes on white paper).", "",
+                  "cells between dark lead lines), `hatching` (grey pencil strokes on white paper) and `pointillism` "
+                  "(dots of pure colour over the whole canvas, added in the thirty-seventh round).", "",
                   *_score_table(held_out_style_rows, weights)]
     if size_rows:
         sizes = sorted({row["size"] for row in size_rows})
