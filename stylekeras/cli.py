@@ -407,7 +407,8 @@ def transfer(
                 if batch:
                     batch_module.check_output_folder(output)
                 else:
-                    check_output_path(output, inputs=(content, *styles, *(style_mask or ()), *(path for path, _ in init_file)))
+                    check_output_path(output, inputs=(content, *styles, *(style_mask or ()),
+                                                      *(path for path, _ in init_file)))
                     load_image(content, label="content image", max_pixels=max_pixels)  # fail before loading weights
             style_pixels = [load_image(style, label="style image", max_pixels=max_pixels) for style in styles]
             masks = [load_image(mask, label="style mask", max_pixels=max_pixels) for mask in style_mask] if style_mask else None

@@ -67,8 +67,8 @@ class TransferJob:
                 within_step_hooks.insert(0, bar.within_step)
             self.interrupts.deferred = True
             results = self.stylizer.transfer_batch(
-                pixels, self.style_pixels, style_masks=self.masks, init_image=self.init_pixels, checkpoints=checkpoints,
-                checkpoint_every=self.checkpoint_every, resume=resume,
+                pixels, self.style_pixels, style_masks=self.masks, init_image=self.init_pixels,
+                checkpoints=checkpoints, checkpoint_every=self.checkpoint_every, resume=resume,
                 callbacks=[lambda step, photo_callbacks=photo_callbacks: [callback(step) for callback in photo_callbacks]
                            for photo_callbacks in callbacks],
                 within_step=lambda fraction: [hook(fraction) for hook in within_step_hooks], settings=self.settings,

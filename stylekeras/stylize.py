@@ -197,8 +197,8 @@ class Stylizer:
         e.g. a result to refine); finer scales start from the coarser result as always.
         """
         (result,) = self.transfer_batch([content], style, style_masks=style_masks, init_image=init_image,
-                                        callbacks=[callback],
-                                        checkpoints=[checkpoint], checkpoint_every=checkpoint_every, resume=resume,
+                                        callbacks=[callback], checkpoints=[checkpoint],
+                                        checkpoint_every=checkpoint_every, resume=resume,
                                         within_step=within_step, priors=None if prior is None else [prior],
                                         settings=settings, **options)
         return result
@@ -225,7 +225,8 @@ class Stylizer:
         checkpoint, interchangeable with a single run's), in less time per photo: no loss mixes the photos
         and Adam moves each pixel by its own gradient. The photos must have the same size at every scale
         (equal `scale_shapes`). `callbacks`, `checkpoints` and `priors` have one entry per photo; the other
-        arguments are `transfer`'s (an `init_image` is every photo's start, resized to each). A batch of more than one photo needs Adam and no tiles (`check_batch`).
+        arguments are `transfer`'s (an `init_image` is every photo's start, resized to each). A batch of more
+        than one photo needs Adam and no tiles (`check_batch`).
         """
         unknown = set(options) - {field.name for field in fields(TransferSettings)}
         if unknown:
