@@ -32,8 +32,8 @@ have them (edge ring weighted, `objective.StyleGrams`) included — so a step do
    bench/neural_style_reference.py made it for the pair, when it has (about 35 minutes: not rerun here).
 With `--precision mixed` (or `auto` where it picks bfloat16, as on CPUs with AVX512-BF16 or AMX) our side
 runs with `--precision mixed` and torch runs its network under `torch.autocast` in bfloat16, each with its
-losses in float32. Writes the "## PyTorch peer" section of BENCHMARKS.md, or "## PyTorch peer in bfloat16"
-(bench/benchmark.py keeps them).
+losses in float32. Writes the section "## PyTorch peer on CPU" of BENCHMARKS.md, or "## PyTorch peer in
+bfloat16 on CPU", CPU naming this machine's, so each CPU keeps its own (bench/benchmark.py keeps them).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ from stylekeras import features, stylize  # noqa: E402
 from stylekeras.defaults import DEFAULT_STEPS, PRECISIONS  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
 from stylekeras.objective import Objective  # noqa: E402
-from benchmark import cpu_times, machine, percent, stolen_share, write_section  # noqa: E402
+from benchmark import cpu_model, cpu_times, machine, percent, stolen_share, write_section  # noqa: E402
 from quality import scores  # noqa: E402
 from quality_benchmark import PAINTINGS, PHOTOS, neural_style_record  # noqa: E402
 
@@ -337,8 +337,7 @@ def main() -> None:
         title, command = "PyTorch peer in bfloat16", " --precision mixed"
         precision = ("bfloat16: ours `--precision mixed`, torch's network under `torch.autocast` in bfloat16, "
                      "both with the losses in float32")
-    if "amx_bf16" in (features.cpu_flags() or ()):  # AMX and AVX512-BF16 CPUs keep a section each
-        title += " on a CPU with AMX"
+    title += f" on {cpu_model() or 'an unnamed CPU'}"  # CPUs of one machine kind differ: each keeps its own
     lines = [f"## {title}", "",
              f"`python bench/peer_benchmark.py{command}`, {time.strftime('%Y-%m-%d')}: {machine()}; {precision}; weights {stylizer.weights.description}; "
              f"{args.photo.name} × {args.painting.name}. Torch {{torch}}: neural-style-pt's way (the same network, "
@@ -368,7 +367,7 @@ def main() -> None:
         print(lines[-1], flush=True)
     if not args.steps_only:
         lines += time_to_quality(stylizer, args)
-    elif found := re.search(rf"^## {title}\n.*?(\nTime to quality at 512 px.*?)(?=^## |\Z)",
+    elif found := re.search(rf"^## {re.escape(title)}\n.*?(\nTime to quality at 512 px.*?)(?=^## |\Z)",
                             (ROOT / "BENCHMARKS.md").read_text(), re.S | re.M):  # keep the section's last part 2
         lines += found.group(1).rstrip("\n").split("\n")
     print(f"wrote {write_section(title, lines)}")
