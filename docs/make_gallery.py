@@ -22,6 +22,9 @@ from stylekeras import stylize
 from stylekeras.features import bfloat16_is_fast, speed_flags
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+from benchmark import cpu_model  # noqa: E402  (bench/ is not a package)
+
 OUT = ROOT / "docs/gallery"
 CONTENT = ROOT / "examples/astronaut.jpg"
 STARRY, MATISSE = ROOT / "examples/starry_night.jpg", ROOT / "examples/woman_with_hat.jpg"
@@ -44,6 +47,9 @@ CONTROLS = [
      "covariance, the default before the transport start", {}, {"init": "palette"}, [STARRY]),
     ("content_init", "`init=\"content\"` (`--init content`): from the photo as it is, the default before the "
      "palette start", {}, {"init": "content"}, [STARRY]),
+    ("init_image", "`init_image=STARRY` (`--init-image starry_night.jpg`): from the painting itself, resized to "
+     "the photo's shape (neural-style's `-init image`): in 60 steps the astronaut comes out of the painting, "
+     "faintly", {}, {"init_image": STARRY}, [STARRY]),
     ("adam", "`optimizer=\"adam\", steps=300` (`--optimizer adam --steps 300`)", {},
      {"optimizer": "adam", "steps": 300}, [STARRY]),
     ("multiscale", "`scales=2, start_size=128` (`--scales 2 --start-size 128`): 128 px for 60 steps, then 256 px "
@@ -115,7 +121,8 @@ def main(only: list[str]) -> None:
         f"Real results with the default weights, {weights}, made by `python docs/make_gallery.py`: the",
         "astronaut photo at 256 px, default settings except the control named. Styles: van Gogh's",
         "*The Starry Night* and, where named, Matisse's *Woman with a Hat*; float32 but for the `mixed` row.",
-        f"Times are on a 2-core CPU with flags {speed_flags()} ({'with' if bfloat16_is_fast() else 'without'} "
+        f"Times are on a 2-core {cpu_model() or 'CPU'} with flags {speed_flags()} "
+        f"({'with' if bfloat16_is_fast() else 'without'} "
         f"bfloat16 hardware, `--precision mixed` is the {'fast' if bfloat16_is_fast() else 'slow'} row).",
         "",
         "| result | control |",
