@@ -259,6 +259,10 @@ def transfer(
     size: Annotated[int, typer.Option(min=1, rich_help_panel="Output", help="Longer side of the output in pixels.")] = defaults.DEFAULT_SIZE,
     steps: Annotated[int, typer.Option(min=0, rich_help_panel="Optimization", help="Optimization steps at the first scale (each finer scale runs half as many); Adam needs "
                                                  "about 5× as many as L-BFGS.")] = defaults.DEFAULT_STEPS,
+    min_improvement: Annotated[float, typer.Option(
+        rich_help_panel="Optimization", help="Stop each scale early once its loss has fallen by less than this fraction "
+        f"over its last {defaults.FLAT_WINDOW} steps (e.g. 0.01), so that a long --steps ends where the picture stops "
+        "changing. Default: 0, every step runs.")] = defaults.DEFAULT_MIN_IMPROVEMENT,
     content_weight: Annotated[float, typer.Option(min=0, rich_help_panel="Style", help="α: weight of the content loss at 512×512 px (scaled with the "
                                                                  "pixel count, so the look does not change with --size).")] = defaults.DEFAULT_CONTENT_WEIGHT,
     style_weight: Annotated[Optional[float], typer.Option(min=0, rich_help_panel="Style", help="β: weight of the style loss. Default: "
@@ -451,10 +455,11 @@ def _check_input_files(styles: list[Path] | None, masks: list[Path] | None, *nam
 
 # transfer's options a video takes as they are: each frame is stylized with them.
 _VIDEO_OPTIONS = (
-    "size", "steps", "content_weight", "style_weight", "tv_weight", "style_layers", "style_layer_weights",
-    "style_normalization", "content_layers", "style_blend", "style_scale", "style_mask", "preserve_color", "init",
-    "seed", "optimizer", "learning_rate", "lbfgs_history", "scales", "start_size", "average", "tile", "tile_margin",
-    "pooling", "padding", "precision", "backbone", "weights", "max_pixels", "config", "json_summary", "quiet",
+    "size", "steps", "min_improvement", "content_weight", "style_weight", "tv_weight", "style_layers",
+    "style_layer_weights", "style_normalization", "content_layers", "style_blend", "style_scale", "style_mask",
+    "preserve_color", "init", "seed", "optimizer", "learning_rate", "lbfgs_history", "scales", "start_size",
+    "average", "tile", "tile_margin", "pooling", "padding", "precision", "backbone", "weights", "max_pixels",
+    "config", "json_summary", "quiet",
 )
 
 

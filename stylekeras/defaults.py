@@ -48,6 +48,12 @@ STYLE_NORMALIZATIONS = ("balanced", "paper")
 # near its default β the result hardly depends on β, so no photo needs its own.
 DEFAULT_SIZE = 512
 DEFAULT_STEPS = 60
+# No stopping rule by default: every default scale still lowers its loss by 3–10 % over its last 10 steps
+# (BENCHMARKS.md, "Design choices"), so `min_improvement` is for runs asked to take many more steps.
+DEFAULT_MIN_IMPROVEMENT = 0.0
+# Steps over which `min_improvement` compares a scale's loss: one step's drop varies (a step the L-BFGS
+# safeguard shortened lowers the loss little), ten show the trend.
+FLAT_WINDOW = 10
 # None: as many scales as it takes to double from MIN_START_SIZE to the output (512 px: 256, 512; 1024 px:
 # 256, 512, 1024), so every output is composed at one size and its strokes are the same share of the picture
 # at every `size` (QUALITY.md, "The same settings at every size").

@@ -10,6 +10,7 @@ from stylekeras.defaults import (
     COLOR_MODES,
     DEFAULT_CONTENT_WEIGHT,
     DEFAULT_INIT,
+    DEFAULT_MIN_IMPROVEMENT,
     DEFAULT_OPTIMIZER,
     DEFAULT_SCALES,
     DEFAULT_SIZE,
@@ -32,7 +33,8 @@ class TransferSettings:
 
     size: the output's longer side (None: the content image's own size). steps: at the first scale; each
     finer scale runs half as many (it starts from the scale before, upsampled, with the photo's finer detail:
-    `stylize.finer_start`).
+    `stylize.finer_start`). min_improvement: a scale stops before its steps are done once its loss has
+    fallen by less than this fraction over its last `FLAT_WINDOW` steps (0: never; `stylize.loss_flattened`).
     learning_rate: None picks the optimizer's default (Adam 0.02, L-BFGS 1). init: where the first scale
     starts (`stylize.initial_image`): "transport", "palette", "content", "noise" or "style".
     scales/start_size: coarse-to-fine, sizes from `start_size` up to `size`, each starting from the previous
@@ -55,6 +57,7 @@ class TransferSettings:
 
     size: int | None = DEFAULT_SIZE
     steps: int = DEFAULT_STEPS
+    min_improvement: float = DEFAULT_MIN_IMPROVEMENT
     content_weight: float = DEFAULT_CONTENT_WEIGHT
     style_weight: float | None = None
     tv_weight: float = DEFAULT_TV_WEIGHT
@@ -78,6 +81,8 @@ class TransferSettings:
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise StyleKerasError(f"`{name}` must be a finite number ≥ 0, got {value}")
+        if not 0 <= self.min_improvement < 1:
+            raise StyleKerasError(f"`min_improvement` must be in [0, 1), got {self.min_improvement}")
         if self.learning_rate is not None and not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise StyleKerasError(f"`learning_rate` must be > 0, got {self.learning_rate}")
         for name, choices in (("init", INITS), ("optimizer", OPTIMIZERS), ("style_normalization", STYLE_NORMALIZATIONS)):

@@ -8,6 +8,7 @@ PIL images, arrays or tensors and return `StyleResult`s.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import time
@@ -29,6 +30,7 @@ from stylekeras.defaults import (
     DEFAULT_STYLE_LAYERS,
     DEFAULT_STYLE_NORMALIZATION,
     DEFAULT_TILE_MARGIN,
+    FLAT_WINDOW,
     INITS,
     PHOTO_INITS,
     PRESETS,
@@ -276,7 +278,8 @@ class Stylizer:
             "inputs": _digest([pixels, *style_pixels, *(masks or []), *([] if init_pixels is None else [init_pixels]),
                                *([priors[index].warped, priors[index].consistency] if priors else [])]),
             "model": self.description,
-            "settings": {**asdict(settings), "steps": None, **({"temporal_weight": priors[index].weight} if priors else {})},
+            "settings": {**asdict(settings), "steps": None, "min_improvement": None,  # may change on resuming
+                         **({"temporal_weight": priors[index].weight} if priors else {})},
         } for index, (pixels, path) in enumerate(zip(content_pixels, checkpoints))], checkpoint_every)
         saved = run_checkpoints.resume() if resume else None
         originals = content_pixels
@@ -483,8 +486,10 @@ class _Run:
                                   image.numpy(), [photo_state[:split] for photo_state in per_photo],
                                   [photo_state[split:] for photo_state in per_photo])
 
+        flattened = False  # every photo's loss has stopped falling by `min_improvement`: the scale ends
+
         def record(parts: dict[str, tf.Tensor]) -> None:
-            nonlocal step_in_scale
+            nonlocal step_in_scale, flattened
             self.done += 1
             step_in_scale += 1
             if average is not None:
@@ -496,6 +501,11 @@ class _Run:
                 if "temporal" in photo_values:  # a video frame's
                     history.setdefault("temporal", []).append(photo_values["temporal"])
                 history["size"].append(size)
+            if settings.min_improvement and step_in_scale < steps and all(
+                    loss_flattened(history["total"][len(history["total"]) - step_in_scale:], settings.min_improvement)
+                    for history in self.histories):
+                flattened = True
+                self.total_steps -= steps - step_in_scale  # the progress bar's total and ETA follow
             if self.checkpoints.due(self.done):
                 save()
             for photo, callback in enumerate(self.callbacks):
@@ -504,7 +514,8 @@ class _Run:
 
         numbers = range(self.done, self.done + steps - step_in_scale)  # the run's step numbers
         try:
-            optimize(image, lambda step: objective(step, self.within_step), optimizer, numbers, record)
+            optimize(image, lambda step: objective(step, self.within_step), optimizer,
+                     itertools.takewhile(lambda _: not flattened, numbers), record)
         except NonFiniteLoss as error:
             self.stop_reason = _non_finite_reason(self.done + 1, _per_photo(error.parts, len(self.callbacks)),
                                                   loss_weights)
@@ -583,6 +594,12 @@ def make_optimizer(settings: TransferSettings, image: tf.Variable, tiled: bool =
         optimizer = Adam(settings.learning_rate or DEFAULT_LEARNING_RATE)
     optimizer.build([image])
     return optimizer
+
+
+def loss_flattened(losses: Sequence[float], min_improvement: float, window: int = FLAT_WINDOW) -> bool:
+    """Whether the last of a scale's `losses` (one a step) is above (1 − `min_improvement`) times the one
+    `window` steps before it: the loss has flattened, and more steps would hardly change the picture."""
+    return len(losses) > window and losses[-1] > (1.0 - min_improvement) * losses[-1 - window]
 
 
 def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.Tensor], tf.Tensor]],

@@ -139,7 +139,7 @@ def test_controls_end_to_end(tmp_path, content_path, style_path):
                   "--size", "48", "--steps", "2", "--weights", "random", "--style-blend", "0.7,0.3", "--optimizer",
                   "lbfgs", "--scales", "2", "--start-size", "32", "--average", "0.9", "--preserve-color", "luminance",
                   "--pooling", "avg", "--padding", "replicate", "--tile", "16", "--tile-margin", "8",
-                  "--precision", "mixed", "--quiet")
+                  "--precision", "mixed", "--min-improvement", "0.5", "--quiet")
     assert result.exit_code == 0, result.output
     assert Image.open(output).size == (48, 48)
 
@@ -152,6 +152,7 @@ def test_controls_end_to_end(tmp_path, content_path, style_path):
         (["--style-blend", "a,b"], "not a comma-separated list of numbers"),
         (["--scales", "2", "--start-size", "999"], "--start-size 999 must be between 1 and --size"),
         (["--style-mask", "missing.png"], "no such file"),
+        (["--min-improvement", "1"], "--min-improvement must be in [0, 1), got 1.0"),
     ],
 )
 def test_bad_control_options(content_path, style_path, existing_output, arguments, fragment):
@@ -340,7 +341,8 @@ def test_random_cli_numbers_never_give_a_traceback(content_path, style_path, tmp
     rng = np.random.default_rng(0)
     for _ in range(15):
         value = str(rng.choice(["-1", "0", "nan", "inf", "1e999", "abc", "3.5", "-0"]))
-        option = str(rng.choice(["--steps", "--size", "--style-weight", "--learning-rate", "--scales", "--average"]))
+        option = str(rng.choice(["--steps", "--size", "--style-weight", "--learning-rate", "--scales", "--average",
+                                 "--min-improvement"]))
         result = runner.invoke(app, ["transfer", str(content_path), str(style_path), "-o", str(tmp_path / "o.png"),
                                      option, value, "--steps", "0", "--weights", "random", "--quiet"]
                                if option != "--steps" else

@@ -155,6 +155,28 @@ def test_callback_sees_every_step(random_stylizer, content_path, style_path):
     assert reports[-1].image.shape == (24, 24, 3)
 
 
+def test_a_loss_has_flattened_when_it_fell_less_than_the_fraction_over_the_window():
+    falling = [100.0 * 0.99**step for step in range(30)]  # 1 % a step: 9.6 % over 10 steps
+    assert not stylize.loss_flattened(falling, 0.05) and stylize.loss_flattened(falling, 0.1)
+    assert not stylize.loss_flattened(falling[:10], 0.5)  # fewer than the window's steps: never
+    assert stylize.loss_flattened([5.0] * 11, 1e-6) and not stylize.loss_flattened([6.0] + [5.0] * 10, 0.1)
+
+
+def test_a_scale_stops_once_its_loss_flattens_and_the_bar_counts_the_steps_left(random_stylizer, content_path,
+                                                                                  style_path):
+    reports = []
+    # Any loss falls by less than 99 % over 10 steps: each scale stops after its first 11.
+    result = random_stylizer.transfer(content_path, style_path, size=48, steps=40, scales=2, start_size=24,
+                                      min_improvement=0.99, callback=reports.append)
+    assert result.stop_reason is None and result.steps_done == 22
+    assert list(result.history["size"]) == [24] * 11 + [48] * 11
+    assert [report.steps for report in reports] == [40 + 20] * 10 + [60 - 29] * 11 + [22]
+    assert [report.step for report in reports] == list(range(1, 23))
+    full = random_stylizer.transfer(content_path, style_path, size=48, steps=20, scales=2, start_size=24,
+                                    min_improvement=1e-9)  # falling faster than that: every step runs
+    assert full.steps_done == 30
+
+
 def test_accepts_arrays_pil_images_and_tensors(random_stylizer, content_path, style_path):
     from PIL import Image
 
@@ -268,6 +290,7 @@ def test_the_bold_preset_weights_the_default_style_layers_toward_the_deepest():
         ({"style_weight": -2.0}, "`style_weight`"),
         ({"learning_rate": 0.0}, "`learning_rate`"),
         ({"init": "zeros"}, "`init`"),
+        ({"min_improvement": 1.0}, "`min_improvement`"),
     ],
 )
 def test_bad_settings_are_refused(random_stylizer, content_path, style_path, options, message):
