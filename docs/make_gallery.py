@@ -48,7 +48,7 @@ CONTROLS = [
     ("content_init", "`init=\"content\"` (`--init content`): from the photo as it is, the default before the "
      "palette start", {}, {"init": "content"}, [STARRY]),
     ("init_image", "`init_image=STARRY` (`--init-image starry_night.jpg`): from the painting itself, resized to "
-     "the photo's shape (neural-style's `-init image`): in 60 steps the astronaut comes out of the painting, "
+     "the photo's shape (neural-style's `-init_image`): in 60 steps the astronaut comes out of the painting, "
      "faintly", {}, {"init_image": STARRY}, [STARRY]),
     ("adam", "`optimizer=\"adam\", steps=300` (`--optimizer adam --steps 300`)", {},
      {"optimizer": "adam", "steps": 300}, [STARRY]),
