@@ -17,9 +17,10 @@ jcjohnson/neural-style's published tubingen × starry result is scored the same 
 neural-style's default run on every pair where bench/neural_style_reference.py has made one. Sixteen pairs
 with photos no setting was chosen on are reported apart (`--held-out`), and twelve with three styles no
 setting was chosen on, which bench/procedural_styles.py makes into bench/out/quality/ (`--held-out-styles`).
-`--set NAME=VALUE` changes one `TransferSettings` field (results go to a folder of their own), to measure a
-lever against the defaults on the same pairs; `--preset NAME` runs a shipped preset the same way. Text under
-"## Notes" in QUALITY.md is kept when the file is rewritten.
+`--set NAME=VALUE` changes one `TransferSettings` field or `Stylizer` option (results go to a folder of their
+own), to measure a lever against the defaults on the same pairs (`--set content_layers=block4_conv2 --set
+content_weight=1`: the content layer before the thirty-ninth round); `--preset NAME` runs a shipped preset
+the same way. Text under "## Notes" in QUALITY.md is kept when the file is rewritten.
 """
 
 from __future__ import annotations
@@ -109,18 +110,21 @@ def library_digest() -> str:
 
 
 def stylize_pair(stylizer: stylekeras.Stylizer, pair: str, size: int, compute: bool = True,
-                 changes: dict | None = None, preset: str | None = None) -> dict | None:
+                 changes: dict | None = None, preset: str | None = None, network: dict | None = None) -> dict | None:
     """Stylize and score one pair with the defaults (and `changes` to them, e.g. a `preset`'s), or reuse the
-    result of an earlier run with the same weights and settings (without `compute`, None when there is none)."""
+    result of an earlier run with the same weights and settings (without `compute`, None when there is none).
+    `network` names the `Stylizer` options that `--set` changed, which `stylizer` was built with."""
     photo, painting = pair.split("-")
     changes = changes or {}
+    departures = {**(network or {}), **changes}
     folder = OUT / stylizer.precision  # one folder per precision, and per set of changes
     folder = folder / preset if preset else folder
-    folder = folder / "-".join(f"{name}={value}" for name, value in changes.items()) if changes else folder
+    folder = folder / "-".join(f"{name}={value}" for name, value in departures.items()) if departures else folder
     folder.mkdir(parents=True, exist_ok=True)
     path, record = folder / f"{pair}_{size}.png", folder / f"{pair}_{size}.json"
     identity = {"library": library_digest(), "weights": stylizer.weights.description, "precision": stylizer.precision,
-                "layers": stylizer.style_layer_weights, "settings": repr(stylize.TransferSettings(**changes))}
+                "layers": stylizer.style_layer_weights, "content_layers": list(stylizer.content_layers),
+                "settings": repr(stylize.TransferSettings(**changes))}
     if path.exists() and record.exists() and json.loads(record.read_text())["identity"] == identity:
         row = json.loads(record.read_text())["row"]
     elif not compute:
@@ -291,6 +295,25 @@ def write_report(rows: list[dict], held_out_rows: list[dict], held_out_style_row
     return path
 
 
+def parse_set(assignments: list[str]) -> tuple[dict, dict]:
+    """`--set NAME=VALUE` assignments as (changed `TransferSettings` fields, with JSON values or words;
+    changed `Stylizer` options, as given: they also name the results' folder). Raises ValueError on a name
+    that is neither."""
+    changes, network = {}, {}
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if name in stylize.NETWORK_OPTIONS:
+            network[name] = value
+        elif name in stylize.TransferSettings.__dataclass_fields__:
+            try:
+                changes[name] = json.loads(value)
+            except json.JSONDecodeError:
+                changes[name] = value  # a word: init=noise
+        else:
+            raise ValueError(f"--set {assignment}: no TransferSettings field or Stylizer option {name!r}")
+    return changes, network
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=defaults.DEFAULT_SIZE)
@@ -303,7 +326,8 @@ def main() -> None:
     parser.add_argument("--held-out-styles", default=",".join(HELD_OUT_STYLE_PAIRS),
                         help="pairs with styles the defaults were not tuned on, reported apart (empty: none)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="change one TransferSettings field (repeatable); implies --no-report")
+                        help="change one TransferSettings field or Stylizer option (content_layers, style_layers, "
+                             "style_layer_weights; repeatable); implies --no-report")
     parser.add_argument("--preset", choices=defaults.PRESETS,
                         help="run a shipped preset (stylekeras.preset) instead of the defaults; implies --no-report")
     parser.add_argument("--precision", default="auto", help="the Stylizer's precision (auto, float32, mixed)")
@@ -311,14 +335,13 @@ def main() -> None:
     args = parser.parse_args()
     changes = stylekeras.preset(args.preset) if args.preset else {}
     network = {key: changes.pop(key) for key in stylize.NETWORK_OPTIONS if key in changes}
-    for change in args.set:
-        name, _, value = change.partition("=")
-        if name not in stylize.TransferSettings.__dataclass_fields__:
-            sys.exit(f"error: --set {change}: no TransferSettings field {name!r}")
-        try:
-            changes[name] = json.loads(value)
-        except json.JSONDecodeError:
-            changes[name] = value  # a word: init=noise
+    try:
+        set_changes, set_network = parse_set(args.set)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    changes |= set_changes
+    network |= {name: [float(item) if name == "style_layer_weights" else item for item in value.split(",")]
+                for name, value in set_network.items()}
     try:
         extract_fox()
     except StyleKerasError as error:  # without the video extra, or an unreadable clip
@@ -330,20 +353,17 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     stylizer = stylekeras.Stylizer(precision=args.precision, **network)
     print(f"weights: {stylizer.weights.description}", flush=True)
-    rows = [stylize_pair(stylizer, pair, args.size, changes=changes, preset=args.preset)
-            for pair in args.pairs.split(",") if pair]
-    held_out_rows = [stylize_pair(stylizer, pair, args.size, changes=changes, preset=args.preset)
-                     for pair in args.held_out.split(",") if pair]
-    held_out_style_rows = [stylize_pair(stylizer, pair, args.size, changes=changes, preset=args.preset)
-                           for pair in args.held_out_styles.split(",") if pair]
+    run = functools.partial(stylize_pair, stylizer, changes=changes, preset=args.preset, network=set_network)
+    rows = [run(pair, args.size) for pair in args.pairs.split(",") if pair]
+    held_out_rows = [run(pair, args.size) for pair in args.held_out.split(",") if pair]
+    held_out_style_rows = [run(pair, args.size) for pair in args.held_out_styles.split(",") if pair]
     sizes = sorted({args.size, *(int(size) for size in args.sizes.split(",") if size)}) if args.sizes else []
     at_main_size = {row["pair"]: row for row in rows}
     size_rows = []
     for size in sizes:  # the main size is a column too
         for pair in SIZE_PAIRS:
             row = at_main_size.get(pair) if size == args.size else None
-            row = row or stylize_pair(stylizer, pair, size, compute=pair in args.size_pairs.split(","), changes=changes,
-                                      preset=args.preset)
+            row = row or run(pair, size, compute=pair in args.size_pairs.split(","))
             if row:
                 size_rows.append(row)
     reference = scores(str(PHOTOS["tubingen"]), str(PAINTINGS["starry"]), str(REFERENCE)) if REFERENCE.exists() else {}

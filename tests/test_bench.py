@@ -1,5 +1,6 @@
 """bench/: benchmark.py's machine description (every benchmark section names the CPU its numbers hold on),
-and how peer_benchmark.py finds torch's time to the goal between its snapshots."""
+how peer_benchmark.py finds torch's time to the goal between its snapshots, and quality_benchmark.py's
+`--set`."""
 
 import argparse
 import sys
@@ -11,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import peer_benchmark  # noqa: E402
+import quality_benchmark  # noqa: E402
 from benchmark import cpu_model  # noqa: E402
 
 
@@ -54,3 +56,11 @@ def test_torchs_time_to_the_goal_between_snapshots(tmp_path, monkeypatch, line_s
     assert (traced and traced[2]) == found
     if found:
         assert traced[0] == found  # seconds since the start
+
+
+def test_set_splits_settings_from_network_options():
+    changes, network = quality_benchmark.parse_set(["content_layers=block4_conv2", "content_weight=1", "init=noise"])
+    assert changes == {"content_weight": 1, "init": "noise"}
+    assert network == {"content_layers": "block4_conv2"}
+    with pytest.raises(ValueError, match="no TransferSettings field or Stylizer option 'colour'"):
+        quality_benchmark.parse_set(["colour=red"])
