@@ -21,7 +21,10 @@ DEFAULT_PRECISION = "auto"
 # the sizes we run it copies whole motifs of the painting (Matisse's face) into empty skies and thin
 # structures, and the style measure is as high without it (QUALITY.md).
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
-DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
+# Content from conv3_2, not the paper's conv4_2: the photo's edges are kept at twice the resolution, which
+# keeps faces, towers and eyes under textures that cover everything (dots, hatching, glass) with the same
+# style measure, and the network ends at block4_conv1 (QUALITY.md).
+DEFAULT_CONTENT_LAYERS = ("block3_conv2",)
 
 # The optimization (`stylekeras.settings.TransferSettings`).
 INITS = ("transport", "palette", "content", "noise", "style")
@@ -61,7 +64,8 @@ DEFAULT_SCALES = None
 # No default scale is smaller: below it VGG sees too little of a face or a building, which dissolve (QUALITY.md).
 MIN_START_SIZE = 256
 DEFAULT_OPTIMIZER = "lbfgs"
-DEFAULT_CONTENT_WEIGHT = 1.0
+# Half the weight it had at conv4_2: conv3_2's content loss sums twice the terms (4× the positions, ½ the channels).
+DEFAULT_CONTENT_WEIGHT = 0.5
 DEFAULT_STYLE_NORMALIZATION = "balanced"
 # β when `style_weight` is not given, per style normalization (QUALITY.md).
 DEFAULT_STYLE_WEIGHTS = {"balanced": 2.5e8, "paper": 3e4}
@@ -86,8 +90,9 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 # Serving exports (`stylekeras.export`).
 DEFAULT_EXPORT_PATH = Path("saved_models")
-# The paper's layers, conv5_1 included: a feature service serves more uses than our defaults.
-DEFAULT_EXPORT_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1", "block4_conv2")
+# The paper's layers, conv5_1 included, and our content layer: a feature service serves more uses than our defaults.
+DEFAULT_EXPORT_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1", "block4_conv2",
+                         "block3_conv2")
 
 # The served stylizer (`stylekeras.serving`) runs Adam: its step is a fixed amount of work, so a request's
 # time follows from its size and steps (L-BFGS's safeguard evaluates the loss a varying number of times).

@@ -48,7 +48,7 @@ def test_transfer_end_to_end_in_a_real_process(tmp_path, content_path, style_pat
 def test_layers_lists_names_and_shapes():
     result = run_cli("layers", "--backbone", "vgg19", "--size", "64")
     assert result.exit_code == 0
-    assert "block5_conv4" in result.output and "block4_conv2       8 × 8     × 512  content" in result.output
+    assert "block5_conv4" in result.output and "block3_conv2      16 × 16    × 256  content" in result.output
 
 
 @pytest.fixture

@@ -206,7 +206,7 @@ def test_an_update_that_overflows_stops_with_the_last_finite_image(random_styliz
 
 
 def test_too_small_image_is_refused_before_optimizing(hed_stylizer, content_path, style_path):
-    with pytest.raises(StyleKerasError, match="at least 8 px"):  # block4_conv2 is three poolings deep
+    with pytest.raises(StyleKerasError, match="at least 8 px"):  # block4_conv1 is three poolings deep
         hed_stylizer.transfer(content_path, style_path, size=4, steps=1)
     with pytest.raises(StyleKerasError, match="at least 8 px"):  # the first of several scales is too small
         hed_stylizer.transfer(content_path, style_path, size=64, scales=3, start_size=6, steps=1)
@@ -217,8 +217,8 @@ def test_hed_weights_load_into_vgg16(hed_stylizer):
     with h5py.File(hed_weights_path(), "r") as archive:
         expected = archive["block3/layers/conv2d_2/vars/0"][()]
     np.testing.assert_array_equal(hed_stylizer.model.get_layer("block3_conv3").kernel.numpy(), expected)
-    # Truncation: nothing after block4_conv2, the deepest default layer.
-    assert hed_stylizer.model.layers[-1].name == "block4_conv2"
+    # Truncation: nothing after block4_conv1, the deepest default layer.
+    assert hed_stylizer.model.layers[-1].name == "block4_conv1"
 
 
 def test_hed_weights_lower_the_style_loss_by_a_large_factor(hed_stylizer, content_path, style_path):

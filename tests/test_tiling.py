@@ -97,7 +97,7 @@ def test_tiled_transfer_follows_the_whole_image_run(hed_stylizer, content_path, 
 
 def test_tile_sizes_round_up_to_the_deepest_stride(hed_stylizer):
     tiling = hed_stylizer.tiling(stylekeras.TransferSettings(tile=100, tile_margin=20))
-    assert (tiling.tile, tiling.margin, tiling.stride) == (104, 24, 8)  # block4_conv2 is three poolings deep
+    assert (tiling.tile, tiling.margin, tiling.stride) == (104, 24, 8)  # block4_conv1 is three poolings deep
     assert hed_stylizer.tiling(stylekeras.TransferSettings()) is None
     with pytest.raises(StyleKerasError, match="`tile` must be"):
         stylekeras.TransferSettings(tile=0)
