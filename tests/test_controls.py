@@ -365,6 +365,17 @@ def test_transport_gives_the_whole_colour_distribution_where_two_moments_do_not(
     np.testing.assert_array_equal(transported, color.transport_colors(source, [target]))  # seeded
 
 
+def test_transport_maps_the_pixels_alike_in_any_number_of_pieces(monkeypatch):
+    rng = np.random.default_rng(2)
+    source = rng.uniform(size=(37, 29, 3)).astype(np.float32)
+    target = (rng.uniform(size=(16, 16, 3)) ** 2).astype(np.float32)
+    results = []
+    for threads in (1, 3):
+        monkeypatch.setattr(color, "TRANSPORT_THREADS", threads)
+        results.append(color.transport_colors(source, [target]))
+    np.testing.assert_array_equal(*results)
+
+
 def test_transport_pools_several_images_with_their_weights_and_keeps_the_photos_order():
     rng = np.random.default_rng(1)
     ramp = np.linspace(0.1, 0.9, 64 * 48).reshape(48, 64, 1)
