@@ -294,9 +294,14 @@ def _traced_goal(evaluations: list[dict], started: float, args: argparse.Namespa
 
 
 def _time_to(what: str, ours: list[tuple[float, dict]], theirs: list[tuple[float, dict]], reached, peer: str) -> str:
-    """One line: the first time our result and the `peer`'s reached `what` (`reached(row)`), and their ratio."""
+    """One line: the first time our result and the `peer`'s reached `what` (`reached(row)`), and their ratio —
+    a lower bound, the peer's whole run, where only ours reached it."""
     mine = next((seconds for seconds, row in ours if reached(row)), None)
     their = next((seconds for seconds, row in theirs if reached(row)), None)
+    if mine is not None and their is None and theirs:
+        ran = max(seconds for seconds, _ in theirs)
+        return (f"- To {what}: stylekeras {mine:.0f} s, {peer} not reached in its {ran:.0f} s — {peer} / ours "
+                f"**more than {ran / mine:.2f}×**.")
     if mine is None or their is None:
         return (f"- To {what}: stylekeras {'not reached' if mine is None else f'{mine:.0f} s'}, {peer} "
                 f"{'not reached' if their is None else f'{their:.0f} s'}.")

@@ -58,6 +58,17 @@ def test_torchs_time_to_the_goal_between_snapshots(tmp_path, monkeypatch, line_s
         assert traced[0] == found  # seconds since the start
 
 
+def test_time_to_a_score_gives_a_lower_bound_where_only_ours_reached_it():
+    reached = lambda row: row["style_progress"] >= 0.8
+    ours = [(11.0, {"style_progress": 0.7}), (50.0, {"style_progress": 0.8})]
+    theirs = [(23.0, {"style_progress": 0.65}), (100.0, {"style_progress": 0.9}), (200.0, {"style_progress": 0.95})]
+    line = lambda theirs: peer_benchmark._time_to("the score", ours, theirs, reached, "torch")
+    assert line(theirs) == "- To the score: stylekeras 50 s, torch 100 s — torch / ours **2.00×**."
+    assert line(theirs[:1]) == ("- To the score: stylekeras 50 s, torch not reached in its 23 s — torch / ours "
+                                "**more than 0.46×**.")
+    assert line([]) == "- To the score: stylekeras 50 s, torch not reached."
+
+
 def test_set_splits_settings_from_network_options():
     changes, network = quality_benchmark.parse_set(["content_layers=block4_conv2", "content_weight=1", "init=noise"])
     assert changes == {"content_weight": 1, "init": "noise"}
