@@ -27,8 +27,9 @@ MAX_COLOR_GAIN = 8.0
 TRANSPORT_ROTATIONS = 10
 TRANSPORT_SAMPLES = 16384
 TRANSPORT_QUANTILES = 1024
-# The pieces `transport_colors` maps a photo's pixels in, one thread each.
-TRANSPORT_THREADS = min(8, os.cpu_count() or 1)
+# The pieces `transport_colors` maps a photo's pixels in, one thread each: one per CPU this process may run
+# on (a container's or `taskset`'s share, where the OS tells it), at most 8.
+TRANSPORT_THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # `smooth_chroma`'s Gaussian σ in px: takes a noisy photo's colour grain in the result down to the
 # painting's level; a clean photo's start changes only at colour edges, its result not measurably
 # (QUALITY.md, "The photo's chroma smoothed before the transport").
