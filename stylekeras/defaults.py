@@ -64,7 +64,8 @@ DEFAULT_SCALES = None
 # No default scale is smaller: below it VGG sees too little of a face or a building, which dissolve (QUALITY.md).
 MIN_START_SIZE = 256
 DEFAULT_OPTIMIZER = "lbfgs"
-# Half the weight it had at conv4_2: conv3_2's content loss sums twice the terms (4× the positions, ½ the channels).
+# conv3_2's content loss sums twice the terms of conv4_2's (4× the positions, ½ the channels): 0.5 keeps the
+# balance the paper's α = 1 gives at conv4_2.
 DEFAULT_CONTENT_WEIGHT = 0.5
 DEFAULT_STYLE_NORMALIZATION = "balanced"
 # β when `style_weight` is not given, per style normalization (QUALITY.md).
