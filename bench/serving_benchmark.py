@@ -1,11 +1,13 @@
 """The served stylizer against the library: one `stylize` request through TF Serving's C++ loader vs the same run in Python.
 
-    python bench/serving_benchmark.py [--size 256] [--steps 100] [--repeats 2]   # about 5 minutes on 2 cores
+    python bench/serving_benchmark.py [--size 256] [--steps 100] [--repeats 2] [--precisions float32,mixed]
+    # about 3 minutes on 2 cores with AMX for both precisions (float32 is the slow one)
 
-Exports the stylizer (`stylekeras export --stylizer`, default weights) to a scratch folder, then times,
-on the same photo and painting (examples/astronaut.jpg × examples/starry_night.jpg, resized to `--size`
-beforehand so both sides get the same pixels):
-- the library: `Stylizer.transfer` with the export's settings (Adam, one scale, float32), in this process;
+Exports the stylizer (`stylekeras export --stylizer`, default weights) to a scratch folder in each precision
+(float32, and bfloat16 where the CPU has AMX or AVX512-BF16), then times, on the same photo and painting
+(examples/astronaut.jpg × examples/starry_night.jpg, resized to `--size` beforehand so both sides get the
+same pixels):
+- the library: `Stylizer.transfer` with the export's settings (Adam, one scale, its precision), in this process;
 - the export: TF_SessionRun of a `stylize` request (TF_LoadSessionFromSavedModel + TF_SessionRun, the C++
   loader TF Serving uses, in a process without TensorFlow's Python package).
 Each side runs `--repeats` times in one process; the first includes tracing (library) or graph
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from stylekeras import export, serving  # noqa: E402
+from stylekeras.features import bfloat16_is_fast  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
 from benchmark import machine, write_section  # noqa: E402
 
@@ -37,16 +40,58 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--precisions", default=None,
+                        help="comma-separated export precisions (float32, mixed); default: both where the CPU has "
+                             "bfloat16 units, float32 elsewhere")
     parser.add_argument("--photo", type=Path, default=ROOT / "examples" / "astronaut.jpg")
     parser.add_argument("--painting", type=Path, default=ROOT / "examples" / "starry_night.jpg")
     args = parser.parse_args()
+    precisions = (args.precisions.split(",") if args.precisions
+                  else ["float32", "mixed"] if bfloat16_is_fast() else ["float32"])
+    content, style = load_image(args.photo, args.size)[None], load_image(args.painting, args.size)[None]
+    runs = {precision: served_and_library(precision, content, style, args) for precision in precisions}
 
+    height, width = content.shape[1:3]
+    weights = next(iter(runs.values()))["weights"]
+    lines = [
+        "## Served stylizer", "",
+        f"`python bench/serving_benchmark.py --size {args.size} --steps {args.steps}`, {time.strftime('%Y-%m-%d')}: "
+        f"{machine()}; {' and '.join(PRECISION_NAMES[precision] for precision in precisions)} exports; "
+        f"weights {weights}; {args.photo.name} × {args.painting.name} at "
+        f"{width}×{height} px, {args.steps} Adam steps. One `stylize` request through TensorFlow's C API "
+        "(TF_LoadSessionFromSavedModel + TF_SessionRun, the loader TF Serving uses) against the same run in the "
+        "library (`Stylizer.transfer` with the export's settings); each in one process, run "
+        f"{args.repeats} times, the first including tracing or graph optimization.", "",
+        "| export | run | library (s) | served, C API (s) | served / library |", "| --- | --- | --- | --- | --- |",
+    ]
+    for precision, run in runs.items():
+        lines += [f"| {PRECISION_NAMES[precision]} | {index + 1}{' (first)' if index == 0 else ''} | {ours:.1f} | "
+                  f"{theirs:.1f} | {theirs / ours:.2f}× |"
+                  for index, (ours, theirs) in enumerate(zip(run["library"], run["served"]))]
+    lines.append("")
+    lines += [f"- {PRECISION_NAMES[precision]}: the export took {run['export']:.0f} s; the C API process, loading "
+              f"included, {run['process']:.0f} s. The served image differs from the library's by at most "
+              f"{run['difference']:.1e} (pixel values in [0, 1])." for precision, run in runs.items()]
+    if {"float32", "mixed"} <= set(runs):
+        served = {precision: min(run["served"]) for precision, run in runs.items()}
+        lines.append(f"- A request to the bfloat16 export took {served['mixed']:.1f} s, to the float32 one "
+                     f"{served['float32']:.1f} s (the faster of each's requests): "
+                     f"**{served['float32'] / served['mixed']:.2f}×** as fast.")
+    print("\n".join(lines))
+    print(f"wrote {write_section('Served stylizer', lines)}")
+
+
+PRECISION_NAMES = {"float32": "float32", "mixed": "bfloat16 (`--precision mixed`)"}
+
+
+def served_and_library(precision: str, content: np.ndarray, style: np.ndarray, args: argparse.Namespace) -> dict:
+    """Export a stylizer in `precision`, time `args.repeats` `stylize` requests through the C API and as many
+    runs of the library with the export's settings."""
     with tempfile.TemporaryDirectory() as scratch:
         started = time.perf_counter()
-        target = serving.export_stylizer(scratch, size=args.size, steps=args.steps)
+        target = serving.export_stylizer(scratch, size=args.size, steps=args.steps, precision=precision)
         export_seconds = time.perf_counter() - started
         settings = serving.read_stylizer_settings(target)
-        content, style = load_image(args.photo, args.size)[None], load_image(args.painting, args.size)[None]
         request = {"content": content, "style": style}
         started = time.perf_counter()
         replies = export.run_with_c_api(target, [("stylize", request)] * args.repeats)
@@ -59,28 +104,9 @@ def main() -> None:
         started = time.perf_counter()
         result = stylizer.transfer(content[0], style[0], settings=settings.transfer_settings(size=None))
         library_seconds.append(time.perf_counter() - started)
-    difference = float(np.max(np.abs(replies[-1].outputs["image"][0] - result.image)))
-    served_seconds = [reply.seconds for reply in replies]
-
-    height, width = content.shape[1:3]
-    lines = [
-        "## Served stylizer", "",
-        f"`python bench/serving_benchmark.py --size {args.size} --steps {args.steps}`, {time.strftime('%Y-%m-%d')}: "
-        f"{machine()}; float32; weights {settings.weights}; "
-        f"{args.photo.name} × {args.painting.name} at "
-        f"{width}×{height} px, {args.steps} Adam steps. One `stylize` request through TensorFlow's C API "
-        "(TF_LoadSessionFromSavedModel + TF_SessionRun, the loader TF Serving uses) against the same run in the "
-        "library (`Stylizer.transfer` with the export's settings); each in one process, run "
-        f"{args.repeats} times, the first including tracing or graph optimization.", "",
-        "| run | library (s) | served, C API (s) | served / library |", "| --- | --- | --- | --- |",
-        *(f"| {index + 1}{' (first)' if index == 0 else ''} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f}× |"
-          for index, (ours, theirs) in enumerate(zip(library_seconds, served_seconds))),
-        "",
-        f"The export took {export_seconds:.0f} s; the C API process, loading included, {served_process:.0f} s. "
-        f"The served image differs from the library's by at most {difference:.1e} (pixel values in [0, 1]).",
-    ]
-    print("\n".join(lines))
-    print(f"wrote {write_section('Served stylizer', lines)}")
+    return {"weights": settings.weights, "export": export_seconds, "process": served_process,
+            "served": [reply.seconds for reply in replies], "library": library_seconds,
+            "difference": float(np.max(np.abs(replies[-1].outputs["image"][0] - result.image)))}
 
 
 if __name__ == "__main__":

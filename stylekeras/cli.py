@@ -44,6 +44,7 @@ Backbone = _choices("Backbone", defaults.BACKBONES)
 Pooling = _choices("Pooling", defaults.POOLINGS)
 Padding = _choices("Padding", defaults.PADDINGS)
 Precision = _choices("Precision", defaults.PRECISIONS)
+ServedPrecision = _choices("ServedPrecision", defaults.SERVED_PRECISIONS)
 
 class _PanelHelp:
     """Help in rich panels (options grouped by `rich_help_panel`) while usage errors stay one plain line:
@@ -705,12 +706,16 @@ def export(
     max_steps: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most steps a request may ask for.")] = defaults.DEFAULT_SERVING_MAX_STEPS,
     init: Annotated[ServedInit, typer.Option(rich_help_panel="Stylizer", help="Start from the photo in the style's colour mean "
                                              "and covariance (palette) or as it is (content).")] = ServedInit(defaults.DEFAULT_SERVED_INIT),
+    precision: Annotated[ServedPrecision, typer.Option(rich_help_panel="Stylizer", help="float32, or mixed: bfloat16 "
+                                                       "convolutions, several times faster where the serving machines "
+                                                       "have AMX, AVX512-BF16 or an Ampere+ GPU and slower where they "
+                                                       "have not (see transfer --precision).")] = ServedPrecision(defaults.DEFAULT_SERVED_PRECISION),
 ) -> None:
     """Export the VGG feature extractor, or with --stylizer the whole stylization, as a TensorFlow Serving
     SavedModel (or --check an export)."""
     _library()
     from stylekeras import export as export_module
-    from stylekeras import serving
+    from stylekeras import features, serving
 
     backbone = backbone and backbone.value
     try:
@@ -724,7 +729,8 @@ def export(
         stylizer_options = {"--steps": (steps, defaults.DEFAULT_SERVING_STEPS), "--size": (size, defaults.DEFAULT_SIZE),
                             "--max-pixels": (max_pixels, defaults.DEFAULT_SERVING_MAX_PIXELS),
                             "--max-steps": (max_steps, defaults.DEFAULT_SERVING_MAX_STEPS),
-                            "--init": (init.value, defaults.DEFAULT_SERVED_INIT)}
+                            "--init": (init.value, defaults.DEFAULT_SERVED_INIT),
+                            "--precision": (precision.value, defaults.DEFAULT_SERVED_PRECISION)}
         given = [flag for flag, (value, default) in stylizer_options.items() if value != default]
         if given and not stylizer:
             raise StyleKerasError(f"{', '.join(given)}: for the stylizer export; add --stylizer")
@@ -733,6 +739,7 @@ def export(
                 target = serving.export_stylizer(
                     base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
                     steps=steps, size=size, max_pixels=max_pixels, max_steps=max_steps, init=init.value,
+                    precision=precision.value,
                 )
             else:
                 target = export_module.export_feature_extractor(
@@ -747,9 +754,14 @@ def export(
     if stylizer:
         settings = serving.read_stylizer_settings(target)
         at = f"{settings.size} px" if settings.size else "the content's size"
-        typer.echo(f"exported {target} (stylizer: {settings.backbone}, weights {settings.weights}; by default {settings.steps} "
-                   f"Adam steps at {at} from the {'palette' if settings.init == 'palette' else 'photo'}; requests up to {settings.max_pixels} pixels and {settings.max_steps} steps); "
+        arithmetic = "bfloat16 convolutions" if settings.precision == "mixed" else "float32"
+        typer.echo(f"exported {target} (stylizer: {settings.backbone}, weights {settings.weights}, {arithmetic}; by default "
+                   f"{settings.steps} Adam steps at {at} from the {'palette' if settings.init == 'palette' else 'photo'}; "
+                   f"requests up to {settings.max_pixels} pixels and {settings.max_steps} steps); "
                    f"serve with --model_config_file={base_path / 'models.config'}")
+        if settings.precision == "mixed" and features.bfloat16_is_fast() is False:
+            typer.echo("note: this machine has no bfloat16 hardware; serve the export where there is (AMX or "
+                       "AVX512-BF16 CPU, Ampere+ GPU): without it a request is 3-10× slower than a float32 export's", err=True)
         return
     settings = export_module.read_settings(target)
     typer.echo(f"exported {target} ({settings.backbone}, weights {settings.weights}, layers {', '.join(settings.layers)}, "

@@ -38,6 +38,10 @@ DEFAULT_INIT = "transport"
 # colour distribution "transport" needs.
 SERVED_INITS = ("palette", "content")
 DEFAULT_SERVED_INIT = "palette"
+# The precisions a served stylizer can be exported in: the serving machine, not the exporting one, decides
+# whether bfloat16 pays, so an export never picks it by itself ("auto").
+SERVED_PRECISIONS = ("float32", "mixed")
+DEFAULT_SERVED_PRECISION = "float32"
 # The starts that are the photo: a finer scale of theirs gets the photo's finer detail (`stylize.finer_start`);
 # noise's or the painting's detail would be laid over the composition the coarser scales made.
 PHOTO_INITS = ("transport", "palette", "content")

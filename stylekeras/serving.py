@@ -7,7 +7,8 @@ image, Adam's moments and the step count as loop variables, so concurrent reques
 network's weights. It starts from the photo recoloured to the style's colour mean and covariance
 (`init="palette"`, `stylekeras.color`; the library's default start, "transport", also needs the painting's
 whole colour distribution, which a request does not carry), or from the photo as it is for an
-`init="content"` export:
+`init="content"` export. Its arithmetic is the export's `precision`, float32 or the library's bfloat16
+convolutions ("mixed", for serving machines with bfloat16 units); inputs and outputs are the same either way:
 
 - `stylize` (also `serving_default`): `content` float32 [1, H, W, 3] and `style` float32 [1, h, w, 3],
   RGB in [0, 1] → `image` float32 [1, H', W', 3];
@@ -102,6 +103,7 @@ class StylizerExportSettings:
     style_normalization: str
     kind: str = "stylizer"
     init: str = "content"  # exports made before the palette start began from the photo
+    precision: str = "float32"  # and before `precision`, in float32
 
     def transfer_settings(self, **overrides) -> TransferSettings:
         """The library's settings that give what a request with these defaults gives (`size` 0 → None)."""
@@ -130,18 +132,22 @@ def export_stylizer(
     learning_rate: float = defaults.DEFAULT_LEARNING_RATE,
     style_normalization: str = defaults.DEFAULT_STYLE_NORMALIZATION,
     init: str = defaults.DEFAULT_SERVED_INIT,
+    precision: str = defaults.DEFAULT_SERVED_PRECISION,
     max_pixels: int = defaults.DEFAULT_SERVING_MAX_PIXELS,
     max_steps: int = defaults.DEFAULT_SERVING_MAX_STEPS,
 ) -> Path:
     """Write a TF-Serving-ready SavedModel whose signatures run the whole stylization; return its version folder.
 
-    The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run in
-    float32 with Adam at one scale from `init` ("palette": the photo in the style's colour mean and
-    covariance, or "content"); `steps` … `learning_rate` are the requests' defaults, `max_pixels` and
-    `max_steps` what one request may ask for. Versions work as in `export_feature_extractor`.
+    The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run with
+    Adam at one scale from `init` ("palette": the photo in the style's colour mean and covariance, or
+    "content") in `precision`: "float32", or "mixed" (the library's bfloat16 convolutions: several times
+    faster where the *serving* machines have AMX, AVX512-BF16 or an Ampere+ GPU, several times slower where
+    they have not); `steps` … `learning_rate` are the requests' defaults, `max_pixels` and `max_steps` what
+    one request may ask for. Versions work as in `export_feature_extractor`.
     """
     check_version(version)
     check_choice("`init`", init, defaults.SERVED_INITS)
+    check_choice("`precision`", precision, defaults.SERVED_PRECISIONS)
     for option, value in (("max_pixels", max_pixels), ("max_steps", max_steps)):
         if value < 1:
             raise StyleKerasError(f"`{option}` must be ≥ 1, got {value}")
@@ -153,7 +159,7 @@ def export_stylizer(
     if steps > max_steps:
         raise StyleKerasError(f"`steps={steps}` is above `max_steps={max_steps}`")
     stylizer = Stylizer(backbone=backbone, weights=weights, style_layers=style_layers, content_layers=content_layers,
-                        seed=seed, precision="float32")
+                        seed=seed, precision=precision)
     if size and not stylizer.min_size <= size <= math.isqrt(max_pixels):
         raise StyleKerasError(f"`size={size}` must be at least {stylizer.min_size} px, and a square image of that size "
                               f"must fit `max_pixels={max_pixels}`")
@@ -164,7 +170,7 @@ def export_stylizer(
         style_layer_weights=tuple(stylizer.style_layer_weights.values()), min_size=stylizer.min_size,
         max_pixels=max_pixels, max_steps=max_steps, steps=steps, size=size, content_weight=transfer.content_weight,
         style_weight=transfer.style_weight, tv_weight=transfer.tv_weight, learning_rate=learning_rate,
-        style_normalization=style_normalization, init=init,
+        style_normalization=style_normalization, init=init, precision=precision,
     )
     return write_version(Path(base_path), settings.name, version, overwrite,
                          lambda target: _write_saved_model(stylizer, settings, target))
@@ -187,12 +193,12 @@ def rebuild_stylizer(settings: StylizerExportSettings) -> Stylizer:
     """The in-process `Stylizer` an export was made from."""
     return Stylizer(backbone=settings.backbone, weights=settings.weights, seed=settings.seed,
                     style_layers=settings.style_layers, content_layers=settings.content_layers,
-                    style_layer_weights=settings.style_layer_weights, precision="float32")
+                    style_layer_weights=settings.style_layer_weights, precision=settings.precision)
 
 
 class StylizerGraph(tf.Module):
-    """The signatures as `tf.function`s around one float32 `Stylizer`'s feature model (its variables are
-    tracked here, so `tf.saved_model.save` stores them)."""
+    """The signatures as `tf.function`s around one `Stylizer`'s feature model (its variables are tracked
+    here, so `tf.saved_model.save` stores them)."""
 
     def __init__(self, stylizer: Stylizer, settings: StylizerExportSettings) -> None:
         super().__init__(name="stylizer")
@@ -377,12 +383,13 @@ def _write_saved_model(stylizer: Stylizer, settings: StylizerExportSettings, tar
 
 
 def sample_requests(settings: StylizerExportSettings) -> tuple[np.ndarray, np.ndarray]:
-    """A small (content, style) pair at the export's minimum useful size, on the 8-bit grid (so PNG copies
-    decode to the same pixels), for warmup and checks."""
+    """A small (content, style) pair at the export's minimum useful size, on the 8-bit grid and scaled as
+    `decode_image` scales levels (so PNG copies decode to the same bits: a bfloat16 export's result moves
+    with a last-bit difference), for warmup and checks."""
     size = max(settings.min_size * 4, 32)
     rng = np.random.default_rng(1)
-    content = np.round(rng.uniform(0, 1, (1, size, size, 3)) * 255).astype(np.float32) / 255
-    style = np.round(rng.uniform(0, 1, (1, size + 8, size - 8, 3)) * 255).astype(np.float32) / 255
+    content, style = (rng.integers(0, 256, (1, *shape, 3)).astype(np.float32) * np.float32(1 / 255)
+                      for shape in ((size, size), (size + 8, size - 8)))
     return content, style
 
 

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
 from stylekeras import export, serving
@@ -19,10 +20,14 @@ def exported(tmp_path_factory):
     return serving.export_stylizer(tmp_path_factory.mktemp("saved_models"), size=0, steps=6, **SMALL)
 
 
-def _signature_defs(target):
+def _meta_graph(target):
     saved_model = saved_model_pb2.SavedModel()
     saved_model.ParseFromString((target / "saved_model.pb").read_bytes())
-    return saved_model.meta_graphs[0].signature_def
+    return saved_model.meta_graphs[0]
+
+
+def _signature_defs(target):
+    return _meta_graph(target).signature_def
 
 
 def test_signatures_and_their_defaults(exported):
@@ -121,6 +126,20 @@ def test_an_overflowing_loss_stops_with_the_last_finite_image(exported):
     assert np.isfinite(reply.outputs["image"]).all()
 
 
+def test_a_bfloat16_export_computes_in_bfloat16_and_gives_the_librarys_result(exported, tmp_path):
+    mixed = serving.export_stylizer(tmp_path, size=0, steps=6, precision="mixed", **SMALL)
+    assert serving.read_stylizer_settings(mixed).precision == "mixed"
+    assert serving.read_stylizer_settings(exported).precision == "float32"
+    functions = _meta_graph(mixed).graph_def.library.function
+    convolutions = {node.attr["T"].type for function in functions for node in function.node_def
+                    if node.op.startswith("Conv2D")}
+    assert convolutions == {types_pb2.DT_BFLOAT16}
+    # Against the library in bfloat16: a float32 library run differs from the served image by far more than
+    # the check's tolerance, so a check that passes proves both sides computed in bfloat16.
+    results = serving.check_stylizer_export(mixed)
+    assert all(result.passed for result in results), "\n".join(map(str, results))
+
+
 def test_defaults_and_limits_are_stored_with_the_export(exported):
     values = json.loads((exported / export.SETTINGS_FILE).read_text())
     assert values["kind"] == "stylizer" and values["max_pixels"] == 1024 * 1024 and values["steps"] == 6
@@ -133,6 +152,7 @@ def test_defaults_and_limits_are_stored_with_the_export(exported):
     ({"size": 2000}, "must fit `max_pixels"),
     ({"max_pixels": 0}, "`max_pixels` must be ≥ 1"),
     ({"init": "noise"}, "`init` 'noise' is not one of palette, content"),
+    ({"precision": "auto"}, "`precision` 'auto' is not one of float32, mixed"),
 ])
 def test_bad_export_options_are_refused_before_anything_is_written(tmp_path, options, message):
     with pytest.raises(StyleKerasError, match=message):
@@ -141,9 +161,10 @@ def test_bad_export_options_are_refused_before_anything_is_written(tmp_path, opt
 
 
 def test_cli_exports_and_checks_a_stylizer(tmp_path):
-    result = run_cli("export", "--stylizer", "--weights", "random", "--size", "0", "--steps", "4", "--base-path", tmp_path)
+    result = run_cli("export", "--stylizer", "--weights", "random", "--size", "0", "--steps", "4", "--precision", "mixed",
+                     "--base-path", tmp_path)
     assert result.exit_code == 0, result.output
-    assert "exported" in result.output and "stylizer" in result.output
+    assert "exported" in result.output and "stylizer" in result.output and "bfloat16 convolutions" in result.output
     check = run_cli("export", "--check", "--base-path", tmp_path)
     assert check.exit_code == 0, check.output
     assert "like the library" in check.output and "FAILED" not in check.output
@@ -155,6 +176,6 @@ def test_cli_refuses_layers_with_stylizer(tmp_path):
 
 
 def test_cli_refuses_stylizer_options_without_stylizer(tmp_path):
-    result = run_cli("export", "--steps", "50", "--base-path", tmp_path)
-    assert result.exit_code == 2 and "--steps: for the stylizer export; add --stylizer" in result.output
+    result = run_cli("export", "--steps", "50", "--precision", "mixed", "--base-path", tmp_path)
+    assert result.exit_code == 2 and "--steps, --precision: for the stylizer export; add --stylizer" in result.output
     assert not any(tmp_path.iterdir())
