@@ -1,19 +1,19 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
-    python bench/benchmark.py            # about 20 minutes on 2 cores; writes BENCHMARKS.md
+    python bench/benchmark.py            # about 20–25 minutes on 2 cores; writes BENCHMARKS.md
                                          # (keeping the sections other scripts write, and "Design choices")
 
 Same images (examples/), backbone and weights (the default, `--weights auto`: ImageNet VGG19) for both, so
 machine noise cancels in the ratios. (bench/peer_benchmark.py adds PyTorch, in a section of its own.) Prints and records:
 1. seconds per step at 256 and 512 px (median after warm-up), ours in float32 and in mixed precision vs
-   the reference, and the ratios;
+   the reference, and the ratios, the three taking turns in `ROUNDS` rounds (each time the rounds' median);
 2. utilisation: conv FLOPs per step (from the layer shapes) / step time, against the throughput of a
-   3×3 convolution measured here in float32 and in bfloat16 (`conv_throughput`);
+   3×3 convolution measured here in float32 and in bfloat16 (`conv_throughput`) in every round, the best kept;
 3. time to quality at 256 px: both loops minimise one objective (our loss with the default α, β, γ);
    the goal is the loss the reference loop reaches in 200 steps, and each of our settings is timed until
    its image's float32 loss (evaluated off the clock) falls to that goal;
 4. photos stylized together (`Stylizer.transfer_batch`, `--batch-size`): seconds per step per photo for
-   batches of 1, 2 and 4 at 256 and 512 px, in float32 and mixed precision;
+   batches of 1, 2 and 4 at 256 and 512 px, in float32 and mixed precision, taking turns likewise;
 5. peak memory (max RSS of a child process) for two steps at 512, 1024 and 2048 px, for a batch of 4 at
    512 px, and for one tiled step (--tile 512) at 4096 px.
 """
@@ -43,6 +43,7 @@ from stylekeras.features import layer_shapes  # noqa: E402
 CONTENT, STYLE = ROOT / "examples/astronaut.jpg", ROOT / "examples/starry_night.jpg"
 LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*objective.REFERENCE_SHAPE)
 REFERENCE_STEPS = 200
+ROUNDS = 3  # per-step measurements taking turns (main)
 
 
 def conv_throughput(dtype: tf.DType = tf.float32) -> float:
@@ -69,6 +70,11 @@ def step_flops(backbone: str, size: int, deepest: str) -> float:
         if name == deepest:
             break
     return 2 * flops
+
+
+def median_of(rounds: list[dict], key) -> float:
+    """The median over `rounds` of each round's value under `key`."""
+    return float(np.median([measured[key] for measured in rounds]))
 
 
 def median_step(step, count: int = 8, warmup: int = 3) -> float:
@@ -244,15 +250,23 @@ def main() -> None:
              f"`python bench/benchmark.py`, {time.strftime('%Y-%m-%d')}. Weights: "
              f"{stylizers['float32'].weights.description}, images: examples/. "
              "Reference: the TensorFlow tutorial's loop (bench/reference.py).", ""]
-    peaks = {"float32": conv_throughput(tf.float32), "mixed": conv_throughput(tf.bfloat16)}
+    # Each round measures the reference, ours in each precision and the convolution's throughput in turn, and
+    # each time is the rounds' median (the throughput their best), so a spell of busy neighbours on a virtual
+    # machine (its speed can move threefold within minutes) slows one round, not one side.
+    rounds = {size: [{"reference": reference_step_time(stylizers["float32"], size),
+                      **{precision: our_step_time(stylizer, size) for precision, stylizer in stylizers.items()},
+                      "peak float32": conv_throughput(tf.float32), "peak mixed": conv_throughput(tf.bfloat16)}
+                     for _ in range(ROUNDS)] for size in (256, 512)}
+    peaks = {precision: max(measured[f"peak {precision}"] for each in rounds.values() for measured in each)
+             for precision in stylizers}
     lines += [f"Conv throughput (the faster of a plain tf.nn.conv2d and its flipped-kernel form, 3×3, 256→256 "
-              f"channels, 128×128): **{peaks['float32']:.0f} "
-              f"GFLOP/s** in float32, **{peaks['mixed']:.0f} GFLOP/s** in bfloat16.", "",
+              f"channels, 128×128; the best of {2 * ROUNDS} rounds): **{peaks['float32']:.0f} "
+              f"GFLOP/s** in float32, **{peaks['mixed']:.0f} GFLOP/s** in bfloat16. Seconds per step (Adam, one scale): "
+              f"the reference and ours in each precision take turns in {ROUNDS} rounds, each time the rounds' median.", "",
               "| size | reference s/step | ours float32 s/step | ours mixed s/step | speed-up float32 | speed-up mixed "
               "| utilisation float32 | utilisation mixed (of bfloat16 peak) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for size in (256, 512):
-        reference = reference_step_time(stylizers["float32"], size)
-        ours = {precision: our_step_time(stylizer, size) for precision, stylizer in stylizers.items()}
+    for size, measured in rounds.items():
+        reference, ours = median_of(measured, "reference"), {precision: median_of(measured, precision) for precision in stylizers}
         deepest = [layer.name for layer in stylizers["float32"].model.layers if "conv" in layer.name][-1]
         flops = step_flops(stylizers["float32"].weights.backbone, size, deepest)
         rates = {precision: flops / seconds / 1e9 for precision, seconds in ours.items()}
@@ -270,11 +284,14 @@ def main() -> None:
         lines.append(f"| {name} | {seconds:.1f} | {steps} | {reference_seconds / seconds:.2f}× |")
         print(lines[-1], flush=True)
     lines += ["", "Photos stylized together (`--batch-size`; copies of the content image), seconds per step per "
-              "photo and the speed-up over one at a time:", "",
+              f"photo and the speed-up over one at a time (the three batch sizes taking turns in {ROUNDS} rounds, "
+              "each time the rounds' median):", "",
               "| size | precision | batch of 1 | batch of 2 | batch of 4 |", "| --- | --- | --- | --- | --- |"]
     for size in (256, 512):
         for precision, stylizer in stylizers.items():
-            per_photo = {photos: our_step_time(stylizer, size, photos, steps=9) for photos in (1, 2, 4)}
+            rounds = [{photos: our_step_time(stylizer, size, photos, steps=9) for photos in (1, 2, 4)}
+                      for _ in range(ROUNDS)]
+            per_photo = {photos: median_of(rounds, photos) for photos in (1, 2, 4)}
             lines.append(f"| {size} | {precision} | " + " | ".join(
                 f"{seconds:.3f} ({per_photo[1] / seconds:.2f}×)" for seconds in per_photo.values()) + " |")
             print(lines[-1], flush=True)
