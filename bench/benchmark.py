@@ -1,6 +1,6 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
-    python bench/benchmark.py            # about 20–25 minutes on 2 cores; writes BENCHMARKS.md
+    python bench/benchmark.py            # about 15–25 minutes on 2 cores; writes BENCHMARKS.md
                                          # (keeping the sections other scripts write, and "Design choices")
 
 Same images (examples/), backbone and weights (the default, `--weights auto`: ImageNet VGG19) for both, so
@@ -43,7 +43,7 @@ from stylekeras.features import layer_shapes  # noqa: E402
 CONTENT, STYLE = ROOT / "examples/astronaut.jpg", ROOT / "examples/starry_night.jpg"
 LOSS_WEIGHTS = stylize.TransferSettings().loss_weights(*objective.REFERENCE_SHAPE)
 REFERENCE_STEPS = 200
-ROUNDS = 3  # per-step measurements taking turns (main)
+ROUNDS = 3  # rounds in which the runs compared take turns
 
 
 def conv_throughput(dtype: tf.DType = tf.float32) -> float:
@@ -289,9 +289,9 @@ def main() -> None:
               "| size | precision | batch of 1 | batch of 2 | batch of 4 |", "| --- | --- | --- | --- | --- |"]
     for size in (256, 512):
         for precision, stylizer in stylizers.items():
-            rounds = [{photos: our_step_time(stylizer, size, photos, steps=9) for photos in (1, 2, 4)}
-                      for _ in range(ROUNDS)]
-            per_photo = {photos: median_of(rounds, photos) for photos in (1, 2, 4)}
+            batch_rounds = [{photos: our_step_time(stylizer, size, photos, steps=9) for photos in (1, 2, 4)}
+                            for _ in range(ROUNDS)]
+            per_photo = {photos: median_of(batch_rounds, photos) for photos in (1, 2, 4)}
             lines.append(f"| {size} | {precision} | " + " | ".join(
                 f"{seconds:.3f} ({per_photo[1] / seconds:.2f}×)" for seconds in per_photo.values()) + " |")
             print(lines[-1], flush=True)

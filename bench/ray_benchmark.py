@@ -5,8 +5,9 @@
 Makes `--photos` photos from examples/ (each photo and its mirror image, downscaled to `--size` so decoding
 costs nothing) and stylizes them with examples/starry_night.jpg three ways, each `--repeats` times into an
 empty folder: the local batch (`stylekeras transfer PHOTOS/ …`), and `--ray local` with 1 and with 2 workers
-(`--workers-per-node`), the three taking turns. Default settings but `--precision float32`; wall time of the whole command, Ray's
-start-up and the workers' model building included. Writes the "## Many photos on Ray" section of BENCHMARKS.md.
+(`--workers-per-node`), the three taking turns. Default settings but `--precision float32`; wall time of the
+whole command, Ray's start-up and the workers' model building included. Writes the "## Many photos on Ray"
+section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
