@@ -1,5 +1,5 @@
 """`python cli.py …` from a checkout runs the `stylekeras` command (the package's `stylekeras/cli.py`)."""
-from stylekeras.cli import app
+from stylekeras.cli import main
 
 if __name__ == "__main__":
-    app(prog_name="stylekeras")
+    main()

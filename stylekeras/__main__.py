@@ -1,4 +1,4 @@
 """`python -m stylekeras …`: the `stylekeras` command."""
-from stylekeras.cli import app
+from stylekeras.cli import main
 
-app(prog_name="stylekeras")
+main()

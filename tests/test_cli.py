@@ -320,6 +320,40 @@ def test_help_and_version_do_not_load_tensorflow():
     assert completed.stdout.rstrip().endswith("tensorflow loaded: False")
 
 
+class _Exited(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stop, code, printed", [(None, 0, ""), (SystemExit(3), 3, ""), (SystemExit(None), 0, ""),
+                                                  (SystemExit("gave up"), 1, "gave up")])
+def test_main_exits_with_the_commands_code_once_nothing_is_left_to_do(monkeypatch, capsys, stop, code, printed):
+    # With TensorFlow loaded (as here), `main` skips the interpreter's teardown: what it must still do first.
+    import atexit
+    import threading
+
+    import stylekeras.cli as cli
+
+    written = []
+
+    def command(prog_name):
+        assert prog_name == "stylekeras"
+        threading.Thread(target=lambda: (time.sleep(0.2), written.append("late write"))).start()
+        if stop is not None:
+            raise stop
+
+    def exit_now(status):
+        raise _Exited(status)
+
+    monkeypatch.setattr(cli, "app", command)
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: written.append("exit handlers"))
+    monkeypatch.setattr(os, "_exit", exit_now)
+    with pytest.raises(_Exited) as exited:
+        cli.main()
+    assert exited.value.args == (code,)
+    assert written == ["late write", "exit handlers"]  # other threads finished, then the handlers ran
+    assert capsys.readouterr().err.strip() == printed
+
+
 @pytest.mark.parametrize("missing", ["content", "style", "mask", "init", "clip"])
 def test_a_missing_input_file_fails_before_tensorflow_loads(content_path, style_path, tmp_path, missing):
     # A mistyped name answers at once instead of after TensorFlow's import (README, "Command line").
