@@ -30,6 +30,10 @@ have them (edge ring weighted, `objective.StyleGrams`) included — so a step do
    its strong Wolfe line search runs too, as the peer that reaches a picture.
    Below them, neural-style-pt's own default run (its loss weights, from noise, 1000 iterations) as
    bench/neural_style_reference.py made it for the pair, when it has (about 35 minutes: not rerun here).
+3. The goal, taking turns: part 2 runs all of ours, then all of torch's, so a machine whose speed drifts
+   within minutes can favour either side. Our first command to meet the goal and torch's run up to its
+   first result that met it (that evaluation or snapshot, rescored) then take turns in `--rounds` rounds;
+   the ratio is the median of the rounds'.
 With `--precision mixed` (or `auto` where it picks bfloat16, as on CPUs with AVX512-BF16 or AMX) our side
 runs with `--precision mixed` and torch runs its network under `torch.autocast` in bfloat16, each with its
 losses in float32. Writes the section "## PyTorch peer on CPU" of BENCHMARKS.md, or "## PyTorch peer in
@@ -191,10 +195,13 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
     # neural-style-pt's L-BFGS first; where it diverges on the problem, torch's own line search too.
     for line_search, peer, described in ((None, "torch", "without a line search (neural-style-pt's)"),
                                          ("strong_wolfe", "torch (strong Wolfe)", "with its strong Wolfe line search")):
-        rows, theirs, diverged, traced_note = torch_lbfgs(stylizer, args, line_search)
+        rows, theirs, diverged, traced_note, goal = torch_lbfgs(stylizer, args, line_search)
         lines += rows
         if diverged is None:
             summary += [line(theirs, peer) for line in time_lines] + ([traced_note] if traced_note else [])
+            our_goal = next((steps for steps, (_, row) in zip(step_counts, ours) if meets_goal(row)), None)
+            if goal is not None and our_goal is not None:
+                summary += goal_in_turns(stylizer, args, our_goal, goal, peer)
             break
         summary.append(f"- Torch's L-BFGS {described} diverged: the image was NaN after {diverged['steps']} steps "
                        f"({diverged['seconds']:.0f} s).")
@@ -219,21 +226,20 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
 
 
 def torch_lbfgs(stylizer: stylekeras.Stylizer, args: argparse.Namespace, line_search: str | None
-                ) -> tuple[list[str], list[tuple[float, dict]], dict | None, str | None]:
+                ) -> tuple[list[str], list[tuple[float, dict]], dict | None, str | None, dict | None]:
     """Torch's L-BFGS from the photo at 512 px (with torch's `line_search`, or none as neural-style-pt), its
     snapshots scored: the table rows (every 25 steps, where it first meets the goal and where it diverged),
     (seconds, scores) per snapshot and per traced evaluation that met the goal before them, where the image
-    turned NaN ("steps", "seconds") or None, and a line saying what the traced evaluations found (or None)."""
-    problem, _ = write_problem(stylizer, args.photo, args.painting, 512, steps=args.torch_steps,
-                               snapshot_every=args.snapshot_every, trace_evaluations=args.trace_evaluations,
-                               **({"line_search": line_search} if line_search else {}))
+    turned NaN ("steps", "seconds") or None, a line saying what the traced evaluations found (or None), and
+    where it first met the goal (`torch_to_goal`'s `goal`) or None."""
     started, before = time.time(), cpu_times()
-    run = run_torch(args.torch_python, problem, "lbfgs")
+    run = run_torch(args.torch_python, torch_problem(stylizer, args, line_search, args.torch_steps,
+                                                     args.trace_evaluations), "lbfgs")
     snapshots = run["snapshots"]
     stolen = percent(stolen_share(before, cpu_times()))
     name = f"torch L-BFGS{' with strong Wolfe line search' if line_search else ''} from the photo, 1 scale"
-    rows, theirs, shown, diverged, goal_evaluations = [], [], 0, None, None
-    for snapshot in snapshots:
+    rows, theirs, shown, diverged, goal_evaluations, goal_steps = [], [], 0, None, None, None
+    for calls, snapshot in enumerate(snapshots, start=1):
         path = Path(snapshot["path"]).with_suffix(".png")
         pixels = np.load(snapshot["path"])
         seconds = snapshot["time"] - started
@@ -244,7 +250,8 @@ def torch_lbfgs(stylizer: stylekeras.Stylizer, args: argparse.Namespace, line_se
         stylekeras.save_image(pixels, path)
         row = scores(str(args.photo), str(args.painting), str(path))
         first_to_goal = meets_goal(row) and not any(meets_goal(earlier) for _, earlier in theirs)
-        goal_evaluations = snapshot["evaluations"] if first_to_goal else goal_evaluations
+        if first_to_goal:  # a call may end early with a line search: the steps that make as many calls
+            goal_evaluations, goal_steps = snapshot["evaluations"], calls * args.snapshot_every
         theirs.append((seconds, row))
         if snapshot["steps"] // 25 > shown // 25 or first_to_goal:
             shown = snapshot["steps"]
@@ -253,11 +260,12 @@ def torch_lbfgs(stylizer: stylekeras.Stylizer, args: argparse.Namespace, line_se
                         f"{'yes' if meets_goal(row) else 'no'} | {stolen} |")
             print(rows[-1], flush=True)
     if not goal_evaluations:
-        return rows, theirs, diverged, None
+        return rows, theirs, diverged, None, None
+    goal = {"line_search": line_search, "steps": goal_steps, "evaluation": None}
     traced = _traced_goal(run["evaluations"], started, args, line_search, goal_evaluations)
     if traced is None:
         return rows, theirs, diverged, ("- None of torch's loss evaluations before its first snapshot to meet the "
-                                        "goal met it: that snapshot's time is torch's time to the goal.")
+                                        "goal met it: that snapshot's time is torch's time to the goal."), goal
     seconds, row, evaluation = traced
     line = (f"| {name}, the first loss evaluation to meet the goal | evaluation {evaluation} | {seconds:.0f} | "
             f"{row['style_progress']:.3f} | {row['structure']:.3f} | yes | {stolen} |")
@@ -265,7 +273,54 @@ def torch_lbfgs(stylizer: stylekeras.Stylizer, args: argparse.Namespace, line_se
     print(line, flush=True)
     return rows, sorted(theirs + [(seconds, row)], key=lambda pair: pair[0]), diverged, (
         f"- Torch's loss evaluation {evaluation} met the goal before its snapshot did: its time is torch's time "
-        "to the goal.")
+        "to the goal."), goal | {"evaluation": evaluation}
+
+
+def torch_problem(stylizer: stylekeras.Stylizer, args: argparse.Namespace, line_search: str | None, steps: int,
+                  trace_evaluations: int) -> Path:
+    """The 512 px problem for torch's L-BFGS from the photo (`line_search` as torch names it, or None):
+    `steps` steps, snapshots every `--snapshot-every`, its first `trace_evaluations` evaluations saved."""
+    problem, _ = write_problem(stylizer, args.photo, args.painting, 512, steps=steps,
+                               snapshot_every=args.snapshot_every, trace_evaluations=trace_evaluations,
+                               **({"line_search": line_search} if line_search else {}))
+    return problem
+
+
+def torch_to_goal(stylizer: stylekeras.Stylizer, args: argparse.Namespace, goal: dict) -> tuple[float, dict]:
+    """Torch's L-BFGS run again only as far as the point where it first met the goal (`goal`: its "line_search",
+    the "steps" that run to that snapshot and the traced "evaluation" before it, or None for the snapshot): the
+    wall time from the process's start to that point, and its scores."""
+    evaluation = goal["evaluation"]
+    problem = torch_problem(stylizer, args, goal["line_search"], goal["steps"], evaluation or 0)
+    started = time.time()
+    run = run_torch(args.torch_python, problem, "lbfgs")
+    point = run["evaluations"][evaluation - 1] if evaluation else run["snapshots"][-1]
+    path = Path(point["path"]).with_suffix(".png")
+    stylekeras.save_image(np.load(point["path"]), path)
+    return point["time"] - started, scores(str(args.photo), str(args.painting), str(path))
+
+
+def goal_in_turns(stylizer: stylekeras.Stylizer, args: argparse.Namespace, our_steps: int, goal: dict,
+                  peer: str) -> list[str]:
+    """Part 3, as lines: our `--steps our_steps` command and torch to its `goal` (`torch_to_goal`), taking
+    turns in `--rounds` rounds, each time with the result's scores, and the median of the rounds' ratios."""
+    where = f"evaluation {goal['evaluation']}" if goal["evaluation"] else "first snapshot to meet it"
+    lines = ["", f"The goal, taking turns: our `--steps {our_steps}` and {peer} to its {where} (the first results "
+             f"above to meet the goal), {args.rounds} rounds, wall time from each process's start:", "",
+             "| round | ours (s) | style / structure | torch (s) | style / structure | torch / ours |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    ratios = []
+    for index in range(1, args.rounds + 1):
+        mine, my_row = our_command(args, our_steps)
+        theirs, their_row = torch_to_goal(stylizer, args, goal)
+        ratios.append(theirs / mine)
+        lines.append(f"| {index} | {mine:.1f} | {my_row['style_progress']:.3f} / {my_row['structure']:.3f} | "
+                     f"{theirs:.1f} | {their_row['style_progress']:.3f} / {their_row['structure']:.3f} | "
+                     f"{ratios[-1]:.2f}× |")
+        print(lines[-1], flush=True)
+    lines += ["", f"- To the goal, taking turns: {peer} / ours **{float(np.median(ratios)):.2f}×** (the rounds' "
+              f"median; {min(ratios):.2f}–{max(ratios):.2f}×)."]
+    return lines
 
 
 def _traced_goal(evaluations: list[dict], started: float, args: argparse.Namespace, line_search: str | None,

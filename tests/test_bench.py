@@ -1,6 +1,6 @@
 """bench/: benchmark.py's machine description (every benchmark section names the CPU its numbers hold on),
-how peer_benchmark.py finds torch's time to the goal between its snapshots, and quality_benchmark.py's
-`--set`."""
+how peer_benchmark.py finds torch's time to the goal between its snapshots and times the two sides to it in
+turns, and quality_benchmark.py's `--set`."""
 
 import argparse
 import sys
@@ -67,6 +67,20 @@ def test_time_to_a_score_gives_a_lower_bound_where_only_ours_reached_it():
     assert line(theirs[:1]) == ("- To the score: stylekeras 50 s, torch not reached in its 23 s — torch / ours "
                                 "**more than 0.46×**.")
     assert line([]) == "- To the score: stylekeras 50 s, torch not reached."
+
+
+def test_the_goal_taking_turns_alternates_the_sides_and_takes_the_median_ratio(monkeypatch):
+    calls, ours, theirs = [], iter([10.0, 20.0, 10.0]), iter([30.0, 30.0, 50.0])  # ratios 3, 1.5, 5
+    row = {"style_progress": 0.7, "structure": 0.9}
+    monkeypatch.setattr(peer_benchmark, "our_command", lambda args, steps: (calls.append(("ours", steps)) or
+                                                                          (next(ours), row)))
+    monkeypatch.setattr(peer_benchmark, "torch_to_goal", lambda stylizer, args, goal: (calls.append(("torch", goal))
+                                                                                     or (next(theirs), row)))
+    goal = {"line_search": None, "steps": 30, "evaluation": 28}
+    lines = peer_benchmark.goal_in_turns(None, argparse.Namespace(rounds=3), 2, goal, "torch")
+    assert calls == [("ours", 2), ("torch", goal)] * 3
+    assert "to its evaluation 28" in lines[1]
+    assert lines[-1] == "- To the goal, taking turns: torch / ours **3.00×** (the rounds' median; 1.50–5.00×)."
 
 
 def test_set_splits_settings_from_network_options():
