@@ -796,29 +796,28 @@ def main() -> None:
     """The `stylekeras` command (`python -m stylekeras`, `python cli.py`): `app`, then, once TensorFlow is
     loaded, an exit without the interpreter's teardown — freeing TensorFlow's modules and native state
     takes most of a second after the result is already written (BENCHMARKS.md). What a normal exit does
-    that matters still happens first: other threads are waited for, exit handlers run, output is flushed."""
+    that matters still happens first: exit handlers run, output is flushed. While another thread is still
+    running (one that may still write), the exit is the normal one."""
     try:
         app(prog_name="stylekeras")
         code = 0
     except SystemExit as stop:
         code = stop.code
-    if "tensorflow" not in sys.modules:
+    running = [thread for thread in threading.enumerate()
+               if thread is not threading.current_thread() and not thread.daemon]
+    if "tensorflow" not in sys.modules or running:
         sys.exit(code)
     if not isinstance(code, int):  # sys.exit("message") prints it and exits with 1; None means success
         if code is not None:
             print(code, file=sys.stderr)
         code = 0 if code is None else 1
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    atexit._run_exitfuncs()
+    atexit._run_exitfuncs()  # the interpreter's own call, before it would tear down
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: as the interpreter does, fail a run that lost output
             code = code or 120
     os._exit(code)
-
 
 if __name__ == "__main__":
     main()

@@ -326,32 +326,52 @@ class _Exited(Exception):
 
 @pytest.mark.parametrize("stop, code, printed", [(None, 0, ""), (SystemExit(3), 3, ""), (SystemExit(None), 0, ""),
                                                   (SystemExit("gave up"), 1, "gave up")])
-def test_main_exits_with_the_commands_code_once_nothing_is_left_to_do(monkeypatch, capsys, stop, code, printed):
+def test_main_exits_with_the_commands_code_after_the_exit_handlers(monkeypatch, capsys, stop, code, printed):
     # With TensorFlow loaded (as here), `main` skips the interpreter's teardown: what it must still do first.
     import atexit
     import threading
 
     import stylekeras.cli as cli
 
-    written = []
+    done = []
 
     def command(prog_name):
         assert prog_name == "stylekeras"
-        threading.Thread(target=lambda: (time.sleep(0.2), written.append("late write"))).start()
+        print("result")
         if stop is not None:
             raise stop
 
     def exit_now(status):
+        done.append("exit")
         raise _Exited(status)
 
     monkeypatch.setattr(cli, "app", command)
-    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: written.append("exit handlers"))
+    monkeypatch.setattr(threading, "enumerate", lambda: [threading.current_thread()])  # no other threads
+    monkeypatch.setattr(atexit, "_run_exitfuncs", lambda: done.append("exit handlers"))
     monkeypatch.setattr(os, "_exit", exit_now)
     with pytest.raises(_Exited) as exited:
         cli.main()
-    assert exited.value.args == (code,)
-    assert written == ["late write", "exit handlers"]  # other threads finished, then the handlers ran
-    assert capsys.readouterr().err.strip() == printed
+    assert exited.value.args == (code,) and done == ["exit handlers", "exit"]
+    captured = capsys.readouterr()
+    assert captured.out == "result\n" and captured.err.strip() == printed
+
+
+def test_main_exits_the_normal_way_while_another_thread_runs(monkeypatch):
+    import threading
+
+    import stylekeras.cli as cli
+
+    release = threading.Event()
+    writer = threading.Thread(target=release.wait)
+    monkeypatch.setattr(cli, "app", lambda prog_name: writer.start())
+    monkeypatch.setattr(os, "_exit", lambda status: pytest.fail("exited past a running thread"))
+    try:
+        with pytest.raises(SystemExit) as exited:
+            cli.main()
+    finally:
+        release.set()
+        writer.join()
+    assert exited.value.code == 0
 
 
 @pytest.mark.parametrize("missing", ["content", "style", "mask", "init", "clip"])
