@@ -122,6 +122,13 @@ def our_step_times(stylizer: stylekeras.Stylizer, ours: tuple, repeats: int, war
             "lbfgs_step": (after - before) / repeats, "evaluations": (calls_after - calls_before) / repeats}
 
 
+def repeats_at(size: int, repeats: int) -> int:
+    """How many evaluations and steps part 1 times per round at `size` px: `repeats` at 512 px and more at
+    smaller sizes, in proportion to the pixels, so a round lasts about as long at every size (five 256 px
+    steps, 1.5 s, let one noisy second swing the ratio either way)."""
+    return max(repeats, round(repeats * (512 / size) ** 2))
+
+
 def stolen_time(measure) -> dict:
     """`measure()`'s timings, with the share of CPU time stolen while it ran as "stolen"
     (`benchmark.stolen_share`)."""
@@ -374,7 +381,8 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, default=SHARED / "tubingen.jpg")
     parser.add_argument("--painting", type=Path, default=SHARED / "starry_night.jpg")
     parser.add_argument("--sizes", default="256,512")
-    parser.add_argument("--repeats", type=int, default=5, help="evaluations and L-BFGS steps timed per round")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="evaluations and L-BFGS steps timed per round at 512 px (more at smaller sizes)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of part 1, ours and torch's in turn")
     parser.add_argument("--warmup", type=int, default=10, help="L-BFGS steps before the timed ones")
     parser.add_argument("--torch-steps", type=int, default=200, help="torch L-BFGS steps at most, for time to quality")
@@ -404,15 +412,16 @@ def main() -> None:
              "losses and loss weights; `torch.optim.LBFGS`, history 100).", "",
              f"L-BFGS steps timed after {args.warmup} from the photo; ours may evaluate the loss more than once "
              "a step (the safeguard shortens steps that raise it), torch's never. Ours and torch's take turns in "
-             f"{args.rounds} rounds of {args.repeats} evaluations and steps each; every time is the median of the "
-             "rounds', and the last column is the share of the CPU time asked for that the hypervisor gave to other "
+             f"{args.rounds} rounds of {args.repeats} evaluations and steps each at 512 px, more where a step is "
+             "shorter (`repeats_at`: 4× as many at 256 px); every time is the median of the rounds', and the last column is the share of the CPU time asked for that the hypervisor gave to other "
              "machines (the rounds' mean, ours / torch's).", "",
              "| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) (evaluations a step) | torch "
              "| per step, torch / ours | CPU time stolen |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for size in [int(size) for size in args.sizes.split(",")]:
-        problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=args.repeats,
+        repeats = repeats_at(size, args.repeats)
+        problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=repeats,
                                       warmup=args.warmup)
-        rounds = [(stolen_time(lambda: our_step_times(stylizer, ours, args.repeats, args.warmup)),
+        rounds = [(stolen_time(lambda: our_step_times(stylizer, ours, repeats, args.warmup)),
                    stolen_time(lambda: run_torch(args.torch_python, problem, "step"))) for _ in range(args.rounds)]
         mine, theirs = rounds[0]
         # Not the same problem: no comparison. bfloat16's rounding differs between the two libraries' kernels.

@@ -83,6 +83,10 @@ def test_the_goal_taking_turns_alternates_the_sides_and_takes_the_median_ratio(m
     assert lines[-1] == "- To the goal, taking turns: torch / ours **3.00×** (the rounds' median; 1.50–5.00×)."
 
 
+def test_part_1_times_more_steps_where_a_step_is_shorter():
+    assert [peer_benchmark.repeats_at(size, 5) for size in (1024, 512, 256, 128)] == [5, 5, 20, 80]
+
+
 def test_set_splits_settings_from_network_options():
     changes, network = quality_benchmark.parse_set(["content_layers=block4_conv2", "content_weight=1", "init=noise"])
     assert changes == {"content_weight": 1, "init": "noise"}
