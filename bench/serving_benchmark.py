@@ -34,6 +34,8 @@ from stylekeras.features import bfloat16_is_fast  # noqa: E402
 from stylekeras.image_io import load_image  # noqa: E402
 from benchmark import machine, write_section  # noqa: E402
 
+PRECISION_NAMES = {"float32": "float32", "mixed": "bfloat16 (`--precision mixed`)"}
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -80,8 +82,6 @@ def main() -> None:
     print("\n".join(lines))
     print(f"wrote {write_section('Served stylizer', lines)}")
 
-
-PRECISION_NAMES = {"float32": "float32", "mixed": "bfloat16 (`--precision mixed`)"}
 
 
 def served_and_library(precision: str, content: np.ndarray, style: np.ndarray, args: argparse.Namespace) -> dict:

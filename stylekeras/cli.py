@@ -819,5 +819,6 @@ def main() -> None:
             code = code or 120
     os._exit(code)
 
+
 if __name__ == "__main__":
     main()
