@@ -4,7 +4,9 @@
 library's `Adam` (state in variables, one step per call) and the served stylizer (state carried through
 a `tf.while_loop`, `stylekeras.serving`). It is Keras' Adam, with its defaults.
 
-The L-BFGS is steppable one iteration per `tf.function` call.
+Both are steppable one iteration per `tf.function` call, and both can be rebuilt around another set of
+state variables (`with_state`), so one trace of a step serves every optimizer of the same kind and
+settings: `stylize.optimize` traces its step once for all the scales, photos and frames of a process.
 
 L-BFGS is the optimizer of Gatys et al. and jcjohnson/neural-style's default. This follows torch.optim.LBFGS
 as jcjohnson/neural-style uses it (step 1): each step is −H·g with H the L-BFGS inverse Hessian over the last
@@ -64,6 +66,18 @@ class Adam:
     def __init__(self, learning_rate: float) -> None:
         self.learning_rate = learning_rate
 
+    @property
+    def settings(self) -> tuple:
+        """The constructor's arguments: with `variables`, all that `with_state` needs."""
+        return (self.learning_rate,)
+
+    @classmethod
+    def with_state(cls, settings: tuple, variables: list[tf.Variable]) -> Adam:
+        """An Adam of `settings` whose state is `variables` (in the order of `variables`)."""
+        optimizer = cls(*settings)
+        optimizer.m, optimizer.v, optimizer.iterations = variables
+        return optimizer
+
     def build(self, variables: list[tf.Variable]) -> None:
         (variable,) = variables
         self.m = tf.Variable(tf.zeros_like(variable), trainable=False)
@@ -97,6 +111,19 @@ class LBFGS:
         self.learning_rate = learning_rate
         self.tolerated_rise = tolerated_rise
         self.first_step_rms = first_step_rms
+
+    @property
+    def settings(self) -> tuple:
+        """The constructor's arguments: with `variables`, all that `with_state` needs."""
+        return (self.history, self.learning_rate, self.tolerated_rise, self.first_step_rms)
+
+    @classmethod
+    def with_state(cls, settings: tuple, variables: list[tf.Variable]) -> LBFGS:
+        """An L-BFGS of `settings` whose state is `variables` (in the order of `variables`)."""
+        optimizer = cls(*settings)
+        (optimizer.s, optimizer.y, optimizer.sy, optimizer.yy, optimizer.previous_x, optimizer.previous_gradient,
+         optimizer.count, optimizer.iterations, optimizer.next_slot, optimizer.first_step_scale) = variables
+        return optimizer
 
     def build(self, variables: list[tf.Variable]) -> None:
         (variable,) = variables

@@ -612,7 +612,29 @@ def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.T
     Raises `NonFiniteLoss` before a non-finite loss, gradient or update reaches the image; whatever
     `after_step` raises (e.g. KeyboardInterrupt) stops the loop after a complete step.
     """
-    def step_from(gradient):
+    evaluation = None  # the loss and gradient at the current image, when the last step computed them
+    for step in steps:
+        parts, gradient = evaluation or objective(step)
+        if not _apply_step(type(optimizer), optimizer.settings, optimizer.variables, image, parts["total"], gradient):
+            raise NonFiniteLoss(parts)
+        if isinstance(optimizer, LBFGS):
+            evaluation = optimizer.safeguard(image, parts["total"], lambda: objective(step + 1))
+        after_step(parts)
+
+
+# Traced once for every optimizer of one kind, settings and image shape, whatever its variables: the state
+# and the image are arguments, not captured, so a video's frames and a folder's photos of one size share a
+# trace instead of each paying one (BENCHMARKS.md, "Design choices"). Not for any shape: a variable's trace
+# keeps the shape it was traced with. Without autograph (its conversion of the optimizers' code cost every
+# run's first step), hence tf.cond.
+@tf.function(autograph=False)
+def _apply_step(kind: type, settings: tuple, state: list[tf.Variable], image: tf.Variable, total: tf.Tensor,
+                gradient: tf.Tensor) -> tf.Tensor:
+    """One step of the optimizer `kind.with_state(settings, state)` on `image`, clipped to [0, 1]; False (and
+    nothing changed) where the loss, the gradient or the stepped image is not finite."""
+    optimizer = kind.with_state(settings, state)
+
+    def step_from_gradient() -> tf.Tensor:
         before = tf.identity(image)
         optimizer.apply_gradients([(gradient, image)])
         # A finite but huge gradient can still overflow Adam's second moment into a NaN image.
@@ -620,20 +642,8 @@ def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.T
         tf.cond(finite, lambda: image.assign(tf.clip_by_value(image, 0.0, 1.0)), lambda: image.assign(before))
         return finite
 
-    # Without autograph (its conversion of the optimizers' code cost every run's first step), hence tf.cond.
-    @tf.function(autograph=False)
-    def apply(total, gradient):
-        finite = tf.reduce_all(tf.math.is_finite(total)) & tf.reduce_all(tf.math.is_finite(gradient))
-        return tf.cond(finite, lambda: step_from(gradient), lambda: finite)
-
-    evaluation = None  # the loss and gradient at the current image, when the last step computed them
-    for step in steps:
-        parts, gradient = evaluation or objective(step)
-        if not apply(parts["total"], gradient):
-            raise NonFiniteLoss(parts)
-        if isinstance(optimizer, LBFGS):
-            evaluation = optimizer.safeguard(image, parts["total"], lambda: objective(step + 1))
-        after_step(parts)
+    finite = tf.reduce_all(tf.math.is_finite(total)) & tf.reduce_all(tf.math.is_finite(gradient))
+    return tf.cond(finite, step_from_gradient, lambda: finite)
 
 
 def transfer(
@@ -793,7 +803,8 @@ def scale_shapes(shape: tuple[int, ...], settings: TransferSettings) -> tuple[tu
 
 
 def _per_photo(parts: dict[str, tf.Tensor], photos: int) -> list[dict[str, float]]:
-    return [{name: float(value[photo]) for name, value in parts.items()} for photo in range(photos)]
+    values = {name: np.asarray(value) for name, value in parts.items()}  # one copy each, not one per photo
+    return [{name: float(value[photo]) for name, value in values.items()} for photo in range(photos)]
 
 
 def _split_photos(value: np.ndarray, image: tf.Variable) -> list[np.ndarray]:

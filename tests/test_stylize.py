@@ -441,3 +441,20 @@ def test_the_step_loop_runs_any_objective(name):
         stylize.optimize(image, lambda step: ({"total": tf.constant([np.nan])}, tf.zeros_like(image)), optimizer,
                          range(3), seen.append)
     np.testing.assert_array_equal(image.numpy(), before)  # the non-finite step never reached the image
+
+
+@pytest.mark.parametrize("name", ["adam", "lbfgs"])
+def test_runs_of_one_shape_share_the_steps_trace_each_moving_its_own_image(name, random_stylizer, content_path,
+                                                                           style_path):
+    """The step is traced once for a shape, yet each run steps its own image and optimizer state: a run
+    between two identical ones changes neither their result nor is it left at its start."""
+    def run(init):
+        return random_stylizer.transfer(content_path, style_path, size=24, steps=3, optimizer=name, init=init).image
+
+    first = run("content")
+    traces = stylize._apply_step.experimental_get_tracing_count()
+    other = run("noise")
+    assert stylize._apply_step.experimental_get_tracing_count() == traces
+    np.testing.assert_array_equal(run("content"), first)
+    start = stylize.initial_image("noise", load_image(content_path, 24), [load_image(style_path, 24)], seed=0)
+    assert np.abs(other - start).max() > 0.01
