@@ -6,7 +6,7 @@ a `tf.while_loop`, `stylekeras.serving`). It is Keras' Adam, with its defaults.
 
 Both are steppable one iteration per `tf.function` call, and both can be rebuilt around another set of
 state variables (`with_state`), so one trace of a step serves every optimizer of the same kind and
-settings: `stylize.optimize` traces its step once for all the scales, photos and frames of a process.
+settings: `stylize.optimize` traces its step once per image shape for all the photos and frames of a process.
 
 L-BFGS is the optimizer of Gatys et al. and jcjohnson/neural-style's default. This follows torch.optim.LBFGS
 as jcjohnson/neural-style uses it (step 1): each step is −H·g with H the L-BFGS inverse Hessian over the last
