@@ -228,7 +228,7 @@ class WholeImageLoss:
         )
         # Traced for feature maps and masks of any height and width: tf.function keeps it by this
         # signature, and a later scale or size runs as fast on it as on a trace of its own shape.
-        evaluate = self._traced.get_concrete_function(*tf.nest.map_structure(_any_size, (images, *arguments)))
+        evaluate = self._traced.get_concrete_function(*tf.nest.map_structure(any_size_spec, (images, *arguments)))
         return lambda: evaluate(tf.convert_to_tensor(images), *arguments)
 
     @property
@@ -237,7 +237,7 @@ class WholeImageLoss:
         return self._traced.experimental_get_tracing_count()
 
 
-def _any_size(value: tf.Tensor | tf.Variable | None) -> tf.TensorSpec | None:
+def any_size_spec(value: tf.Tensor | tf.Variable | None) -> tf.TensorSpec | None:
     """A `[batch, height, width, channels]` value's spec with height and width left open; other values' as
     they are (None, for no masks, stays None)."""
     if value is None:
@@ -262,7 +262,7 @@ class Objective:
                  image: tf.Variable, tiling: Tiling | None = None, seed: int = 0,
                  whole_image_loss: WholeImageLoss | None = None) -> None:
         self.loss_weights = loss_weights
-        height, width = image.shape[1:3]
+        height, width = (int(length) for length in tf.shape(image)[1:3])  # its declared shape may leave them open
         self.tiled = tiling is not None and tiling.needed(height, width)
         if self.tiled:
             tiled = TiledObjective(model, tiling, image, targets, loss_weights)

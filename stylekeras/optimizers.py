@@ -6,7 +6,7 @@ a `tf.while_loop`, `stylekeras.serving`). It is Keras' Adam, with its defaults.
 
 Both are steppable one iteration per `tf.function` call, and both can be rebuilt around another set of
 state variables (`with_state`), so one trace of a step serves every optimizer of the same kind and
-settings: `stylize.optimize` traces its step once per image shape for all the photos and frames of a process.
+settings: `stylize.optimize` traces its step once for all the scales, photos and frames of a process.
 
 L-BFGS is the optimizer of Gatys et al. and jcjohnson/neural-style's default. This follows torch.optim.LBFGS
 as jcjohnson/neural-style uses it (step 1): each step is −H·g with H the L-BFGS inverse Hessian over the last
@@ -80,8 +80,9 @@ class Adam:
 
     def build(self, variables: list[tf.Variable]) -> None:
         (variable,) = variables
-        self.m = tf.Variable(tf.zeros_like(variable), trainable=False)
-        self.v = tf.Variable(tf.zeros_like(variable), trainable=False)
+        # Declared as the variable's shape, which may leave its height and width open (`stylize._apply_step`).
+        self.m = tf.Variable(tf.zeros_like(variable), trainable=False, shape=variable.shape)
+        self.v = tf.Variable(tf.zeros_like(variable), trainable=False, shape=variable.shape)
         self.iterations = tf.Variable(0, trainable=False)
 
     @property
@@ -128,12 +129,15 @@ class LBFGS:
     def build(self, variables: list[tf.Variable]) -> None:
         (variable,) = variables
         size = int(tf.size(variable))
-        zeros = lambda *shape: tf.Variable(tf.zeros(shape, variable.dtype), trainable=False)  # noqa: E731
-        self.s, self.y = zeros(self.history, size), zeros(self.history, size)
+        # The pixel vectors' length is declared open, so one trace of a step serves every image size
+        # (`stylize._apply_step`).
+        zeros = lambda *shape, declared=None: tf.Variable(  # noqa: E731
+            tf.zeros(shape, variable.dtype), trainable=False, shape=declared or shape)
+        self.s, self.y = (zeros(self.history, size, declared=[self.history, None]) for _ in range(2))
         # The pairs' inner products by slot, sy[i, j] = sᵢ·yⱼ and yy[i, j] = yᵢ·yⱼ: a step updates the row and
         # column of the pair it stores instead of computing them all again.
         self.sy, self.yy = zeros(self.history, self.history), zeros(self.history, self.history)
-        self.previous_x, self.previous_gradient = zeros(size), zeros(size)
+        self.previous_x, self.previous_gradient = (zeros(size, declared=[None]) for _ in range(2))
         self.count = tf.Variable(0, trainable=False)
         self.iterations = tf.Variable(0, trainable=False)
         # The first step's length relative to `first_step_rms`: cut when a first step is given up on, so the

@@ -47,7 +47,7 @@ from stylekeras.features import (
 )
 from stylekeras.image_io import ImageSource, load_image, longer_side_shape, resize_longer_side
 from stylekeras.objective import (
-    Objective, StyleTarget, Targets, TemporalTarget, balanced_layer_weights, loss_parts,
+    Objective, StyleTarget, Targets, TemporalTarget, any_size_spec, balanced_layer_weights, loss_parts,
     StyleGrams, region_ring_shares, ring_shares, stack_targets, style_grams, temporal_loss_weights,
     WholeImageLoss,
 )
@@ -461,10 +461,12 @@ class _Run:
         and records each step (history, checkpoint, callbacks)."""
         settings = self.settings
         resume, self.resume = self.resume, None
-        image = tf.Variable(np.stack([saved.image for saved in resume]) if resume else start, name="image")
+        start = np.stack([saved.image for saved in resume]) if resume else start
+        # Height and width left open, so every scale and size steps through one trace (`_apply_step`).
+        image = tf.Variable(start, name="image", shape=[start.shape[0], None, None, 3])
         self.device = image.device
         average = _Average(image, settings.average) if settings.average is not None else None
-        loss_weights = settings.loss_weights(*image.shape[1:3])
+        loss_weights = settings.loss_weights(*start.shape[1:3])
         objective = Objective(self.model, targets, loss_weights, image, self.tiling, settings.seed,
                               self.whole_image_loss)
         optimizer = make_optimizer(settings, image, objective.tiled)
@@ -475,15 +477,16 @@ class _Run:
                                       "stylekeras; start the run again without `resume`")
             saved_state = [[*saved.optimizer_state, *saved.average_state] for saved in resume]
             for index, variable in enumerate(state):
-                variable.assign(_join_photos([photo[index] for photo in saved_state], variable, image))
+                variable.assign(_join_photos([photo[index] for photo in saved_state], start.shape))
         step_in_scale = resume[0].meta["step"] if resume else 0
 
         def save() -> None:
-            values = [_split_photos(variable.numpy(), image) for variable in state]
-            per_photo = [[value[photo] for value in values] for photo in range(image.shape[0])]
+            pixels = image.numpy()
+            values = [_split_photos(variable.numpy(), pixels.shape) for variable in state]
+            per_photo = [[value[photo] for value in values] for photo in range(pixels.shape[0])]
             split = len(optimizer.variables)
             self.checkpoints.save({"scale": scale, "step": step_in_scale, "done": self.done}, self.histories,
-                                  image.numpy(), [photo_state[:split] for photo_state in per_photo],
+                                  pixels, [photo_state[:split] for photo_state in per_photo],
                                   [photo_state[split:] for photo_state in per_photo])
 
         flattened = False  # every photo's loss has stopped falling by `min_improvement`: the scale ends
@@ -610,23 +613,29 @@ def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.T
     `after_step(parts)`. L-BFGS's safeguard may shorten a step; its accepted evaluation starts the next one.
 
     Raises `NonFiniteLoss` before a non-finite loss, gradient or update reaches the image; whatever
-    `after_step` raises (e.g. KeyboardInterrupt) stops the loop after a complete step.
+    `after_step` raises (e.g. KeyboardInterrupt) stops the loop after a complete step. The step is traced
+    once per batch size for images declared with their height and width open (`tf.Variable(pixels,
+    shape=[photos, None, None, 3])`, as `Stylizer` makes them), once per shape for others.
     """
+    arguments = (type(optimizer), optimizer.settings, optimizer.variables, image)
+    # The loss and gradient given as specs of any height and width: with the image and optimizer state
+    # declared the same way (as `_Run` makes them), one trace serves every scale, photo and frame.
+    apply_step = _apply_step.get_concrete_function(*arguments, tf.TensorSpec([image.shape[0]], tf.float32),
+                                                   any_size_spec(image))
     evaluation = None  # the loss and gradient at the current image, when the last step computed them
     for step in steps:
         parts, gradient = evaluation or objective(step)
-        if not _apply_step(type(optimizer), optimizer.settings, optimizer.variables, image, parts["total"], gradient):
+        if not apply_step(*arguments, parts["total"], gradient):
             raise NonFiniteLoss(parts)
         if isinstance(optimizer, LBFGS):
             evaluation = optimizer.safeguard(image, parts["total"], lambda: objective(step + 1))
         after_step(parts)
 
 
-# Traced once for every optimizer of one kind, settings and image shape, whatever its variables: the state
-# and the image are arguments, not captured, so a video's frames and a folder's photos of one size share a
-# trace instead of each paying one (BENCHMARKS.md, "Design choices"). Not for any shape: a variable's trace
-# keeps the shape it was traced with. Without autograph (its conversion of the optimizers' code cost every
-# run's first step), hence tf.cond.
+# Traced once for every optimizer of one kind and settings and every image of one declared shape, whatever
+# their variables: the state and the image are arguments, not captured, so the scales, photos and frames of
+# a process share a trace instead of each paying one (BENCHMARKS.md, "Design choices"). Without autograph
+# (its conversion of the optimizers' code cost every run's first step), hence tf.cond.
 @tf.function(autograph=False)
 def _apply_step(kind: type, settings: tuple, state: list[tf.Variable], image: tf.Variable, total: tf.Tensor,
                 gradient: tf.Tensor) -> tf.Tensor:
@@ -807,17 +816,17 @@ def _per_photo(parts: dict[str, tf.Tensor], photos: int) -> list[dict[str, float
     return [{name: float(value[photo]) for name, value in values.items()} for photo in range(photos)]
 
 
-def _split_photos(value: np.ndarray, image: tf.Variable) -> list[np.ndarray]:
-    """Optimizer or average state as each photo's own: image-shaped state is per pixel (Adam's moments,
-    the average), anything else (the step count) is shared."""
-    if value.shape == tuple(image.shape):
+def _split_photos(value: np.ndarray, image_shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Optimizer or average state as each photo's own: state of the images' `[photos, H, W, 3]` shape is
+    per pixel (Adam's moments, the average), anything else (the step count) is shared."""
+    if value.shape == tuple(image_shape):
         return [value[photo:photo + 1] for photo in range(value.shape[0])]
-    return [value] * image.shape[0]
+    return [value] * image_shape[0]
 
 
-def _join_photos(values: list[np.ndarray], variable: tf.Variable, image: tf.Variable) -> np.ndarray:
+def _join_photos(values: list[np.ndarray], image_shape: tuple[int, ...]) -> np.ndarray:
     """The inverse of `_split_photos`."""
-    return np.concatenate(values) if tuple(variable.shape) == tuple(image.shape) else values[0]
+    return np.concatenate(values) if values[0].shape == (1, *image_shape[1:]) else values[0]
 
 
 def _color_inputs(mode: str | None, content: np.ndarray, styles: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:

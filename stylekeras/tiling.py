@@ -143,7 +143,7 @@ class TiledObjective:
         self.model = model
         self.tiling = tiling
         self.image = image
-        self.height, self.width = image.shape[1:3]
+        self.height, self.width = (int(length) for length in tf.shape(image)[1:3])  # its declared shape may leave them open
         self.content_targets = dict(targets.content)
         self.style_targets = list(targets.styles)
         self.layer_weights = dict(targets.layer_weights)

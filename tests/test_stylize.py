@@ -444,17 +444,19 @@ def test_the_step_loop_runs_any_objective(name):
 
 
 @pytest.mark.parametrize("name", ["adam", "lbfgs"])
-def test_runs_of_one_shape_share_the_steps_trace_each_moving_its_own_image(name, random_stylizer, content_path,
-                                                                           style_path):
-    """The step is traced once for a shape, yet each run steps its own image and optimizer state: a run
-    between two identical ones changes neither their result nor is it left at its start."""
-    def run(init):
-        return random_stylizer.transfer(content_path, style_path, size=24, steps=3, optimizer=name, init=init).image
+def test_scales_and_runs_of_any_size_share_the_steps_trace_each_moving_its_own_image(name, random_stylizer,
+                                                                                     content_path, style_path):
+    """The step is traced once, yet each run steps its own image and optimizer state: a run between two
+    identical ones changes neither their result nor is it left at its start."""
+    def run(init, size=24, **options):
+        return random_stylizer.transfer(content_path, style_path, size=size, steps=3, optimizer=name, init=init,
+                                        **options).image
 
     first = run("content")
     traces = stylize._apply_step.experimental_get_tracing_count()
-    other = run("noise")
+    other = run("noise", size=40)
+    run("content", size=40, scales=2, start_size=20)
     assert stylize._apply_step.experimental_get_tracing_count() == traces
     np.testing.assert_array_equal(run("content"), first)
-    start = stylize.initial_image("noise", load_image(content_path, 24), [load_image(style_path, 24)], seed=0)
+    start = stylize.initial_image("noise", load_image(content_path, 40), [load_image(style_path, 40)], seed=0)
     assert np.abs(other - start).max() > 0.01
