@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import socket
 import sys
 import warnings
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,10 @@ _IMAGENET_NOTOP_FILES = {
                f"{backbone}_weights_tf_dim_ordering_tf_kernels_notop.h5", md5)
     for backbone, md5 in (("vgg16", "6d6bbae143d832006294945121d1f1fc"), ("vgg19", "253f8cb515780f3b799900260a226db6"))
 }
+# Seconds the download may wait on a connection that does not answer: urllib, which Keras' `get_file` uses,
+# waits without a limit, so on a network that drops packets instead of refusing them `auto` would hang
+# before falling back to the shipped weights. A slow download still goes on: the limit is per wait, not total.
+DOWNLOAD_TIMEOUT = 20.0
 
 HOW_TO_GET_WEIGHTS = (
     "get weights one of three ways: connect to the internet once so Keras can cache the ImageNet weights "
@@ -108,8 +113,13 @@ def _fetch_imagenet_file(backbone: str) -> Path:
     """Keras' ImageNet file for `backbone`'s conv layers, from its cache or downloaded into it."""
     url, md5 = _IMAGENET_NOTOP_FILES[backbone]
     # Keras reports the download on stdout; stdout is for results, so send it to stderr.
-    with contextlib.redirect_stdout(sys.stderr):
-        return Path(keras.utils.get_file(url.rsplit("/", 1)[1], url, cache_subdir="models", file_hash=md5))
+    previous_timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT)  # what urllib's sockets get when it is given none
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            return Path(keras.utils.get_file(url.rsplit("/", 1)[1], url, cache_subdir="models", file_hash=md5))
+    finally:
+        socket.setdefaulttimeout(previous_timeout)
 
 
 def quantized_imagenet_weights(backbone: str | None = None) -> VGGWeights:

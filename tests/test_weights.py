@@ -1,3 +1,6 @@
+import socket
+import threading
+
 import h5py
 import keras
 import numpy as np
@@ -29,6 +32,23 @@ def test_auto_falls_back_to_the_shipped_8_bit_vgg19_and_says_so(monkeypatch):
     kernel, bias = chosen.kernels["block1_conv1"]
     assert kernel.shape == (3, 3, 3, 64) and bias.shape == (64,) and kernel.dtype == np.float32
     assert len(np.unique(kernel)) <= 256  # 8-bit: at most 256 distinct values per layer
+
+
+def test_auto_falls_back_when_the_download_server_never_answers(monkeypatch):
+    """A network that accepts the connection (or drops its packets) and never answers must not hold the run:
+    urllib would wait for ever."""
+    with socket.socket() as silent:  # listens, so connections complete, but never reads or writes
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        address = f"http://127.0.0.1:{silent.getsockname()[1]}/stylekeras_test_never_answered_notop.h5"
+        monkeypatch.setitem(weights_module._IMAGENET_NOTOP_FILES, "vgg19", (address, "0" * 32))
+        monkeypatch.setattr(weights_module, "DOWNLOAD_TIMEOUT", 0.5)
+        chosen = []  # in a thread, so that a wait without a limit fails the test instead of hanging it
+        fallback = threading.Thread(target=lambda: chosen.append(resolve_weights("auto")), daemon=True)
+        fallback.start()
+        fallback.join(30)
+    assert [weights.source for weights in chosen] == ["imagenet-q8"]
+    assert socket.getdefaulttimeout() is None  # the process's default is left as it was
 
 
 def test_auto_for_vgg16_falls_back_to_hed(monkeypatch):
