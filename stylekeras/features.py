@@ -234,7 +234,9 @@ def build_feature_model(
                 3,
                 padding="valid" if edge_padded else "same",
                 activation="relu",
-                kernel_initializer=keras.initializers.GlorotUniform(seed=weights.seed + index),
+                # Trained kernels replace it at once: drawing millions of random numbers first cost every start-up.
+                kernel_initializer=("zeros" if weights.kernels is not None
+                                    else keras.initializers.GlorotUniform(seed=weights.seed + index)),
                 name=name,
                 dtype=dtype,
             )
