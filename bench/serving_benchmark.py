@@ -83,7 +83,6 @@ def main() -> None:
     print(f"wrote {write_section('Served stylizer', lines)}")
 
 
-
 def served_and_library(precision: str, content: np.ndarray, style: np.ndarray, args: argparse.Namespace) -> dict:
     """Export a stylizer in `precision`, time `args.repeats` `stylize` requests through the C API and as many
     runs of the library with the export's settings."""

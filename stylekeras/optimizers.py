@@ -129,15 +129,16 @@ class LBFGS:
     def build(self, variables: list[tf.Variable]) -> None:
         (variable,) = variables
         size = int(tf.size(variable))
-        # The pixel vectors' length is declared open, so one trace of a step serves every image size
-        # (`stylize._apply_step`).
-        zeros = lambda *shape, declared=None: tf.Variable(  # noqa: E731
-            tf.zeros(shape, variable.dtype), trainable=False, shape=declared or shape)
-        self.s, self.y = (zeros(self.history, size, declared=[self.history, None]) for _ in range(2))
+        zeros = lambda *shape: tf.Variable(tf.zeros(shape, variable.dtype), trainable=False)  # noqa: E731
+        # Pixel vectors (after `leading` dimensions) declare their length open, so one trace of a step serves
+        # every image size (`stylize._apply_step`).
+        pixel_vectors = lambda *leading: tf.Variable(  # noqa: E731
+            tf.zeros([*leading, size], variable.dtype), trainable=False, shape=[*leading, None])
+        self.s, self.y = pixel_vectors(self.history), pixel_vectors(self.history)
         # The pairs' inner products by slot, sy[i, j] = sᵢ·yⱼ and yy[i, j] = yᵢ·yⱼ: a step updates the row and
         # column of the pair it stores instead of computing them all again.
         self.sy, self.yy = zeros(self.history, self.history), zeros(self.history, self.history)
-        self.previous_x, self.previous_gradient = (zeros(size, declared=[None]) for _ in range(2))
+        self.previous_x, self.previous_gradient = pixel_vectors(), pixel_vectors()
         self.count = tf.Variable(0, trainable=False)
         self.iterations = tf.Variable(0, trainable=False)
         # The first step's length relative to `first_step_rms`: cut when a first step is given up on, so the
