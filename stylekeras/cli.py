@@ -301,7 +301,7 @@ def transfer(
                                                  "or adam (needs about 5× the steps; the one --batch-size allows).")] = Optimizer(defaults.DEFAULT_OPTIMIZER),
     learning_rate: Annotated[Optional[float], typer.Option(
         rich_help_panel="Optimization", help="Step size. Default: 0.02 for Adam (pixel units, image in [0, 1]), 1 for L-BFGS.")] = None,
-    lbfgs_history: Annotated[int, typer.Option(min=1, rich_help_panel="Optimization", help="Pairs L-BFGS remembers.")] = 10,
+    lbfgs_history: Annotated[int, typer.Option(min=1, rich_help_panel="Optimization", help="Pairs L-BFGS remembers.")] = defaults.DEFAULT_LBFGS_HISTORY,
     scales: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Optimization", help="Coarse-to-fine: optimize at this many sizes up to --size, each from the "
                                                   "previous result: larger brush strokes than one scale. Default: from --start-size doubling up to --size "
                                                   "(1024 px: 256, 512, 1024), so the look does not change with --size.")] = defaults.DEFAULT_SCALES,
@@ -698,10 +698,16 @@ def export(
     check: Annotated[bool, typer.Option(help="Don't export: check the latest (or --model-version) export of NAME (default: "
                                         "the only model in BASE_PATH) through TensorFlow's C++ loader and a replay "
                                         "of its warmup requests.")] = False,
-    stylizer: Annotated[bool, typer.Option(rich_help_panel="Stylizer", help="Export the whole stylization (Adam in the graph, "
+    stylizer: Annotated[bool, typer.Option(rich_help_panel="Stylizer", help="Export the whole stylization (the optimization in the graph, "
                                            "the library's losses and defaults) instead of the feature extractor; "
                                            "--layers does not apply.")] = False,
-    steps: Annotated[int, typer.Option(min=0, rich_help_panel="Stylizer", help="Steps of a request that does not say.")] = defaults.DEFAULT_SERVING_STEPS,
+    served_optimizer: Annotated[Optimizer, typer.Option("--optimizer", rich_help_panel="Stylizer", help="lbfgs (with the "
+                                                        "library's safeguard) or adam (a fixed amount of work a step).")
+                                ] = Optimizer(defaults.DEFAULT_SERVED_OPTIMIZER),
+    steps: Annotated[Optional[int], typer.Option(min=0, rich_help_panel="Stylizer", help="Steps of a request that does not "
+                                                 "say. Default: " + ", ".join(f"{count} for {name}" for name, count in
+                                                                              defaults.DEFAULT_SERVING_STEPS.items()) + ".",
+                                                 show_default=False)] = None,
     size: Annotated[int, typer.Option(min=0, rich_help_panel="Stylizer", help="Longer side of the result of a request that "
                                       "does not say (0: the content's own size).")] = defaults.DEFAULT_SIZE,
     max_pixels: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most pixels a request's image may have "
@@ -729,7 +735,8 @@ def export(
             return
         if stylizer and layers != ",".join(defaults.DEFAULT_EXPORT_LAYERS):
             raise StyleKerasError("--layers is for the feature extractor; the stylizer uses the library's style and content layers")
-        stylizer_options = {"--steps": (steps, defaults.DEFAULT_SERVING_STEPS), "--size": (size, defaults.DEFAULT_SIZE),
+        stylizer_options = {"--optimizer": (served_optimizer.value, defaults.DEFAULT_SERVED_OPTIMIZER),
+                            "--steps": (steps, None), "--size": (size, defaults.DEFAULT_SIZE),
                             "--max-pixels": (max_pixels, defaults.DEFAULT_SERVING_MAX_PIXELS),
                             "--max-steps": (max_steps, defaults.DEFAULT_SERVING_MAX_STEPS),
                             "--init": (init.value, defaults.DEFAULT_SERVED_INIT),
@@ -741,8 +748,8 @@ def export(
             if stylizer:
                 target = serving.export_stylizer(
                     base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
-                    steps=steps, size=size, max_pixels=max_pixels, max_steps=max_steps, init=init.value,
-                    precision=precision.value,
+                    optimizer=served_optimizer.value, steps=steps, size=size, max_pixels=max_pixels,
+                    max_steps=max_steps, init=init.value, precision=precision.value,
                 )
             else:
                 target = export_module.export_feature_extractor(
@@ -759,7 +766,7 @@ def export(
         at = f"{settings.size} px" if settings.size else "the content's size"
         arithmetic = "bfloat16 convolutions" if settings.precision == "mixed" else "float32"
         typer.echo(f"exported {target} (stylizer: {settings.backbone}, weights {settings.weights}, {arithmetic}; by default "
-                   f"{settings.steps} Adam steps at {at} from the {'palette' if settings.init == 'palette' else 'photo'}; "
+                   f"{settings.steps} {'L-BFGS' if settings.optimizer == 'lbfgs' else 'Adam'} steps at {at} from the {'palette' if settings.init == 'palette' else 'photo'}; "
                    f"requests up to {settings.max_pixels} pixels and {settings.max_steps} steps); "
                    f"serve with --model_config_file={base_path / 'models.config'}")
         if settings.precision == "mixed" and features.bfloat16_is_fast() is False:

@@ -77,6 +77,7 @@ DEFAULT_STYLE_WEIGHTS = {"balanced": 2.5e8, "paper": 3e4}
 DEFAULT_TV_WEIGHT = 1e2
 DEFAULT_LEARNING_RATE = 0.02
 DEFAULT_LBFGS_LEARNING_RATE = 1.0  # L-BFGS scales its own steps; 1 is torch's and jcjohnson's choice
+DEFAULT_LBFGS_HISTORY = 10  # pairs L-BFGS remembers
 # Context around each tile. `python bench/tiling.py` (512 px, 128 px tiles, hed): the tiled gradient's
 # relative error against the whole image's is 0.20 with no margin, 0.010 at 16 px, 0.0002 at 32 px.
 DEFAULT_TILE_MARGIN = 32
@@ -99,11 +100,14 @@ DEFAULT_EXPORT_PATH = Path("saved_models")
 DEFAULT_EXPORT_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1", "block4_conv2",
                          "block3_conv2")
 
-# The served stylizer (`stylekeras.serving`) runs Adam: its step is a fixed amount of work, so a request's
-# time follows from its size and steps (L-BFGS's safeguard evaluates the loss a varying number of times).
-# From the palette start at 512 px its pictures stop changing by about 100 steps (five pairs: 300 steps
-# looked the same and scored no higher, QUALITY.md); 150 keeps a margin, at half of 300's time.
-DEFAULT_SERVING_STEPS = 150
+# The served stylizer's optimizer (`stylekeras.serving`): L-BFGS with the library's safeguard, as its default
+# runs; Adam from the palette start leaves flat paintings' style near the photo at any step count (QUALITY.md,
+# "The served stylizer's optimizer"). L-BFGS's evaluations a step vary with the safeguard (at most
+# `optimizers.MAX_HALVINGS` + 1); Adam's step is a fixed amount of work.
+DEFAULT_SERVED_OPTIMIZER = "lbfgs"
+# Steps of a request that does not say, per optimizer, at one scale from the palette start at 512 px: where the
+# pictures stop changing, with a margin (QUALITY.md).
+DEFAULT_SERVING_STEPS = {"lbfgs": 60, "adam": 150}
 # What one request may ask for, so that it cannot take the server's memory or time: pixels of the image
 # the optimization runs on (1024×1024 px peaks near 3.4 GiB in float32, README "memory") and steps.
 DEFAULT_SERVING_MAX_PIXELS = 1024 * 1024

@@ -1,8 +1,9 @@
 """The optimizers that move the image: Adam (Kingma & Ba 2015) and an in-graph L-BFGS.
 
-`adam_update` is Adam's step as a pure function of tensors, the one implementation behind both the
-library's `Adam` (state in variables, one step per call) and the served stylizer (state carried through
-a `tf.while_loop`, `stylekeras.serving`). It is Keras' Adam, with its defaults.
+`adam_update` and `lbfgs_update` are the two steps as pure functions of tensors, the one implementation
+behind both the library's `Adam` and `LBFGS` (state in variables, one step per call) and the served
+stylizer's loops `adam_minimize` and `lbfgs_minimize` (state carried through a `tf.while_loop`,
+`stylekeras.serving`). Adam is Keras' Adam, with its defaults.
 
 Both are steppable one iteration per `tf.function` call, and both can be rebuilt around another set of
 state variables (`with_state`), so one trace of a step serves every optimizer of the same kind and
@@ -31,7 +32,8 @@ halvings (QUALITY.md), so by default no rise is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import tensorflow as tf
 
@@ -47,6 +49,8 @@ MAX_HALVINGS = 4
 # The RMS change of the first step, in the image's [0, 1] units (about 8 of 255 levels): the size of the steps
 # L-BFGS takes and keeps early in a scale (BENCHMARKS.md, "Design choices").
 FIRST_STEP_RMS = 0.03
+# The fields of `LBFGSState` as long as the image: stored with their length open (`LBFGS.build`).
+PIXEL_VECTORS = ("s", "y", "previous_x", "previous_gradient")
 
 
 def adam_update(x: tf.Tensor, m: tf.Tensor, v: tf.Tensor, step: tf.Tensor, gradient: tf.Tensor,
@@ -128,25 +132,13 @@ class LBFGS:
 
     def build(self, variables: list[tf.Variable]) -> None:
         (variable,) = variables
-        size = int(tf.size(variable))
-        zeros = lambda *shape: tf.Variable(tf.zeros(shape, variable.dtype), trainable=False)  # noqa: E731
-        # Pixel vectors (after `leading` dimensions) declare their length open, so one trace of a step serves
-        # every image size (`stylize._apply_step`).
-        pixel_vectors = lambda *leading: tf.Variable(  # noqa: E731
-            tf.zeros([*leading, size], variable.dtype), trainable=False, shape=[*leading, None])
-        self.s, self.y = pixel_vectors(self.history), pixel_vectors(self.history)
-        # The pairs' inner products by slot, sy[i, j] = sᵢ·yⱼ and yy[i, j] = yᵢ·yⱼ: a step updates the row and
-        # column of the pair it stores instead of computing them all again.
-        self.sy, self.yy = zeros(self.history, self.history), zeros(self.history, self.history)
-        self.previous_x, self.previous_gradient = pixel_vectors(), pixel_vectors()
-        self.count = tf.Variable(0, trainable=False)
-        self.iterations = tf.Variable(0, trainable=False)
-        # The first step's length relative to `first_step_rms`: cut when a first step is given up on, so the
-        # next one does not repeat it from the same point (`safeguard`).
-        self.first_step_scale = tf.Variable(1.0, trainable=False)
-        # The pairs are a ring: the next one overwrites slot `next_slot` (the oldest once `count` = `history`),
-        # so a step writes one pair instead of copying the whole history (BENCHMARKS.md, "Design choices").
-        self.next_slot = tf.Variable(0, trainable=False)
+        start = lbfgs_start(tf.reshape(variable, [-1]), self.history)
+        # The pixel vectors declare their length open, so one trace of a step serves every image size
+        # (`stylize._apply_step`).
+        (self.s, self.y, self.sy, self.yy, self.previous_x, self.previous_gradient, self.count, self.iterations,
+         self.next_slot, self.first_step_scale) = (
+            tf.Variable(value, trainable=False, shape=[*value.shape[:-1], None] if name in PIXEL_VECTORS else None)
+            for name, value in start._asdict().items())
 
     @property
     def variables(self) -> list[tf.Variable]:
@@ -156,46 +148,25 @@ class LBFGS:
 
     def apply_gradients(self, gradients_and_variables) -> None:
         ((gradient, variable),) = gradients_and_variables
-        x, g = tf.reshape(variable, [-1]), tf.reshape(gradient, [-1])
-        s, y = x - self.previous_x, g - self.previous_gradient
-        slot = self.next_slot.read_value()
-        # No pair before the first step; none that would break positive definiteness.
-        stored = (self.iterations > 0) & (tf.tensordot(s, y, 1) > 1e-10)
+        moved, state = lbfgs_update(LBFGSState(*self.variables), tf.reshape(variable, [-1]), tf.reshape(gradient, [-1]),
+                                    self.learning_rate, self.first_step_rms, self._store_pair)
+        for name, state_variable in zip(LBFGSState._fields, self.variables):
+            if name not in ("s", "y"):  # written in place by `_store_pair`
+                state_variable.assign(getattr(state, name))
+        variable.assign(tf.reshape(moved, tf.shape(variable)))
+
+    def _store_pair(self, state: LBFGSState, slot: tf.Tensor, s: tf.Tensor, y: tf.Tensor, stored: tf.Tensor
+                    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """`lbfgs_update`'s `store`, in place: a step copies no stored pair (a pure update copies the history,
+        BENCHMARKS.md "Design choices")."""
 
         def store() -> None:
             self.s.scatter_nd_update([[slot]], s[None])
             self.y.scatter_nd_update([[slot]], y[None])
-            self.next_slot.assign((slot + 1) % self.history)
-            self.count.assign(tf.minimum(self.count + 1, self.history))
 
-        # tf.cond rather than `if`: the step runs inside a tf.function traced without autograph (`optimize`).
         tf.cond(stored, store, lambda: None)
         # Read once: TensorFlow copies a variable on every read once it has been written by a scatter.
-        pairs_s, pairs_y = self.s.read_value(), self.y.read_value()
-        # Every inner product with the stored pairs this step needs, in one pass over each.
-        s_times = tf.matmul(tf.stack([y, g]), pairs_s, transpose_b=True)  # [2, history]: y·sᵢ, g·sᵢ
-        y_times = tf.matmul(tf.stack([s, y, g]), pairs_y, transpose_b=True)  # s·yᵢ, y·yᵢ, g·yᵢ
-
-        def store_products() -> None:
-            row = tf.stack([tf.fill([self.history], slot), tf.range(self.history)], axis=1)
-            column = tf.reverse(row, axis=[1])
-            self.sy.scatter_nd_update(column, s_times[0])
-            self.sy.scatter_nd_update(row, y_times[0])
-            self.yy.scatter_nd_update(column, y_times[1])
-            self.yy.scatter_nd_update(row, y_times[1])
-
-        tf.cond(stored, store_products, lambda: None)
-        direction = -self._inverse_hessian_times(g, pairs_s, pairs_y, s_times[1], y_times[2])
-
-        def first_step() -> tf.Tensor:  # a pass over the gradient that only a first step needs
-            gradient_rms = tf.sqrt(tf.reduce_mean(tf.square(g)))  # zero where nothing pulls: then no first step
-            return tf.math.divide_no_nan(self.first_step_rms, gradient_rms) * self.learning_rate * self.first_step_scale
-
-        step = tf.cond(self.iterations == 0, first_step, lambda: tf.constant(self.learning_rate, g.dtype))
-        self.previous_x.assign(x)
-        self.previous_gradient.assign(g)
-        self.iterations.assign_add(1)
-        variable.assign_add(tf.reshape(step * direction, tf.shape(variable)))
+        return self.s.read_value(), self.y.read_value()
 
     def safeguard(self, variable: tf.Variable, loss_before: tf.Tensor, evaluate: Callable[[], tuple]) -> tuple | None:
         """Shorten the step just applied to `variable` until its loss is at most `tolerated_rise` × `loss_before`.
@@ -218,36 +189,203 @@ class LBFGS:
             variable.assign(before)
             raise
         variable.assign(before)
-        if self.iterations == 1:
-            self.first_step_scale.assign(self.first_step_scale * 0.5**MAX_HALVINGS)
-        self.count.assign(0)
-        self.iterations.assign(0)
+        restarted = lbfgs_restarted(LBFGSState(*self.variables))
+        for state_variable, value in ((self.count, restarted.count), (self.iterations, restarted.iterations),
+                                      (self.first_step_scale, restarted.first_step_scale)):
+            state_variable.assign(value)
         return None
 
-    def _inverse_hessian_times(self, g: tf.Tensor, pairs_s: tf.Tensor, pairs_y: tf.Tensor, s_g: tf.Tensor,
-                               y_g: tf.Tensor) -> tf.Tensor:
-        """H·g for the `count` newest of the pairs `pairs_s`, `pairs_y` (the stores' values), from `s_g` = sᵢ·g
-        and `y_g` = yᵢ·g by slot, in the compact form (Byrd, Nocedal & Schnabel 1994, eq. 3.1) with H₀ = γI,
-        γ = s·y / y·y of the newest pair: H·g = γg + S·(R⁻ᵀ((D + γYᵀY)·u − γYᵀg)) − γY·u, u = R⁻¹Sᵀg, the
-        pairs in order oldest to newest, R the upper triangle of SᵀY and D its diagonal. The small products
-        are taken in float64."""
-        m = self.history
-        order = (self.next_slot + tf.range(m)) % m  # slots, oldest to newest
-        used = tf.cast(tf.range(m) >= m - self.count, tf.float64)  # the newest `count`; the others are stale
-        pairwise = used[:, None] * used[None, :]
 
-        def in_order(matrix: tf.Variable) -> tf.Tensor:  # rows and columns oldest to newest, stale ones zero
-            return tf.gather(tf.gather(tf.cast(matrix, tf.float64), order), order, axis=1) * pairwise
+class LBFGSState(NamedTuple):
+    """L-BFGS's state as tensors, in the order of `LBFGS.variables`.
 
-        sy, yy = in_order(self.sy), in_order(self.yy)
-        s_g, y_g = (tf.gather(tf.cast(values, tf.float64), order)[:, None] * used[:, None] for values in (s_g, y_g))
-        diagonal = tf.linalg.diag_part(sy)[:, None]
-        # Unused pairs get an identity row and column of R, so their u and p are zero.
-        r = tf.linalg.band_part(sy, 0, -1) + tf.linalg.diag(1.0 - used)
-        gamma = tf.math.divide_no_nan(sy[-1, -1], yy[-1, -1]) + (1.0 - used[-1])  # 1 with no pairs
-        u = tf.linalg.triangular_solve(r, s_g, lower=False)
-        p = tf.linalg.triangular_solve(r, diagonal * u + gamma * (yy @ u) - gamma * y_g, lower=False, adjoint=True)
-        by_slot = tf.math.invert_permutation(order)
-        p, u = (tf.cast(tf.gather(values[:, 0], by_slot), g.dtype) for values in (p, u))
-        return (tf.cast(gamma, g.dtype) * g + tf.linalg.matvec(pairs_s, p, transpose_a=True)
-                - tf.cast(gamma, g.dtype) * tf.linalg.matvec(pairs_y, u, transpose_a=True))
+    The (s, y) pairs of flattened points and gradients are a ring of `history` slots: the next one overwrites
+    slot `next_slot` (the oldest once `count` = `history`), so a step writes one pair instead of shifting the
+    whole history (BENCHMARKS.md, "Design choices"). `sy[i, j]` = sᵢ·yⱼ and `yy[i, j]` = yᵢ·yⱼ by slot: a step
+    updates the row and column of the pair it stores instead of computing them all again. `iterations`
+    counts the steps since the last (re)start; `first_step_scale` is the first step's length relative to
+    `first_step_rms`, cut when a first step is given up on (`lbfgs_restarted`).
+    """
+
+    s: tf.Tensor
+    y: tf.Tensor
+    sy: tf.Tensor
+    yy: tf.Tensor
+    previous_x: tf.Tensor
+    previous_gradient: tf.Tensor
+    count: tf.Tensor
+    iterations: tf.Tensor
+    next_slot: tf.Tensor
+    first_step_scale: tf.Tensor
+
+
+def lbfgs_start(x: tf.Tensor, history: int) -> LBFGSState:
+    """The state before the first step from the flat point `x` (its length may be unknown until run time)."""
+    pixel_vectors = tf.zeros([history, tf.size(x)], x.dtype)
+    return LBFGSState(pixel_vectors, pixel_vectors, tf.zeros([history, history], x.dtype),
+                      tf.zeros([history, history], x.dtype), tf.zeros_like(x), tf.zeros_like(x), tf.constant(0),
+                      tf.constant(0), tf.constant(0), tf.constant(1.0, x.dtype))
+
+
+def stored_pair(state: LBFGSState, slot: tf.Tensor, s: tf.Tensor, y: tf.Tensor, stored: tf.Tensor
+                ) -> tuple[tf.Tensor, tf.Tensor]:
+    """`lbfgs_update`'s default `store`: the pairs with (`s`, `y`) written at `slot` where `stored`, as new tensors."""
+    return tf.cond(stored, lambda: (tf.tensor_scatter_nd_update(state.s, [[slot]], s[None]),
+                                    tf.tensor_scatter_nd_update(state.y, [[slot]], y[None])),
+                   lambda: (tf.convert_to_tensor(state.s), tf.convert_to_tensor(state.y)))
+
+
+def lbfgs_update(state: LBFGSState, x: tf.Tensor, g: tf.Tensor, learning_rate: float | tf.Tensor,
+                 first_step_rms: float = FIRST_STEP_RMS, store: Callable[..., tuple[tf.Tensor, tf.Tensor]] = stored_pair
+                 ) -> tuple[tf.Tensor, LBFGSState]:
+    """One L-BFGS step from the flat point `x` with gradient `g` (module docstring): the moved point and
+    the new state. The pair from the last step is stored first (`store(state, slot, s, y, stored)` returns
+    the pairs after it, `stored_pair`), unless it would break positive definiteness."""
+    history = state.s.shape[0]
+    # Read once (`LBFGS` passes its variables); the pairs are `store`'s to read.
+    state = state._replace(**{name: tf.convert_to_tensor(value) for name, value in state._asdict().items()
+                              if name not in ("s", "y")})
+    s, y = x - state.previous_x, g - state.previous_gradient
+    slot = state.next_slot
+    stored = (state.iterations > 0) & (tf.tensordot(s, y, 1) > 1e-10)  # no pair before the first step
+    pairs_s, pairs_y = store(state, slot, s, y, stored)
+    # Every inner product with the stored pairs this step needs, in one pass over each.
+    s_times = tf.matmul(tf.stack([y, g]), pairs_s, transpose_b=True)  # [2, history]: y·sᵢ, g·sᵢ
+    y_times = tf.matmul(tf.stack([s, y, g]), pairs_y, transpose_b=True)  # s·yᵢ, y·yᵢ, g·yᵢ
+    row = tf.stack([tf.fill([history], slot), tf.range(history)], axis=1)
+    column = tf.reverse(row, axis=[1])
+    # A stored pair updates the row and column of its slot instead of all the products being computed again.
+    sy = tf.cond(stored, lambda: tf.tensor_scatter_nd_update(
+        tf.tensor_scatter_nd_update(state.sy, column, s_times[0]), row, y_times[0]), lambda: state.sy)
+    yy = tf.cond(stored, lambda: tf.tensor_scatter_nd_update(
+        tf.tensor_scatter_nd_update(state.yy, column, y_times[1]), row, y_times[1]), lambda: state.yy)
+    count = tf.where(stored, tf.minimum(state.count + 1, history), state.count)
+    next_slot = tf.where(stored, (slot + 1) % history, slot)
+    direction = -inverse_hessian_times(g, pairs_s, pairs_y, sy, yy, s_times[1], y_times[2], count, next_slot)
+
+    def first_step() -> tf.Tensor:  # a pass over the gradient that only a first step needs
+        gradient_rms = tf.sqrt(tf.reduce_mean(tf.square(g)))  # zero where nothing pulls: then no first step
+        return tf.math.divide_no_nan(first_step_rms, gradient_rms) * learning_rate * state.first_step_scale
+
+    step = tf.cond(state.iterations == 0, first_step, lambda: tf.cast(learning_rate, g.dtype))
+    return x + step * direction, LBFGSState(pairs_s, pairs_y, sy, yy, x, g, count, state.iterations + 1, next_slot,
+                                            state.first_step_scale)
+
+
+def lbfgs_restarted(state: LBFGSState) -> LBFGSState:
+    """The state after the safeguard gives up on a step: no pairs, so the next step is a first step, and
+    shorter than the shortest tried when the one given up on was a first step (the same one would fail again)."""
+    scale = tf.where(state.iterations == 1, state.first_step_scale * 0.5**MAX_HALVINGS, state.first_step_scale)
+    return state._replace(count=tf.zeros_like(state.count), iterations=tf.zeros_like(state.iterations),
+                          first_step_scale=scale)
+
+
+def inverse_hessian_times(g: tf.Tensor, pairs_s: tf.Tensor, pairs_y: tf.Tensor, sy: tf.Tensor, yy: tf.Tensor,
+                          s_g: tf.Tensor, y_g: tf.Tensor, count: tf.Tensor, next_slot: tf.Tensor) -> tf.Tensor:
+    """H·g for the `count` newest of the pairs `pairs_s`, `pairs_y` (a ring whose oldest is at `next_slot`
+    once full), from their products `sy`, `yy` and `s_g` = sᵢ·g and `y_g` = yᵢ·g by slot, in the compact
+    form (Byrd, Nocedal & Schnabel 1994, eq. 3.1) with H₀ = γI, γ = s·y / y·y of the newest pair:
+    H·g = γg + S·(R⁻ᵀ((D + γYᵀY)·u − γYᵀg)) − γY·u, u = R⁻¹Sᵀg, the pairs in order oldest to newest, R the
+    upper triangle of SᵀY and D its diagonal. The small products are taken in float64."""
+    m = pairs_s.shape[0]
+    order = (next_slot + tf.range(m)) % m  # slots, oldest to newest
+    used = tf.cast(tf.range(m) >= m - count, tf.float64)  # the newest `count`; the others are stale
+    pairwise = used[:, None] * used[None, :]
+
+    def in_order(matrix: tf.Tensor) -> tf.Tensor:  # rows and columns oldest to newest, stale ones zero
+        return tf.gather(tf.gather(tf.cast(matrix, tf.float64), order), order, axis=1) * pairwise
+
+    sy, yy = in_order(sy), in_order(yy)
+    s_g, y_g = (tf.gather(tf.cast(values, tf.float64), order)[:, None] * used[:, None] for values in (s_g, y_g))
+    diagonal = tf.linalg.diag_part(sy)[:, None]
+    # Unused pairs get an identity row and column of R, so their u and p are zero.
+    r = tf.linalg.band_part(sy, 0, -1) + tf.linalg.diag(1.0 - used)
+    gamma = tf.math.divide_no_nan(sy[-1, -1], yy[-1, -1]) + (1.0 - used[-1])  # 1 with no pairs
+    u = tf.linalg.triangular_solve(r, s_g, lower=False)
+    p = tf.linalg.triangular_solve(r, diagonal * u + gamma * (yy @ u) - gamma * y_g, lower=False, adjoint=True)
+    by_slot = tf.math.invert_permutation(order)
+    p, u = (tf.cast(tf.gather(values[:, 0], by_slot), g.dtype) for values in (p, u))
+    return (tf.cast(gamma, g.dtype) * g + tf.linalg.matvec(pairs_s, p, transpose_a=True)
+            - tf.cast(gamma, g.dtype) * tf.linalg.matvec(pairs_y, u, transpose_a=True))
+
+
+# (loss parts with "total", each `[batch]`; gradient) at an image: what the in-graph loops minimize.
+Evaluate = Callable[[tf.Tensor], tuple[dict[str, tf.Tensor], tf.Tensor]]
+
+
+def adam_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int, learning_rate: float | tf.Tensor,
+                  part_names: Sequence[str]) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+    """`steps` Adam steps from `start` in one `tf.while_loop` (the state in loop variables, so concurrent
+    calls share nothing), each clipped to [0, 1] as `stylize.optimize`'s. Returns the image, the steps done
+    (fewer when the loss, gradient or stepped image stopped being finite: the image is then the last finite
+    one) and the loss parts `part_names` the last step started from (NaN before any)."""
+
+    def step(done, image, m, v, last, finite):
+        parts, gradient = evaluate(image)
+        moved, m_moved, v_moved = adam_update(image, m, v, done + 1, gradient, learning_rate)
+        # A finite but huge gradient can still overflow Adam's second moment into a NaN image.
+        finite = _all_finite(parts["total"], gradient, moved)
+        keep = lambda new, old: tf.where(finite, new, old)  # noqa: E731 — a non-finite step changes nothing
+        return (done + tf.cast(finite, tf.int32), keep(tf.clip_by_value(moved, 0.0, 1.0), image), keep(m_moved, m),
+                keep(v_moved, v), {name: keep(parts[name], last[name]) for name in part_names}, finite)
+
+    zeros = tf.zeros_like(start)
+    done, image, _, _, last, _ = tf.while_loop(
+        lambda done, image, m, v, last, finite: finite & (done < steps), step,
+        (tf.constant(0), start, zeros, zeros, _no_parts(start, part_names), tf.constant(True)),
+        maximum_iterations=steps)
+    return image, done, last
+
+
+def lbfgs_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int, history: int,
+                   learning_rate: float | tf.Tensor, part_names: Sequence[str], tolerated_rise: float = 1.0,
+                   first_step_rms: float = FIRST_STEP_RMS) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+    """`steps` steps of `LBFGS` with its safeguard from `start` in one `tf.while_loop` (the state in loop
+    variables, so concurrent calls share nothing): the steps, clipped to [0, 1], and shortened or given up on
+    as `stylize.optimize` takes them with an `LBFGS`, each iteration one evaluation (at most `MAX_HALVINGS`
+    + 1 a step). Returns what `adam_minimize` returns; a step whose start's loss or gradient, or whose
+    stepped image, is not finite ends the loop at that start."""
+    shape = tf.shape(start)
+
+    def body(done, pending, halvings, image, loss_before, last, finite, state):
+        parts, gradient = evaluate(image)
+        total = parts["total"]
+        before = tf.reshape(state.previous_x, shape)
+
+        def step():  # from the image: its evaluation is the step's start
+            moved, moved_state = lbfgs_update(state, tf.reshape(image, [-1]), tf.reshape(gradient, [-1]),
+                                              learning_rate, first_step_rms)
+            finite = _all_finite(total, gradient, moved)
+            return tf.cond(finite, lambda: (done + 1, tf.constant(True), tf.constant(0),
+                                            tf.clip_by_value(tf.reshape(moved, shape), 0.0, 1.0), total,
+                                            {name: parts[name] for name in part_names}, finite, moved_state),
+                           lambda: (done, pending, halvings, image, loss_before, last, finite, state))
+
+        def shorter():  # between two points in the box: stays in it
+            return done, pending, halvings + 1, before + 0.5 * (image - before), loss_before, last, finite, state
+
+        def given_up():  # back to the point before the step, which the next iteration evaluates again
+            return done, tf.constant(False), tf.constant(0), before, loss_before, last, finite, lbfgs_restarted(state)
+
+        def ended():
+            return done, tf.constant(False), halvings, image, loss_before, last, finite, state
+
+        accepted = ~pending | tf.reduce_all(tf.math.is_finite(total) & (total <= tolerated_rise * loss_before))
+        branch = tf.where(accepted, tf.where(done < steps, 0, 3), tf.where(halvings + 1 < MAX_HALVINGS, 1, 2))
+        return tf.switch_case(branch, [step, shorter, given_up, ended])
+
+    nothing = _no_parts(start, part_names)
+    done, _, _, image, _, last, _, _ = tf.while_loop(
+        lambda done, pending, halvings, image, loss_before, last, finite, state: finite & ((done < steps) | pending),
+        body, (tf.constant(0), tf.constant(False), tf.constant(0), start, nothing["total"], nothing,
+               tf.constant(True), lbfgs_start(tf.reshape(start, [-1]), history)),
+        maximum_iterations=steps * (MAX_HALVINGS + 1))
+    return image, done, last
+
+
+def _no_parts(images: tf.Tensor, part_names: Sequence[str]) -> dict[str, tf.Tensor]:
+    return {name: tf.fill(tf.shape(images)[:1], float("nan")) for name in part_names}
+
+
+def _all_finite(*values: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(value)) for value in values])

@@ -2,8 +2,9 @@
 
 `export_stylizer` writes `<base>/<name>/<version>/` (atomically, as `stylekeras.export` does). Each
 signature is a `tf.while_loop` over the library's own step — `objective.loss_and_gradient` (the losses of
-`stylekeras.losses`) and `optimizers.adam_update`, clipped to [0, 1] as in `stylize.optimize` — with the
-image, Adam's moments and the step count as loop variables, so concurrent requests share nothing but the
+`stylekeras.losses`) and the optimizer's update, clipped to [0, 1] as in `stylize.optimize`: L-BFGS with
+the library's safeguard (`optimizers.lbfgs_minimize`, by default) or Adam (`optimizers.adam_minimize`) —
+with the image and the optimizer's state as loop variables, so concurrent requests share nothing but the
 network's weights. It starts from the photo recoloured to the style's colour mean and covariance
 (`init="palette"`, `stylekeras.color`; the library's default start, "transport", also needs the painting's
 whole colour distribution, which a request does not carry), or from the photo as it is for an
@@ -31,7 +32,9 @@ style is resized to the result's longer side, never enlarged, as the library doe
 INVALID_ARGUMENT before any step: images below the network's minimum size or larger than `max_pixels`
 once resized, inputs larger than the library's `DEFAULT_MAX_PIXELS`, more than one image, pixels or Gram
 matrices that are not finite, `steps` above `max_steps`, weights that are negative or not finite, bytes
-that do not decode.
+that do not decode. A step is one loss evaluation with Adam, one to `optimizers.MAX_HALVINGS` with L-BFGS
+(and one more after a step its safeguard gave up on): an L-BFGS request takes at most
+(`MAX_HALVINGS` + 1) × `steps` evaluations, in practice a little over one a step.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ from stylekeras.objective import (
     StyleGrams, StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, ring_shares, size_scaled_loss_weights,
     style_grams,
 )
-from stylekeras.optimizers import adam_update
+from stylekeras.optimizers import adam_minimize, lbfgs_minimize
 from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings, style_size
 
 SIGNATURES = ("stylize", "stylize_bytes", "style_targets", "stylize_with_targets")
@@ -104,13 +107,16 @@ class StylizerExportSettings:
     kind: str = "stylizer"
     init: str = "content"  # exports made before the palette start began from the photo
     precision: str = "float32"  # and before `precision`, in float32
+    optimizer: str = "adam"  # and before `optimizer`, with Adam
+    lbfgs_history: int = defaults.DEFAULT_LBFGS_HISTORY
 
     def transfer_settings(self, **overrides) -> TransferSettings:
         """The library's settings that give what a request with these defaults gives (`size` 0 → None)."""
         values = {"steps": self.steps, "size": self.size or None, "content_weight": self.content_weight,
                   "style_weight": self.style_weight, "tv_weight": self.tv_weight, "learning_rate": self.learning_rate,
                   "style_normalization": self.style_normalization, **overrides}
-        return TransferSettings(optimizer="adam", scales=1, init=self.init, **values)
+        return TransferSettings(optimizer=self.optimizer, lbfgs_history=self.lbfgs_history, scales=1, init=self.init,
+                                **values)
 
 
 def export_stylizer(
@@ -124,12 +130,13 @@ def export_stylizer(
     seed: int = 0,
     style_layers: tuple[str, ...] = defaults.DEFAULT_STYLE_LAYERS,
     content_layers: tuple[str, ...] = defaults.DEFAULT_CONTENT_LAYERS,
-    steps: int = defaults.DEFAULT_SERVING_STEPS,
+    optimizer: str = defaults.DEFAULT_SERVED_OPTIMIZER,
+    steps: int | None = None,
     size: int = defaults.DEFAULT_SIZE,
     content_weight: float = defaults.DEFAULT_CONTENT_WEIGHT,
     style_weight: float | None = None,
     tv_weight: float = defaults.DEFAULT_TV_WEIGHT,
-    learning_rate: float = defaults.DEFAULT_LEARNING_RATE,
+    learning_rate: float | None = None,
     style_normalization: str = defaults.DEFAULT_STYLE_NORMALIZATION,
     init: str = defaults.DEFAULT_SERVED_INIT,
     precision: str = defaults.DEFAULT_SERVED_PRECISION,
@@ -138,14 +145,17 @@ def export_stylizer(
 ) -> Path:
     """Write a TF-Serving-ready SavedModel whose signatures run the whole stylization; return its version folder.
 
-    The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run with
-    Adam at one scale from `init` ("palette": the photo in the style's colour mean and covariance, or
-    "content") in `precision`: "float32", or "mixed" (the library's bfloat16 convolutions: several times
-    faster where the *serving* machines have AMX, AVX512-BF16 or an Ampere+ GPU, several times slower where
-    they have not); `steps` … `learning_rate` are the requests' defaults, `max_pixels` and `max_steps` what
-    one request may ask for. Versions work as in `export_feature_extractor`.
+    The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run at one
+    scale with `optimizer` ("lbfgs", with the library's safeguard, or "adam") from `init` ("palette": the
+    photo in the style's colour mean and covariance, or "content") in `precision`: "float32", or "mixed"
+    (the library's bfloat16 convolutions: several times faster where the *serving* machines have AMX,
+    AVX512-BF16 or an Ampere+ GPU, several times slower where they have not); `steps` … `learning_rate` are
+    the requests' defaults (None: the optimizer's, `defaults.DEFAULT_SERVING_STEPS` and the library's
+    learning rate), `max_pixels` and `max_steps` what one request may ask for. Versions work as in
+    `export_feature_extractor`.
     """
     check_version(version)
+    check_choice("`optimizer`", optimizer, defaults.OPTIMIZERS)
     check_choice("`init`", init, defaults.SERVED_INITS)
     check_choice("`precision`", precision, defaults.SERVED_PRECISIONS)
     for option, value in (("max_pixels", max_pixels), ("max_steps", max_steps)):
@@ -153,8 +163,9 @@ def export_stylizer(
             raise StyleKerasError(f"`{option}` must be ≥ 1, got {value}")
     if size < 0:
         raise StyleKerasError(f"`size` must be ≥ 0 px (0: the content's own size), got {size}")
+    steps = defaults.DEFAULT_SERVING_STEPS[optimizer] if steps is None else steps
     transfer = TransferSettings(steps=steps, size=size or None, content_weight=content_weight, style_weight=style_weight,
-                                tv_weight=tv_weight, learning_rate=learning_rate, optimizer="adam",
+                                tv_weight=tv_weight, learning_rate=learning_rate, optimizer=optimizer,
                                 style_normalization=style_normalization)
     if steps > max_steps:
         raise StyleKerasError(f"`steps={steps}` is above `max_steps={max_steps}`")
@@ -169,8 +180,9 @@ def export_stylizer(
         style_layers=stylizer.style_layers, content_layers=stylizer.content_layers,
         style_layer_weights=tuple(stylizer.style_layer_weights.values()), min_size=stylizer.min_size,
         max_pixels=max_pixels, max_steps=max_steps, steps=steps, size=size, content_weight=transfer.content_weight,
-        style_weight=transfer.style_weight, tv_weight=transfer.tv_weight, learning_rate=learning_rate,
-        style_normalization=style_normalization, init=init, precision=precision,
+        style_weight=transfer.style_weight, tv_weight=transfer.tv_weight,
+        learning_rate=transfer.optimizer_learning_rate, style_normalization=style_normalization,
+        init=init, precision=precision, optimizer=optimizer, lbfgs_history=transfer.lbfgs_history,
     )
     return write_version(Path(base_path), settings.name, version, overwrite,
                          lambda target: _write_saved_model(stylizer, settings, target))
@@ -310,21 +322,11 @@ class StylizerGraph(tf.Module):
         targets = Targets(content_targets, [StyleTarget(grams, None, 1.0)], layer_weights)
         shape = tf.shape(content)
         loss_weights = size_scaled_loss_weights(tuple(tf.unstack(scalars[:3])), tf.cast(shape[1] * shape[2], tf.float32))
-
-        def step(done, image, m, v, last, finite):
-            parts, gradient = loss_and_gradient(model, image, targets, loss_weights)
-            moved, m_moved, v_moved = adam_update(image, m, v, done + 1, gradient, scalars[3])
-            # A finite but huge gradient can still overflow Adam's second moment into a NaN image.
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(value)) for value in (parts["total"], gradient, moved)])
-            keep = lambda new, old: tf.where(finite, new, old)  # noqa: E731 — a non-finite step changes nothing
-            return (done + tf.cast(finite, tf.int32), keep(tf.clip_by_value(moved, 0.0, 1.0), image), keep(m_moved, m),
-                    keep(v_moved, v), {name: keep(parts[name], last[name]) for name in LOSS_NAMES}, finite)
-
-        nothing = {name: tf.fill(tf.shape(content)[:1], float("nan")) for name in LOSS_NAMES}
-        zeros = tf.zeros_like(content)
-        done, image, _, _, last, _ = tf.while_loop(
-            lambda done, image, m, v, last, finite: finite & (done < steps), step,
-            (tf.constant(0), start, zeros, zeros, nothing, tf.constant(True)), maximum_iterations=steps)
+        evaluate = lambda image: loss_and_gradient(model, image, targets, loss_weights)  # noqa: E731
+        if limits.optimizer == "lbfgs":
+            image, done, last = lbfgs_minimize(evaluate, start, steps, limits.lbfgs_history, scalars[3], LOSS_NAMES)
+        else:
+            image, done, last = adam_minimize(evaluate, start, steps, scalars[3], LOSS_NAMES)
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
     def _style_targets(self, style: tf.Tensor) -> dict[str, tf.Tensor]:

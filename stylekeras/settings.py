@@ -10,6 +10,9 @@ from stylekeras.defaults import (
     COLOR_MODES,
     DEFAULT_CONTENT_WEIGHT,
     DEFAULT_INIT,
+    DEFAULT_LBFGS_HISTORY,
+    DEFAULT_LBFGS_LEARNING_RATE,
+    DEFAULT_LEARNING_RATE,
     DEFAULT_MIN_IMPROVEMENT,
     DEFAULT_OPTIMIZER,
     DEFAULT_SCALES,
@@ -63,7 +66,7 @@ class TransferSettings:
     tv_weight: float = DEFAULT_TV_WEIGHT
     learning_rate: float | None = None
     optimizer: str = DEFAULT_OPTIMIZER
-    lbfgs_history: int = 10
+    lbfgs_history: int = DEFAULT_LBFGS_HISTORY
     init: str = DEFAULT_INIT
     seed: int = 0
     scales: int | None = DEFAULT_SCALES
@@ -111,6 +114,11 @@ class TransferSettings:
             any(not math.isfinite(w) or w < 0 for w in self.style_blend) or sum(self.style_blend) <= 0
         ):
             raise StyleKerasError("`style_blend` weights must be ≥ 0 with a positive sum")
+
+    @property
+    def optimizer_learning_rate(self) -> float:
+        """The learning rate the optimizer runs with: `learning_rate`, or the optimizer's default."""
+        return self.learning_rate or (DEFAULT_LBFGS_LEARNING_RATE if self.optimizer == "lbfgs" else DEFAULT_LEARNING_RATE)
 
     def loss_weights(self, height: int, width: int) -> tuple[float, float, float]:
         """(α, β, γ) for an image of `height`×`width` px (`objective.size_scaled_loss_weights`)."""

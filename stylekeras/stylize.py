@@ -24,8 +24,6 @@ from stylekeras import color
 from stylekeras.checkpoint import Checkpoint, RunCheckpoints
 from stylekeras.defaults import (
     DEFAULT_CONTENT_LAYERS,
-    DEFAULT_LBFGS_LEARNING_RATE,
-    DEFAULT_LEARNING_RATE,
     DEFAULT_PRECISION,
     DEFAULT_STYLE_LAYERS,
     DEFAULT_STYLE_NORMALIZATION,
@@ -591,10 +589,10 @@ def make_optimizer(settings: TransferSettings, image: tf.Variable, tiled: bool =
     """The optimizer `settings` names, with its default learning rate unless one is given, built for `image`
     (`tiled`: its loss is measured tile by tile, on a grid that moves every step)."""
     if settings.optimizer == "lbfgs":
-        optimizer = LBFGS(settings.lbfgs_history, settings.learning_rate or DEFAULT_LBFGS_LEARNING_RATE,
+        optimizer = LBFGS(settings.lbfgs_history, settings.optimizer_learning_rate,
                           TILED_TOLERATED_RISE if tiled else 1.0)
     else:
-        optimizer = Adam(settings.learning_rate or DEFAULT_LEARNING_RATE)
+        optimizer = Adam(settings.optimizer_learning_rate)
     optimizer.build([image])
     return optimizer
 

@@ -7,10 +7,10 @@ import tensorflow as tf
 from PIL import Image
 
 import stylekeras
-from stylekeras import color, losses
+from stylekeras import color, losses, stylize
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
-from stylekeras.optimizers import FIRST_STEP_RMS, LBFGS, Adam
+from stylekeras.optimizers import FIRST_STEP_RMS, LBFGS, Adam, adam_minimize, lbfgs_minimize
 from stylekeras.stylize import _Average, style_size
 
 DATA = __import__("pathlib").Path(__file__).parent / "data"
@@ -129,6 +129,52 @@ def test_lbfgs_first_step_on_a_zero_gradient_leaves_the_variable_as_it_is():
     optimizer.build([x])
     optimizer.apply_gradients([(tf.zeros(2), x)])
     np.testing.assert_array_equal(x.numpy(), [0.25, 0.5])
+
+
+@pytest.mark.parametrize("kind", ["lbfgs", "adam"])
+def test_the_in_graph_loops_take_the_steps_optimize_takes(kind, monkeypatch):
+    """`lbfgs_minimize` and `adam_minimize` (the served stylizer's loops) against `stylize.optimize` with the
+    library's optimizer, on a wiggly loss, from near its minimum with first steps far too long: L-BFGS's
+    safeguard shortens steps and gives first steps up (each next one shorter), and the loop must follow it
+    evaluation by evaluation."""
+    rng = np.random.default_rng(2)
+    target = tf.constant(rng.random((1, 4, 4, 3)) * 0.5 + 0.25, tf.float32)
+    start = target + tf.constant(rng.normal(size=(1, 4, 4, 3)) * 0.05, tf.float32)
+
+    calls = tf.Variable(0)  # evaluations, counted in the graph too
+
+    def evaluate(image):
+        calls.assign_add(1)
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            total = tf.reduce_sum(tf.square(image - target) + 0.2 * tf.cos(200.0 * image), axis=[1, 2, 3])
+        return {"total": total, "twice": 2 * total}, tape.gradient(total, image)
+
+    image = tf.Variable(start)
+    optimizer = LBFGS(5, first_step_rms=100.0) if kind == "lbfgs" else Adam(0.02)
+    optimizer.build([image])
+    evaluations, give_ups, recorded = [], [], []
+    safeguard = LBFGS.safeguard
+
+    def counted_safeguard(*args):
+        accepted = safeguard(*args)
+        give_ups.append(accepted is None)
+        return accepted
+
+    monkeypatch.setattr(LBFGS, "safeguard", counted_safeguard)
+    stylize.optimize(image, lambda step: evaluations.append(step) or evaluate(tf.convert_to_tensor(image)), optimizer,
+                     range(12), recorded.append)
+    if kind == "lbfgs":
+        assert sum(give_ups) == 3 and len(evaluations) > 12 + 3 * 4  # steps shortened, three given up on
+        loop = lambda: lbfgs_minimize(evaluate, start, 12, 5, 1.0, ("total", "twice"), first_step_rms=100.0)  # noqa: E731
+    else:
+        loop = lambda: adam_minimize(evaluate, start, 12, 0.02, ("total", "twice"))  # noqa: E731
+    calls.assign(0)
+    served, done, last = tf.function(loop)()
+    np.testing.assert_allclose(served.numpy(), image.numpy(), atol=1e-6)
+    assert int(done) == 12 and int(calls) == len(evaluations)
+    assert {name: float(value[0]) for name, value in last.items()} == pytest.approx(
+        {name: float(value[0]) for name, value in recorded[-1].items()})
 
 
 def test_adam_is_keras_adam():

@@ -5,7 +5,7 @@ import pytest
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
-from stylekeras import export, features, serving
+from stylekeras import defaults, export, features, serving
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
 from cli_run import run_cli
@@ -18,6 +18,16 @@ SMALL = {"backbone": "vgg16", "weights": "random", "style_layers": ("block1_conv
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     return serving.export_stylizer(tmp_path_factory.mktemp("saved_models"), size=0, steps=6, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def exported_adam(tmp_path_factory):
+    return serving.export_stylizer(tmp_path_factory.mktemp("saved_models"), optimizer="adam", size=0, steps=6, **SMALL)
+
+
+@pytest.fixture(params=["lbfgs", "adam"])
+def exported_each(request):
+    return request.getfixturevalue("exported" if request.param == "lbfgs" else "exported_adam")
 
 
 def _meta_graph(target):
@@ -46,8 +56,8 @@ def test_signatures_and_their_defaults(exported):
     assert signatures["stylize"].defaults["steps"].int_val == [6]
 
 
-def test_check_passes_through_the_c_api_and_the_warmup_replay(exported):
-    results = serving.check_stylizer_export(exported)
+def test_check_passes_through_the_c_api_and_the_warmup_replay(exported_each):
+    results = serving.check_stylizer_export(exported_each)
     assert all(result.passed for result in results), "\n".join(map(str, results))
     loaders = {(result.signature, result.loader) for result in results if result.refused is None}
     assert len(loaders) == 8  # four signatures, each through the C API and the warmup replay
@@ -57,7 +67,7 @@ def test_check_passes_through_the_c_api_and_the_warmup_replay(exported):
 def test_stylize_bytes_gives_what_the_cli_writes(exported, tmp_path, content_path, style_path):
     # The command a user would run for what a default request does, on this export's network.
     result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "cli.png", "--size", "32", "--steps", "4",
-                     "--optimizer", "adam", "--scales", "1", "--precision", "float32", "--init", "palette",
+                     "--scales", "1", "--precision", "float32", "--init", "palette",
                      "--backbone", "vgg16", "--weights", "random", "--style-layers", "block1_conv1,block2_conv1",
                      "--content-layers", "block2_conv2", "--quiet")
     assert result.exit_code == 0, result.output
@@ -116,13 +126,18 @@ def test_exports_from_before_the_palette_start_still_start_from_the_photo(export
     assert serving.read_stylizer_settings(tmp_path).transfer_settings().init == "content"
 
 
-def test_an_overflowing_loss_stops_with_the_last_finite_image(exported):
-    settings = serving.read_stylizer_settings(exported)
+@pytest.mark.parametrize("optimizer, weight, steps_done", [
+    ("adam", "style_weight", range(1, 6)),  # finite losses until a huge gradient overflows Adam's second moment
+    ("lbfgs", "content_weight", [0]),  # the start's loss is infinite: L-BFGS's steps have a set length, not Adam's
+])
+def test_an_overflowing_loss_stops_with_the_last_finite_image(exported, exported_adam, optimizer, weight, steps_done):
+    target = exported if optimizer == "lbfgs" else exported_adam
+    settings = serving.read_stylizer_settings(target)
+    assert settings.optimizer == optimizer and settings.steps == 6
     content, style = serving.sample_requests(settings)
-    (reply,) = export.run_with_c_api(exported, [("stylize", {"content": content, "style": style,
-                                                             "style_weight": np.float32(3e38)})])
+    (reply,) = export.run_with_c_api(target, [("stylize", {"content": content, "style": style, weight: np.float32(3e38)})])
     assert reply.code == 0
-    assert reply.outputs["steps_done"] < settings.steps
+    assert reply.outputs["steps_done"] in steps_done
     assert np.isfinite(reply.outputs["image"]).all()
 
 
@@ -140,10 +155,26 @@ def test_a_bfloat16_export_computes_in_bfloat16_and_gives_the_librarys_result(ex
     assert all(result.passed for result in results), "\n".join(map(str, results))
 
 
-def test_defaults_and_limits_are_stored_with_the_export(exported):
+def test_defaults_and_limits_are_stored_with_the_export(exported, exported_adam):
     values = json.loads((exported / export.SETTINGS_FILE).read_text())
     assert values["kind"] == "stylizer" and values["max_pixels"] == 1024 * 1024 and values["steps"] == 6
-    assert serving.read_stylizer_settings(exported).transfer_settings().optimizer == "adam"
+    assert values["optimizer"] == "lbfgs" and values["learning_rate"] == 1.0 and values["lbfgs_history"] == 10
+    assert serving.read_stylizer_settings(exported).transfer_settings().optimizer == "lbfgs"
+    assert serving.read_stylizer_settings(exported_adam).transfer_settings().learning_rate == 0.02
+
+
+def test_requests_default_to_the_optimizers_own_steps(tmp_path):
+    for optimizer, steps in defaults.DEFAULT_SERVING_STEPS.items():
+        target = serving.export_stylizer(tmp_path, optimizer=optimizer, version=1, overwrite=True, **SMALL)
+        assert serving.read_stylizer_settings(target).steps == steps
+
+
+def test_exports_from_before_the_optimizer_choice_still_run_adam(exported, tmp_path):
+    values = json.loads((exported / export.SETTINGS_FILE).read_text())
+    del values["optimizer"], values["lbfgs_history"]
+    (tmp_path / "assets.extra").mkdir()
+    (tmp_path / export.SETTINGS_FILE).write_text(json.dumps(values))
+    assert serving.read_stylizer_settings(tmp_path).transfer_settings().optimizer == "adam"
 
 
 @pytest.mark.parametrize("options, message", [
@@ -153,6 +184,8 @@ def test_defaults_and_limits_are_stored_with_the_export(exported):
     ({"max_pixels": 0}, "`max_pixels` must be ≥ 1"),
     ({"init": "noise"}, "`init` 'noise' is not one of palette, content"),
     ({"precision": "auto"}, "`precision` 'auto' is not one of float32, mixed"),
+    ({"optimizer": "sgd"}, "`optimizer` 'sgd' is not one of adam, lbfgs"),
+    ({"max_steps": 50}, "`steps=60` is above `max_steps=50`"),  # the optimizer's default steps
 ])
 def test_bad_export_options_are_refused_before_anything_is_written(tmp_path, options, message):
     with pytest.raises(StyleKerasError, match=message):
@@ -166,6 +199,7 @@ def test_cli_exports_and_checks_a_stylizer(tmp_path, monkeypatch):
                      "--base-path", tmp_path)
     assert result.exit_code == 0, result.output
     assert "exported" in result.output and "stylizer" in result.output and "bfloat16 convolutions" in result.output
+    assert "4 L-BFGS steps" in result.output
     assert "note: this machine has no bfloat16 hardware" in result.output
     check = run_cli("export", "--check", "--base-path", tmp_path)
     assert check.exit_code == 0, check.output
@@ -178,6 +212,7 @@ def test_cli_refuses_layers_with_stylizer(tmp_path):
 
 
 def test_cli_refuses_stylizer_options_without_stylizer(tmp_path):
-    result = run_cli("export", "--steps", "50", "--precision", "mixed", "--base-path", tmp_path)
-    assert result.exit_code == 2 and "--steps, --precision: for the stylizer export; add --stylizer" in result.output
+    result = run_cli("export", "--optimizer", "adam", "--steps", "50", "--precision", "mixed", "--base-path", tmp_path)
+    assert result.exit_code == 2
+    assert "--optimizer, --steps, --precision: for the stylizer export; add --stylizer" in result.output
     assert not any(tmp_path.iterdir())
