@@ -41,7 +41,7 @@ API = {
     "stylekeras.serving": ["export_stylizer", "check_stylizer_export", "StylizerExportSettings",
                            "read_stylizer_settings", "StylizerGraph"],
     "stylekeras.features": ["resolve_precision", "flipped_kernels_pay", "FlippedKernelConv2D"],
-    "stylekeras.optimizers": ["adam_update", "Adam", "LBFGS"],
+    "stylekeras.optimizers": ["adam_update", "Adam", "lbfgs_update", "LBFGSState", "LBFGS", "adam_minimize", "lbfgs_minimize"],
     "stylekeras.weights": ["quantized_imagenet_weights", "imagenet_weights", "hed_weights", "file_weights"],
     "stylekeras.torch_legacy": ["load_tensors"],
     "stylekeras.tiling": ["Tiling", "Tile", "TiledObjective", "core_features", "tiled_feature_maps",

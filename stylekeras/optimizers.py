@@ -236,11 +236,11 @@ def stored_pair(state: LBFGSState, slot: tf.Tensor, s: tf.Tensor, y: tf.Tensor, 
 
 
 def lbfgs_update(state: LBFGSState, x: tf.Tensor, g: tf.Tensor, learning_rate: float | tf.Tensor,
-                 first_step_rms: float = FIRST_STEP_RMS, store: Callable[..., tuple[tf.Tensor, tf.Tensor]] = stored_pair
+                 first_step_rms: float = FIRST_STEP_RMS, store: Callable[..., tuple[tf.Tensor, tf.Tensor]] | None = None
                  ) -> tuple[tf.Tensor, LBFGSState]:
     """One L-BFGS step from the flat point `x` with gradient `g` (module docstring): the moved point and
     the new state. The pair from the last step is stored first (`store(state, slot, s, y, stored)` returns
-    the pairs after it, `stored_pair`), unless it would break positive definiteness."""
+    the pairs after it; None: `stored_pair`), unless it would break positive definiteness."""
     history = state.s.shape[0]
     # Read once (`LBFGS` passes its variables); the pairs are `store`'s to read.
     state = state._replace(**{name: tf.convert_to_tensor(value) for name, value in state._asdict().items()
@@ -248,7 +248,7 @@ def lbfgs_update(state: LBFGSState, x: tf.Tensor, g: tf.Tensor, learning_rate: f
     s, y = x - state.previous_x, g - state.previous_gradient
     slot = state.next_slot
     stored = (state.iterations > 0) & (tf.tensordot(s, y, 1) > 1e-10)  # no pair before the first step
-    pairs_s, pairs_y = store(state, slot, s, y, stored)
+    pairs_s, pairs_y = (store or stored_pair)(state, slot, s, y, stored)
     # Every inner product with the stored pairs this step needs, in one pass over each.
     s_times = tf.matmul(tf.stack([y, g]), pairs_s, transpose_b=True)  # [2, history]: y·sᵢ, g·sᵢ
     y_times = tf.matmul(tf.stack([s, y, g]), pairs_y, transpose_b=True)  # s·yᵢ, y·yᵢ, g·yᵢ
@@ -261,7 +261,7 @@ def lbfgs_update(state: LBFGSState, x: tf.Tensor, g: tf.Tensor, learning_rate: f
         tf.tensor_scatter_nd_update(state.yy, column, y_times[1]), row, y_times[1]), lambda: state.yy)
     count = tf.where(stored, tf.minimum(state.count + 1, history), state.count)
     next_slot = tf.where(stored, (slot + 1) % history, slot)
-    direction = -inverse_hessian_times(g, pairs_s, pairs_y, sy, yy, s_times[1], y_times[2], count, next_slot)
+    direction = -_inverse_hessian_times(g, pairs_s, pairs_y, sy, yy, s_times[1], y_times[2], count, next_slot)
 
     def first_step() -> tf.Tensor:  # a pass over the gradient that only a first step needs
         gradient_rms = tf.sqrt(tf.reduce_mean(tf.square(g)))  # zero where nothing pulls: then no first step
@@ -280,7 +280,7 @@ def lbfgs_restarted(state: LBFGSState) -> LBFGSState:
                           first_step_scale=scale)
 
 
-def inverse_hessian_times(g: tf.Tensor, pairs_s: tf.Tensor, pairs_y: tf.Tensor, sy: tf.Tensor, yy: tf.Tensor,
+def _inverse_hessian_times(g: tf.Tensor, pairs_s: tf.Tensor, pairs_y: tf.Tensor, sy: tf.Tensor, yy: tf.Tensor,
                           s_g: tf.Tensor, y_g: tf.Tensor, count: tf.Tensor, next_slot: tf.Tensor) -> tf.Tensor:
     """H·g for the `count` newest of the pairs `pairs_s`, `pairs_y` (a ring whose oldest is at `next_slot`
     once full), from their products `sy`, `yy` and `s_g` = sᵢ·g and `y_g` = yᵢ·g by slot, in the compact
@@ -338,12 +338,12 @@ def adam_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int, 
 
 
 def lbfgs_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int, history: int,
-                   learning_rate: float | tf.Tensor, part_names: Sequence[str], tolerated_rise: float = 1.0,
-                   first_step_rms: float = FIRST_STEP_RMS) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
-    """`steps` steps of `LBFGS` with its safeguard from `start` in one `tf.while_loop` (the state in loop
-    variables, so concurrent calls share nothing): the steps, clipped to [0, 1], and shortened or given up on
-    as `stylize.optimize` takes them with an `LBFGS`, each iteration one evaluation (at most `MAX_HALVINGS`
-    + 1 a step). Returns what `adam_minimize` returns; a step whose start's loss or gradient, or whose
+                   learning_rate: float | tf.Tensor, part_names: Sequence[str], first_step_rms: float = FIRST_STEP_RMS
+                   ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
+    """`steps` steps of `LBFGS` with its safeguard (no rise tolerated) from `start` in one `tf.while_loop` (the
+    state in loop variables, so concurrent calls share nothing): the steps, clipped to [0, 1], and shortened or
+    given up on as `stylize.optimize` takes them with an `LBFGS`, each iteration one evaluation (at most
+    `MAX_HALVINGS` + 1 a step). Returns what `adam_minimize` returns; a step whose start's loss or gradient, or whose
     stepped image, is not finite ends the loop at that start."""
     shape = tf.shape(start)
 
@@ -370,7 +370,7 @@ def lbfgs_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int,
         def ended():
             return done, tf.constant(False), halvings, image, loss_before, last, finite, state
 
-        accepted = ~pending | tf.reduce_all(tf.math.is_finite(total) & (total <= tolerated_rise * loss_before))
+        accepted = ~pending | tf.reduce_all(tf.math.is_finite(total) & (total <= loss_before))
         branch = tf.where(accepted, tf.where(done < steps, 0, 3), tf.where(halvings + 1 < MAX_HALVINGS, 1, 2))
         return tf.switch_case(branch, [step, shorter, given_up, ended])
 
