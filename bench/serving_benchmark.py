@@ -17,8 +17,8 @@ Each side runs `--repeats` times in one process; the first includes tracing (lib
 optimization (C API). One process each, TensorFlow's default threads. Also checks the two images agree.
 With `--quality`, also what a default request gives on each of those pairs of bench/quality_benchmark.py
 (`photo-painting`, comma-separated) at `--quality-size`, from an export with each optimizer at its default
-steps, in bfloat16 where it is among `--precisions` (float32 otherwise): the `stylize` reply's style and structure measures (bench/quality.py) and
-seconds, the images written to bench/out/served/.
+steps, in bfloat16 where it is among `--precisions` (float32 otherwise): the `stylize` reply's style and
+structure measures (bench/quality.py) and seconds, the images written to bench/out/served/.
 Writes the "## Served stylizer" section of BENCHMARKS.md (bench/benchmark.py keeps it).
 """
 
@@ -147,7 +147,7 @@ def served_quality(pairs: list[str], size: int, precision: str) -> list[str]:
             Image.fromarray(np.round(reply.outputs["image"][0] * 255).astype(np.uint8)).save(path)
             photo, painting = pair.split("-")
             rows.setdefault(pair, {})[optimizer] = (scores(str(PHOTOS[photo]), str(PAINTINGS[painting]), str(path)),
-                                                    reply.seconds, int(reply.outputs["steps_done"]))
+                                                    reply.seconds)
     names = {"lbfgs": "L-BFGS", "adam": "Adam"}
     lines = ["", f"What a default request gives at {size} px, {PRECISION_NAMES[precision]}, from an export with each "
              f"optimizer at its default steps ({', '.join(f'{names[name]} {steps}' for name, steps in defaults.DEFAULT_SERVING_STEPS.items())}); "
@@ -158,7 +158,7 @@ def served_quality(pairs: list[str], size: int, precision: str) -> list[str]:
     for pair, by_optimizer in rows.items():
         lines.append(f"| {pair} | " + " | ".join(
             f"{row['style_progress']:.3f} / {row['structure']:.3f} | {seconds:.0f}"
-            for row, seconds, _ in (by_optimizer[name] for name in defaults.OPTIMIZERS)) + " |")
+            for row, seconds in (by_optimizer[name] for name in defaults.OPTIMIZERS)) + " |")
     means = {name: np.mean([by_optimizer[name][0]["style_progress"] for by_optimizer in rows.values()])
              for name in defaults.OPTIMIZERS}
     lines += ["", "- Mean style: " + ", ".join(f"{names[name]} {value:.3f}" for name, value in means.items()) + "."]

@@ -281,7 +281,7 @@ def lbfgs_restarted(state: LBFGSState) -> LBFGSState:
 
 
 def _inverse_hessian_times(g: tf.Tensor, pairs_s: tf.Tensor, pairs_y: tf.Tensor, sy: tf.Tensor, yy: tf.Tensor,
-                          s_g: tf.Tensor, y_g: tf.Tensor, count: tf.Tensor, next_slot: tf.Tensor) -> tf.Tensor:
+                           s_g: tf.Tensor, y_g: tf.Tensor, count: tf.Tensor, next_slot: tf.Tensor) -> tf.Tensor:
     """H·g for the `count` newest of the pairs `pairs_s`, `pairs_y` (a ring whose oldest is at `next_slot`
     once full), from their products `sy`, `yy` and `s_g` = sᵢ·g and `y_g` = yᵢ·g by slot, in the compact
     form (Byrd, Nocedal & Schnabel 1994, eq. 3.1) with H₀ = γI, γ = s·y / y·y of the newest pair:
@@ -343,8 +343,8 @@ def lbfgs_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int,
     """`steps` steps of `LBFGS` with its safeguard (no rise tolerated) from `start` in one `tf.while_loop` (the
     state in loop variables, so concurrent calls share nothing): the steps, clipped to [0, 1], and shortened or
     given up on as `stylize.optimize` takes them with an `LBFGS`, each iteration one evaluation (at most
-    `MAX_HALVINGS` + 1 a step). Returns what `adam_minimize` returns; a step whose start's loss or gradient, or whose
-    stepped image, is not finite ends the loop at that start."""
+    `MAX_HALVINGS` + 1 a step). Returns what `adam_minimize` returns; a step whose start's loss or gradient,
+    or whose stepped image, is not finite ends the loop at that start."""
     shape = tf.shape(start)
 
     def body(done, pending, halvings, image, loss_before, last, finite, state):

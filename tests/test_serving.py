@@ -128,7 +128,8 @@ def test_exports_from_before_the_palette_start_still_start_from_the_photo(export
 
 @pytest.mark.parametrize("optimizer, weight, steps_done", [
     ("adam", "style_weight", range(1, 6)),  # finite losses until a huge gradient overflows Adam's second moment
-    ("lbfgs", "content_weight", [0]),  # the start's loss is infinite: L-BFGS's steps have a set length, not Adam's
+    # L-BFGS's steps have a set length and never overflow mid-run: an infinite loss at the start stops it there.
+    ("lbfgs", "content_weight", [0]),
 ])
 def test_an_overflowing_loss_stops_with_the_last_finite_image(exported, exported_adam, optimizer, weight, steps_done):
     target = exported if optimizer == "lbfgs" else exported_adam
