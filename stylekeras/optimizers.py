@@ -333,7 +333,7 @@ def adam_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int, 
     done, image, _, _, last, _ = tf.while_loop(
         lambda done, image, m, v, last, finite: finite & (done < steps), step,
         (tf.constant(0), start, zeros, zeros, _no_parts(start, part_names), tf.constant(True)),
-        maximum_iterations=steps)
+        maximum_iterations=steps, parallel_iterations=1)
     return image, done, last
 
 
@@ -375,11 +375,13 @@ def lbfgs_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int,
         return tf.switch_case(branch, [step, shorter, given_up, ended])
 
     nothing = _no_parts(start, part_names)
+    # One iteration at a time (`parallel_iterations=1`, here and in `adam_minimize`): with TensorFlow's
+    # default of 10 in flight, a served 1024 px request peaked at 4.0 GiB instead of 3.05 (BENCHMARKS.md).
     done, _, _, image, _, last, _, _ = tf.while_loop(
         lambda done, pending, halvings, image, loss_before, last, finite, state: finite & ((done < steps) | pending),
         body, (tf.constant(0), tf.constant(False), tf.constant(0), start, nothing["total"], nothing,
                tf.constant(True), lbfgs_start(tf.reshape(start, [-1]), history)),
-        maximum_iterations=steps * (MAX_HALVINGS + 1))
+        maximum_iterations=steps * (MAX_HALVINGS + 1), parallel_iterations=1)
     return image, done, last
 
 
