@@ -772,7 +772,7 @@ def check_memory(shape: tuple[int, int], settings: TransferSettings, tiling: Til
     height, width = shape
     window = min(height, tiling.window) * min(width, tiling.window) if tiling else height * width
     # The image, its gradient and the optimizer's state: Adam's two moments or L-BFGS's pairs of vectors,
-    # one store of which is copied while a step reads it (`LBFGS.apply_gradients`; README, "memory").
+    # one store of which is copied while a step reads it (`LBFGS._store_pair`; README, "memory").
     copies = 4 + (3 * settings.lbfgs_history if settings.optimizer == "lbfgs" else 0)
     image_bytes = photos * copies * height * width * 3 * 4
     needed = image_bytes + photos * window * STEP_BYTES_PER_PIXEL
