@@ -13,8 +13,10 @@ have them (edge ring weighted, `objective.StyleGrams`) included — so a step do
 
 1. Seconds per step at 256 and 512 px: one loss + gradient, and one L-BFGS step (ours: the library's
    `Objective` and `optimize`; torch: the closure and `torch.optim.LBFGS`), medians after warm-up. The
-   two sides take turns in `--rounds` rounds and each number is the median of the rounds', so a spell of
-   busy neighbours on a virtual machine slows one round rather than one side; the share of CPU time the
+   two sides take turns in `--step-rounds` rounds and each time is the median of the rounds', so a spell of
+   busy neighbours on a virtual machine slows one round rather than one side; the per-step ratio is the
+   median of each round's own ratio, since this machine's speed drifts by tens of percent within minutes
+   and a round's two sides, run back to back, drift least against each other. The share of CPU time the
    hypervisor took ("steal" in /proc/stat) is shown beside each side's times, here and in part 2.
 2. Time to quality at 512 px: wall time of the whole command `stylekeras transfer PHOTO PAINTING` (start-up
    included) with the default and fewer `--steps`, against torch's L-BFGS from the photo at 512 px, one
@@ -144,6 +146,12 @@ def median_round(rounds: list[dict]) -> dict:
             "lbfgs_step": float(np.median([timings["lbfgs_step"] for timings in rounds])),
             "evaluations": float(np.median([timings.get("evaluations", 1.0) for timings in rounds])),
             "stolen": None if None in shares else float(np.mean(shares))}
+
+
+def paired_step_ratio(rounds: list[tuple[dict, dict]]) -> tuple[float, float, float]:
+    """Torch's L-BFGS step over ours in each round of (ours, torch's) timings: the median and the range."""
+    ratios = [theirs["lbfgs_step"] / mine["lbfgs_step"] for mine, theirs in rounds]
+    return float(np.median(ratios)), min(ratios), max(ratios)
 
 
 def run_torch(torch_python: str, problem: Path, mode: str) -> dict:
@@ -383,7 +391,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--repeats", type=int, default=5,
                         help="evaluations and L-BFGS steps timed per round at 512 px (more at smaller sizes)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of part 1, ours and torch's in turn")
+    parser.add_argument("--step-rounds", type=int, default=5, help="rounds of part 1, ours and torch's in turn")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of part 3, ours and torch's in turn")
     parser.add_argument("--warmup", type=int, default=10, help="L-BFGS steps before the timed ones")
     parser.add_argument("--torch-steps", type=int, default=200, help="torch L-BFGS steps at most, for time to quality")
     parser.add_argument("--snapshot-every", type=int, default=5, help="torch steps between scored snapshots")
@@ -412,9 +421,11 @@ def main() -> None:
              "losses and loss weights; `torch.optim.LBFGS`, history 100).", "",
              f"L-BFGS steps timed after {args.warmup} from the photo; ours may evaluate the loss more than once "
              "a step (the safeguard shortens steps that raise it), torch's never. Ours and torch's take turns in "
-             f"{args.rounds} rounds of {args.repeats} evaluations and steps each at 512 px, more where a step is "
-             "shorter (`repeats_at`: 4× as many at 256 px); every time is the median of the rounds', and the last column is the share of the CPU time asked for that the hypervisor gave to other "
-             "machines (the rounds' mean, ours / torch's).", "",
+             f"{args.step_rounds} rounds of {args.repeats} evaluations and steps each at 512 px, more where a step is "
+             "shorter (`repeats_at`: 4× as many at 256 px); every time is the median of the rounds', the per-step "
+             "ratio the median of each round's own (its range in brackets: the machine's speed drifts within "
+             "minutes, a round's two sides least), and the last column is the share of the CPU time asked for "
+             "that the hypervisor gave to other machines (the rounds' mean, ours / torch's).", "",
              "| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) (evaluations a step) | torch "
              "| per step, torch / ours | CPU time stolen |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for size in [int(size) for size in args.sizes.split(",")]:
@@ -422,16 +433,17 @@ def main() -> None:
         problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=repeats,
                                       warmup=args.warmup)
         rounds = [(stolen_time(lambda: our_step_times(stylizer, ours, repeats, args.warmup)),
-                   stolen_time(lambda: run_torch(args.torch_python, problem, "step"))) for _ in range(args.rounds)]
+                   stolen_time(lambda: run_torch(args.torch_python, problem, "step"))) for _ in range(args.step_rounds)]
         mine, theirs = rounds[0]
         # Not the same problem: no comparison. bfloat16's rounding differs between the two libraries' kernels.
         if abs(theirs["initial_loss"] / mine["initial_loss"] - 1) > (1e-3 if args.precision == "float32" else 2e-2):
             sys.exit(f"error: at {size} px torch's loss {theirs['initial_loss']:.6g} != ours {mine['initial_loss']:.6g}")
         lines[2] = lines[2].replace("{torch}", theirs["torch"])
+        ratio, low, high = paired_step_ratio(rounds)
         mine, theirs = (median_round([side[index] for side in rounds]) for index in (0, 1))
         lines.append(f"| {size} | {mine['loss_and_gradient']:.3f} | {theirs['loss_and_gradient']:.3f} | "
                      f"{mine['lbfgs_step']:.3f} ({mine['evaluations']:.1f}) | {theirs['lbfgs_step']:.3f} | "
-                     f"{theirs['lbfgs_step'] / mine['lbfgs_step']:.2f}× | {percent(mine['stolen'])} / "
+                     f"{ratio:.2f}× ({low:.2f}–{high:.2f}×) | {percent(mine['stolen'])} / "
                      f"{percent(theirs['stolen'])} |")
         print(lines[-1], flush=True)
     if not args.steps_only:

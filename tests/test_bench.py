@@ -1,6 +1,6 @@
 """bench/: benchmark.py's machine description (every benchmark section names the CPU its numbers hold on),
-how peer_benchmark.py finds torch's time to the goal between its snapshots and times the two sides to it in
-turns, and quality_benchmark.py's `--set`."""
+how peer_benchmark.py pairs the two sides' step times, finds torch's time to the goal between its snapshots
+and times the two sides to it in turns, and quality_benchmark.py's `--set`."""
 
 import argparse
 import sys
@@ -81,6 +81,14 @@ def test_the_goal_taking_turns_alternates_the_sides_and_takes_the_median_ratio(m
     assert calls == [("ours", 2), ("torch", goal)] * 3
     assert "to its evaluation 28" in lines[1]
     assert lines[-1] == "- To the goal, taking turns: torch / ours **3.00×** (the rounds' median; 1.50–5.00×)."
+
+
+def test_part_1_pairs_each_rounds_sides_before_taking_the_median():
+    # The rounds ran at different speeds of the machine: each round's ratio compares like with like, where
+    # the medians of each side's times (torch 1.05 s, ours 1.10 s) would make torch the faster (0.95×).
+    rounds = [({"lbfgs_step": 0.5}, {"lbfgs_step": 0.6}), ({"lbfgs_step": 1.0}, {"lbfgs_step": 1.1}),
+              ({"lbfgs_step": 1.2}, {"lbfgs_step": 1.0}), ({"lbfgs_step": 1.5}, {"lbfgs_step": 1.8})]
+    assert peer_benchmark.paired_step_ratio(rounds) == pytest.approx((1.15, 1.0 / 1.2, 1.2))
 
 
 def test_part_1_times_more_steps_where_a_step_is_shorter():
