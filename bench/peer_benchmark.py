@@ -15,8 +15,8 @@ have them (edge ring weighted, `objective.StyleGrams`) included — so a step do
    `Objective` and `optimize`; torch: the closure and `torch.optim.LBFGS`), medians after warm-up. The
    two sides take turns in `--step-rounds` rounds and each time is the median of the rounds', so a spell of
    busy neighbours on a virtual machine slows one round rather than one side; the per-step ratio is the
-   median of each round's own ratio, since this machine's speed drifts by tens of percent within minutes
-   and a round's two sides, run back to back, drift least against each other. The share of CPU time the
+   median of each round's own ratio, since a virtual machine's speed can drift by tens of percent within
+   minutes and a round's two sides, run back to back, drift least against each other. The share of CPU time the
    hypervisor took ("steal" in /proc/stat) is shown beside each side's times, here and in part 2.
 2. Time to quality at 512 px: wall time of the whole command `stylekeras transfer PHOTO PAINTING` (start-up
    included) with the default and fewer `--steps`, against torch's L-BFGS from the photo at 512 px, one

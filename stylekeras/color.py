@@ -141,7 +141,7 @@ def _map_coordinates(points: np.ndarray, quantiles: list[tuple[np.ndarray, np.nd
     """`points` `[3, n]` with each coordinate mapped from its first quantiles onto its second.
 
     Each coordinate goes through `np.interp` in sorted order, where its search for a point starts from the
-    last point's interval: the same values, the transport about twice as fast (BENCHMARKS.md)."""
+    last point's interval: the same values, sooner than in the image's order (BENCHMARKS.md)."""
     mapped = np.empty_like(points)
     for axis, (known, wanted) in enumerate(quantiles):
         order = np.argsort(points[axis])
