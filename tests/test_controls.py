@@ -422,18 +422,6 @@ def test_transport_maps_the_pixels_alike_in_any_number_of_pieces(monkeypatch):
     np.testing.assert_array_equal(*results)
 
 
-def test_transport_maps_each_coordinate_as_np_interp_does_in_the_images_order():
-    rng = np.random.default_rng(3)
-    points = np.round(rng.normal(size=(3, 2000)), 1)  # ties, and points beyond the knots at both ends
-    quantiles = []
-    for axis in range(3):
-        known = np.sort(np.round(rng.normal(size=64), 1))  # repeated knots, as a flat colour's quantiles are
-        points[axis, :2] = known[[0, 20]]  # points on knots
-        quantiles.append((known, np.sort(rng.normal(size=64))))
-    expected = np.stack([np.interp(points[axis], *quantiles[axis]) for axis in range(3)])
-    np.testing.assert_array_equal(color._map_coordinates(points, quantiles), expected)
-
-
 def test_transport_pools_several_images_with_their_weights_and_keeps_the_photos_order():
     rng = np.random.default_rng(1)
     ramp = np.linspace(0.1, 0.9, 64 * 48).reshape(48, 64, 1)
