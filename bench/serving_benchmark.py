@@ -47,6 +47,7 @@ from quality_benchmark import PAINTINGS, PHOTOS  # noqa: E402
 OUT = ROOT / "bench" / "out" / "served"
 
 PRECISION_NAMES = {"float32": "float32", "mixed": "bfloat16 (`--precision mixed`)"}
+OPTIMIZER_NAMES = {"lbfgs": "L-BFGS", "adam": "Adam"}
 
 
 def main() -> None:
@@ -64,7 +65,6 @@ def main() -> None:
     parser.add_argument("--quality-size", type=int, default=defaults.DEFAULT_SIZE)
     args = parser.parse_args()
     args.steps = defaults.DEFAULT_SERVING_STEPS[args.optimizer] if args.steps is None else args.steps
-    optimizer_name = "L-BFGS" if args.optimizer == "lbfgs" else "Adam"
     precisions = (args.precisions.split(",") if args.precisions
                   else ["float32", "mixed"] if bfloat16_is_fast() else ["float32"])
     content, style = load_image(args.photo, args.size)[None], load_image(args.painting, args.size)[None]
@@ -78,7 +78,7 @@ def main() -> None:
         f"{f' --quality {args.quality}' if args.quality else ''}`, {time.strftime('%Y-%m-%d')}: "
         f"{machine()}; {' and '.join(PRECISION_NAMES[precision] for precision in precisions)} exports; "
         f"weights {weights}; {args.photo.name} × {args.painting.name} at "
-        f"{width}×{height} px, {args.steps} {optimizer_name} steps. One `stylize` request through TensorFlow's C API "
+        f"{width}×{height} px, {args.steps} {OPTIMIZER_NAMES[args.optimizer]} steps. One `stylize` request through TensorFlow's C API "
         "(TF_LoadSessionFromSavedModel + TF_SessionRun, the loader TF Serving uses) against the same run in the "
         "library (`Stylizer.transfer` with the export's settings); each in one process, run "
         f"{args.repeats} times, the first including tracing or graph optimization.", "",
@@ -148,12 +148,11 @@ def served_quality(pairs: list[str], size: int, precision: str) -> list[str]:
             photo, painting = pair.split("-")
             rows.setdefault(pair, {})[optimizer] = (scores(str(PHOTOS[photo]), str(PAINTINGS[painting]), str(path)),
                                                     reply.seconds)
-    names = {"lbfgs": "L-BFGS", "adam": "Adam"}
     lines = ["", f"What a default request gives at {size} px, {PRECISION_NAMES[precision]}, from an export with each "
-             f"optimizer at its default steps ({', '.join(f'{names[name]} {steps}' for name, steps in defaults.DEFAULT_SERVING_STEPS.items())}); "
+             f"optimizer at its default steps ({', '.join(f'{OPTIMIZER_NAMES[name]} {steps}' for name, steps in defaults.DEFAULT_SERVING_STEPS.items())}); "
              "style / structure (bench/quality.py) and the request's seconds (the first request of each export "
              "includes graph optimization):", "",
-             "| pair | " + " | ".join(f"{names[name]}: style / structure | seconds" for name in defaults.OPTIMIZERS) + " |",
+             "| pair | " + " | ".join(f"{OPTIMIZER_NAMES[name]}: style / structure | seconds" for name in defaults.OPTIMIZERS) + " |",
              "| --- | " + " | ".join("--- | ---" for _ in defaults.OPTIMIZERS) + " |"]
     for pair, by_optimizer in rows.items():
         lines.append(f"| {pair} | " + " | ".join(
@@ -161,7 +160,7 @@ def served_quality(pairs: list[str], size: int, precision: str) -> list[str]:
             for row, seconds in (by_optimizer[name] for name in defaults.OPTIMIZERS)) + " |")
     means = {name: np.mean([by_optimizer[name][0]["style_progress"] for by_optimizer in rows.values()])
              for name in defaults.OPTIMIZERS}
-    lines += ["", "- Mean style: " + ", ".join(f"{names[name]} {value:.3f}" for name, value in means.items()) + "."]
+    lines += ["", "- Mean style: " + ", ".join(f"{OPTIMIZER_NAMES[name]} {value:.3f}" for name, value in means.items()) + "."]
     return lines
 
 

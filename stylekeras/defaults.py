@@ -109,7 +109,7 @@ DEFAULT_SERVED_OPTIMIZER = "lbfgs"
 # pictures stop changing, with a margin (QUALITY.md).
 DEFAULT_SERVING_STEPS = {"lbfgs": 60, "adam": 150}
 # What one request may ask for, so that it cannot take the server's memory or time: pixels of the image
-# the optimization runs on (a 1024×1024 px request peaks near 3.05 GiB in float32 with L-BFGS, 2.6 GiB with
-# Adam: README, "Serving the stylization itself") and steps.
+# the optimization runs on (README, "Serving the stylization itself", gives a request's memory at this
+# size with each optimizer) and steps.
 DEFAULT_SERVING_MAX_PIXELS = 1024 * 1024
 DEFAULT_SERVING_MAX_STEPS = 2000

@@ -376,7 +376,8 @@ def lbfgs_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int,
 
     nothing = _no_parts(start, part_names)
     # One iteration at a time (`parallel_iterations=1`, here and in `adam_minimize`): with TensorFlow's
-    # default of 10 in flight, a served 1024 px request peaked at 4.0 GiB instead of 3.05 (BENCHMARKS.md).
+    # default of 10 in flight, a served request held several iterations' images and states at once
+    # (BENCHMARKS.md, "Design choices").
     done, _, _, image, _, last, _, _ = tf.while_loop(
         lambda done, pending, halvings, image, loss_before, last, finite, state: finite & ((done < steps) | pending),
         body, (tf.constant(0), tf.constant(False), tf.constant(0), start, nothing["total"], nothing,
