@@ -1,6 +1,6 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
-    python bench/benchmark.py            # about 15–25 minutes on 2 cores; writes BENCHMARKS.md
+    python bench/benchmark.py            # about 11–14 minutes on 2 cores; writes BENCHMARKS.md
                                          # (keeping the sections other scripts write, and "Design choices")
 
 Same images (examples/), backbone and weights (the default, `--weights auto`: ImageNet VGG19) for both, so
@@ -55,7 +55,8 @@ def conv_throughput(dtype: tf.DType = tf.float32) -> float:
     flipped = features.FlippedKernelConv2D(256, 3, padding="same", use_bias=False, dtype=dtype.name)
     flipped.build(inputs.shape)
     flipped.kernel.assign(kernel)
-    convs = (tf.function(lambda: tf.nn.conv2d(inputs, kernel, 1, "SAME")), tf.function(lambda: flipped(inputs)))
+    convs = (tf.function(lambda: tf.nn.conv2d(inputs, kernel, 1, "SAME"), autograph=False),
+             tf.function(lambda: flipped(inputs), autograph=False))
     seconds = min(median_step(lambda conv=conv: conv().numpy(), count=10) for conv in convs)
     return 2 * 128 * 128 * 256 * 256 * 9 / seconds / 1e9
 
@@ -86,9 +87,10 @@ def median_step(step, count: int = 8, warmup: int = 3) -> float:
     return float(np.median(times[warmup:]))
 
 
-def our_step_time(stylizer, size: int, photos: int = 1, steps: int = 11) -> float:
+def our_step_time(stylizer, size: int, photos: int = 1, steps: int = 7) -> float:
     """Seconds per step per photo at `size` when `photos` copies of the content image are stylized together:
-    Adam at one scale, like the tutorial's loop (one loss evaluation a step; and batches need Adam)."""
+    Adam at one scale, like the tutorial's loop (one loss evaluation a step; and batches need Adam). The
+    median of the steps after the first, which also holds the run's start (targets, tracing)."""
     times = []
     started = [time.perf_counter()]
 
@@ -98,12 +100,12 @@ def our_step_time(stylizer, size: int, photos: int = 1, steps: int = 11) -> floa
 
     stylizer.transfer_batch([CONTENT] * photos, STYLE, size=size, steps=steps, optimizer="adam", scales=1,
                             callbacks=[clock] + [None] * (photos - 1))
-    return float(np.median(times[3:])) / photos
+    return float(np.median(times[1:])) / photos
 
 
 def reference_step_time(stylizer, size: int) -> float:
     loop = ReferenceLoop(stylizer.weights, stylekeras.load_image(CONTENT, size), stylekeras.load_image(STYLE, size))
-    return median_step(lambda: float(loop.step()))
+    return median_step(lambda: float(loop.step()), count=6, warmup=2)
 
 
 def time_to_quality(stylizers: dict, size: int = 256) -> dict:
@@ -289,7 +291,7 @@ def main() -> None:
               "| size | precision | batch of 1 | batch of 2 | batch of 4 |", "| --- | --- | --- | --- | --- |"]
     for size in (256, 512):
         for precision, stylizer in stylizers.items():
-            batch_rounds = [{photos: our_step_time(stylizer, size, photos, steps=9) for photos in (1, 2, 4)}
+            batch_rounds = [{photos: our_step_time(stylizer, size, photos, steps=6) for photos in (1, 2, 4)}
                             for _ in range(ROUNDS)]
             per_photo = {photos: median_of(batch_rounds, photos) for photos in (1, 2, 4)}
             lines.append(f"| {size} | {precision} | " + " | ".join(
