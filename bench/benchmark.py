@@ -1,6 +1,6 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
-    python bench/benchmark.py            # about 11–14 minutes on 2 cores; writes BENCHMARKS.md
+    python bench/benchmark.py            # about 12–14 minutes on 2 cores; writes BENCHMARKS.md
                                          # (keeping the sections other scripts write, and "Design choices")
 
 Same images (examples/), backbone and weights (the default, `--weights auto`: ImageNet VGG19) for both, so
