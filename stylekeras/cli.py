@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import enum
+import gc
 import inspect
 import json
 import os
@@ -26,11 +27,24 @@ from stylekeras.native import quiet_native_stderr
 
 def _library() -> None:
     """Load TensorFlow, hiding its start-up lines; commands call this only once they have work to do, so
-    `--help` and `--version` answer without it."""
-    with quiet_native_stderr():
-        import tensorflow as tf
+    `--help` and `--version` answer without it. Python's cyclic garbage collector pauses while it loads and
+    then leaves what it loaded out of its passes (`gc.freeze`): walking those hundreds of thousands of
+    objects again and again slowed every command's start (BENCHMARKS.md, "Design choices"). Only the
+    first load freezes: later objects, which a program calling `app` may drop, stay collectable."""
+    loading = "tensorflow" not in sys.modules
+    collecting = gc.isenabled()
+    if loading:
+        gc.disable()
+    try:
+        with quiet_native_stderr():
+            import tensorflow as tf
 
-        tf.config.list_physical_devices()  # probes CUDA now, while its complaints are hidden
+            tf.config.list_physical_devices()  # probes CUDA now, while its complaints are hidden
+    finally:
+        if loading:
+            gc.freeze()
+            if collecting:
+                gc.enable()
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[enum.Enum]:

@@ -45,6 +45,19 @@ def test_transfer_end_to_end_in_a_real_process(tmp_path, content_path, style_pat
     assert f"wrote {output}" in completed.stdout
 
 
+def test_loading_the_library_freezes_what_it_loaded_once_and_leaves_the_collector_on():
+    loads = ("import gc; from stylekeras import cli; cli._library(); frozen = gc.get_freeze_count(); "
+             "dropped = [[] for _ in range(1000)]; cli._library(); "
+             "print(gc.isenabled(), frozen > 0, gc.get_freeze_count() == frozen)")
+    fails = ("import contextlib, gc; from stylekeras import cli\n"
+             "@contextlib.contextmanager\ndef broken():\n    raise RuntimeError\n    yield\n"
+             "cli.quiet_native_stderr = broken\ntry:\n    cli._library()\nexcept RuntimeError:\n"
+             "    print(gc.isenabled())")
+    for code, printed in ((loads, "True True True"), (fails, "True")):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        assert result.stdout.split() == printed.split(), result.stderr
+
+
 def test_layers_lists_names_and_shapes():
     result = run_cli("layers", "--backbone", "vgg19", "--size", "64")
     assert result.exit_code == 0
