@@ -47,7 +47,7 @@ def test_transfer_end_to_end_in_a_real_process(tmp_path, content_path, style_pat
 
 def test_loading_the_library_freezes_what_it_loaded_once_and_leaves_the_collector_on():
     loads = ("import gc; from stylekeras import cli; cli._library(); frozen = gc.get_freeze_count(); "
-             "dropped = [[] for _ in range(1000)]; cli._library(); "
+             "later = [[] for _ in range(1000)]; cli._library(); "
              "print(gc.isenabled(), frozen > 0, gc.get_freeze_count() == frozen)")
     fails = ("import contextlib, gc; from stylekeras import cli\n"
              "@contextlib.contextmanager\ndef broken():\n    raise RuntimeError\n    yield\n"
