@@ -12,7 +12,9 @@ have them (edge ring weighted, `objective.StyleGrams`) included — so a step do
 (bench/torch_peer.py builds it in torch).
 
 1. Seconds per step at 256 and 512 px: one loss + gradient, and one L-BFGS step (ours: the library's
-   `Objective` and `optimize`; torch: the closure and `torch.optim.LBFGS`), medians after warm-up. The
+   `Objective` and `optimize`; torch: the closure and `torch.optim.LBFGS`), medians after warm-up. Where
+   torch's L-BFGS diverges in the warm-up, its steps on a NaN image would store no curvature pairs and so
+   skip work a real step does: its L-BFGS with the strong Wolfe line search is timed instead. The
    two sides take turns in `--step-rounds` rounds and each time is the median of the rounds', so a spell of
    busy neighbours on a virtual machine slows one round rather than one side; the per-step ratio is the
    median of each round's own ratio, since a virtual machine's speed can drift by tens of percent within
@@ -144,7 +146,7 @@ def median_round(rounds: list[dict]) -> dict:
     shares = [timings["stolen"] for timings in rounds]
     return {"loss_and_gradient": float(np.median([timings["loss_and_gradient"] for timings in rounds])),
             "lbfgs_step": float(np.median([timings["lbfgs_step"] for timings in rounds])),
-            "evaluations": float(np.median([timings.get("evaluations", 1.0) for timings in rounds])),
+            "evaluations": float(np.median([timings["evaluations"] for timings in rounds])),
             "stolen": None if None in shares else float(np.mean(shares))}
 
 
@@ -419,21 +421,34 @@ def main() -> None:
              f"`python bench/peer_benchmark.py{command}`, {time.strftime('%Y-%m-%d')}: {machine()}; {precision}; weights {stylizer.weights.description}; "
              f"{args.photo.name} × {args.painting.name}. Torch {{torch}}: neural-style-pt's way (the same network, "
              "losses and loss weights; `torch.optim.LBFGS`, history 100).", "",
-             f"L-BFGS steps timed after {args.warmup} from the photo; ours may evaluate the loss more than once "
-             "a step (the safeguard shortens steps that raise it), torch's never. Ours and torch's take turns in "
+             f"L-BFGS steps timed after {args.warmup} from the photo; each may evaluate the loss more than once "
+             "(our safeguard shortens steps that raise it; torch's L-BFGS does so only with a line search), and "
+             "the evaluations a step are in brackets. Ours and torch's take turns in "
              f"{args.step_rounds} rounds of {args.repeats} evaluations and steps each at 512 px, more where a step is "
              "shorter (`repeats_at`: 4× as many at 256 px); every time is the median of the rounds', the per-step "
              "ratio the median of each round's own (its range in brackets: the machine's speed drifts within "
              "minutes, a round's two sides least), and the last column is the share of the CPU time asked for "
              "that the hypervisor gave to other machines (the rounds' mean, ours / torch's).", "",
-             "| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) (evaluations a step) | torch "
+             "| size | ours: loss + gradient (s) | torch | ours: L-BFGS step (s) (evaluations) | torch "
              "| per step, torch / ours | CPU time stolen |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    diverged = []
     for size in [int(size) for size in args.sizes.split(",")]:
         repeats = repeats_at(size, args.repeats)
         problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=repeats,
                                       warmup=args.warmup)
-        rounds = [(stolen_time(lambda: our_step_times(stylizer, ours, repeats, args.warmup)),
-                   stolen_time(lambda: run_torch(args.torch_python, problem, "step"))) for _ in range(args.step_rounds)]
+        rounds = []
+        for _ in range(args.step_rounds):
+            mine = stolen_time(lambda: our_step_times(stylizer, ours, repeats, args.warmup))
+            theirs = stolen_time(lambda: run_torch(args.torch_python, problem, "step"))
+            # A NaN image's steps skip work a real step does (the docstring, part 1).
+            if not theirs["finite"] and size not in diverged:
+                diverged.append(size)
+                problem, _ = write_problem(stylizer, args.photo, args.painting, size, repeats=repeats,
+                                           warmup=args.warmup, line_search="strong_wolfe")
+                theirs = stolen_time(lambda: run_torch(args.torch_python, problem, "step"))
+            if not theirs["finite"]:
+                sys.exit(f"error: at {size} px torch's L-BFGS with its strong Wolfe line search diverged too")
+            rounds.append((mine, theirs))
         mine, theirs = rounds[0]
         # Not the same problem: no comparison. bfloat16's rounding differs between the two libraries' kernels.
         if abs(theirs["initial_loss"] / mine["initial_loss"] - 1) > (1e-3 if args.precision == "float32" else 2e-2):
@@ -442,10 +457,15 @@ def main() -> None:
         ratio, low, high = paired_step_ratio(rounds)
         mine, theirs = (median_round([side[index] for side in rounds]) for index in (0, 1))
         lines.append(f"| {size} | {mine['loss_and_gradient']:.3f} | {theirs['loss_and_gradient']:.3f} | "
-                     f"{mine['lbfgs_step']:.3f} ({mine['evaluations']:.1f}) | {theirs['lbfgs_step']:.3f} | "
+                     f"{mine['lbfgs_step']:.3f} ({mine['evaluations']:.1f}) | {theirs['lbfgs_step']:.3f} "
+                     f"({theirs['evaluations']:.1f}{', strong Wolfe' if size in diverged else ''}) | "
                      f"{ratio:.2f}× ({low:.2f}–{high:.2f}×) | {percent(mine['stolen'])} / "
                      f"{percent(theirs['stolen'])} |")
         print(lines[-1], flush=True)
+    if diverged:
+        lines += ["", f"- Torch's L-BFGS without a line search (neural-style-pt's) diverged in the warm-up at "
+                  f"{', '.join(map(str, diverged))} px (a NaN image): the steps timed there are those of torch's "
+                  "L-BFGS with its strong Wolfe line search."]
     if not args.steps_only:
         lines += time_to_quality(stylizer, args)
     elif found := re.search(rf"^## {re.escape(title)}\n.*?(\nTime to quality at 512 px.*?)(?=^## |\Z)",

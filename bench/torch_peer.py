@@ -165,10 +165,13 @@ def main() -> None:
     traced, trace_count = [], int(problem["trace_evaluations"]) if "trace_evaluations" in problem.files else 0
     line_search = str(problem["line_search"]) if "line_search" in problem.files else None
 
+    evaluated: list[tuple[float, int]] = []  # (when it ended, the iteration it belongs to) per evaluation
+
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
         total = loss()
         total.backward()
+        evaluated.append((time.perf_counter(), optimizer.state[image].get("n_iter", 0)))
         if len(traced) < trace_count:
             path = out_path.parent / f"torch_lbfgs_{line_search or 'plain'}_evaluation_{len(traced) + 1}.npy"
             np.save(path, image.detach().clamp(0, 1)[0].permute(1, 2, 0).numpy())
@@ -191,13 +194,19 @@ def main() -> None:
             started = time.perf_counter()
             closure()
             evaluations.append(time.perf_counter() - started)
-        for _ in range(int(problem["warmup"])):
+        # One call of the warm-up's steps, then one timed from the end of its first evaluation, which is of the
+        # point the call starts from, to the end of its last: whole steps, each with its update and evaluations
+        # (a call without a line search ends with an update it does not evaluate).
+        group = optimizer.param_groups[0]
+        for steps in (int(problem["warmup"]), repeats + 1):
+            group["max_iter"], group["max_eval"] = steps, 4 * steps
+            first = len(evaluated)
             optimizer.step(closure)
-        started = time.perf_counter()
-        for _ in range(repeats):
-            optimizer.step(closure)
+        (started, first_step), (ended, last_step) = evaluated[first], evaluated[-1]
         result |= {"loss_and_gradient": statistics.median(evaluations),
-                   "lbfgs_step": (time.perf_counter() - started) / repeats}
+                   "lbfgs_step": (ended - started) / (last_step - first_step),
+                   "evaluations": (len(evaluated) - first - 1) / (last_step - first_step),
+                   "finite": bool(torch.isfinite(image).all())}
     else:
         snapshots = []
         for _ in range(int(problem["steps"]) // iterations_per_call):
