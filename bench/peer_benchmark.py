@@ -2,7 +2,7 @@
 in float32 or both in bfloat16.
 
     python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch==2.13.0 numpy   # once; never a dependency
-    python bench/peer_benchmark.py --torch-python /tmp/torchvenv/bin/python              # about 14–19 minutes
+    python bench/peer_benchmark.py --torch-python /tmp/torchvenv/bin/python              # about 12–19 minutes
     python bench/peer_benchmark.py --torch-python /tmp/torchvenv/bin/python --precision mixed   # bfloat16
 
 Both sides get the same problem: the same VGG19 weights (whatever `--weights auto` resolves to here), the
@@ -400,7 +400,7 @@ def main() -> None:
     parser.add_argument("--snapshot-every", type=int, default=5, help="torch steps between scored snapshots")
     parser.add_argument("--trace-evaluations", type=int, default=40,
                         help="torch's first loss evaluations saved, to find its time to the goal between snapshots")
-    parser.add_argument("--our-steps", default="10,20,30",
+    parser.add_argument("--our-steps", default="2,4,6,10,20,30",
                         help="--steps of our command to time besides the default's (the first scale's steps)")
     parser.add_argument("--precision", choices=PRECISIONS, default="float32",
                         help="both sides in float32, or both in bfloat16 (mixed; auto: mixed where bfloat16 is fast here)")
