@@ -11,6 +11,8 @@ as its bytes, uint8); stdout gets one JSON line per run with the status code and
 3 = INVALID_ARGUMENT), the keys of the string outputs and the seconds TF_SessionRun took.
 """
 
+from __future__ import annotations
+
 import ctypes
 import json
 import sys
@@ -28,7 +30,7 @@ class TF_Output(ctypes.Structure):
     _fields_ = [("oper", ctypes.c_void_p), ("index", ctypes.c_int)]
 
 
-def load_library(path):
+def load_library(path: str) -> ctypes.CDLL:
     lib = ctypes.CDLL(path)
     signatures = {
         "TF_NewStatus": ([], ctypes.c_void_p),
@@ -66,7 +68,7 @@ def load_library(path):
     return lib
 
 
-def graph_output(lib, graph, tensor_name):
+def graph_output(lib: ctypes.CDLL, graph: int, tensor_name: str) -> TF_Output:
     operation, _, index = tensor_name.partition(":")
     handle = lib.TF_GraphOperationByName(graph, operation.encode())
     if not handle:
@@ -74,7 +76,7 @@ def graph_output(lib, graph, tensor_name):
     return TF_Output(handle, int(index or 0))
 
 
-def to_tensor(lib, spec):
+def to_tensor(lib: ctypes.CDLL, spec: dict) -> int:
     """A TF_Tensor from one planned input: a .npy of float32, float64 or int32, or a file holding a scalar string."""
     if spec["dtype"] == "string":
         with open(spec["file"], "rb") as stream:
@@ -90,7 +92,7 @@ def to_tensor(lib, spec):
     return tensor
 
 
-def from_tensor(lib, tensor):
+def from_tensor(lib: ctypes.CDLL, tensor: int) -> np.ndarray:
     """A numpy array from a float32, float64 or int32 TF_Tensor; a scalar string's bytes as uint8."""
     kind = lib.TF_TensorType(tensor)
     if kind == TF_STRING:
@@ -101,7 +103,7 @@ def from_tensor(lib, tensor):
     return np.frombuffer(buffer, dtype=NUMPY_TYPES[kind]).reshape(shape).copy()
 
 
-def main(library_path, export_dir, plan_path):
+def main(library_path: str, export_dir: str, plan_path: str) -> int:
     lib = load_library(library_path)
     status = lib.TF_NewStatus()
     graph = lib.TF_NewGraph()

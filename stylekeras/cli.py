@@ -457,7 +457,7 @@ def transfer(
                   interrupts.exit_code())
         if json_summary:
             typer.echo(json.dumps(summary, indent=2))
-        exit_if_stopped(summary, interrupts)
+        exit_if_stopped(summary, interrupts.exit_code())
 
 
 def _check_input_files(styles: list[Path] | None, masks: list[Path] | None, *named: tuple[Path, str]) -> None:

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
@@ -37,6 +37,9 @@ from stylekeras.callbacks import PhotosBar
 from stylekeras.errors import StyleKerasError
 from stylekeras.jobs import TransferJob, checkpoint_for, group_key
 from stylekeras.native import quiet_native_stderr
+
+if TYPE_CHECKING:
+    from stylekeras.stylize import TransferSettings
 
 RAY_MISSING = "Ray is not installed; to run on Ray: pip install \"stylekeras[ray]\""
 
@@ -477,7 +480,7 @@ def transfer_folder(
     styles: str | os.PathLike | list[str | os.PathLike],
     output: str | os.PathLike,
     *,
-    settings=None,
+    settings: TransferSettings | None = None,
     cluster: ClusterSettings | None = None,
     batch_size: int = 1,
     checkpoint_every: int = 50,

@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 
 import keras
 import numpy as np
@@ -462,7 +463,7 @@ def serving_api_installed() -> bool:
     return importlib.util.find_spec("tensorflow_serving") is not None
 
 
-def serving_apis():
+def serving_apis() -> tuple[ModuleType, ModuleType]:
     """TF Serving's request protos (predict_pb2, prediction_log_pb2), from the tensorflow-serving-api package."""
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 

@@ -31,7 +31,7 @@ CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 class VGGPreprocess(keras.layers.Layer):
     """RGB in [0, 1] → Caffe-style BGR in [0, 255] minus the ImageNet mean."""
 
-    def call(self, images):
+    def call(self, images: tf.Tensor) -> tf.Tensor:
         bgr = keras.ops.flip(images * 255.0, axis=-1)
         return bgr - keras.ops.convert_to_tensor(CAFFE_BGR_MEAN, dtype=images.dtype)
 
@@ -42,7 +42,7 @@ class ScaledAveragePooling(keras.layers.AveragePooling2D):
     relative to the max pooling the network was trained with; crowsonkb/style-transfer-pytorch rescales by
     2 to keep their magnitude (and so the meaning of the loss weights)."""
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return super().call(inputs) * 2.0
 
 
@@ -57,11 +57,11 @@ class EdgePadding(keras.layers.Layer):
         super().__init__(**kwargs)
         self.mode = mode
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         mode = "reflect" if self.mode == "reflect" else "symmetric"
         return keras.ops.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]], mode=mode)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}
 
 

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import click
 
 _PARAMETER = re.compile(r"`(\w+)(?:=([^`]*))?`")
 _QUOTED_WORD = re.compile(r"'([\w.-]+)'")
 
 
-def command_flags(context) -> dict[str, str]:
+def command_flags(context: click.Context) -> dict[str, str]:
     """Parameter name → its first long flag, for the command of a typer (or click) context."""
     flags = {}
     for param in context.command.params:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
+from typing import ContextManager, Optional, Protocol
 
+import numpy as np
 import typer
 
 from stylekeras import batch as batch_module
@@ -18,12 +20,27 @@ from stylekeras.image_io import load_image, save_image
 from stylekeras.report import report_matches, run_report, write_report_json
 
 
+class Interrupts(Protocol):
+    """How a job is stopped: by the command's signals (`cli._Interrupts`), or only from outside (a Ray worker)."""
+
+    deferred: bool  # set once optimization starts: a first signal then stops at the end of the step
+
+    def check(self, report: object) -> None:
+        """Raise KeyboardInterrupt if a stop was asked for (a step callback, and a hook within a step)."""
+
+    def held(self) -> ContextManager[None]:
+        """While results are written, a signal waits."""
+
+
 class TransferJob:
     """What `transfer` runs once it has checked its inputs: one photo, or each photo of a folder."""
 
-    def __init__(self, *, stylizer, settings, style_pixels, masks, options, interrupts, quiet, save_every, max_pixels,
-                 checkpoint_every, resume, logdir, progress_gif, contact_sheet, style_paths, json_summary,
-                 flags, init_pixels=None, init_path=None) -> None:
+    def __init__(self, *, stylizer: stylize.Stylizer, settings: stylize.TransferSettings, style_pixels: list[np.ndarray],
+                 masks: list[np.ndarray] | None, options: dict, interrupts: Interrupts, quiet: bool,
+                 save_every: int, max_pixels: int | None, checkpoint_every: int, resume: bool,
+                 logdir: Path | None, progress_gif: Path | None, contact_sheet: Path | None, style_paths: list[str],
+                 json_summary: bool, flags: Mapping[str, str], init_pixels: np.ndarray | None = None,
+                 init_path: str | None = None) -> None:
         self.stylizer, self.settings, self.style_pixels, self.masks = stylizer, settings, style_pixels, masks
         self.init_pixels, self.init_path = init_pixels, init_path  # `--init-image`: every photo's start
         self.options, self.interrupts, self.quiet, self.save_every = options, interrupts, quiet, save_every
@@ -34,7 +51,7 @@ class TransferJob:
         self.json_summary = json_summary  # then stdout carries only the JSON; the "wrote" line goes to stderr
 
     def run_photos(self, contents: list[Path], outputs: list[Path], report_path: Optional[Path], in_batch: bool = False,
-                   progress=None, resume: Optional[bool] = None, sources: Optional[list[str]] = None) -> list[dict]:
+                   progress: ProgressBar | None = None, resume: Optional[bool] = None, sources: Optional[list[str]] = None) -> list[dict]:
         """Stylize one photo, or several of one size together, and write each image (with its report) and
         the extras asked for.
 
@@ -149,12 +166,12 @@ def batch_line(summary: batch_module.BatchSummary, folder: Path) -> str:
             f"{retried} → {folder}")
 
 
-def exit_if_stopped(summary: dict, interrupts) -> None:
-    """Exit 130/143 after an interruption (`interrupts` tells which signal), 1 after a failed step or a
-    failed photo in a batch."""
+def exit_if_stopped(summary: dict, interrupted_exit_code: int) -> None:
+    """Exit with `interrupted_exit_code` (130 or 143, by the signal) after an interruption, 1 after a failed
+    step or a failed photo in a batch."""
     stop_reason = summary.get("stop_reason")
     if stop_reason:
-        raise typer.Exit(interrupts.exit_code() if stop_reason.startswith("interrupted") else 1)
+        raise typer.Exit(interrupted_exit_code if stop_reason.startswith("interrupted") else 1)
     if summary.get("failed"):
         raise typer.Exit(1)
 

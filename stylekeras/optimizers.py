@@ -32,7 +32,7 @@ halvings (QUALITY.md), so by default no rise is accepted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import tensorflow as tf
@@ -94,7 +94,8 @@ class Adam:
         """The whole state, for checkpoints."""
         return [self.m, self.v, self.iterations]
 
-    def apply_gradients(self, gradients_and_variables) -> None:
+    def apply_gradients(self, gradients_and_variables: Iterable[tuple[tf.Tensor, tf.Variable]]) -> None:
+        """One step of the one variable, in Keras' form: `[(gradient, variable)]`."""
         ((gradient, variable),) = gradients_and_variables
         self.iterations.assign_add(1)
         x, m, v = adam_update(variable, self.m, self.v, self.iterations, gradient, self.learning_rate)
@@ -146,7 +147,8 @@ class LBFGS:
         return [self.s, self.y, self.sy, self.yy, self.previous_x, self.previous_gradient, self.count,
                 self.iterations, self.next_slot, self.first_step_scale]
 
-    def apply_gradients(self, gradients_and_variables) -> None:
+    def apply_gradients(self, gradients_and_variables: Iterable[tuple[tf.Tensor, tf.Variable]]) -> None:
+        """One step of the one variable, in Keras' form: `[(gradient, variable)]`; `safeguard` then checks it."""
         ((gradient, variable),) = gradients_and_variables
         moved, state = lbfgs_update(LBFGSState(*self.variables), tf.reshape(variable, [-1]), tf.reshape(gradient, [-1]),
                                     self.learning_rate, self.first_step_rms, self._store_pair)

@@ -8,6 +8,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -17,10 +18,13 @@ from stylekeras.atomic import atomic_write
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import read_report
 
+if TYPE_CHECKING:
+    from stylekeras.stylize import StyleResult
+
 __all__ = ["run_report", "read_report", "report_matches", "write_report_json"]  # read_report: the reader beside the writer
 
 
-def run_report(result, model: dict, inputs: dict | None = None, **extra) -> dict:
+def run_report(result: StyleResult, model: dict, inputs: dict | None = None, **extra) -> dict:
     """The report of a `StyleResult`: versions, model, settings, inputs, duration, final losses."""
     from stylekeras import __version__
 

@@ -12,8 +12,12 @@ from __future__ import annotations
 import importlib.util
 import posixpath
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stylekeras.errors import StyleKerasError
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 
 def is_url(location: str | Path) -> bool:
@@ -35,7 +39,7 @@ def name_of(location: str) -> str:
     return posixpath.basename(location.rstrip("/"))
 
 
-def filesystem(url: str):
+def filesystem(url: str) -> tuple[AbstractFileSystem, str]:
     """The fsspec filesystem of `url` and the path within it; a missing package is a one-line error."""
     if importlib.util.find_spec("fsspec") is None:
         raise StyleKerasError(f"'{url}': URLs need fsspec: pip install \"stylekeras[ray]\"")
