@@ -53,6 +53,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -89,7 +90,8 @@ def write_problem(stylizer: stylekeras.Stylizer, photo: Path, painting: Path, si
     for conv in convs:  # float32 for torch, also where our model keeps them in bfloat16 (`--precision mixed`)
         kernels[f"kernel_{conv.name}"], kernels[f"bias_{conv.name}"] = (
             np.asarray(value, np.float32) for value in conv.get_weights())
-    path = OUT / f"problem_{size}.npz"
+    line_search = f"_{extra['line_search']}" if extra.get("line_search") else ""  # part 1 may need both files
+    path = OUT / f"problem_{size}{line_search}.npz"
     np.savez(path, content=content, style=style, style_layers=np.array(stylizer.style_layers),
              content_layer=stylizer.content_layers[0], layer_weights=np.array(
                  [float(np.squeeze(targets.layer_weights[name])) for name in stylizer.style_layers]),
@@ -124,6 +126,23 @@ def our_step_times(stylizer: stylekeras.Stylizer, ours: tuple, repeats: int, war
     (calls_before, before), (calls_after, after) = stamps[warmup - 1], stamps[-1]
     return {"initial_loss": initial, "loss_and_gradient": float(np.median(evaluations)),
             "lbfgs_step": (after - before) / repeats, "evaluations": (calls_after - calls_before) / repeats}
+
+
+def step_rounds(count: int, ours: Callable[[], dict], theirs: Callable[[str | None], dict], size: int
+                ) -> tuple[list[tuple[dict, dict]], str | None]:
+    """Part 1's `count` rounds at `size` px, our steps' timings (`ours()`) and torch's (`theirs(line_search)`)
+    in turn, and the line search torch's were timed with: none, unless its L-BFGS without one diverges (its
+    image not finite); then its strong Wolfe one is timed in every round (the docstring, part 1)."""
+    rounds, line_search = [], None
+    while len(rounds) < count:
+        mine, timed = ours(), theirs(line_search)
+        if not timed["finite"] and line_search is None:  # the rounds before timed the other L-BFGS: not kept
+            line_search, rounds = "strong_wolfe", []
+            timed = theirs(line_search)
+        if not timed["finite"]:
+            sys.exit(f"error: at {size} px torch's L-BFGS with its strong Wolfe line search diverged too")
+        rounds.append((mine, timed))
+    return rounds, line_search
 
 
 def repeats_at(size: int, repeats: int) -> int:
@@ -436,19 +455,19 @@ def main() -> None:
         repeats = repeats_at(size, args.repeats)
         problem, ours = write_problem(stylizer, args.photo, args.painting, size, repeats=repeats,
                                       warmup=args.warmup)
-        rounds = []
-        for _ in range(args.step_rounds):
-            mine = stolen_time(lambda: our_step_times(stylizer, ours, repeats, args.warmup))
-            theirs = stolen_time(lambda: run_torch(args.torch_python, problem, "step"))
-            # A NaN image's steps skip work a real step does (the docstring, part 1).
-            if not theirs["finite"] and size not in diverged:
-                diverged.append(size)
-                problem, _ = write_problem(stylizer, args.photo, args.painting, size, repeats=repeats,
-                                           warmup=args.warmup, line_search="strong_wolfe")
-                theirs = stolen_time(lambda: run_torch(args.torch_python, problem, "step"))
-            if not theirs["finite"]:
-                sys.exit(f"error: at {size} px torch's L-BFGS with its strong Wolfe line search diverged too")
-            rounds.append((mine, theirs))
+        problems = {None: problem}
+
+        def torch_steps(line_search: str | None) -> dict:
+            if line_search not in problems:
+                problems[line_search], _ = write_problem(stylizer, args.photo, args.painting, size, repeats=repeats,
+                                                         warmup=args.warmup, line_search=line_search)
+            return stolen_time(lambda: run_torch(args.torch_python, problems[line_search], "step"))
+
+        rounds, line_search = step_rounds(
+            args.step_rounds, lambda: stolen_time(lambda: our_step_times(stylizer, ours, repeats, args.warmup)),
+            torch_steps, size)
+        if line_search:
+            diverged.append(size)
         mine, theirs = rounds[0]
         # Not the same problem: no comparison. bfloat16's rounding differs between the two libraries' kernels.
         if abs(theirs["initial_loss"] / mine["initial_loss"] - 1) > (1e-3 if args.precision == "float32" else 2e-2):

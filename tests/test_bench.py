@@ -91,6 +91,33 @@ def test_part_1_pairs_each_rounds_sides_before_taking_the_median():
     assert peer_benchmark.paired_step_ratio(rounds) == pytest.approx((1.15, 1.0 / 1.2, 1.2))
 
 
+def test_part_1_times_torchs_line_search_in_every_round_once_its_plain_lbfgs_diverges():
+    # Torch's plain L-BFGS ends its timed steps on a NaN image in the second round: that round is timed
+    # again with the line search, and the first one's is not kept, so every round times the same L-BFGS.
+    asked = []
+
+    def theirs(line_search):
+        asked.append(line_search)
+        return {"finite": line_search is not None or len(asked) == 1, "lbfgs_step": 1.0}
+
+    rounds, line_search = peer_benchmark.step_rounds(3, lambda: {"lbfgs_step": 0.5}, theirs, 256)
+    assert line_search == "strong_wolfe"
+    assert asked == [None, None, "strong_wolfe", "strong_wolfe", "strong_wolfe"]
+    assert len(rounds) == 3 and all(timed["finite"] for _, timed in rounds)
+
+
+def test_part_1_times_torchs_plain_lbfgs_while_its_image_stays_finite():
+    asked = []
+    rounds, line_search = peer_benchmark.step_rounds(
+        2, lambda: {"lbfgs_step": 0.5}, lambda line_search: asked.append(line_search) or {"finite": True}, 512)
+    assert (line_search, asked, len(rounds)) == (None, [None, None], 2)
+
+
+def test_part_1_stops_where_torchs_line_search_diverges_too():
+    with pytest.raises(SystemExit, match="at 256 px torch's L-BFGS with its strong Wolfe line search diverged"):
+        peer_benchmark.step_rounds(2, lambda: {}, lambda line_search: {"finite": False}, 256)
+
+
 def test_part_1_times_more_steps_where_a_step_is_shorter():
     assert [peer_benchmark.repeats_at(size, 5) for size in (1024, 512, 256, 128)] == [5, 5, 20, 80]
 
