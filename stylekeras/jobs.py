@@ -7,7 +7,7 @@ import contextlib
 import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
-from typing import ContextManager, Optional, Protocol
+from typing import Optional, Protocol
 
 import numpy as np
 import typer
@@ -28,7 +28,7 @@ class Interrupts(Protocol):
     def check(self, report: object) -> None:
         """Raise KeyboardInterrupt if a stop was asked for (a step callback, and a hook within a step)."""
 
-    def held(self) -> ContextManager[None]:
+    def held(self) -> contextlib.AbstractContextManager[None]:
         """While results are written, a signal waits."""
 
 
@@ -51,7 +51,8 @@ class TransferJob:
         self.json_summary = json_summary  # then stdout carries only the JSON; the "wrote" line goes to stderr
 
     def run_photos(self, contents: list[Path], outputs: list[Path], report_path: Optional[Path], in_batch: bool = False,
-                   progress: ProgressBar | None = None, resume: Optional[bool] = None, sources: Optional[list[str]] = None) -> list[dict]:
+                   progress: ProgressBar | None = None, resume: Optional[bool] = None,
+                   sources: Optional[list[str]] = None) -> list[dict]:
         """Stylize one photo, or several of one size together, and write each image (with its report) and
         the extras asked for.
 
