@@ -38,6 +38,9 @@ have them (edge ring weighted, `objective.StyleGrams`) included — so a step do
    within minutes can favour either side. Our first command to meet the goal and torch's run up to its
    first result that met it (that evaluation or snapshot, rescored) then take turns in `--rounds` rounds;
    the ratio is the median of the rounds'.
+In float32 on a CPU where `--precision auto` picks bfloat16 (AVX512-BF16 or AMX), parts 2 and 3 also run
+our commands with `--precision auto`: each side as it runs by default (neural-style-pt has no bfloat16),
+what a user choosing between the two sees on this machine.
 With `--precision mixed` (or `auto` where it picks bfloat16, as on CPUs with AVX512-BF16 or AMX) our side
 runs with `--precision mixed` and torch runs its network under `torch.autocast` in bfloat16, each with its
 losses in float32. Writes the section "## PyTorch peer on CPU" of BENCHMARKS.md, or "## PyTorch peer in
@@ -185,14 +188,16 @@ def meets_goal(row: dict) -> bool:
     return row["style_progress"] >= STYLE_GOAL and row["structure"] >= STRUCTURE_GOAL
 
 
-def our_command(args: argparse.Namespace, steps: int) -> tuple[float, dict]:
-    """Wall time of the whole command `stylekeras transfer` at 512 px with `--steps steps` (start-up included),
-    and its scores with the share of CPU time stolen meanwhile ("stolen", `benchmark.stolen_share`)."""
-    result = OUT / f"ours_512_{steps}.png"
+def our_command(args: argparse.Namespace, steps: int, precision: str | None = None) -> tuple[float, dict]:
+    """Wall time of the whole command `stylekeras transfer` at 512 px with `--steps steps` and `--precision
+    precision` (default: the benchmark's `--precision`), start-up included, and its scores with the share of
+    CPU time stolen meanwhile ("stolen", `benchmark.stolen_share`)."""
+    precision = precision or args.precision
+    result = OUT / f"ours_512_{steps}_{precision}.png"
     result.unlink(missing_ok=True)
     started, before = time.time(), cpu_times()
     subprocess.run([sys.executable, "-m", "stylekeras", "transfer", str(args.photo), str(args.painting), "-o",
-                    str(result), "--size", "512", "--steps", str(steps), "--precision", args.precision, "--quiet"],
+                    str(result), "--size", "512", "--steps", str(steps), "--precision", precision, "--quiet"],
                    check=True, stdout=subprocess.DEVNULL)
     seconds, stolen = time.time() - started, stolen_share(before, cpu_times())
     return seconds, scores(str(args.photo), str(args.painting), str(result)) | {"stolen": stolen}
@@ -212,21 +217,39 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
              "commands; torch's whole run):", "",
              "| run | steps | seconds | style | structure | meets the goal | CPU time stolen |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    ours = []
     step_counts = sorted({int(steps) for steps in args.our_steps.split(",")} | {DEFAULT_STEPS})
-    for steps in step_counts:
-        seconds, row = our_command(args, steps)
-        schedule = " + ".join(str(count) for count in stylize.TransferSettings(steps=steps).scale_steps(512))
-        name = "the default command" if steps == DEFAULT_STEPS else f"`--steps {steps}`"
-        ours.append((seconds, row))
-        lines.append(f"| stylekeras, {name} (L-BFGS, 256 then 512 px) | {schedule} | {seconds:.0f} | "
-                     f"{row['style_progress']:.3f} | {row['structure']:.3f} | {'yes' if meets_goal(row) else 'no'} | "
-                     f"{percent(row['stolen'])} |")
-        print(lines[-1], flush=True)
-    default_style = ours[step_counts.index(DEFAULT_STEPS)][1]["style_progress"]
-    time_lines = [lambda theirs, peer: _time_to("the goal", ours, theirs, meets_goal, peer),
-                  lambda theirs, peer: _time_to(f"the default command's style score ({default_style:.3f})", ours,
-                                                theirs, lambda row: row["style_progress"] >= default_style, peer)]
+    # Where `auto` picks bfloat16, our commands run a second time as a user's do by default: against torch in
+    # float32, as neural-style-pt runs, that is what a user choosing between the two would see.
+    precisions = [args.precision] + (["auto"] if args.precision == "float32" and
+                                     features.resolve_precision("auto") != "float32" else [])
+    ours = {}
+    for precision in precisions:
+        ours[precision] = []
+        for steps in step_counts:
+            seconds, row = our_command(args, steps, precision)
+            schedule = " + ".join(str(count) for count in stylize.TransferSettings(steps=steps).scale_steps(512))
+            name = "the default command" if steps == DEFAULT_STEPS else f"`--steps {steps}`"
+            name += ", `--precision auto` (bfloat16 here;" if precision == "auto" else " ("
+            ours[precision].append((seconds, row))
+            lines.append(f"| stylekeras, {name} L-BFGS, 256 then 512 px) | {schedule} | {seconds:.0f} | "
+                         f"{row['style_progress']:.3f} | {row['structure']:.3f} | "
+                         f"{'yes' if meets_goal(row) else 'no'} | {percent(row['stolen'])} |")
+            print(lines[-1], flush=True)
+    like_for_like = ours[args.precision]
+    default_style = like_for_like[step_counts.index(DEFAULT_STEPS)][1]["style_progress"]
+    time_lines = [lambda theirs, peer: _time_to("the goal", like_for_like, theirs, meets_goal, peer),
+                  lambda theirs, peer: _time_to(f"the default command's style score ({default_style:.3f})",
+                                                like_for_like, theirs,
+                                                lambda row: row["style_progress"] >= default_style, peer)]
+    if "auto" in ours:
+        time_lines.append(lambda theirs, peer: _time_to(
+            "the goal, each side as it runs by default (ours `--precision auto`: bfloat16 here; torch float32)",
+            ours["auto"], theirs, meets_goal, peer))
+    our_goals = {}  # per precision, the fewest steps that met the goal
+    for precision, runs in ours.items():
+        steps = next((steps for steps, (_, row) in zip(step_counts, runs) if meets_goal(row)), None)
+        if steps is not None:
+            our_goals[precision] = steps
     summary = []
     # neural-style-pt's L-BFGS first; where it diverges on the problem, torch's own line search too.
     for line_search, peer, described in ((None, "torch", "without a line search (neural-style-pt's)"),
@@ -235,9 +258,8 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
         lines += rows
         if diverged is None:
             summary += [line(theirs, peer) for line in time_lines] + ([traced_note] if traced_note else [])
-            our_goal = next((steps for steps, (_, row) in zip(step_counts, ours) if meets_goal(row)), None)
-            if goal is not None and our_goal is not None:
-                summary += goal_in_turns(stylizer, args, our_goal, goal, peer)
+            if goal is not None and args.precision in our_goals:
+                summary += goal_in_turns(stylizer, args, our_goals, goal, peer)
             break
         summary.append(f"- Torch's L-BFGS {described} diverged: the image was NaN after {diverged['steps']} steps "
                        f"({diverged['seconds']:.0f} s).")
@@ -336,26 +358,34 @@ def torch_to_goal(stylizer: stylekeras.Stylizer, args: argparse.Namespace, goal:
     return point["time"] - started, scores(str(args.photo), str(args.painting), str(path))
 
 
-def goal_in_turns(stylizer: stylekeras.Stylizer, args: argparse.Namespace, our_steps: int, goal: dict,
+def goal_in_turns(stylizer: stylekeras.Stylizer, args: argparse.Namespace, our_steps: dict[str, int], goal: dict,
                   peer: str) -> list[str]:
-    """Part 3, as lines: our `--steps our_steps` command and torch to its `goal` (`torch_to_goal`), taking
-    turns in `--rounds` rounds, each time with the result's scores, and the median of the rounds' ratios."""
+    """Part 3, as lines: our command with `--steps our_steps[precision]` at each precision of `our_steps` (the
+    benchmark's, and "auto" where part 2 ran it too) and torch to its `goal` (`torch_to_goal`), taking turns in
+    `--rounds` rounds, each time with the result's scores, and per precision the median of the rounds' ratios."""
     where = f"evaluation {goal['evaluation']}" if goal["evaluation"] else "first snapshot to meet it"
-    lines = ["", f"The goal, taking turns: our `--steps {our_steps}` and {peer} to its {where} (the first results "
-             f"above to meet the goal), {args.rounds} rounds, wall time from each process's start:", "",
-             "| round | ours (s) | style / structure | torch (s) | style / structure | torch / ours |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    ratios = []
+    named = {precision: f"`--steps {steps}`" + (" `--precision auto`" if precision == "auto" else "")
+             for precision, steps in our_steps.items()}
+    lines = ["", f"The goal, taking turns: our {' and our '.join(named.values())} and {peer} to its {where} (the "
+             f"first results above to meet the goal), {args.rounds} rounds, wall time from each process's start:",
+             "", "| round | " + " | ".join(f"ours, {name} (s) | style / structure" for name in named.values())
+             + " | torch (s) | style / structure | " + " | ".join(f"torch / ours, {name}" for name in named.values())
+             + " |", "| --- " * (2 * len(named) + 3 + len(named)) + "|"]
+    ratios = {precision: [] for precision in our_steps}
     for index in range(1, args.rounds + 1):
-        mine, my_row = our_command(args, our_steps)
+        mine = {precision: our_command(args, steps, precision) for precision, steps in our_steps.items()}
         theirs, their_row = torch_to_goal(stylizer, args, goal)
-        ratios.append(theirs / mine)
-        lines.append(f"| {index} | {mine:.1f} | {my_row['style_progress']:.3f} / {my_row['structure']:.3f} | "
-                     f"{theirs:.1f} | {their_row['style_progress']:.3f} / {their_row['structure']:.3f} | "
-                     f"{ratios[-1]:.2f}× |")
+        for precision, (seconds, _) in mine.items():
+            ratios[precision].append(theirs / seconds)
+        lines.append(f"| {index} | " + " | ".join(
+            f"{seconds:.1f} | {row['style_progress']:.3f} / {row['structure']:.3f}" for seconds, row in mine.values())
+            + f" | {theirs:.1f} | {their_row['style_progress']:.3f} / {their_row['structure']:.3f} | "
+            + " | ".join(f"{ratios[precision][-1]:.2f}×" for precision in our_steps) + " |")
         print(lines[-1], flush=True)
-    lines += ["", f"- To the goal, taking turns: {peer} / ours **{float(np.median(ratios)):.2f}×** (the rounds' "
-              f"median; {min(ratios):.2f}–{max(ratios):.2f}×)."]
+    lines.append("")
+    for precision, name in named.items():
+        lines.append(f"- To the goal, taking turns: {peer} / ours ({name}) **{float(np.median(ratios[precision])):.2f}×** "
+                     f"(the rounds' median; {min(ratios[precision]):.2f}–{max(ratios[precision]):.2f}×).")
     return lines
 
 

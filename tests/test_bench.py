@@ -72,15 +72,65 @@ def test_time_to_a_score_gives_a_lower_bound_where_only_ours_reached_it():
 def test_the_goal_taking_turns_alternates_the_sides_and_takes_the_median_ratio(monkeypatch):
     calls, ours, theirs = [], iter([10.0, 20.0, 10.0]), iter([30.0, 30.0, 50.0])  # ratios 3, 1.5, 5
     row = {"style_progress": 0.7, "structure": 0.9}
-    monkeypatch.setattr(peer_benchmark, "our_command", lambda args, steps: (calls.append(("ours", steps)) or
-                                                                          (next(ours), row)))
+    monkeypatch.setattr(peer_benchmark, "our_command", lambda args, steps, precision: (
+        calls.append(("ours", steps, precision)) or (next(ours), row)))
     monkeypatch.setattr(peer_benchmark, "torch_to_goal", lambda stylizer, args, goal: (calls.append(("torch", goal))
                                                                                      or (next(theirs), row)))
     goal = {"line_search": None, "steps": 30, "evaluation": 28}
-    lines = peer_benchmark.goal_in_turns(None, argparse.Namespace(rounds=3), 2, goal, "torch")
-    assert calls == [("ours", 2), ("torch", goal)] * 3
+    lines = peer_benchmark.goal_in_turns(None, argparse.Namespace(rounds=3), {"float32": 2}, goal, "torch")
+    assert calls == [("ours", 2, "float32"), ("torch", goal)] * 3
     assert "to its evaluation 28" in lines[1]
-    assert lines[-1] == "- To the goal, taking turns: torch / ours **3.00×** (the rounds' median; 1.50–5.00×)."
+    assert lines[-1] == ("- To the goal, taking turns: torch / ours (`--steps 2`) **3.00×** (the rounds' median; "
+                         "1.50–5.00×).")
+
+
+def test_the_goal_taking_turns_times_our_default_precision_in_the_same_rounds(monkeypatch):
+    calls, ours = [], iter([10.0, 4.0, 20.0, 5.0, 10.0, 4.0])  # float32 then auto, each round
+    row = {"style_progress": 0.7, "structure": 0.9}
+    monkeypatch.setattr(peer_benchmark, "our_command", lambda args, steps, precision: (
+        calls.append((steps, precision)) or (next(ours), row)))
+    monkeypatch.setattr(peer_benchmark, "torch_to_goal", lambda stylizer, args, goal: (calls.append("torch")
+                                                                                     or (30.0, row)))
+    lines = peer_benchmark.goal_in_turns(None, argparse.Namespace(rounds=3), {"float32": 4, "auto": 2},
+                                         {"line_search": None, "steps": 30, "evaluation": None}, "torch")
+    assert calls == [(4, "float32"), (2, "auto"), "torch"] * 3
+    header, rule, *rows = lines[3:8]
+    assert header.count("|") == rule.count("|") == rows[0].count("|") == 10
+    assert rows[1] == "| 2 | 20.0 | 0.700 / 0.900 | 5.0 | 0.700 / 0.900 | 30.0 | 0.700 / 0.900 | 1.50× | 6.00× |"
+    assert lines[-2:] == [
+        "- To the goal, taking turns: torch / ours (`--steps 4`) **3.00×** (the rounds' median; 1.50–3.00×).",
+        "- To the goal, taking turns: torch / ours (`--steps 2` `--precision auto`) **7.50×** (the rounds' median; "
+        "6.00–7.50×)."]
+
+
+@pytest.mark.parametrize("auto, runs", [("mixed", ["float32"] * 3 + ["auto"] * 3), ("float32", ["float32"] * 3)])
+def test_time_to_quality_also_runs_ours_at_its_default_precision_where_that_is_bfloat16(monkeypatch, auto, runs):
+    meets = {"style_progress": 0.7, "structure": 0.9, "stolen": 0.0}
+    misses = meets | {"style_progress": 0.6}
+    seconds = {"float32": 5.0, "auto": 3.0}
+    calls = []
+    monkeypatch.setattr(peer_benchmark, "DEFAULT_STEPS", 60)
+    monkeypatch.setattr(peer_benchmark.features, "resolve_precision", lambda precision: auto)
+    monkeypatch.setattr(peer_benchmark, "our_command", lambda args, steps, precision: (
+        calls.append(precision) or (seconds[precision], misses if steps < 4 else meets)))
+    monkeypatch.setattr(peer_benchmark, "torch_lbfgs", lambda stylizer, args, line_search: (
+        ["| torch row |"], [(12.0, meets)], None, None, {"line_search": None, "steps": 5, "evaluation": None}))
+    turns = []
+    monkeypatch.setattr(peer_benchmark, "goal_in_turns", lambda stylizer, args, our_steps, goal, peer: (
+        turns.append(our_steps) or []))
+    args = argparse.Namespace(precision="float32", our_steps="2,4", snapshot_every=5, photo=Path("a.jpg"),
+                              painting=Path("b.jpg"))
+    monkeypatch.setattr(peer_benchmark, "neural_style_record", lambda pair, size, weights: None)
+    stylizer = argparse.Namespace(weights=argparse.Namespace(description="imagenet-q8"))
+    lines = peer_benchmark.time_to_quality(stylizer, args)
+    assert calls == runs
+    assert turns == [{"float32": 4, "auto": 4} if auto == "mixed" else {"float32": 4}]
+    auto_rows = [line for line in lines if "`--precision auto` (bfloat16 here; L-BFGS" in line]
+    assert len(auto_rows) == (3 if auto == "mixed" else 0)
+    by_default = [line for line in lines if "as it runs by default" in line]
+    assert by_default == ([
+        "- To the goal, each side as it runs by default (ours `--precision auto`: bfloat16 here; torch float32): "
+        "stylekeras 3 s, torch 12 s — torch / ours **4.00×**."] if auto == "mixed" else [])
 
 
 def test_part_1_pairs_each_rounds_sides_before_taking_the_median():
