@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from tensorflow.core.framework import summary_pb2
 
 from stylekeras.atomic import atomic_write
@@ -25,16 +25,18 @@ class ProgressBar:
 
     With `images`, a second bar counts the photos of a batch (or the frames of a video: `unit`);
     `start_image` begins each photo's steps. The step total is the run's own (`StepReport.steps`) from the
-    first step on; `steps` is shown before it.
+    first step on; `steps` is shown before it. The bar fills, and the time left follows, the run's work
+    (`StepReport.work_done`) rather than its steps: a step at 512 px takes four times one at 256 px.
     """
 
     def __init__(self, steps: int | None = None, description: str = "stylizing", images: int | None = None,
                  unit: str = "photos") -> None:
         self.progress = _progress()
-        self.images = self.progress.add_task(unit, total=images, text="") if images else None
-        self.task = self.progress.add_task(description, total=steps, text="")
+        self.images = self.progress.add_task(unit, total=images, text="", count=_count(0, images)) if images else None
+        self.task = self.progress.add_task(description, total=1.0, text="", count=_count(0, steps))
         self.started_images = 0
-        self.steps_done = 0
+        self.images_total = images
+        self.work_done = self.next_step_work = 0.0
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -50,16 +52,16 @@ class ProgressBar:
         if position is not None:
             self.started_images = position
         if self.images is not None:
-            self.progress.update(self.images, completed=self.started_images, **({"total": of} if of else {}))
-            self.progress.reset(self.task, description=name, text="")
+            self._count_images(of)
+            self.progress.reset(self.task, description=name, text="", count=_count(0, None))
             self.started_images += count
-        self.steps_done = 0
+        self.work_done = self.next_step_work = 0.0
 
     def count_image(self) -> None:
         """A photo of a batch that was skipped or failed before its first step."""
         self.started_images += 1
         if self.images is not None:
-            self.progress.update(self.images, completed=self.started_images)
+            self._count_images()
 
     def __call__(self, report: StepReport) -> None:
         # Started by the first step, so errors found while preparing the run are not drawn over a bar.
@@ -69,16 +71,21 @@ class ProgressBar:
         text = f"loss {losses['total']:.3g} | content {losses['content']:.3g} style {losses['style']:.3g} tv {losses['tv']:.3g}"
         if "temporal" in losses:  # a video frame's
             text += f" temporal {losses['temporal']:.3g}"
-        self.progress.update(self.task, total=report.steps, completed=report.step, text=text)
-        self.steps_done = report.step
+        self.progress.update(self.task, completed=report.work_done, text=text, count=_count(report.step, report.steps))
+        self.work_done, self.next_step_work = report.work_done, report.next_step_work
         if self.images is not None and report.step == report.steps:
-            self.progress.update(self.images, completed=self.started_images)
+            self._count_images()
 
     def within_step(self, fraction: float) -> None:
         """Move the bar within a long (tiled) step; pass as `Stylizer.transfer(within_step=…)`."""
         if not self.progress.live.is_started:
             self.progress.start()
-        self.progress.update(self.task, completed=self.steps_done + fraction)
+        self.progress.update(self.task, completed=self.work_done + fraction * self.next_step_work)
+
+    def _count_images(self, total: int | None = None) -> None:
+        self.images_total = total or self.images_total
+        self.progress.update(self.images, completed=self.started_images, total=self.images_total,
+                             count=_count(self.started_images, self.images_total))
 
 
 class PhotosBar:
@@ -87,8 +94,9 @@ class PhotosBar:
 
     def __init__(self, photos: int) -> None:
         self.progress = _progress()
-        self.task = self.progress.add_task("photos", total=photos, text="")
-        self.failed = self.retried = 0
+        self.task = self.progress.add_task("photos", total=photos, text="", count=_count(0, photos))
+        self.photos = photos
+        self.failed = self.retried = self.finished = 0
 
     def __enter__(self) -> PhotosBar:
         self.progress.start()
@@ -101,17 +109,24 @@ class PhotosBar:
         """`photos` more finished (`failed` of them failed); `retried` more started again."""
         self.failed += failed
         self.retried += retried
+        self.finished += photos
         counts = ", ".join(f"{count} {label}" for count, label in ((self.failed, "failed"), (self.retried, "retried"))
                            if count)
-        self.progress.update(self.task, advance=photos, text=counts)
+        self.progress.update(self.task, advance=photos, text=counts, count=_count(self.finished, self.photos))
+
+
+def _count(done: int, total: int | None) -> str:
+    """A bar's count: done of total ("?" while the total is not known)."""
+    return f"{done}/{'?' if total is None else total}"
 
 
 def _progress() -> Progress:
-    """Rich bars: the task's description, the bar, done of total, the task's `text` field, time taken and left."""
+    """Rich bars: the task's description, the bar, its `count` field (done of total), its `text` field, time
+    taken and left."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(bar_width=24),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[count]}", style="progress.download"),
         TextColumn("{task.fields[text]}"),
         TimeElapsedColumn(),
         TextColumn("eta", style="progress.remaining"),

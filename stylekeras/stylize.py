@@ -90,13 +90,17 @@ class FramePrior:
 @dataclass(frozen=True)
 class StepReport:
     """What a per-step callback sees: the step just done (1-based, over all scales), the losses before
-    it, the image after it and the current scale's longer side."""
+    it, the image after it and the current scale's longer side; and, for a time left, the share of the
+    run's work done (`work_done`) and the share the next step will take (`next_step_work`, 0 after the
+    last): a step's time follows its scale's pixels, so a 1024 px run's 30 last steps take most of it."""
 
     step: int
     steps: int
     losses: dict[str, float]
     image: tf.Tensor
     size: int
+    work_done: float = 0.0
+    next_step_work: float = 0.0
 
 
 @dataclass
@@ -285,10 +289,10 @@ class Stylizer:
         init_start = None if init_pixels is None else _color_inputs(settings.preserve_color, init_pixels, [])[0]
 
         steps = settings.scale_steps(max(content_pixels[0].shape[:2]))
-        run = _Run(self.model, self.whole_image_loss, tiling, self.weights.description, settings, sum(steps),
+        run = _Run(self.model, self.whole_image_loss, tiling, self.weights.description, settings, steps, shapes,
                    callbacks, run_checkpoints, saved, within_step)
         images = None
-        for scale, (size, scale_steps) in enumerate(zip(sizes, steps)):
+        for scale, size in enumerate(sizes):
             if run.skips(scale):
                 continue
             contents_at_size = [resize_longer_side(pixels, size) for pixels, _ in inputs]
@@ -322,7 +326,7 @@ class Stylizer:
                     tf.constant(np.stack([warped for warped, _ in at_scale])),
                     tf.constant(np.stack([mask for _, mask in at_scale])),
                     temporal_loss_weights([prior.weight for prior in priors], targets.content)))
-            images = run.optimize(images, targets, size, scale, scale_steps)
+            images = run.optimize(images, targets, size, scale)
             if run.stop_reason:
                 break
 
@@ -429,22 +433,31 @@ class _Run:
     checkpoint, the step count and how it ended (a batch stops together)."""
 
     def __init__(self, model: keras.Model, whole_image_loss: WholeImageLoss, tiling: Tiling | None, weights: str,
-                 settings: TransferSettings, total_steps: int, callbacks: Sequence[StepCallback | None],
-                 checkpoints: RunCheckpoints, resume: list[Checkpoint] | None = None,
-                 within_step: Callable[[float], None] | None = None) -> None:
+                 settings: TransferSettings, scale_steps: Sequence[int], scale_shapes: Sequence[tuple[int, int]],
+                 callbacks: Sequence[StepCallback | None], checkpoints: RunCheckpoints,
+                 resume: list[Checkpoint] | None = None, within_step: Callable[[float], None] | None = None) -> None:
         self.model = model
         self.whole_image_loss = whole_image_loss
         self.tiling = tiling
         self.weights = weights
         self.within_step = within_step
         self.settings = settings
-        self.total_steps = total_steps
+        self.scale_steps = list(scale_steps)
+        self.total_steps = sum(scale_steps)
+        # A step's work is its scale's pixels: the network's cost is linear in them (`StepReport.work_done`).
+        self.step_work = [height * width for height, width in scale_shapes]
+        self.total_work = sum(steps * work for steps, work in zip(self.scale_steps, self.step_work))
         self.callbacks = callbacks
         self.checkpoints = checkpoints
         self.resume = resume
         self.histories = ([saved.meta["history"] for saved in resume] if resume else
                           [{name: [] for name in (*LOSS_NAMES, "size")} for _ in callbacks])
         self.done = self.resumed_from = resume[0].meta["done"] if resume else 0
+        self.work_done = 0.0
+        if resume:  # as the step total does, the scales before the checkpoint's count as run whole
+            scale, step = resume[0].meta["scale"], resume[0].meta["step"]
+            self.work_done = sum(steps * work for steps, work in zip(self.scale_steps[:scale], self.step_work))
+            self.work_done += step * self.step_work[scale]
         self.stop_reason: str | None = None
         self.started = time.perf_counter()
         self.device = ""
@@ -453,11 +466,12 @@ class _Run:
         """Whether a resumed run already finished this scale."""
         return self.resume is not None and scale < self.resume[0].meta["scale"]
 
-    def optimize(self, start: np.ndarray, targets: Targets, size: int, scale: int, steps: int) -> np.ndarray:
-        """Run `steps` steps at one scale on the `[photos, H, W, 3]` images and return them (or
-        their moving averages): the step loop is `optimize`; this sets up its state (restored when resuming)
-        and records each step (history, checkpoint, callbacks)."""
+    def optimize(self, start: np.ndarray, targets: Targets, size: int, scale: int) -> np.ndarray:
+        """Run scale `scale`'s steps on the `[photos, H, W, 3]` images and return them (or their moving
+        averages): the step loop is `optimize`; this sets up its state (restored when resuming) and records
+        each step (history, checkpoint, callbacks)."""
         settings = self.settings
+        steps = self.scale_steps[scale]
         resume, self.resume = self.resume, None
         start = np.stack([saved.image for saved in resume]) if resume else start
         # Height and width left open, so every scale and size steps through one trace (`_apply_step`).
@@ -507,11 +521,16 @@ class _Run:
                     for history in self.histories):
                 flattened = True
                 self.total_steps -= steps - step_in_scale  # the progress bar's total and ETA follow
+                self.total_work -= (steps - step_in_scale) * self.step_work[scale]
+            self.work_done += self.step_work[scale]
             if self.checkpoints.due(self.done):
                 save()
+            next_step = (self.step_work[scale] if step_in_scale < steps and not flattened else
+                         self.step_work[scale + 1] if scale + 1 < len(self.step_work) else 0)
             for photo, callback in enumerate(self.callbacks):
                 if callback is not None:
-                    callback(StepReport(self.done, self.total_steps, values[photo], image[photo], size))
+                    callback(StepReport(self.done, self.total_steps, values[photo], image[photo], size,
+                                        self.work_done / self.total_work, next_step / self.total_work))
 
         numbers = range(self.done, self.done + steps - step_in_scale)  # the run's step numbers
         try:

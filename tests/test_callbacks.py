@@ -1,4 +1,5 @@
-"""stylekeras.callbacks: TensorBoard logs as TensorBoard reads them, progress GIF and contact sheet."""
+"""stylekeras.callbacks: TensorBoard logs as TensorBoard reads them, progress GIF and contact sheet, and the
+progress bar's share of the work."""
 
 import json
 
@@ -9,6 +10,7 @@ from PIL import Image
 
 from stylekeras import callbacks
 from stylekeras.defaults import DEFAULT_STYLE_NORMALIZATION, DEFAULT_STYLE_WEIGHTS
+from stylekeras.stylize import StepReport
 from cli_run import TINY, run_cli
 
 
@@ -49,3 +51,18 @@ def test_progress_gif_and_contact_sheet(tmp_path, content_path, style_path):
     with Image.open(sheet) as picture:  # content + style + 4 snapshots, 256 px tall, 6 px gaps
         style_width = round(64 * 256 / 40)  # the 64×40 style image at 256 px tall
         assert picture.size == (256 + style_width + 4 * 256 + 5 * 6, 256)
+
+
+def test_the_progress_bar_fills_with_the_runs_work_and_counts_its_steps():
+    losses = {"total": 3.0, "content": 1.0, "style": 1.5, "tv": 0.5}
+    with callbacks.ProgressBar(steps=90, images=2) as bar:
+        task = lambda task_id: next(task for task in bar.progress.tasks if task.id == task_id)  # noqa: E731
+        assert task(bar.task).fields["count"] == "0/90"
+        bar.start_image("a.jpg")
+        # Step 60 of 90, the last at the coarse scale: a fifth of the work; the next step is a fine one.
+        bar(StepReport(60, 90, losses, tf.zeros([4, 4, 3]), 256, 0.2, 0.4 / 30))
+        assert (task(bar.task).completed, task(bar.task).fields["count"]) == (0.2, "60/90")
+        bar.within_step(0.5)  # halfway through the fine step
+        assert task(bar.task).completed == pytest.approx(0.2 + 0.2 / 30)
+        bar(StepReport(90, 90, losses, tf.zeros([4, 4, 3]), 512, 1.0, 0.0))
+        assert task(bar.task).completed == 1.0 and task(bar.images).fields["count"] == "1/2"

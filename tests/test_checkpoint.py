@@ -17,15 +17,20 @@ from stopping import StopAt
 ])
 def test_resume_continues_exactly_where_it_stopped(random_stylizer, content_path, style_path, tmp_path, options):
     run = dict(size=32, steps=6, init="noise", seed=5, **options)
-    straight = random_stylizer.transfer(content_path, style_path, **run)
+    straight_reports, resumed_reports = [], []
+    straight = random_stylizer.transfer(content_path, style_path, callback=straight_reports.append, **run)
     checkpoint = tmp_path / "run.checkpoint.npz"
     stopped = random_stylizer.transfer(content_path, style_path, checkpoint=checkpoint, checkpoint_every=0,
                                        callback=StopAt(4 if options.get("scales") is None else 8), **run)
     assert stopped.stop_reason.startswith("interrupted") and checkpoint.exists()
-    resumed = random_stylizer.transfer(content_path, style_path, checkpoint=checkpoint, resume=True, **run)
+    resumed = random_stylizer.transfer(content_path, style_path, checkpoint=checkpoint, resume=True,
+                                       callback=resumed_reports.append, **run)
     assert resumed.stop_reason is None and resumed.steps_done == straight.steps_done
     np.testing.assert_array_equal(resumed.image, straight.image)
     np.testing.assert_array_equal(resumed.history["total"], straight.history["total"])
+    # The progress bar's share of the work goes on from where the run stopped.
+    shares = lambda reports: [(report.step, report.work_done, report.next_step_work) for report in reports]  # noqa: E731
+    np.testing.assert_allclose(shares(resumed_reports), shares(straight_reports)[-len(resumed_reports):])
     assert not checkpoint.exists()  # finished: nothing left to resume
 
 

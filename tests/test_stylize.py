@@ -155,6 +155,19 @@ def test_callback_sees_every_step(random_stylizer, content_path, style_path):
     assert reports[-1].image.shape == (24, 24, 3)
 
 
+def test_reports_share_the_runs_work_by_each_scales_pixels(random_stylizer, content_path, style_path):
+    reports = []
+    random_stylizer.transfer(content_path, style_path, size=48, steps=4, scales=2, start_size=24,
+                             callback=reports.append)  # 4 steps at 24 px, then 2 at 48 px
+    coarse, fine = (float(np.prod(reports[index].image.shape[:2])) for index in (0, -1))
+    assert fine > 3 * coarse
+    total = 4 * coarse + 2 * fine
+    np.testing.assert_allclose([report.work_done for report in reports],
+                               np.cumsum([coarse] * 4 + [fine] * 2) / total)
+    np.testing.assert_allclose([report.next_step_work for report in reports],
+                               np.array([coarse, coarse, coarse, fine, fine, 0.0]) / total)
+
+
 def test_a_loss_has_flattened_when_it_fell_less_than_the_fraction_over_the_window():
     falling = [100.0 * 0.99**step for step in range(30)]  # 1 % a step: 9.6 % over 10 steps
     assert not stylize.loss_flattened(falling, 0.05) and stylize.loss_flattened(falling, 0.1)
@@ -172,6 +185,10 @@ def test_a_scale_stops_once_its_loss_flattens_and_the_bar_counts_the_steps_left(
     assert list(result.history["size"]) == [24] * 11 + [48] * 11
     assert [report.steps for report in reports] == [40 + 20] * 10 + [60 - 29] * 11 + [22]
     assert [report.step for report in reports] == list(range(1, 23))
+    # The work of the steps left out leaves the bar's total too: the last step ends the run's work.
+    assert reports[-1].work_done == pytest.approx(1.0) and reports[-1].next_step_work == 0.0
+    for before, after in zip(reports[10:20], reports[11:21]):  # from the coarse scale's last step on
+        assert before.next_step_work == pytest.approx(after.work_done - before.work_done)
     full = random_stylizer.transfer(content_path, style_path, size=48, steps=20, scales=2, start_size=24,
                                     min_improvement=1e-9)  # falling faster than that: every step runs
     assert full.steps_done == 30
