@@ -26,7 +26,8 @@ class ProgressBar:
     With `images`, a second bar counts the photos of a batch (or the frames of a video: `unit`);
     `start_image` begins each photo's steps. The step total is the run's own (`StepReport.steps`) from the
     first step on; `steps` is shown before it. The bar fills, and the time left follows, the run's work
-    (`StepReport.work_done`) rather than its steps: a step at 512 px takes four times one at 256 px.
+    (`StepReport.work_done`) rather than its steps: a step at 512 px takes four times one at 256 px. A
+    tiled step (`within_step`) moves it by its share of the step's work as the tiles are done.
     """
 
     def __init__(self, steps: int | None = None, description: str = "stylizing", images: int | None = None,
@@ -36,7 +37,10 @@ class ProgressBar:
         self.task = self.progress.add_task(description, total=1.0, text="", count=_count(0, steps))
         self.started_images = 0
         self.images_total = images
-        self.work_done = self.next_step_work = 0.0
+        # Before a run's first step reports, a tiled first step moves the bar by its share: the last run's,
+        # or one of `steps`.
+        self.first_step_work = 1.0 / steps if steps else 0.0
+        self.work_done, self.next_step_work = 0.0, self.first_step_work
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -55,7 +59,7 @@ class ProgressBar:
             self._count_images(of)
             self.progress.reset(self.task, description=name, text="", count=_count(0, None))
             self.started_images += count
-        self.work_done = self.next_step_work = 0.0
+        self.work_done, self.next_step_work = 0.0, self.first_step_work
 
     def count_image(self) -> None:
         """A photo of a batch that was skipped or failed before its first step."""
@@ -73,6 +77,8 @@ class ProgressBar:
             text += f" temporal {losses['temporal']:.3g}"
         self.progress.update(self.task, completed=report.work_done, text=text, count=_count(report.step, report.steps))
         self.work_done, self.next_step_work = report.work_done, report.next_step_work
+        if report.step == 1:
+            self.first_step_work = report.work_done
         if self.images is not None and report.step == report.steps:
             self._count_images()
 

@@ -59,6 +59,9 @@ def test_the_progress_bar_fills_with_the_runs_work_and_counts_its_steps():
         task = lambda task_id: next(task for task in bar.progress.tasks if task.id == task_id)  # noqa: E731
         assert task(bar.task).fields["count"] == "0/90"
         bar.start_image("a.jpg")
+        bar.within_step(0.5)  # a tiled first step, before any report: a step's share of the steps
+        assert task(bar.task).completed == pytest.approx(0.5 / 90)
+        bar(StepReport(1, 90, losses, tf.zeros([4, 4, 3]), 256, 0.2 / 60, 0.2 / 60))
         # Step 60 of 90, the last at the coarse scale: a fifth of the work; the next step is a fine one.
         bar(StepReport(60, 90, losses, tf.zeros([4, 4, 3]), 256, 0.2, 0.4 / 30))
         assert (task(bar.task).completed, task(bar.task).fields["count"]) == (0.2, "60/90")
@@ -66,3 +69,6 @@ def test_the_progress_bar_fills_with_the_runs_work_and_counts_its_steps():
         assert task(bar.task).completed == pytest.approx(0.2 + 0.2 / 30)
         bar(StepReport(90, 90, losses, tf.zeros([4, 4, 3]), 512, 1.0, 0.0))
         assert task(bar.task).completed == 1.0 and task(bar.images).fields["count"] == "1/2"
+        bar.start_image("b.jpg")
+        bar.within_step(0.5)  # the next photo's first step: the share the last photo's first step took
+        assert task(bar.task).completed == pytest.approx(0.1 / 60)
