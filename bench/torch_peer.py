@@ -66,6 +66,24 @@ def normalized_gram(features: torch.Tensor) -> torch.Tensor:
     return flat @ flat.T / (height * width)
 
 
+def ring_share(height: int, width: int) -> float:
+    """The share of a feature map's positions on its outermost ring (stylekeras's `losses.ring_share`)."""
+    return 1.0 - max(height - 2, 0) * max(width - 2, 0) / (height * width)
+
+
+def ring_weighted_gram(features: torch.Tensor, result_shape: tuple[int, int]) -> torch.Tensor:
+    """The painting's `normalized_gram` with its outermost ring weighted to the share it has in a result's map
+    of (height, width) `result_shape`, as stylekeras's style targets are (`losses.gram_for_ring_share`)."""
+    _, channels, height, width = features.shape
+    ring = torch.ones(height, width, dtype=torch.bool)
+    ring[1:-1, 1:-1] = False
+    flat = features.reshape(channels, height * width)
+    on_ring = flat[:, ring.reshape(-1)]
+    gram, ring_gram = normalized_gram(features), on_ring @ on_ring.T / on_ring.shape[1]
+    own, wanted = ring_share(height, width), ring_share(*result_shape)
+    return gram + ((wanted - own) / (1.0 - own) if own < 1.0 else 0.0) * (ring_gram - gram)
+
+
 def neural_style(problem: np.lib.npyio.NpzFile, out_path: Path) -> dict:
     """jcjohnson/neural-style's default run, as neural_style.lua does it: images in Caffe's BGR space scaled
     by 256 (not 255); content loss 5·mean((F − P)²) at relu4_2; style loss Σ_l 100·mean((G_l − A_l)²) over
@@ -144,11 +162,14 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
             return {name: value.float() for name, value in model(rgb).items()}
 
+    # The targets from the photo and the painting, as neural-style-pt computes its own: the painting's Gram
+    # matrices as stylekeras's targets have them (`ring_weighted_gram`), so both sides minimize the same loss.
     with torch.no_grad():
-        content_target = features_of(content)[content_layer]
-    # The painting's Gram matrices as stylekeras's targets have them (their outermost ring weighted to the
-    # result's share, `objective.StyleGrams`), so both sides minimize the same loss.
-    style_targets = {name: torch.from_numpy(problem[f"gram_{name}"]) for name in style_layers}
+        content_features = features_of(content)
+        content_target = content_features[content_layer]
+        style_features = features_of(to_tensor(problem["style"]))
+        style_targets = {name: ring_weighted_gram(style_features[name], content_features[name].shape[2:])
+                         for name in style_layers}
 
     image = content.clone().requires_grad_(True)
 
@@ -188,6 +209,10 @@ def main() -> None:
     if mode == "step":
         repeats = int(problem["repeats"])
         result["initial_loss"] = closure().item()
+        # Torch's style targets against stylekeras's own (the problem's `gram_*`), largest relative difference.
+        result["gram_difference"] = max(
+            float((style_targets[name] - torch.from_numpy(problem[f"gram_{name}"])).abs().max()
+                  / torch.from_numpy(problem[f"gram_{name}"]).abs().max()) for name in style_layers)
         closure()
         evaluations = []
         for _ in range(repeats):
