@@ -130,7 +130,33 @@ def test_time_to_quality_also_runs_ours_at_its_default_precision_where_that_is_b
     by_default = [line for line in lines if "as it runs by default" in line]
     assert by_default == ([
         "- To the goal, each side as it runs by default (ours `--precision auto`: bfloat16 here; torch float32): "
-        "stylekeras 3 s, torch 12 s — torch / ours **4.00×**."] if auto == "mixed" else [])
+        f"stylekeras 3 s, {peer} 12 s — {peer} / ours **4.00×**." for peer in ("torch", "torch (strong Wolfe)")]
+        if auto == "mixed" else [])
+
+
+@pytest.mark.parametrize("plain_seconds, faster", [(None, "strong_wolfe"), (12.0, None), (20.0, "strong_wolfe")])
+def test_time_to_quality_takes_turns_against_torchs_faster_lbfgs_to_the_goal(monkeypatch, plain_seconds, faster):
+    meets = {"style_progress": 0.7, "structure": 0.9, "stolen": 0.0}
+    stalled = meets | {"style_progress": 0.1}  # None: an overshoot it never recovered from
+    monkeypatch.setattr(peer_benchmark, "DEFAULT_STEPS", 60)
+    monkeypatch.setattr(peer_benchmark, "our_command", lambda args, steps, precision: (4.0, meets))
+    goal = lambda line_search: {"line_search": line_search, "steps": 5, "evaluation": None}  # noqa: E731
+    runs = {None: (["| plain |"], [(90.0, stalled)] if plain_seconds is None else [(plain_seconds, meets)], None, None,
+                   None if plain_seconds is None else goal(None)),
+            "strong_wolfe": (["| strong Wolfe |"], [(16.0, meets)], None, None, goal("strong_wolfe"))}
+    monkeypatch.setattr(peer_benchmark, "torch_lbfgs", lambda stylizer, args, line_search: runs[line_search])
+    turns = []
+    monkeypatch.setattr(peer_benchmark, "goal_in_turns", lambda stylizer, args, our_steps, goal, peer: (
+        turns.append((our_steps, goal["line_search"], peer)) or []))
+    monkeypatch.setattr(peer_benchmark, "neural_style_record", lambda pair, size, weights: None)
+    args = argparse.Namespace(precision="mixed", our_steps="2", snapshot_every=5, photo=Path("a.jpg"),
+                              painting=Path("b.jpg"))
+    lines = peer_benchmark.time_to_quality(argparse.Namespace(weights=argparse.Namespace(description="q8")), args)
+    assert turns == [({"mixed": 2}, faster, "torch (strong Wolfe)" if faster else "torch")]
+    assert "- To the goal: stylekeras 4 s, torch (strong Wolfe) 16 s — torch (strong Wolfe) / ours **4.00×**." in lines
+    assert ("- To the goal: stylekeras 4 s, torch not reached in its 90 s — torch / ours **more than 22.50×**."
+            if plain_seconds is None else f"- To the goal: stylekeras 4 s, torch {plain_seconds:.0f} s — torch / ours "
+            f"**{plain_seconds / 4:.2f}×**.") in lines
 
 
 def test_part_1_pairs_each_rounds_sides_before_taking_the_median():
