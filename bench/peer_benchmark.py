@@ -390,8 +390,9 @@ def goal_in_turns(stylizer: stylekeras.Stylizer, args: argparse.Namespace, our_s
         print(lines[-1], flush=True)
     lines.append("")
     for precision, name in named.items():
-        lines.append(f"- To the goal, taking turns: {peer} / ours ({name}) **{float(np.median(ratios[precision])):.2f}×** "
-                     f"(the rounds' median; {min(ratios[precision]):.2f}–{max(ratios[precision]):.2f}×).")
+        rounds = ratios[precision]
+        lines.append(f"- To the goal, taking turns: {peer} / ours ({name}) **{float(np.median(rounds)):.2f}×** "
+                     f"(the rounds' median; {min(rounds):.2f}–{max(rounds):.2f}×).")
     return lines
 
 

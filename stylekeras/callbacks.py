@@ -36,7 +36,7 @@ class ProgressBar:
         self.images = self.progress.add_task(unit, total=images, text="", count=_count(0, images)) if images else None
         self.task = self.progress.add_task(description, total=1.0, text="", count=_count(0, steps))
         self.started_images = 0
-        self.images_total = images
+        self.images_total, self.steps = images, steps
         # Before a run's first step reports, a tiled first step moves the bar by its share: the last run's,
         # or one of `steps`.
         self.first_step_work = 1.0 / steps if steps else 0.0
@@ -57,7 +57,7 @@ class ProgressBar:
             self.started_images = position
         if self.images is not None:
             self._count_images(of)
-            self.progress.reset(self.task, description=name, text="", count=_count(0, None))
+            self.progress.reset(self.task, description=name, text="", count=_count(0, self.steps))
             self.started_images += count
         self.work_done, self.next_step_work = 0.0, self.first_step_work
 

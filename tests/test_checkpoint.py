@@ -29,7 +29,9 @@ def test_resume_continues_exactly_where_it_stopped(random_stylizer, content_path
     np.testing.assert_array_equal(resumed.image, straight.image)
     np.testing.assert_array_equal(resumed.history["total"], straight.history["total"])
     # The progress bar's share of the work goes on from where the run stopped.
-    shares = lambda reports: [(report.step, report.work_done, report.next_step_work) for report in reports]  # noqa: E731
+    def shares(reports):
+        return [(report.step, report.work_done, report.next_step_work) for report in reports]
+
     np.testing.assert_allclose(shares(resumed_reports), shares(straight_reports)[-len(resumed_reports):])
     assert not checkpoint.exists()  # finished: nothing left to resume
 
