@@ -729,6 +729,13 @@ def export(
     max_steps: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most steps a request may ask for.")] = defaults.DEFAULT_SERVING_MAX_STEPS,
     init: Annotated[ServedInit, typer.Option(rich_help_panel="Stylizer", help="Start from the photo in the style's colour mean "
                                              "and covariance (palette) or as it is (content).")] = ServedInit(defaults.DEFAULT_SERVED_INIT),
+    scales: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Stylizer", help="Coarse-to-fine scales, as "
+                                                  "for transfer (1: one scale, as exports before this option). Default: "
+                                                  "as transfer's, doubling from --start-size up to the result's size.",
+                                                  show_default=False)] = defaults.DEFAULT_SCALES,
+    start_size: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Stylizer", help="Size of the first scale, as "
+                                                      f"for transfer. Default: {defaults.MIN_START_SIZE} px.",
+                                                      show_default=False)] = None,
     precision: Annotated[ServedPrecision, typer.Option(rich_help_panel="Stylizer", help="float32, or mixed: bfloat16 "
                                                        "convolutions, several times faster where the serving machines "
                                                        "have AMX, AVX512-BF16 or an Ampere+ GPU and slower where they "
@@ -754,6 +761,7 @@ def export(
                             "--max-pixels": (max_pixels, defaults.DEFAULT_SERVING_MAX_PIXELS),
                             "--max-steps": (max_steps, defaults.DEFAULT_SERVING_MAX_STEPS),
                             "--init": (init.value, defaults.DEFAULT_SERVED_INIT),
+                            "--scales": (scales, defaults.DEFAULT_SCALES), "--start-size": (start_size, None),
                             "--precision": (precision.value, defaults.DEFAULT_SERVED_PRECISION)}
         given = [flag for flag, (value, default) in stylizer_options.items() if value != default]
         if given and not stylizer:
@@ -763,7 +771,7 @@ def export(
                 target = serving.export_stylizer(
                     base_path, name=name, version=version, overwrite=overwrite, backbone=backbone, weights=weights,
                     optimizer=served_optimizer.value, steps=steps, size=size, max_pixels=max_pixels,
-                    max_steps=max_steps, init=init.value, precision=precision.value,
+                    max_steps=max_steps, init=init.value, scales=scales, start_size=start_size, precision=precision.value,
                 )
             else:
                 target = export_module.export_feature_extractor(
@@ -778,6 +786,9 @@ def export(
     if stylizer:
         settings = serving.read_stylizer_settings(target)
         at = f"{settings.size} px" if settings.size else "the content's size"
+        if settings.size:
+            sizes = settings.transfer_settings().sizes(settings.size)
+            at += f" (scales of {', '.join(map(str, sizes))} px)" if len(sizes) > 1 else ""
         arithmetic = "bfloat16 convolutions" if settings.precision == "mixed" else "float32"
         typer.echo(f"exported {target} (stylizer: {settings.backbone}, weights {settings.weights}, {arithmetic}; by default "
                    f"{settings.steps} {'L-BFGS' if settings.optimizer == 'lbfgs' else 'Adam'} steps at {at} from the {'palette' if settings.init == 'palette' else 'photo'}; "

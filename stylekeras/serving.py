@@ -1,13 +1,16 @@
 """The stylizer as a TensorFlow Serving SavedModel: the whole optimization runs inside the graph.
 
 `export_stylizer` writes `<base>/<name>/<version>/` (atomically, as `stylekeras.export` does). Each
-signature is a `tf.while_loop` over the library's own step — `objective.loss_and_gradient` (the losses of
-`stylekeras.losses`) and the optimizer's update, clipped to [0, 1] as in `stylize.optimize`: L-BFGS with
-the library's safeguard (`optimizers.lbfgs_minimize`, by default) or Adam (`optimizers.adam_minimize`) —
-with the image and the optimizer's state as loop variables, so concurrent requests share nothing but the
-network's weights. It starts from the photo recoloured to the style's colour mean and covariance
-(`init="palette"`, `stylekeras.color`; the library's default start, "transport", also needs the painting's
-whole colour distribution, which a request does not carry), or from the photo as it is for an
+signature runs the library's coarse-to-fine scales (`TransferSettings.sizes`: by default 256 px, then
+doubling up to the result's size) as a `tf.while_loop`, and at each scale a `tf.while_loop` over the
+library's own step — `objective.loss_and_gradient` (the losses of `stylekeras.losses`) and the optimizer's
+update, clipped to [0, 1] as in `stylize.optimize`: L-BFGS with the library's safeguard
+(`optimizers.lbfgs_minimize`, by default) or Adam (`optimizers.adam_minimize`) — with the image and the
+optimizer's state as loop variables, so concurrent requests share nothing but the network's weights. A
+scale's targets come from the photo and the style resized to it, as the library's do; a finer scale starts
+from the coarser result upsampled plus the photo's detail (`stylize.finer_start`). The first starts from the
+photo recoloured to the style's colour mean and covariance (`init="palette"`, `stylekeras.color`; the
+library's default start, "transport", is numpy's and not yet in the graph), or from the photo as it is for an
 `init="content"` export. Its arithmetic is the export's `precision`, float32 or the library's bfloat16
 convolutions ("mixed", for serving machines with bfloat16 units); inputs and outputs are the same either way:
 
@@ -15,26 +18,32 @@ convolutions ("mixed", for serving machines with bfloat16 units); inputs and out
   RGB in [0, 1] → `image` float32 [1, H', W', 3];
 - `stylize_bytes`: `content_bytes` and `style_bytes`, encoded JPEG/PNG/GIF/BMP scalar strings →
   `image_png`, a PNG string;
-- `style_targets`: `style` → one Gram matrix per style layer, `[1, N, N]`, under the layer's name, the
-  style's `color_mean` [1, 3] and `color_covariance` [1, 3, 3] (float64), and its `ring_shares` [1, layers]
-  and `ring_grams` [1, Σ N²] (float32: `objective.StyleGrams`' shares and ring Gram matrices, flattened
-  and joined in layer order), for a client to cache;
-- `stylize_with_targets`: `content` and those outputs → what `stylize` gives with that style (without the
-  two colour inputs, the start is the photo as it is; without `ring_shares` and `ring_grams`, the Gram
-  matrices are used as they are, not weighted to the result's ring: `losses.gram_for_ring_share`).
+- `style_targets`: `style` and `size` (the result's longer side; 0: the style's) → for each scale of a
+  result of that size, one row of: a Gram matrix per style layer, `[scales, N, N]`, under the layer's
+  name, the style's `color_mean` [scales, 3] and `color_covariance` [scales, 3, 3] (float64), its
+  `ring_shares` [scales, layers] and `ring_grams` [scales, Σ N²] (float32: `objective.StyleGrams`' shares
+  and ring Gram matrices, flattened and joined in layer order) and its `detail_energy` [scales] (float64,
+  `stylize.detail_energy`; NaN at the first scale), for a client to cache;
+- `stylize_with_targets`: `content` and those outputs → what `stylize` gives with that style, when they
+  were made for the request's size. Targets of one scale (one row each) run one scale, at the result's
+  size. Without the two colour inputs the start is the photo as it is; without `ring_shares` and
+  `ring_grams` the Gram matrices are used as they are, not weighted to the result's ring
+  (`losses.gram_for_ring_share`); without `detail_energy` a finer scale adds the photo's whole detail.
 
 Each also returns `total_loss`, `content_loss`, `style_loss` and `tv_loss` ([1]: the losses the last
-step started from, as the library's history records them) and `steps_done` (fewer than `steps` when the
-loss stopped being finite; the image is then the last finite one). Optional scalar inputs, with the
-export's defaults: `steps` and `size` (int32; the longer side of the result, 0 = the content's own size; the
-style is resized to the result's longer side, never enlarged, as the library does), `content_weight`,
-`style_weight`, `tv_weight` and `learning_rate` (float32). A request outside the export's limits fails with
-INVALID_ARGUMENT before any step: images below the network's minimum size or larger than `max_pixels`
-once resized, inputs larger than the library's `DEFAULT_MAX_PIXELS`, more than one image, pixels or Gram
-matrices that are not finite, `steps` above `max_steps`, weights that are negative or not finite, bytes
-that do not decode. A step is one loss evaluation with Adam, one to `optimizers.MAX_HALVINGS` with L-BFGS
-(and one more after a step its safeguard gave up on): an L-BFGS request takes at most
-(`MAX_HALVINGS` + 1) × `steps` evaluations, in practice a little over one a step.
+step started from, as the library's history records them) and `steps_done` (all scales' steps; fewer than
+asked when the loss stopped being finite, which ends the request: the image is then the last finite one).
+Optional scalar inputs, with the export's defaults: `steps` (at the first scale; half as many at each finer
+one, as the library takes them) and `size` (int32; the longer side of the result, 0 = the content's own
+size; the style is resized to each scale's longer side, never enlarged, as the library does),
+`content_weight`, `style_weight`, `tv_weight` and `learning_rate` (float32). A request outside the export's
+limits fails with INVALID_ARGUMENT before any step: images below the network's minimum size at any scale or
+larger than `max_pixels` once resized, inputs larger than the library's `DEFAULT_MAX_PIXELS`, more than one
+image, pixels or Gram matrices that are not finite, targets for another number of scales, `steps` above
+`max_steps`, weights that are negative or not finite, bytes that do not decode. A step is one loss
+evaluation with Adam, one to `optimizers.MAX_HALVINGS` with L-BFGS (and one more after a step its safeguard
+gave up on): an L-BFGS request takes at most (`MAX_HALVINGS` + 1) evaluations a step, in practice a little
+over one.
 """
 
 from __future__ import annotations
@@ -67,15 +76,21 @@ from stylekeras.objective import (
     style_grams,
 )
 from stylekeras.optimizers import adam_minimize, lbfgs_minimize
-from stylekeras.stylize import LOSS_NAMES, Stylizer, TransferSettings, style_size
+from stylekeras.stylize import (
+    LOSS_NAMES, Stylizer, TransferSettings, detail_energy, finer_start, scaled_detail, style_size,
+)
 
 SIGNATURES = ("stylize", "stylize_bytes", "style_targets", "stylize_with_targets")
-# The style's colour statistics that `style_targets` returns and `stylize_with_targets` takes (float64).
+# The style's colour statistics that `style_targets` returns and `stylize_with_targets` takes (float64, one
+# row a scale; the shapes of one scale).
 COLOR_INPUTS = {"color_mean": [1, 3], "color_covariance": [1, 3, 3]}
 # The style's `objective.StyleGrams` beyond its Gram matrices, which `style_targets` returns and
-# `stylize_with_targets` takes: its ring share at each style layer (float32 [1, layers]) and its ring Gram
-# matrices, flattened and joined in layer order (float32 [1, Σ N²]).
+# `stylize_with_targets` takes: its ring share at each style layer (float32 [scales, layers]) and its ring
+# Gram matrices, flattened and joined in layer order (float32 [scales, Σ N²]).
 RING_SHARES, RING_GRAMS = "ring_shares", "ring_grams"
+# The style's energy in the band a finer scale adds (`stylize.detail_energy`; float64 [scales], NaN at the
+# first), which scales the photo's detail there as the library does.
+DETAIL_ENERGY = "detail_energy"
 # Steps of each warmup request: enough to run the loop's body, cheap at TF Serving's start-up.
 WARMUP_STEPS = 2
 # Optional scalar inputs of every stylizing signature, in order, with their dtypes.
@@ -109,14 +124,16 @@ class StylizerExportSettings:
     precision: str = "float32"  # and before `precision`, in float32
     optimizer: str = "adam"  # and before `optimizer`, with Adam
     lbfgs_history: int = defaults.DEFAULT_LBFGS_HISTORY
+    scales: int | None = 1  # and before `scales`, at one scale
+    start_size: int | None = None
 
     def transfer_settings(self, **overrides) -> TransferSettings:
         """The library's settings that give what a request with these defaults gives (`size` 0 → None)."""
         values = {"steps": self.steps, "size": self.size or None, "content_weight": self.content_weight,
                   "style_weight": self.style_weight, "tv_weight": self.tv_weight, "learning_rate": self.learning_rate,
                   "style_normalization": self.style_normalization, **overrides}
-        return TransferSettings(optimizer=self.optimizer, lbfgs_history=self.lbfgs_history, scales=1, init=self.init,
-                                **values)
+        return TransferSettings(optimizer=self.optimizer, lbfgs_history=self.lbfgs_history, scales=self.scales,
+                                start_size=self.start_size, init=self.init, **values)
 
 
 def export_stylizer(
@@ -139,15 +156,19 @@ def export_stylizer(
     learning_rate: float | None = None,
     style_normalization: str = defaults.DEFAULT_STYLE_NORMALIZATION,
     init: str = defaults.DEFAULT_SERVED_INIT,
+    scales: int | None = defaults.DEFAULT_SCALES,
+    start_size: int | None = None,
     precision: str = defaults.DEFAULT_SERVED_PRECISION,
     max_pixels: int = defaults.DEFAULT_SERVING_MAX_PIXELS,
     max_steps: int = defaults.DEFAULT_SERVING_MAX_STEPS,
 ) -> Path:
     """Write a TF-Serving-ready SavedModel whose signatures run the whole stylization; return its version folder.
 
-    The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run at one
-    scale with `optimizer` ("lbfgs", with the library's safeguard, or "adam") from `init` ("palette": the
-    photo in the style's colour mean and covariance, or "content") in `precision`: "float32", or "mixed"
+    The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run at the
+    `scales` from `start_size` that `TransferSettings` takes (by default the library's coarse to fine; 1: one
+    scale, as exports made before `scales`) with `optimizer` ("lbfgs", with the library's safeguard, or
+    "adam") from `init` ("palette": the photo in the style's colour mean and covariance, or "content") in
+    `precision`: "float32", or "mixed"
     (the library's bfloat16 convolutions: several times faster where the *serving* machines have AMX,
     AVX512-BF16 or an Ampere+ GPU, several times slower where they have not); `steps` … `learning_rate` are
     the requests' defaults (None: the optimizer's, `defaults.DEFAULT_SERVING_STEPS` and the library's
@@ -166,7 +187,7 @@ def export_stylizer(
     steps = defaults.DEFAULT_SERVING_STEPS[optimizer] if steps is None else steps
     transfer = TransferSettings(steps=steps, size=size or None, content_weight=content_weight, style_weight=style_weight,
                                 tv_weight=tv_weight, learning_rate=learning_rate, optimizer=optimizer,
-                                style_normalization=style_normalization)
+                                style_normalization=style_normalization, scales=scales, start_size=start_size)
     if steps > max_steps:
         raise StyleKerasError(f"`steps={steps}` is above `max_steps={max_steps}`")
     stylizer = Stylizer(backbone=backbone, weights=weights, style_layers=style_layers, content_layers=content_layers,
@@ -182,7 +203,8 @@ def export_stylizer(
         max_pixels=max_pixels, max_steps=max_steps, steps=steps, size=size, content_weight=transfer.content_weight,
         style_weight=transfer.style_weight, tv_weight=transfer.tv_weight,
         learning_rate=transfer.optimizer_learning_rate, style_normalization=style_normalization,
-        init=init, precision=precision, optimizer=optimizer, lbfgs_history=transfer.lbfgs_history,
+        init=init, precision=precision, optimizer=optimizer, lbfgs_history=transfer.lbfgs_history, scales=scales,
+        start_size=start_size,
     )
     return write_version(Path(base_path), settings.name, version, overwrite,
                          lambda target: _write_saved_model(stylizer, settings, target))
@@ -220,7 +242,7 @@ class StylizerGraph(tf.Module):
         image = tf.TensorSpec([None, None, None, 3], tf.float32)
         scalars = [tf.TensorSpec([], dtype, name=name) for name, dtype in SCALARS.items()]
         self._channel_counts = self._channels()
-        grams = {name: tf.TensorSpec([1, channels, channels], tf.float32, name=name)
+        grams = {name: tf.TensorSpec([None, channels, channels], tf.float32, name=name)
                  for name, channels in self._channel_counts.items()}
         defaults_ = [tf.constant(getattr(settings, name), dtype) for name, dtype in SCALARS.items()]
 
@@ -235,20 +257,23 @@ class StylizerGraph(tf.Module):
             return {"image_png": _encode_png(outputs.pop("image")[0]), **outputs}
 
         def style_targets(style, size=defaults_[1]):
-            return self._style_targets(self._working(self._checked(style, "style"), size, "style", enlarge=False))
+            style = self._checked(style, "style")
+            size = _requiring(size, [(size >= 0, "size: must be ≥ 0 (0 keeps the style's size)")])
+            return self._style_targets(style, self._sizes(tf.where(size > 0, size, tf.reduce_max(tf.shape(style)[1:3]))))
 
         nan = tf.constant(float("nan"), tf.float64)
         unknown = {name: tf.fill(shape, nan) for name, shape in COLOR_INPUTS.items()}  # → the photo as start
-        shares_shape = [1, len(stylizer.style_layers)]
-        unknown_shares = tf.fill(shares_shape, float("nan"))  # → the Gram matrices as they are
+        shares_shape = [None, len(stylizer.style_layers)]
+        unknown_shares = tf.fill([1, shares_shape[1]], float("nan"))  # → the Gram matrices as they are
         unknown_rings = tf.fill([1, 1], float("nan"))
+        unknown_detail = tf.fill([1], nan)  # → the photo's whole detail at a finer scale
 
         def stylize_with_targets(content, targets, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
                                  style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5],
                                  color_mean=unknown["color_mean"], color_covariance=unknown["color_covariance"],
-                                 ring_shares=unknown_shares, ring_grams=unknown_rings):
+                                 ring_shares=unknown_shares, ring_grams=unknown_rings, detail_energy=unknown_detail):
             targets = {**targets, "color_mean": color_mean, "color_covariance": color_covariance,
-                       RING_SHARES: ring_shares, RING_GRAMS: ring_grams}
+                       RING_SHARES: ring_shares, RING_GRAMS: ring_grams, DETAIL_ENERGY: detail_energy}
             return self._stylize(content, targets, None, steps, size, content_weight, style_weight, tv_weight, learning_rate)
 
         self.stylize = tf.function(stylize, input_signature=[
@@ -260,9 +285,10 @@ class StylizerGraph(tf.Module):
             tf.TensorSpec(image.shape, tf.float32, name="style"), scalars[1]])
         self.stylize_with_targets = tf.function(stylize_with_targets, input_signature=[
             tf.TensorSpec(image.shape, tf.float32, name="content"), grams, *scalars,
-            *(tf.TensorSpec(shape, tf.float64, name=name) for name, shape in COLOR_INPUTS.items()),
+            *(tf.TensorSpec([None, *shape[1:]], tf.float64, name=name) for name, shape in COLOR_INPUTS.items()),
             tf.TensorSpec(shares_shape, tf.float32, name=RING_SHARES),
-            tf.TensorSpec([1, None], tf.float32, name=RING_GRAMS)])
+            tf.TensorSpec([None, None], tf.float32, name=RING_GRAMS),
+            tf.TensorSpec([None], tf.float64, name=DETAIL_ENERGY)])
 
     def _channels(self) -> dict[str, int]:
         probe = self._stylizer.model(tf.zeros([1, self._settings.min_size, self._settings.min_size, 3]), training=False)
@@ -292,10 +318,13 @@ class StylizerGraph(tf.Module):
         images = _requiring(images, [
             (size >= 0, "size: must be ≥ 0 (0 keeps the content's size)"),
             (tf.reduce_min(working) >= limits.min_size,
-             f"{label}: must be at least {limits.min_size}×{limits.min_size} px once resized to `size`"),
+             f"{label}: must be at least {limits.min_size}×{limits.min_size} px once resized to `size` and each scale"),
             (pixels <= limits.max_pixels, f"{label}: more than max_pixels={limits.max_pixels} pixels once resized to `size`"),
         ])
         return resized_longer_side(images, size)
+
+    def _sizes(self, size: tf.Tensor) -> tf.Tensor:
+        return scale_sizes(size, self._settings.scales, self._settings.start_size)
 
     def _stylize(self, content, targets, style, steps, size, content_weight, style_weight, tv_weight, learning_rate):
         limits = self._settings
@@ -306,35 +335,87 @@ class StylizerGraph(tf.Module):
                                   ("tv_weight", tv_weight))),
             (tf.math.is_finite(learning_rate) & (learning_rate > 0), "learning_rate: must be a finite number > 0"),
         ])
-        content = self._working(self._checked(content, "content"), size, "content")
+        content = self._checked(content, "content")
+        result = self._working(content, size, "content")  # checked at the result's size before any scale runs
+        sizes = self._sizes(tf.reduce_max(tf.shape(result)[1:3]))
         if targets is None:
-            longer_side = tf.reduce_max(tf.shape(content)[1:3])
-            style = self._working(self._checked(style, "style"), longer_side, "style", enlarge=False)
-            targets = self._style_targets(style)
-        grams = self._grams_for(targets, tf.shape(content)[1], tf.shape(content)[2])
-        start = self._start(content, targets["color_mean"][0], targets["color_covariance"][0])
-        model = self._stylizer.model
-        content_features = model(content, training=False)
-        content_targets = {name: content_features[name] for name in self._stylizer.content_layers}
-        layer_weights = dict(zip(self._stylizer.style_layers, limits.style_layer_weights))
-        if limits.style_normalization == "balanced":
-            layer_weights = balanced_layer_weights(content_targets, grams, layer_weights)
-        targets = Targets(content_targets, [StyleTarget(grams, None, 1.0)], layer_weights)
-        shape = tf.shape(content)
-        loss_weights = size_scaled_loss_weights(tuple(tf.unstack(scalars[:3])), tf.cast(shape[1] * shape[2], tf.float32))
-        evaluate = lambda image: loss_and_gradient(model, image, targets, loss_weights)  # noqa: E731
-        if limits.optimizer == "lbfgs":
-            image, done, last = lbfgs_minimize(evaluate, start, steps, limits.lbfgs_history, scalars[3], LOSS_NAMES)
-        else:
-            image, done, last = adam_minimize(evaluate, start, steps, scalars[3], LOSS_NAMES)
+            targets = self._style_targets(self._checked(style, "style"), sizes)
+        else:  # one scale's targets run one scale; style_targets' for the request's size run every scale
+            layers = self._stylizer.style_layers
+            given = tf.shape(targets[layers[0]])[0]
+            sizes = tf.cond(given == 1, lambda: sizes[-1:], lambda: sizes)
+            checks = {name: [((tf.shape(value)[0] == given) | ((tf.shape(value)[0] == 1) & (name not in layers)),
+                              f"{name}: one row a scale, as many as the Gram matrices have (or one, for every scale)")]
+                      for name, value in targets.items()}
+            checks[layers[0]].append((given == tf.size(sizes), "targets: Gram matrices for one scale or for each "
+                                                               "scale the request runs (style_targets with its size)"))
+            targets = {name: _requiring(value, checks[name]) for name, value in targets.items()}
+        scale_steps = tf.where(steps > 0, tf.maximum(1, steps // 2), 0)  # as TransferSettings.scale_steps
+        minimize = self._minimizer(limits, scalars[3])
+
+        def at_scale(index, image, done, last, stopped):
+            content_at = self._working(content, sizes[index], "content")
+            height, width = tf.shape(content_at)[1], tf.shape(content_at)[2]
+            one = {name: value[tf.minimum(index, tf.shape(value)[0] - 1)][None] for name, value in targets.items()}
+            grams = self._grams_for(one, height, width)
+            start = self._start(content_at, one["color_mean"][0], one["color_covariance"][0])
+            # A finer scale starts from the coarser result and the photo's detail (both starts are the photo);
+            # without the style's detail energy, the photo's whole detail.
+            painting = one[DETAIL_ENERGY][0]
+            painting = tf.where(tf.math.is_finite(painting), painting, float("inf"))
+            start = tf.cond(index > 0, lambda: finer_start(image, [height, width], scaled_detail(
+                start, tf.shape(image)[1:3], painting)), lambda: start)
+            model = self._stylizer.model
+            content_features = model(content_at, training=False)
+            content_targets = {name: content_features[name] for name in self._stylizer.content_layers}
+            layer_weights = dict(zip(self._stylizer.style_layers, limits.style_layer_weights))
+            if limits.style_normalization == "balanced":
+                layer_weights = balanced_layer_weights(content_targets, grams, layer_weights)
+            run_targets = Targets(content_targets, [StyleTarget(grams, None, 1.0)], layer_weights)
+            loss_weights = size_scaled_loss_weights(tuple(tf.unstack(scalars[:3])), tf.cast(height * width, tf.float32))
+            evaluate = lambda image: loss_and_gradient(model, image, run_targets, loss_weights)  # noqa: E731
+            wanted = tf.where(index == 0, steps, scale_steps)
+            image, done_here, last = minimize(evaluate, start, wanted)
+            return index + 1, image, done + done_here, last, done_here < wanted
+
+        nothing = {name: tf.fill([1], float("nan")) for name in LOSS_NAMES}
+        _, image, done, last, _ = tf.while_loop(
+            lambda index, image, done, last, stopped: (index < tf.size(sizes)) & ~stopped, at_scale,
+            (tf.constant(0), result, tf.constant(0), nothing, tf.constant(False)),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, None, 3]), tf.TensorShape([]),
+                              {name: tf.TensorShape([None]) for name in LOSS_NAMES}, tf.TensorShape([])),
+            parallel_iterations=1)
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
-    def _style_targets(self, style: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One Gram matrix per style layer, the style's colour mean and covariance, its ring shares and its
-        ring Gram matrices."""
-        mean, covariance = color.color_statistics([style[0]])
-        return {**_flattened(style_grams(self._stylizer.model, style, self._stylizer.style_layers)),
-                "color_mean": mean[None], "color_covariance": covariance[None]}
+    def _minimizer(self, limits: StylizerExportSettings, learning_rate: tf.Tensor):
+        """The export's optimizer as a function of (evaluate, start, steps): `lbfgs_minimize` or `adam_minimize`."""
+        if limits.optimizer == "lbfgs":
+            return lambda evaluate, start, steps: lbfgs_minimize(evaluate, start, steps, limits.lbfgs_history,
+                                                                 learning_rate, LOSS_NAMES)
+        return lambda evaluate, start, steps: adam_minimize(evaluate, start, steps, learning_rate, LOSS_NAMES)
+
+    def _style_targets(self, style: tf.Tensor, sizes: tf.Tensor) -> dict[str, tf.Tensor]:
+        """At each scale of longer side `sizes` (the style at that size, never enlarged, as the library takes
+        it): one Gram matrix per style layer, the style's colour mean and covariance, its ring shares and
+        ring Gram matrices, and its detail energy at a finer scale (`stylize.detail_energy`)."""
+        longer = tf.reduce_max(tf.shape(style)[1:3])
+        layers = self._stylizer.style_layers
+
+        def one_scale(scale):
+            index, size = scale
+            at_scale = self._working(style, tf.minimum(size, longer), "style", enlarge=False)
+            mean, covariance = color.color_statistics([at_scale[0]])
+            coarser = tf.cast(sizes[tf.maximum(index - 1, 0)], tf.float64) / tf.cast(size, tf.float64)
+            energy = tf.cond(index > 0, lambda: detail_energy(at_scale, coarser), lambda: tf.constant(float("nan"), tf.float64))
+            return {**{name: value[0] for name, value in _flattened(style_grams(self._stylizer.model, at_scale, layers)).items()},
+                    "color_mean": mean, "color_covariance": covariance, DETAIL_ENERGY: energy}
+
+        grams = {name: tf.TensorSpec([channels, channels], tf.float32) for name, channels in self._channel_counts.items()}
+        ring_values = sum(channels ** 2 for channels in self._channel_counts.values())
+        return tf.map_fn(one_scale, (tf.range(tf.size(sizes)), sizes), parallel_iterations=1, fn_output_signature={
+            **grams, RING_SHARES: tf.TensorSpec([len(layers)], tf.float32),
+            RING_GRAMS: tf.TensorSpec([ring_values], tf.float32), "color_mean": tf.TensorSpec([3], tf.float64),
+            "color_covariance": tf.TensorSpec([3, 3], tf.float64), DETAIL_ENERGY: tf.TensorSpec([], tf.float64)})
 
     def _grams_for(self, targets: dict[str, tf.Tensor], height: tf.Tensor, width: tf.Tensor) -> dict[str, tf.Tensor]:
         """The style's Gram matrices for a `height`×`width` result: weighted to its ring shares
@@ -346,7 +427,7 @@ class StylizerGraph(tf.Module):
         shares, rings = targets[RING_SHARES], targets[RING_GRAMS]
         given = tf.reduce_all(tf.math.is_finite(shares)) & tf.reduce_all(tf.math.is_finite(rings))
         rings = _requiring(rings, [(~given | (tf.size(rings) == sum(sizes)),
-                                    f"{RING_GRAMS}: must hold {sum(sizes)} values, as style_targets returns")])
+                                    f"{RING_GRAMS}: must hold {sum(sizes)} values a scale, as style_targets returns")])
 
         def weighted() -> dict[str, tf.Tensor]:
             parts = tf.split(tf.reshape(rings, [-1]), sizes)
@@ -364,6 +445,27 @@ class StylizerGraph(tf.Module):
             return content
         known = tf.reduce_all(tf.math.is_finite(mean)) & tf.reduce_all(tf.math.is_finite(covariance))
         return tf.cond(known, lambda: color.match_to_statistics(content[0], mean, covariance)[None], lambda: content)
+
+
+def scale_sizes(size: tf.Tensor | int, scales: int | None, start_size: int | None) -> tf.Tensor:
+    """`TransferSettings(scales=scales, start_size=start_size).sizes(size)` in TensorFlow ops, for a `size`
+    known at run time: the longer side at each scale, coarse to fine (int32 [scales])."""
+    size = tf.cast(size, tf.int32)
+    if scales is None:  # doubling from the start size up to `size`
+        start = tf.minimum(start_size or defaults.MIN_START_SIZE, size)
+        count = tf.while_loop(lambda count: start * 2 ** (count - 1) < size, lambda count: (count + 1,),
+                              (tf.constant(1),))[0]
+    elif start_size is None:  # halving from `size`, none below MIN_START_SIZE
+        count = tf.while_loop(lambda count: (count < scales) & (
+            tf.cast(size, tf.float64) / tf.cast(2 ** count, tf.float64) >= defaults.MIN_START_SIZE),
+            lambda count: (count + 1,), (tf.constant(1),))[0]
+        start = tf.cast(tf.round(tf.cast(size, tf.float64) / tf.cast(2 ** (count - 1), tf.float64)), tf.int32)
+    else:
+        count, start = tf.constant(scales), tf.constant(start_size)
+    start, exponents = tf.cast(start, tf.float64), tf.range(count, dtype=tf.float64)
+    spacing = exponents / tf.cast(tf.maximum(count - 1, 1), tf.float64)
+    geometric = tf.cast(tf.round(start * (tf.cast(size, tf.float64) / start) ** spacing), tf.int32)
+    return tf.cond(count == 1, lambda: size[None], lambda: geometric)
 
 
 def _requiring(value: tf.Tensor, conditions) -> tf.Tensor:
@@ -387,8 +489,13 @@ def _write_saved_model(stylizer: Stylizer, settings: StylizerExportSettings, tar
 def sample_requests(settings: StylizerExportSettings) -> tuple[np.ndarray, np.ndarray]:
     """A small (content, style) pair at the export's minimum useful size, on the 8-bit grid and scaled as
     `decode_image` scales levels (so PNG copies decode to the same bits: a bfloat16 export's result moves
-    with a last-bit difference), for warmup and checks."""
+    with a last-bit difference), for warmup and checks: large enough for two scales where the export has
+    several (just above the first scale's size)."""
     size = max(settings.min_size * 4, 32)
+    if settings.scales != 1:
+        first = settings.start_size or defaults.MIN_START_SIZE
+        halving = settings.scales is not None and settings.start_size is None  # from `size`: two need twice the first
+        size = max(size, 2 * first if halving else first + 8)
     rng = np.random.default_rng(1)
     content, style = (rng.integers(0, 256, (1, *shape, 3)).astype(np.float32) * np.float32(1 / 255)
                       for shape in ((size, size), (size + 8, size - 8)))
@@ -475,7 +582,7 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
     content, style = sample_requests(settings)
     side = np.int32(content.shape[1])
     library = stylizer.transfer(content[0], style[0], settings=settings.transfer_settings(steps=steps, size=None))
-    targets = _library_targets(stylizer, style, content)
+    targets = _library_targets(stylizer, settings, style, content)
     run = {"steps": np.int32(steps), "size": np.int32(0)}
     good = [
         ("stylize", {"content": content, "style": style, **run}),
@@ -484,7 +591,7 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
         ("stylize_bytes", {"content_bytes": _png(content), "style_bytes": _png(style), **run}),
     ]
     small = np.zeros((1, settings.min_size - 1, settings.min_size + 4, 3), np.float32)
-    thin = np.zeros((1, 2, 64 * settings.min_size, 3), np.float32)  # still thinner than the minimum once resized
+    thin = np.zeros((1, 2, 4 * content.shape[2], 3), np.float32)  # thinner than the minimum once resized (1 px)
     too_large = np.int32(math.isqrt(settings.max_pixels) + 1)
     bad = [  # (what, signature, inputs, a word the error message must contain)
         ("content below the minimum size", "stylize", {"content": small, "style": style, **run}, "content"),
@@ -506,6 +613,8 @@ def check_stylizer_export(export_dir: str | os.PathLike, steps: int = 8) -> list
          "image file format"),
         ("non-finite Gram matrices", "stylize_with_targets", {"content": content, **run, **{
             name: np.full_like(gram, np.inf) for name, gram in targets.items()}}, "finite"),
+        ("targets for another number of scales", "stylize_with_targets",
+         {"content": content, **run, **{name: np.concatenate([value] * 3) for name, value in targets.items()}}, "scale"),
         ("ring_grams of the wrong length", "stylize_with_targets",
          {"content": content, **run, **targets, RING_GRAMS: targets[RING_GRAMS][:, :-1]}, RING_GRAMS),
     ]
@@ -528,8 +637,8 @@ def _compare(outputs: dict[str, dict], image: np.ndarray, targets: dict[str, np.
     results = []
     for signature, answer in outputs.items():
         if signature == "style_targets":
-            difference = max(float(np.max(np.abs(answer[name] - gram)) / np.max(np.abs(gram))) for name, gram in targets.items())
-            results.append(StylizerCheck(signature, loader, "Gram matrices and colours, relative", difference, 1e-5))
+            difference = max(_relative_difference(answer[name], value) for name, value in targets.items())
+            results.append(StylizerCheck(signature, loader, "Gram matrices, colours and detail, relative", difference, 1e-5))
         elif signature == "stylize_bytes":
             pixels = decode_image(answer["image_png"]).numpy()
             difference = float(np.max(np.abs(np.round(pixels * 255) - np.round(np.clip(image, 0, 1) * 255))))
@@ -540,6 +649,16 @@ def _compare(outputs: dict[str, dict], image: np.ndarray, targets: dict[str, np.
     return results
 
 
+def _relative_difference(answer: np.ndarray, expected: np.ndarray) -> float:
+    """The largest difference relative to `expected`'s largest entry, NaN (the first scale's detail energy)
+    only where `expected` has it; infinite for another shape."""
+    answer, expected = np.asarray(answer), np.asarray(expected)
+    if answer.shape != expected.shape or not np.array_equal(np.isnan(answer), np.isnan(expected)):
+        return float("inf")
+    known = ~np.isnan(expected)
+    return float(np.max(np.abs(answer[known] - expected[known]), initial=0.0) / np.max(np.abs(expected[known]), initial=1e-30))
+
+
 def _check_warmup_replay(export_dir: Path, stylizer: Stylizer, settings: StylizerExportSettings, content: np.ndarray,
                          style: np.ndarray, targets: dict[str, np.ndarray]) -> list[StylizerCheck]:
     """The warmup requests (made from `sample_requests`' content and style) against the library."""
@@ -548,13 +667,20 @@ def _check_warmup_replay(export_dir: Path, stylizer: Stylizer, settings: Stylize
     return _compare(outputs, library.image, targets, "warmup replay (TF1 session)")
 
 
-def _library_targets(stylizer: Stylizer, style: np.ndarray, content: np.ndarray) -> dict[str, np.ndarray]:
-    """The style's Gram matrices, colour statistics, ring shares and ring Gram matrices as the library takes
-    them: from the style resized to the content's longer side, never enlarged."""
-    resized = resize_longer_side(style[0], style_size(style[0].shape, max(content.shape[1:3])))
-    mean, covariance = color.color_statistics([resized])
-    return {**{name: value.numpy() for name, value in _flattened(stylizer.style_grams(resized)).items()},
-            "color_mean": mean.numpy()[None], "color_covariance": covariance.numpy()[None]}
+def _library_targets(stylizer: Stylizer, settings: StylizerExportSettings, style: np.ndarray, content: np.ndarray
+                     ) -> dict[str, np.ndarray]:
+    """What `style_targets` returns for a result of `content`'s size, as the library takes them: at each of
+    the run's scales, from the style resized to that scale's longer side (never enlarged), its Gram matrices,
+    colour statistics, ring shares, ring Gram matrices and detail energy, one row a scale."""
+    sizes = settings.transfer_settings(size=None).sizes(max(content.shape[1:3]))
+    rows = []
+    for index, size in enumerate(sizes):
+        resized = resize_longer_side(style[0], style_size(style[0].shape, size))
+        mean, covariance = color.color_statistics([resized])
+        energy = detail_energy(resized[None], sizes[index - 1] / size) if index else float("nan")
+        rows.append({**{name: value.numpy()[0] for name, value in _flattened(stylizer.style_grams(resized)).items()},
+                     "color_mean": mean.numpy(), "color_covariance": covariance.numpy(), DETAIL_ENERGY: np.float64(energy)})
+    return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
 
 
 def _flattened(style: StyleGrams) -> dict[str, tf.Tensor]:

@@ -316,7 +316,7 @@ class Stylizer:
                 details = None if settings.init not in PHOTO_INITS else np.stack([
                     photo_detail(start, images.shape[1:3], photo_styles, blend)
                     for start, photo_styles in zip(start_images(), styles_at_size)])
-                images = finer_start(images, shapes[scale], details)
+                images = finer_start(images, shapes[scale], details).numpy()
             targets = stack_targets([
                 self.targets(content, photo_styles, blend, masks, settings.style_normalization, tiling)
                 for content, photo_styles in zip(contents_at_size, styles_at_size)
@@ -747,7 +747,8 @@ def resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return tf.image.resize(image, shape, method="bilinear", antialias=True).numpy()
 
 
-def finer_start(coarse: np.ndarray, shape: tuple[int, int], details: np.ndarray | None = None) -> np.ndarray:
+def finer_start(coarse: np.ndarray | tf.Tensor, shape: tuple[int, int] | tf.Tensor,
+                details: np.ndarray | tf.Tensor | None = None) -> tf.Tensor:
     """Where a finer scale of (height, width) `shape` starts: the coarser scale's result (`coarse`,
     `[photos, h, w, 3]`) upsampled, plus `details` (`[photos, *shape, 3]`, `photo_detail`'s), the photo's
     band that the coarser scale cannot hold, as a Laplacian pyramid adds its levels (STROTSS, Kolkin, Salavon
@@ -755,7 +756,7 @@ def finer_start(coarse: np.ndarray, shape: tuple[int, int], details: np.ndarray 
     the composition and the large strokes; upsampled alone (no `details`), it leaves the finer scale a blur
     to rebuild edges and texture from, which takes several steps more and leaves grain (QUALITY.md)."""
     upsampled = tf.image.resize(coarse, shape, method="bicubic")
-    return (upsampled if details is None else upsampled + details).numpy().clip(0.0, 1.0)
+    return tf.clip_by_value(upsampled if details is None else upsampled + details, 0.0, 1.0)
 
 
 def photo_detail(start: np.ndarray, coarse_shape: tuple[int, int], styles: Sequence[np.ndarray],
@@ -767,18 +768,31 @@ def photo_detail(start: np.ndarray, coarse_shape: tuple[int, int], styles: Seque
     band; a flat painting (Udnie) only part of it, depending on the photo: the whole band stayed in its
     results as the photo's texture (QUALITY.md, "A finer scale starts from the photo's detail")."""
     ratio = max(coarse_shape) / max(start.shape[:2])
-    band = _band_above(start[None], coarse_shape)
-    painting = sum(weight * float(tf.reduce_mean(tf.square(_band_above(style[None], (
-        max(1, round(style.shape[0] * ratio)), max(1, round(style.shape[1] * ratio)))))))
-        for weight, style in zip(blend or [1.0 / len(styles)] * len(styles), styles))
-    photo = float(tf.reduce_mean(tf.square(band)))
-    return (band[0] * (min(1.0, painting / photo) if photo > 0 else 0.0)).numpy()
+    painting = sum(weight * float(detail_energy(style[None], ratio))
+                   for weight, style in zip(blend or [1.0 / len(styles)] * len(styles), styles))
+    return scaled_detail(start[None], coarse_shape, painting)[0].numpy()
 
 
-def _band_above(images: np.ndarray, shape: tuple[int, int]) -> tf.Tensor:
+def detail_energy(images: tf.Tensor, ratio: float | tf.Tensor) -> tf.Tensor:
+    """The mean square (float64) of `[1, H, W, 3]` `images`' band above what `ratio` × their size holds: a
+    painting's share of `photo_detail`, which a served stylizer's `style_targets` returns per scale."""
+    shape = tf.cast(tf.shape(images)[1:3], tf.float64)
+    coarse = tf.maximum(1, tf.cast(tf.round(shape * tf.cast(ratio, tf.float64)), tf.int32))
+    return tf.cast(tf.reduce_mean(tf.square(_band_above(images, coarse))), tf.float64)
+
+
+def scaled_detail(starts: tf.Tensor, coarse_shape: tuple[int, int] | tf.Tensor, painting: float | tf.Tensor) -> tf.Tensor:
+    """`photo_detail` of `[1, H, W, 3]` `starts` from the painting's `detail_energy` (float64)."""
+    band = _band_above(starts, coarse_shape)
+    photo = tf.cast(tf.reduce_mean(tf.square(band)), tf.float64)
+    scale = tf.where(photo > 0, tf.minimum(tf.constant(1.0, tf.float64), tf.math.divide_no_nan(painting, photo)), 0.0)
+    return band * tf.cast(scale, tf.float32)
+
+
+def _band_above(images: tf.Tensor, shape: tuple[int, int] | tf.Tensor) -> tf.Tensor:
     """`images` (`[n, H, W, 3]`) less what an image of (height, width) `shape` holds of them (area down,
     bicubic back up): a level of their Laplacian pyramid."""
-    return images - tf.image.resize(tf.image.resize(images, shape, method="area"), images.shape[1:3],
+    return images - tf.image.resize(tf.image.resize(images, shape, method="area"), tf.shape(images)[1:3],
                                     method="bicubic")
 
 

@@ -2,12 +2,14 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
 from stylekeras import defaults, export, features, serving
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
+from stylekeras.settings import TransferSettings
 from cli_run import run_cli
 
 # A shallow random-weight network: the mechanics in seconds (never evidence of stylization).
@@ -15,14 +17,17 @@ SMALL = {"backbone": "vgg16", "weights": "random", "style_layers": ("block1_conv
          "content_layers": ("block2_conv2",)}
 
 
+# Scales as the library's default makes them (doubling up to the result), from 16 px: the sample requests
+# (32 px) run two.
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    return serving.export_stylizer(tmp_path_factory.mktemp("saved_models"), size=0, steps=6, **SMALL)
+    return serving.export_stylizer(tmp_path_factory.mktemp("saved_models"), size=0, steps=6, start_size=16, **SMALL)
 
 
 @pytest.fixture(scope="module")
 def exported_adam(tmp_path_factory):
-    return serving.export_stylizer(tmp_path_factory.mktemp("saved_models"), optimizer="adam", size=0, steps=6, **SMALL)
+    return serving.export_stylizer(tmp_path_factory.mktemp("saved_models"), optimizer="adam", size=0, steps=6,
+                                   start_size=16, **SMALL)
 
 
 @pytest.fixture(params=["lbfgs", "adam"])
@@ -46,17 +51,21 @@ def test_signatures_and_their_defaults(exported):
     for name in ("stylize", "stylize_bytes", "stylize_with_targets"):
         # TF Serving fills inputs a request leaves out from the signature's defaults.
         # Without colours: the photo as start; without the ring's shares and Gram matrices: the Gram matrices as given.
-        optional = ({*serving.COLOR_INPUTS, serving.RING_SHARES, serving.RING_GRAMS} if name == "stylize_with_targets"
-                    else set())
+        optional = ({*serving.COLOR_INPUTS, serving.RING_SHARES, serving.RING_GRAMS, serving.DETAIL_ENERGY}
+                    if name == "stylize_with_targets" else set())
         assert set(signatures[name].defaults) == set(serving.SCALARS) | optional
         assert {"image" if name != "stylize_bytes" else "image_png", "total_loss", "steps_done"} <= set(signatures[name].outputs)
-    targets = {"block1_conv1", "block2_conv1", *serving.COLOR_INPUTS, serving.RING_SHARES, serving.RING_GRAMS}
+    targets = {"block1_conv1", "block2_conv1", *serving.COLOR_INPUTS, serving.RING_SHARES, serving.RING_GRAMS,
+               serving.DETAIL_ENERGY}
     assert set(signatures["style_targets"].outputs) == targets
     assert set(signatures["stylize_with_targets"].inputs) == {"content", *targets, *serving.SCALARS}
     assert signatures["stylize"].defaults["steps"].int_val == [6]
 
 
 def test_check_passes_through_the_c_api_and_the_warmup_replay(exported_each):
+    settings = serving.read_stylizer_settings(exported_each)
+    content, _ = serving.sample_requests(settings)
+    assert settings.transfer_settings(size=None).sizes(content.shape[1]) == [16, 32]  # the check runs two scales
     results = serving.check_stylizer_export(exported_each)
     assert all(result.passed for result in results), "\n".join(map(str, results))
     loaders = {(result.signature, result.loader) for result in results if result.refused is None}
@@ -67,7 +76,7 @@ def test_check_passes_through_the_c_api_and_the_warmup_replay(exported_each):
 def test_stylize_bytes_gives_what_the_cli_writes(exported, tmp_path, content_path, style_path):
     # The command a user would run for what a default request does, on this export's network.
     result = run_cli("transfer", content_path, style_path, "-o", tmp_path / "cli.png", "--size", "32", "--steps", "4",
-                     "--scales", "1", "--precision", "float32", "--init", "palette",
+                     "--start-size", "16", "--precision", "float32", "--init", "palette",
                      "--backbone", "vgg16", "--weights", "random", "--style-layers", "block1_conv1,block2_conv1",
                      "--content-layers", "block2_conv2", "--quiet")
     assert result.exit_code == 0, result.output
@@ -97,10 +106,12 @@ def test_the_start_is_the_photo_in_the_styles_palette_or_as_it_is_without_colour
     settings = serving.read_stylizer_settings(exported)
     content, style = serving.sample_requests(settings)
     (targets,) = export.run_with_c_api(exported, [("style_targets", {"style": style, "size": np.int32(content.shape[1])})])
-    grams = {name: value for name, value in targets.outputs.items()
-             if name not in serving.COLOR_INPUTS and name not in (serving.RING_SHARES, serving.RING_GRAMS)}
+    finest = {name: value[-1:] for name, value in targets.outputs.items()}  # one scale's targets: one scale runs
+    grams = {name: value for name, value in finest.items()
+             if name not in serving.COLOR_INPUTS and name not in (serving.RING_SHARES, serving.RING_GRAMS,
+                                                                  serving.DETAIL_ENERGY)}
     run = {"content": content, "steps": np.int32(0), "size": np.int32(0), **grams}
-    palette, photo = export.run_with_c_api(exported, [("stylize_with_targets", {**run, **targets.outputs}),
+    palette, photo = export.run_with_c_api(exported, [("stylize_with_targets", {**run, **finest}),
                                                       ("stylize_with_targets", run)])
     mean, covariance = color.color_statistics([serving.resize_longer_side(style[0], content.shape[1])])
     expected = color.match_to_statistics(content[0], mean, covariance).numpy()
@@ -113,8 +124,10 @@ def test_a_style_smaller_than_the_result_is_used_at_its_own_size(exported):
     small = style[:, ::2, ::2]  # half the content's size
     own, asked = export.run_with_c_api(exported, [("style_targets", {"style": small, "size": np.int32(0)}),
                                                   ("style_targets", {"style": small, "size": np.int32(content.shape[1])})])
+    # The detail energy is measured in the band between the result's scales, which the result's size sets.
     for name, value in own.outputs.items():
-        np.testing.assert_array_equal(asked.outputs[name], value)
+        if name != serving.DETAIL_ENERGY:
+            np.testing.assert_array_equal(asked.outputs[name], value)
 
 
 def test_exports_from_before_the_palette_start_still_start_from_the_photo(exported, tmp_path):
@@ -170,6 +183,23 @@ def test_requests_default_to_the_optimizers_own_steps(tmp_path):
         assert serving.read_stylizer_settings(target).steps == steps
 
 
+@pytest.mark.parametrize("scales, start_size", [(None, None), (None, 16), (None, 300), (1, None), (3, None), (3, 40)])
+def test_a_requests_scales_are_the_librarys(scales, start_size):
+    sizes = tf.function(lambda size: serving.scale_sizes(size, scales, start_size))
+    for size in [*range(start_size or 1, 1100, 7), 2048]:
+        expected = TransferSettings(scales=scales, start_size=start_size, size=size).sizes(size)
+        assert sizes(tf.constant(size)).numpy().tolist() == expected, size
+
+
+def test_exports_from_before_the_scales_run_one(exported, tmp_path):
+    values = json.loads((exported / export.SETTINGS_FILE).read_text())
+    assert values["scales"] is None and values["start_size"] == 16
+    del values["scales"], values["start_size"]
+    (tmp_path / "assets.extra").mkdir()
+    (tmp_path / export.SETTINGS_FILE).write_text(json.dumps(values))
+    assert serving.read_stylizer_settings(tmp_path).transfer_settings().sizes(1024) == [1024]
+
+
 def test_exports_from_before_the_optimizer_choice_still_run_adam(exported, tmp_path):
     values = json.loads((exported / export.SETTINGS_FILE).read_text())
     del values["optimizer"], values["lbfgs_history"]
@@ -197,8 +227,9 @@ def test_bad_export_options_are_refused_before_anything_is_written(tmp_path, opt
 def test_cli_exports_and_checks_a_stylizer(tmp_path, monkeypatch):
     monkeypatch.setattr(features, "bfloat16_is_fast", lambda: False)  # as on a CPU with AVX512F alone
     result = run_cli("export", "--stylizer", "--weights", "random", "--size", "0", "--steps", "4", "--precision", "mixed",
-                     "--base-path", tmp_path)
+                     "--start-size", "64", "--base-path", tmp_path)
     assert result.exit_code == 0, result.output
+    assert serving.read_stylizer_settings(next(tmp_path.glob("*/1"))).start_size == 64
     assert "exported" in result.output and "stylizer" in result.output and "bfloat16 convolutions" in result.output
     assert "4 L-BFGS steps" in result.output
     assert "note: this machine has no bfloat16 hardware" in result.output
