@@ -1,17 +1,15 @@
 """Colour control from Gatys, Bethge, Hertzmann & Shechtman 2017, "Preserving Color in Neural Artistic
 Style Transfer" (arXiv:1606.05897) / "Controlling Perceptual Factors in Neural Style Transfer" (CVPR 2017).
 
-Images are float32 H×W×3 RGB arrays in [0, 1]. The mean-and-covariance match is written in TensorFlow, so
-a served stylizer's graph and the library run the same ops; the starts' sliced transport and chroma
-smoothing, which no served graph runs, are numpy.
+Images are float32 H×W×3 RGB arrays in [0, 1]. The starts' recolouring (the mean-and-covariance match,
+the sliced transport, the chroma smoothing) is written in TensorFlow, so a served stylizer's graph and the
+library run the same ops.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
@@ -23,13 +21,12 @@ _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
 MAX_COLOR_GAIN = 8.0
 # `transport_colors`: the random rotations it matches the three 1-D distributions along (after 10, the
 # result's quantiles along other directions are the painting's to 0.01), the pixels of each side it
-# measures the distributions on, and the quantiles each 1-D map interpolates between.
+# measures the distributions on, the quantiles each 1-D map interpolates between, and the evenly spaced
+# points it tabulates each map at (so a pixel costs a lookup, not a search of the quantiles).
 TRANSPORT_ROTATIONS = 10
 TRANSPORT_SAMPLES = 16384
 TRANSPORT_QUANTILES = 1024
-# The pieces `transport_colors` maps a photo's pixels in, one thread each: one per CPU this process may run
-# on (a container's or `taskset`'s share, where the OS tells it), at most 8.
-TRANSPORT_THREADS = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+TRANSPORT_TABLE = 8192
 # `smooth_chroma`'s Gaussian σ in px: takes a noisy photo's colour grain in the result down to the
 # painting's level; a clean photo's start changes only at colour edges, its result not measurably
 # (QUALITY.md, "The photo's chroma smoothed before the transport").
@@ -64,22 +61,27 @@ def with_chroma_of(stylized: np.ndarray, content: np.ndarray) -> np.ndarray:
     return np.clip(yiq_to_rgb(yiq), 0.0, 1.0).astype(np.float32)
 
 
-def smooth_chroma(image: np.ndarray, sigma: float = CHROMA_SMOOTHING) -> np.ndarray:
+def smooth_chroma(image: np.ndarray | tf.Tensor, sigma: float = CHROMA_SMOOTHING) -> tf.Tensor:
     """`image` (H×W×3 in [0, 1]) with its chroma (YIQ's I and Q) blurred by a Gaussian of `sigma` (> 0) px and
-    its luminance kept as it is (float32, clipped to [0, 1]). Applied before a colour map: a map that
+    its luminance kept as it is (a float32 tensor, clipped to [0, 1]). Applied before a colour map: a map that
     stretches the photo's colours (a nearly grey photo's, most) stretches their noise alike, into a grain
     the losses do not remove, while the eye and the network see detail in the luminance, not the chroma."""
-    yiq = rgb_to_yiq(np.asarray(image, np.float32))
+    yiq = tf.tensordot(tf.cast(image, tf.float32), tf.constant(_RGB_TO_YIQ.T), 1)
     radius = max(1, math.ceil(3 * sigma))
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps /= taps.sum()
+    taps = (taps / taps.sum()).astype(np.float32)
     chroma = yiq[..., 1:]
     for axis in (0, 1):
-        length = chroma.shape[axis]
-        padded = np.pad(chroma, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="symmetric")
-        chroma = sum(tap * np.take(padded, np.arange(offset, offset + length), axis=axis)
-                     for offset, tap in enumerate(taps))
-    return yiq_to_rgb(np.concatenate([yiq[..., :1], chroma], -1)).clip(0.0, 1.0).astype(np.float32)
+        length = tf.shape(chroma)[axis]
+        # The edges mirrored (numpy's "symmetric" padding), for an image of any size: the mirror repeats.
+        period = tf.math.floormod(tf.range(-radius, length + radius), 2 * length)
+        padded = tf.gather(chroma, tf.where(period < length, period, 2 * length - 1 - period), axis=axis)
+        blurred = float(taps[0]) * tf.gather(padded, tf.range(length), axis=axis)
+        for offset, tap in enumerate(taps[1:], start=1):
+            blurred += float(tap) * tf.gather(padded, tf.range(offset, offset + length), axis=axis)
+        chroma = blurred
+    rgb = tf.tensordot(tf.concat([yiq[..., :1], chroma], -1), tf.constant(_YIQ_TO_RGB.T), 1)
+    return tf.clip_by_value(rgb, 0.0, 1.0)
 
 
 def match_color_statistics(source: np.ndarray, target: np.ndarray | Sequence[np.ndarray],
@@ -94,59 +96,101 @@ def match_color_statistics(source: np.ndarray, target: np.ndarray | Sequence[np.
     return match_to_statistics(source, mean, covariance).numpy()
 
 
-def transport_colors(source: np.ndarray, target: Sequence[np.ndarray], weights: Sequence[float] | None = None,
-                     seed: int = 0) -> np.ndarray:
+def transport_colors(source: np.ndarray | tf.Tensor, target: Sequence[np.ndarray | tf.Tensor],
+                     weights: Sequence[float] | None = None, seed: int = 0) -> np.ndarray:
     """`source` (H×W×3) recoloured so its colours are distributed as those of the `target` images pooled
     with `weights` (default equal): their whole distribution, where `match_color_statistics` matches two
     moments. Sliced optimal transport (Pitié, Kokaram & Dahyot 2005; Rabin, Peyré, Delon & Bernot 2011): in
     each of `TRANSPORT_ROTATIONS` random orthonormal bases, every coordinate of the source's colours is
     mapped onto the target's by their quantiles. Each map is monotone, so within a step the photo's colours
     keep their order along the coordinate it maps (not along every direction overall). Measured on
-    `TRANSPORT_SAMPLES` pixels of each side (seeded by `seed`), applied to all of them (in `TRANSPORT_THREADS`
-    pieces at once); float32 in [0, 1].
+    `TRANSPORT_SAMPLES` pixels of each side (`painting_sample`), applied to all of them; the samples and
+    bases are drawn from `seed` by TensorFlow's stateless random ops. Float32 in [0, 1].
     """
-    rng = np.random.default_rng(seed)
+    return transport_to_sample(source, painting_sample(target, weights, seed), seed).numpy()
+
+
+def painting_sample(target: Sequence[np.ndarray | tf.Tensor], weights: Sequence[float] | None = None,
+                    seed: int = 0) -> tf.Tensor:
+    """The pixels `transport_colors` measures the `target` images' colours on: `TRANSPORT_SAMPLES` of them
+    pooled with `weights` (default equal), float32 `[samples, 3]`, drawn from `seed`."""
     weights = [1.0 / len(target)] * len(target) if weights is None else [w / sum(weights) for w in weights]
-    pooled = np.concatenate([_sample_pixels(image, max(1, round(weight * TRANSPORT_SAMPLES)), rng)
-                             for image, weight in zip(target, weights)]).T
-    pixels = np.asarray(source, np.float64).reshape(-1, 3).T  # [3, n]
-    sample = _sample_pixels(np.asarray(source), min(TRANSPORT_SAMPLES, pixels.shape[1]), rng).T
-    levels = (np.arange(TRANSPORT_QUANTILES) + 0.5) / TRANSPORT_QUANTILES
-    maps = []
-    for _ in range(TRANSPORT_ROTATIONS):
-        basis, _ = np.linalg.qr(rng.standard_normal((3, 3)))
-        sample, goal = basis.T @ sample, basis.T @ pooled
-        # x → F_target⁻¹(F_source(x)) along each coordinate, piecewise linear between the sides' quantiles
-        # (of sorted values: numpy's quantile partitions at every level, which is quick on sorted input).
-        quantiles = [(np.quantile(np.sort(sample[axis]), levels), np.quantile(np.sort(goal[axis]), levels))
-                     for axis in range(3)]
-        maps.append((basis, quantiles))
-        sample = basis @ _map_coordinates(sample, quantiles)
-    # np.interp releases the GIL: the pixels, mapped in parallel pieces, come out as in one.
-    pieces = np.array_split(pixels, TRANSPORT_THREADS, axis=1)
-    with ThreadPoolExecutor(len(pieces)) as pool:
-        mapped = np.concatenate(list(pool.map(lambda piece: _transport(piece, maps), pieces)), axis=1)
-    return mapped.T.reshape(np.shape(source)).clip(0.0, 1.0).astype(np.float32)
+    return tf.concat([tf.cast(_sample_pixels(image, max(1, round(weight * TRANSPORT_SAMPLES)), (seed, index)),
+                              tf.float32) for index, (image, weight) in enumerate(zip(target, weights), start=1)], 0)
 
 
-def _transport(pixels: np.ndarray, maps: list[tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]]
-               ) -> np.ndarray:
-    """Colours `[3, n]` through each (basis, per-coordinate quantile map) of `transport_colors` in turn."""
-    for basis, quantiles in maps:
-        pixels = basis @ _map_coordinates(basis.T @ pixels, quantiles)
-    return pixels
+def transport_to_sample(source: np.ndarray | tf.Tensor, sample: tf.Tensor, seed: int = 0) -> tf.Tensor:
+    """`transport_colors` onto a painting's `painting_sample`, in TensorFlow ops (float32 tensor)."""
+    pooled = tf.transpose(tf.cast(sample, tf.float64))
+    pixels = tf.transpose(tf.reshape(tf.cast(source, tf.float64), [-1, 3]))  # [3, n]
+    own = tf.transpose(_sample_pixels(source, tf.minimum(TRANSPORT_SAMPLES, tf.shape(pixels)[1]), (seed, 0)))
+    levels = tf.constant((np.arange(TRANSPORT_QUANTILES) + 0.5) / TRANSPORT_QUANTILES)
+    for rotation in range(TRANSPORT_ROTATIONS):
+        basis, _ = tf.linalg.qr(tf.random.stateless_normal([3, 3], [seed, 1000 + rotation], dtype=tf.float64))
+        own, goal = tf.transpose(basis) @ own, tf.transpose(basis) @ pooled
+        # x → F_goal⁻¹(F_own(x)) along each coordinate, piecewise linear between the sides' quantiles.
+        table = _tabulated_map(_quantiles(own, levels), _quantiles(goal, levels))
+        own = basis @ _look_up(own, *table)
+        pixels = basis @ _look_up(tf.transpose(basis) @ pixels, *table)
+    return tf.cast(tf.clip_by_value(tf.reshape(tf.transpose(pixels), tf.shape(source)), 0.0, 1.0), tf.float32)
 
 
-def _map_coordinates(points: np.ndarray, quantiles: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """`points` `[3, n]` with each coordinate mapped from its first quantiles onto its second."""
-    return np.stack([np.interp(points[axis], known, wanted) for axis, (known, wanted) in enumerate(quantiles)])
+def transport_start(source: np.ndarray | tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor, sample: tf.Tensor,
+                    seed: int = 0) -> tf.Tensor:
+    """The `init="transport"` start: `source` with its chroma smoothed (`smooth_chroma`: both maps stretch a
+    photo's colour noise, a nearly grey photo's most, into grain the losses keep), recoloured halfway
+    between the painting's colour `mean` and `covariance` (`match_to_statistics`) and its whole
+    distribution (`transport_to_sample` onto its `painting_sample`): the whole distribution alone also
+    spreads a painting's rarer colours over smooth regions, which cost both Matisse pairs more of their style
+    measure than halfway does (QUALITY.md). Float32; TensorFlow ops, so a served graph starts where the
+    library does."""
+    smooth = smooth_chroma(source)
+    return 0.5 * (match_to_statistics(smooth, mean, covariance) + transport_to_sample(smooth, sample, seed))
 
 
-def _sample_pixels(image: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """`count` pixels of an H×W×3 image drawn at random (with replacement only when it has fewer, so
-    pooled images keep their weights whatever their sizes), float64 `[count, 3]`."""
-    pixels = np.asarray(image, np.float64).reshape(-1, 3)
-    return pixels[rng.choice(len(pixels), count, replace=len(pixels) < count)]
+def _quantiles(values: tf.Tensor, levels: tf.Tensor) -> tf.Tensor:
+    """The `levels` (in [0, 1]) quantiles of each row of `values` `[3, n]`, linear between order statistics
+    (numpy's default method): `[3, levels]`."""
+    ordered = tf.sort(values, axis=-1)
+    last = tf.shape(ordered)[-1] - 1
+    position = levels * tf.cast(last, tf.float64)
+    below = tf.cast(tf.floor(position), tf.int32)
+    low, high = tf.gather(ordered, below, axis=-1), tf.gather(ordered, tf.minimum(below + 1, last), axis=-1)
+    return low + (high - low) * (position - tf.floor(position))
+
+
+def _tabulated_map(known: tf.Tensor, wanted: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Each row's piecewise-linear map through (`known`, `wanted`) (`[3, points]`, `known` ascending; constant
+    beyond its ends, as `np.interp`) at `TRANSPORT_TABLE` + 1 evenly spaced points from its lowest to its
+    highest known value: (lowest `[3, 1]`, spacing `[3, 1]`, values `[3, TRANSPORT_TABLE + 1]`) for
+    `_look_up`, so a pixel costs a lookup, not a search."""
+    low = known[:, :1]
+    step = (known[:, -1:] - low) / TRANSPORT_TABLE
+    grid = low + step * tf.range(TRANSPORT_TABLE + 1, dtype=tf.float64)
+    segment = tf.clip_by_value(tf.searchsorted(known, grid, side="right") - 1, 0, tf.shape(known)[-1] - 2)
+    left, right = tf.gather(known, segment, batch_dims=1), tf.gather(known, segment + 1, batch_dims=1)
+    share = tf.clip_by_value(tf.math.divide_no_nan(grid - left, right - left), 0.0, 1.0)
+    first, second = tf.gather(wanted, segment, batch_dims=1), tf.gather(wanted, segment + 1, batch_dims=1)
+    return low, step, first + (second - first) * share
+
+
+def _look_up(values: tf.Tensor, low: tf.Tensor, step: tf.Tensor, table: tf.Tensor) -> tf.Tensor:
+    """Each row of `values` `[3, n]` through its `_tabulated_map`, linear between the table's points."""
+    position = tf.clip_by_value(tf.math.divide_no_nan(values - low, step), 0.0, TRANSPORT_TABLE)
+    index = tf.minimum(tf.cast(position, tf.int32), TRANSPORT_TABLE - 1)  # position ≥ 0: the cast floors it
+    before = tf.gather(table, index, batch_dims=1)
+    return before + (tf.gather(table, index + 1, batch_dims=1) - before) * (position - tf.cast(index, tf.float64))
+
+
+def _sample_pixels(image: np.ndarray | tf.Tensor, count: int | tf.Tensor, seed: tuple[int, int]) -> tf.Tensor:
+    """`count` pixels of an H×W×3 image drawn at random from the stateless `seed` (with replacement only when
+    it has fewer, so pooled images keep their weights whatever their sizes), float64 `[count, 3]`."""
+    pixels = tf.reshape(tf.cast(image, tf.float64), [-1, 3])
+    total = tf.shape(pixels)[0]
+    chosen = tf.cond(total >= count,
+                     lambda: tf.argsort(tf.random.stateless_uniform([total], seed))[:count],
+                     lambda: tf.random.stateless_uniform([count], seed, maxval=total, dtype=tf.int32))
+    return tf.gather(pixels, chosen)
 
 
 def color_statistics(images: Sequence[np.ndarray | tf.Tensor], weights: Sequence[float] | None = None

@@ -722,8 +722,8 @@ def initial_image(init: str, content: np.ndarray, styles: Sequence[np.ndarray], 
     """The starting point: ("palette") the content image recoloured to the styles' colour mean and
     covariance (of their pixels pooled with the `blend` weights) — Gatys et al. 2017's colour matching in
     the other direction, so the optimization starts in the painting's palette; ("transport") the content
-    image with its chroma smoothed (`color.smooth_chroma`), recoloured halfway: the midpoint of the
-    palette's match and of the styles' whole colour distribution (`color.transport_colors`, seeded); the
+    image with its chroma smoothed, recoloured halfway between the palette's match and the styles' whole
+    colour distribution (`color.transport_start`, seeded); the
     content image as it is, uniform noise (seeded), the first style image at content size."""
     check_choice("`init`", init, INITS)
     if init == "content":
@@ -731,12 +731,8 @@ def initial_image(init: str, content: np.ndarray, styles: Sequence[np.ndarray], 
     if init == "palette":
         return color.match_color_statistics(content, styles, blend)
     if init == "transport":
-        # Both maps stretch a photo's colour noise (a nearly grey photo's most) into grain the losses keep.
-        smooth = color.smooth_chroma(content)
-        # Halfway: the whole distribution alone also spreads a painting's rarer colours over smooth regions,
-        # which cost both Matisse pairs more of their style measure than halfway does (QUALITY.md).
-        return 0.5 * (color.match_color_statistics(smooth, styles, blend)
-                      + color.transport_colors(smooth, styles, blend, seed))
+        mean, covariance = color.color_statistics(styles, blend)
+        return color.transport_start(content, mean, covariance, color.painting_sample(styles, blend, seed), seed).numpy()
     if init == "noise":
         return np.random.default_rng(seed).uniform(0.0, 1.0, content.shape).astype(np.float32)
     return resized(styles[0], content.shape[:2])

@@ -380,7 +380,7 @@ def test_chroma_smoothing_keeps_the_luminance_and_averages_the_colour_noise_as_i
     rng = np.random.default_rng(0)
     grey = np.repeat(np.where(np.arange(64) < 32, 0.35, 0.65)[None, :, None], 64, 0)  # a sharp step
     noisy = (grey + 0.02 * rng.normal(size=(64, 64, 3))).astype(np.float32)  # nothing clipped
-    smoothed = color.smooth_chroma(noisy)
+    smoothed = color.smooth_chroma(noisy).numpy()
     luminance = lambda image: color.rgb_to_yiq(image)[..., 0]
     np.testing.assert_allclose(luminance(smoothed), luminance(noisy), atol=1e-5)  # the step stays sharp
     # White noise through a 2-D Gaussian of σ px keeps 1 / (4πσ²) of its variance.
@@ -411,15 +411,30 @@ def test_transport_gives_the_whole_colour_distribution_where_two_moments_do_not(
     np.testing.assert_array_equal(transported, color.transport_colors(source, [target]))  # seeded
 
 
-def test_transport_maps_the_pixels_alike_in_any_number_of_pieces(monkeypatch):
+def test_the_transport_start_in_a_graph_is_the_librarys_to_the_bit():
+    # What a served stylizer's graph runs (`tf.function`, as a SavedModel's signatures) and the library's eager start.
     rng = np.random.default_rng(2)
     source = rng.uniform(size=(37, 29, 3)).astype(np.float32)
     target = (rng.uniform(size=(16, 16, 3)) ** 2).astype(np.float32)
-    results = []
-    for threads in (1, 3):
-        monkeypatch.setattr(color, "TRANSPORT_THREADS", threads)
-        results.append(color.transport_colors(source, [target]))
-    np.testing.assert_array_equal(*results)
+    statistics = color.color_statistics([target])
+    eager = color.transport_start(source, *statistics, color.painting_sample([target], seed=3), seed=3)
+    traced = tf.function(lambda source, target: color.transport_start(
+        source, *color.color_statistics([target]), color.painting_sample([target], seed=3), seed=3), autograph=False)
+    np.testing.assert_array_equal(traced(tf.constant(source), tf.constant(target)), eager)
+
+
+def test_chroma_smoothing_pads_an_image_smaller_than_its_kernel_as_numpy_does():
+    tiny = np.random.default_rng(4).uniform(size=(2, 3, 3)).astype(np.float32)
+    yiq = color.rgb_to_yiq(tiny)
+    radius = max(1, int(np.ceil(3 * color.CHROMA_SMOOTHING)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / color.CHROMA_SMOOTHING) ** 2)
+    chroma = yiq[..., 1:]
+    for axis in (0, 1):
+        padded = np.pad(chroma, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="symmetric")
+        chroma = sum(tap / taps.sum() * np.take(padded, np.arange(offset, offset + chroma.shape[axis]), axis=axis)
+                     for offset, tap in enumerate(taps))
+    expected = np.clip(color.yiq_to_rgb(np.concatenate([yiq[..., :1], chroma], -1)), 0, 1)
+    np.testing.assert_allclose(color.smooth_chroma(tiny), expected, atol=1e-6)
 
 
 def test_transport_pools_several_images_with_their_weights_and_keeps_the_photos_order():
