@@ -727,8 +727,10 @@ def export(
     max_pixels: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most pixels a request's image may have "
                                             "once resized (caps the server's memory per request).")] = defaults.DEFAULT_SERVING_MAX_PIXELS,
     max_steps: Annotated[int, typer.Option(min=1, rich_help_panel="Stylizer", help="Most steps a request may ask for.")] = defaults.DEFAULT_SERVING_MAX_STEPS,
-    init: Annotated[ServedInit, typer.Option(rich_help_panel="Stylizer", help="Start from the photo in the style's colour mean "
-                                             "and covariance (palette) or as it is (content).")] = ServedInit(defaults.DEFAULT_SERVED_INIT),
+    init: Annotated[ServedInit, typer.Option(rich_help_panel="Stylizer", help="Start as transfer's --init does: from the photo "
+                                             "recoloured halfway to the style's whole colour distribution (transport), to "
+                                             "its colour mean and covariance (palette), or as it is (content).")
+                    ] = ServedInit(defaults.DEFAULT_SERVED_INIT),
     scales: Annotated[Optional[int], typer.Option(min=1, rich_help_panel="Stylizer", help="Coarse-to-fine scales, as "
                                                   "for transfer (1: one scale, as exports before this option). Default: "
                                                   "as transfer's, doubling from --start-size up to the result's size.",
@@ -791,7 +793,7 @@ def export(
             at += f" (scales of {', '.join(map(str, sizes))} px)" if len(sizes) > 1 else ""
         arithmetic = "bfloat16 convolutions" if settings.precision == "mixed" else "float32"
         typer.echo(f"exported {target} (stylizer: {settings.backbone}, weights {settings.weights}, {arithmetic}; by default "
-                   f"{settings.steps} {'L-BFGS' if settings.optimizer == 'lbfgs' else 'Adam'} steps at {at} from the {'palette' if settings.init == 'palette' else 'photo'}; "
+                   f"{settings.steps} {'L-BFGS' if settings.optimizer == 'lbfgs' else 'Adam'} steps at {at} from the {'photo' if settings.init == 'content' else settings.init + ' start'}; "
                    f"requests up to {settings.max_pixels} pixels and {settings.max_steps} steps); "
                    f"serve with --model_config_file={base_path / 'models.config'}")
         if settings.precision == "mixed" and features.bfloat16_is_fast() is False:

@@ -137,9 +137,17 @@ def serving_functions(model: keras.Model, min_size: int) -> dict[str, tuple[call
 
 
 def decode_image(encoded: tf.Tensor) -> tf.Tensor:
-    """One encoded JPEG/PNG/GIF/BMP → float32 H×W×3 RGB in [0, 1] (first frame of an animation)."""
-    pixels = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    return tf.image.convert_image_dtype(pixels, tf.float32)
+    """One encoded JPEG/PNG/GIF/BMP → float32 H×W×3 RGB in [0, 1] (first frame of an animation), the bits
+    `image_io.load_image` gives for 8-bit images (EXIF orientation aside): JPEGs decoded as Pillow decodes them
+    (libjpeg's accurate integer DCT, fancy upsampling), each level divided by 255. A served stylizer then starts
+    where the CLI does: the transport start moves pixels at ties in the colours by whole levels when an
+    input moves by its last bit."""
+    # Each level looked up, not divided: a graph's optimizer turns x / 255 into x * (1 / 255), a bit off.
+    levels = tf.constant(np.arange(256, dtype=np.float32) / np.float32(255))
+    pixels = tf.cond(tf.io.is_jpeg(encoded),
+                     lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+                     lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False))
+    return tf.gather(levels, tf.cast(pixels, tf.int32))
 
 
 def read_settings(export_dir: str | os.PathLike) -> ExportSettings:

@@ -8,10 +8,10 @@ update, clipped to [0, 1] as in `stylize.optimize`: L-BFGS with the library's sa
 (`optimizers.lbfgs_minimize`, by default) or Adam (`optimizers.adam_minimize`) — with the image and the
 optimizer's state as loop variables, so concurrent requests share nothing but the network's weights. A
 scale's targets come from the photo and the style resized to it, as the library's do; a finer scale starts
-from the coarser result upsampled plus the photo's detail (`stylize.finer_start`). The first starts from the
-photo recoloured to the style's colour mean and covariance (`init="palette"`, `stylekeras.color`; the
-library's default start, "transport", is numpy's and not yet in the graph), or from the photo as it is for an
-`init="content"` export. Its arithmetic is the export's `precision`, float32 or the library's bfloat16
+from the coarser result upsampled plus the photo's detail (`stylize.finer_start`). The first starts as the
+library's does (`stylize.initial_image`, in the same TensorFlow ops of `stylekeras.color`): the photo
+recoloured halfway to the style's whole colour distribution (`init="transport"`, the default), to its colour
+mean and covariance ("palette"), or as it is ("content"). Its arithmetic is the export's `precision`, float32 or the library's bfloat16
 convolutions ("mixed", for serving machines with bfloat16 units); inputs and outputs are the same either way:
 
 - `stylize` (also `serving_default`): `content` float32 [1, H, W, 3] and `style` float32 [1, h, w, 3],
@@ -22,13 +22,15 @@ convolutions ("mixed", for serving machines with bfloat16 units); inputs and out
   result of that size, one row of: a Gram matrix per style layer, `[scales, N, N]`, under the layer's
   name, the style's `color_mean` [scales, 3] and `color_covariance` [scales, 3, 3] (float64), its
   `ring_shares` [scales, layers] and `ring_grams` [scales, Σ N²] (float32: `objective.StyleGrams`' shares
-  and ring Gram matrices, flattened and joined in layer order) and its `detail_energy` [scales] (float64,
-  `stylize.detail_energy`; NaN at the first scale), for a client to cache;
+  and ring Gram matrices, flattened and joined in layer order), its `detail_energy` [scales] (float64,
+  `stylize.detail_energy`; NaN at the first scale) and its `color_sample` [scales, samples, 3] (float32,
+  `color.painting_sample`: the pixels the transport start maps onto), for a client to cache;
 - `stylize_with_targets`: `content` and those outputs → what `stylize` gives with that style, when they
   were made for the request's size. Targets of one scale (one row each) run one scale, at the result's
-  size. Without the two colour inputs the start is the photo as it is; without `ring_shares` and
-  `ring_grams` the Gram matrices are used as they are, not weighted to the result's ring
-  (`losses.gram_for_ring_share`); without `detail_energy` a finer scale adds the photo's whole detail.
+  size. Without `color_sample` a transport export starts from the palette, and without the two colour
+  statistics from the photo as it is; without `ring_shares` and `ring_grams` the Gram matrices are used as
+  they are, not weighted to the result's ring (`losses.gram_for_ring_share`); without `detail_energy` a
+  finer scale adds the photo's whole detail.
 
 Each also returns `total_loss`, `content_loss`, `style_loss` and `tv_loss` ([1]: the losses the last
 step started from, as the library's history records them) and `steps_done` (all scales' steps; fewer than
@@ -91,6 +93,9 @@ RING_SHARES, RING_GRAMS = "ring_shares", "ring_grams"
 # The style's energy in the band a finer scale adds (`stylize.detail_energy`; float64 [scales], NaN at the
 # first), which scales the photo's detail there as the library does.
 DETAIL_ENERGY = "detail_energy"
+# The style's pixels the `transport` start maps the photo's colours onto (`color.painting_sample`; float32
+# [scales, samples, 3]).
+COLOR_SAMPLE = "color_sample"
 # Steps of each warmup request: enough to run the loop's body, cheap at TF Serving's start-up.
 WARMUP_STEPS = 2
 # Optional scalar inputs of every stylizing signature, in order, with their dtypes.
@@ -167,7 +172,7 @@ def export_stylizer(
     The network, layers and loss settings are the library's (`Stylizer`, `TransferSettings`), run at the
     `scales` from `start_size` that `TransferSettings` takes (by default the library's coarse to fine; 1: one
     scale, as exports made before `scales`) with `optimizer` ("lbfgs", with the library's safeguard, or
-    "adam") from `init` ("palette": the photo in the style's colour mean and covariance, or "content") in
+    "adam") from `init` ("transport", "palette" or "content", as `stylize.initial_image` starts) in
     `precision`: "float32", or "mixed"
     (the library's bfloat16 convolutions: several times faster where the *serving* machines have AMX,
     AVX512-BF16 or an Ampere+ GPU, several times slower where they have not); `steps` … `learning_rate` are
@@ -242,6 +247,7 @@ class StylizerGraph(tf.Module):
         image = tf.TensorSpec([None, None, None, 3], tf.float32)
         scalars = [tf.TensorSpec([], dtype, name=name) for name, dtype in SCALARS.items()]
         self._channel_counts = self._channels()
+        self._seed = settings.transfer_settings().seed  # the library's draws for the transport start
         grams = {name: tf.TensorSpec([None, channels, channels], tf.float32, name=name)
                  for name, channels in self._channel_counts.items()}
         defaults_ = [tf.constant(getattr(settings, name), dtype) for name, dtype in SCALARS.items()]
@@ -267,13 +273,16 @@ class StylizerGraph(tf.Module):
         unknown_shares = tf.fill([1, shares_shape[1]], float("nan"))  # → the Gram matrices as they are
         unknown_rings = tf.fill([1, 1], float("nan"))
         unknown_detail = tf.fill([1], nan)  # → the photo's whole detail at a finer scale
+        unknown_sample = tf.fill([1, 1, 3], float("nan"))  # → the palette start instead of the transport
 
         def stylize_with_targets(content, targets, steps=defaults_[0], size=defaults_[1], content_weight=defaults_[2],
                                  style_weight=defaults_[3], tv_weight=defaults_[4], learning_rate=defaults_[5],
                                  color_mean=unknown["color_mean"], color_covariance=unknown["color_covariance"],
-                                 ring_shares=unknown_shares, ring_grams=unknown_rings, detail_energy=unknown_detail):
+                                 ring_shares=unknown_shares, ring_grams=unknown_rings, detail_energy=unknown_detail,
+                                 color_sample=unknown_sample):
             targets = {**targets, "color_mean": color_mean, "color_covariance": color_covariance,
-                       RING_SHARES: ring_shares, RING_GRAMS: ring_grams, DETAIL_ENERGY: detail_energy}
+                       RING_SHARES: ring_shares, RING_GRAMS: ring_grams, DETAIL_ENERGY: detail_energy,
+                       COLOR_SAMPLE: color_sample}
             return self._stylize(content, targets, None, steps, size, content_weight, style_weight, tv_weight, learning_rate)
 
         self.stylize = tf.function(stylize, input_signature=[
@@ -288,7 +297,8 @@ class StylizerGraph(tf.Module):
             *(tf.TensorSpec([None, *shape[1:]], tf.float64, name=name) for name, shape in COLOR_INPUTS.items()),
             tf.TensorSpec(shares_shape, tf.float32, name=RING_SHARES),
             tf.TensorSpec([None, None], tf.float32, name=RING_GRAMS),
-            tf.TensorSpec([None], tf.float64, name=DETAIL_ENERGY)])
+            tf.TensorSpec([None], tf.float64, name=DETAIL_ENERGY),
+            tf.TensorSpec([None, None, 3], tf.float32, name=COLOR_SAMPLE)])
 
     def _channels(self) -> dict[str, int]:
         probe = self._stylizer.model(tf.zeros([1, self._settings.min_size, self._settings.min_size, 3]), training=False)
@@ -358,7 +368,7 @@ class StylizerGraph(tf.Module):
             height, width = tf.shape(content_at)[1], tf.shape(content_at)[2]
             one = {name: value[tf.minimum(index, tf.shape(value)[0] - 1)][None] for name, value in targets.items()}
             grams = self._grams_for(one, height, width)
-            start = self._start(content_at, one["color_mean"][0], one["color_covariance"][0])
+            start = self._start(content_at, one["color_mean"][0], one["color_covariance"][0], one[COLOR_SAMPLE][0])
             # A finer scale starts from the coarser result and the photo's detail (both starts are the photo);
             # without the style's detail energy, the photo's whole detail.
             painting = one[DETAIL_ENERGY][0]
@@ -408,14 +418,16 @@ class StylizerGraph(tf.Module):
             coarser = tf.cast(sizes[tf.maximum(index - 1, 0)], tf.float64) / tf.cast(size, tf.float64)
             energy = tf.cond(index > 0, lambda: detail_energy(at_scale, coarser), lambda: tf.constant(float("nan"), tf.float64))
             return {**{name: value[0] for name, value in _flattened(style_grams(self._stylizer.model, at_scale, layers)).items()},
-                    "color_mean": mean, "color_covariance": covariance, DETAIL_ENERGY: energy}
+                    "color_mean": mean, "color_covariance": covariance, DETAIL_ENERGY: energy,
+                    COLOR_SAMPLE: color.painting_sample([at_scale[0]], seed=self._seed)}
 
         grams = {name: tf.TensorSpec([channels, channels], tf.float32) for name, channels in self._channel_counts.items()}
         ring_values = sum(channels ** 2 for channels in self._channel_counts.values())
         return tf.map_fn(one_scale, (tf.range(tf.size(sizes)), sizes), parallel_iterations=1, fn_output_signature={
             **grams, RING_SHARES: tf.TensorSpec([len(layers)], tf.float32),
             RING_GRAMS: tf.TensorSpec([ring_values], tf.float32), "color_mean": tf.TensorSpec([3], tf.float64),
-            "color_covariance": tf.TensorSpec([3, 3], tf.float64), DETAIL_ENERGY: tf.TensorSpec([], tf.float64)})
+            "color_covariance": tf.TensorSpec([3, 3], tf.float64), DETAIL_ENERGY: tf.TensorSpec([], tf.float64),
+            COLOR_SAMPLE: tf.TensorSpec([color.TRANSPORT_SAMPLES, 3], tf.float32)})
 
     def _grams_for(self, targets: dict[str, tf.Tensor], height: tf.Tensor, width: tf.Tensor) -> dict[str, tf.Tensor]:
         """The style's Gram matrices for a `height`×`width` result: weighted to its ring shares
@@ -438,13 +450,23 @@ class StylizerGraph(tf.Module):
 
         return tf.cond(given, weighted, lambda: grams)
 
-    def _start(self, content: tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor) -> tf.Tensor:
-        """The photo recoloured to the style's palette (`init="palette"`, as `stylize.initial_image`), or as
-        it is: with an `init="content"` export, or a `stylize_with_targets` request without colour statistics."""
-        if self._settings.init != "palette":
+    def _start(self, content: tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor, sample: tf.Tensor) -> tf.Tensor:
+        """Where a request's first scale starts, as `stylize.initial_image` makes it: the photo recoloured
+        halfway to the style's whole colour distribution (`init="transport"`, `color.transport_start`), to its
+        colour mean and covariance (`init="palette"`), or as it is (`init="content"`). A `stylize_with_targets`
+        request without the style's `color_sample` starts from the palette, and without its colour statistics
+        from the photo as it is."""
+        init = self._settings.init
+        if init == "content":
             return content
         known = tf.reduce_all(tf.math.is_finite(mean)) & tf.reduce_all(tf.math.is_finite(covariance))
-        return tf.cond(known, lambda: color.match_to_statistics(content[0], mean, covariance)[None], lambda: content)
+        palette = lambda: tf.cond(known, lambda: color.match_to_statistics(content[0], mean, covariance)[None],  # noqa: E731
+                                  lambda: content)
+        if init == "palette":
+            return palette()
+        sampled = known & tf.reduce_all(tf.math.is_finite(sample))
+        return tf.cond(sampled, lambda: color.transport_start(content[0], mean, covariance, sample, self._seed)[None],
+                       palette)
 
 
 def scale_sizes(size: tf.Tensor | int, scales: int | None, start_size: int | None) -> tf.Tensor:
@@ -497,7 +519,7 @@ def sample_requests(settings: StylizerExportSettings) -> tuple[np.ndarray, np.nd
         halving = settings.scales is not None and settings.start_size is None  # from `size`: two need twice the first
         size = max(size, 2 * first if halving else first + 8)
     rng = np.random.default_rng(1)
-    content, style = (rng.integers(0, 256, (1, *shape, 3)).astype(np.float32) * np.float32(1 / 255)
+    content, style = (rng.integers(0, 256, (1, *shape, 3)).astype(np.float32) / np.float32(255)
                       for shape in ((size, size), (size + 8, size - 8)))
     return content, style
 
@@ -671,7 +693,7 @@ def _library_targets(stylizer: Stylizer, settings: StylizerExportSettings, style
                      ) -> dict[str, np.ndarray]:
     """What `style_targets` returns for a result of `content`'s size, as the library takes them: at each of
     the run's scales, from the style resized to that scale's longer side (never enlarged), its Gram matrices,
-    colour statistics, ring shares, ring Gram matrices and detail energy, one row a scale."""
+    colour statistics, ring shares, ring Gram matrices, detail energy and colour sample, one row a scale."""
     sizes = settings.transfer_settings(size=None).sizes(max(content.shape[1:3]))
     rows = []
     for index, size in enumerate(sizes):
@@ -679,7 +701,8 @@ def _library_targets(stylizer: Stylizer, settings: StylizerExportSettings, style
         mean, covariance = color.color_statistics([resized])
         energy = detail_energy(resized[None], sizes[index - 1] / size) if index else float("nan")
         rows.append({**{name: value.numpy()[0] for name, value in _flattened(stylizer.style_grams(resized)).items()},
-                     "color_mean": mean.numpy(), "color_covariance": covariance.numpy(), DETAIL_ENERGY: np.float64(energy)})
+                     "color_mean": mean.numpy(), "color_covariance": covariance.numpy(), DETAIL_ENERGY: np.float64(energy),
+                     COLOR_SAMPLE: color.painting_sample([resized], seed=settings.transfer_settings().seed).numpy()})
     return {name: np.stack([row[name] for row in rows]) for name in rows[0]}
 
 

@@ -170,3 +170,18 @@ def test_killed_export_leaves_nothing_tf_serving_would_load(tmp_path):
     assert not [entry for entry in model_dir.iterdir() if entry.name.isdigit()]
     assert export.export_feature_extractor(tmp_path, weights="random", layers=["block1_conv1"],
                                                       backbone="vgg16").name == "1"
+
+
+@pytest.mark.parametrize("name", ["content.png", "style.png"])
+def test_decoded_bytes_are_the_bits_the_cli_loads_in_a_graph_too(name, tmp_path):
+    from PIL import Image
+
+    from stylekeras.image_io import load_image
+
+    path = Path(__file__).parent / "data" / name
+    jpeg = tmp_path / "photo.jpg"
+    Image.open(path).convert("RGB").save(jpeg, quality=90, subsampling=2)  # chroma subsampled: upsampling matters
+    for source in (path, jpeg):
+        encoded = tf.constant(source.read_bytes())
+        np.testing.assert_array_equal(export.decode_image(encoded), load_image(source))
+        np.testing.assert_array_equal(tf.function(export.decode_image)(encoded), load_image(source))
