@@ -34,7 +34,7 @@ INITS = ("transport", "palette", "content", "noise", "style")
 # a photo whose colours the painting lacks (a red building under the Wave) further (QUALITY.md); it
 # recolours the photo with its chroma smoothed, so the maps' gains do not stretch colour noise into grain.
 DEFAULT_INIT = "transport"
-# The starts a served stylizer can take (no seed or second image travels with a request), its default the CLI's.
+# The starts a served stylizer can take (a request carries no seed, so not noise), its default the CLI's.
 SERVED_INITS = ("transport", "palette", "content")
 DEFAULT_SERVED_INIT = "transport"
 # The precisions a served stylizer can be exported in: the serving machine, not the exporting one, decides

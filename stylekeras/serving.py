@@ -10,9 +10,10 @@ optimizer's state as loop variables, so concurrent requests share nothing but th
 scale's targets come from the photo and the style resized to it, as the library's do; a finer scale starts
 from the coarser result upsampled plus the photo's detail (`stylize.finer_start`). The first starts as the
 library's does (`stylize.initial_image`, in the same TensorFlow ops of `stylekeras.color`): the photo
-recoloured halfway to the style's whole colour distribution (`init="transport"`, the default), to its colour
-mean and covariance ("palette"), or as it is ("content"). Its arithmetic is the export's `precision`, float32 or the library's bfloat16
-convolutions ("mixed", for serving machines with bfloat16 units); inputs and outputs are the same either way:
+recoloured halfway to the style's whole colour distribution (`init="transport"`, the default), to its
+colour mean and covariance ("palette"), or as it is ("content"). Its arithmetic is the export's
+`precision`, float32 or the library's bfloat16 convolutions ("mixed", for serving machines with bfloat16
+units); inputs and outputs are the same either way:
 
 - `stylize` (also `serving_default`): `content` float32 [1, H, W, 3] and `style` float32 [1, h, w, 3],
   RGB in [0, 1] → `image` float32 [1, H', W', 3];

@@ -723,8 +723,8 @@ def initial_image(init: str, content: np.ndarray, styles: Sequence[np.ndarray], 
     covariance (of their pixels pooled with the `blend` weights) — Gatys et al. 2017's colour matching in
     the other direction, so the optimization starts in the painting's palette; ("transport") the content
     image with its chroma smoothed, recoloured halfway between the palette's match and the styles' whole
-    colour distribution (`color.transport_start`, seeded); the
-    content image as it is, uniform noise (seeded), the first style image at content size."""
+    colour distribution (`color.transport_start`, seeded); the content image as it is, uniform noise
+    (seeded), the first style image at content size."""
     check_choice("`init`", init, INITS)
     if init == "content":
         return content
