@@ -408,7 +408,8 @@ class StylizerGraph(tf.Module):
     def _style_targets(self, style: tf.Tensor, sizes: tf.Tensor) -> dict[str, tf.Tensor]:
         """At each scale of longer side `sizes` (the style at that size, never enlarged, as the library takes
         it): one Gram matrix per style layer, the style's colour mean and covariance, its ring shares and
-        ring Gram matrices, and its detail energy at a finer scale (`stylize.detail_energy`)."""
+        ring Gram matrices, its detail energy at a finer scale (`stylize.detail_energy`) and the colour sample
+        the transport start maps onto (`color.painting_sample`)."""
         longer = tf.reduce_max(tf.shape(style)[1:3])
         layers = self._stylizer.style_layers
 
