@@ -125,13 +125,18 @@ def transport_to_sample(source: np.ndarray | tf.Tensor, sample: tf.Tensor, seed:
     pixels = tf.transpose(tf.reshape(tf.cast(source, tf.float64), [-1, 3]))  # [3, n]
     own = tf.transpose(_sample_pixels(source, tf.minimum(TRANSPORT_SAMPLES, tf.shape(pixels)[1]), (seed, 0)))
     levels = tf.constant((np.arange(TRANSPORT_QUANTILES) + 0.5) / TRANSPORT_QUANTILES)
-    for rotation in range(TRANSPORT_ROTATIONS):
-        basis, _ = tf.linalg.qr(tf.random.stateless_normal([3, 3], [seed, 1000 + rotation], dtype=tf.float64))
-        own, goal = tf.transpose(basis) @ own, tf.transpose(basis) @ pooled
+    bases = [tf.linalg.qr(tf.random.stateless_normal([3, 3], [seed, 1000 + rotation], dtype=tf.float64))[0]
+             for rotation in range(TRANSPORT_ROTATIONS)]
+    # The painting's sample never moves, only the photo's: its quantiles in every basis in one sort.
+    goals = tf.split(_quantiles(tf.concat([tf.transpose(basis) @ pooled for basis in bases], 0), levels),
+                     TRANSPORT_ROTATIONS)
+    count = tf.shape(own)[1]
+    points = tf.concat([own, pixels], 1)  # the photo's sample, whose quantiles make each map, and every pixel
+    for basis, goal in zip(bases, goals):
+        points = tf.transpose(basis) @ points
         # x → F_goal⁻¹(F_own(x)) along each coordinate, piecewise linear between the sides' quantiles.
-        table = _tabulated_map(_quantiles(own, levels), _quantiles(goal, levels))
-        own = basis @ _look_up(own, *table)
-        pixels = basis @ _look_up(tf.transpose(basis) @ pixels, *table)
+        points = basis @ _look_up(points, *_tabulated_map(_quantiles(points[:, :count], levels), goal))
+    pixels = points[:, count:]
     return tf.cast(tf.clip_by_value(tf.reshape(tf.transpose(pixels), tf.shape(source)), 0.0, 1.0), tf.float32)
 
 
@@ -149,8 +154,8 @@ def transport_start(source: np.ndarray | tf.Tensor, mean: tf.Tensor, covariance:
 
 
 def _quantiles(values: tf.Tensor, levels: tf.Tensor) -> tf.Tensor:
-    """The `levels` (in [0, 1]) quantiles of each row of `values` `[3, n]`, linear between order statistics
-    (numpy's default method): `[3, levels]`."""
+    """The `levels` (in [0, 1]) quantiles of each row of `values` `[rows, n]`, linear between order
+    statistics (numpy's default method): `[rows, levels]`."""
     ordered = tf.sort(values, axis=-1)
     last = tf.shape(ordered)[-1] - 1
     position = levels * tf.cast(last, tf.float64)
