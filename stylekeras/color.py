@@ -122,22 +122,22 @@ def painting_sample(target: Sequence[np.ndarray | tf.Tensor], weights: Sequence[
 def transport_to_sample(source: np.ndarray | tf.Tensor, sample: tf.Tensor, seed: int = 0) -> tf.Tensor:
     """`transport_colors` onto a painting's `painting_sample`, in TensorFlow ops (float32 tensor)."""
     pooled = tf.transpose(tf.cast(sample, tf.float64))
-    pixels = tf.transpose(tf.reshape(tf.cast(source, tf.float64), [-1, 3]))  # [3, n]
-    own = tf.transpose(_sample_pixels(source, tf.minimum(TRANSPORT_SAMPLES, tf.shape(pixels)[1]), (seed, 0)))
+    own = _sample_pixels(source, tf.minimum(TRANSPORT_SAMPLES, tf.size(source) // 3), (seed, 0))
+    count = tf.shape(own)[0]
+    # The photo's sample, whose quantiles make each map, then every pixel: [3, count + n].
+    points = tf.transpose(tf.concat([own, tf.reshape(tf.cast(source, tf.float64), [-1, 3])], 0))
     levels = tf.constant((np.arange(TRANSPORT_QUANTILES) + 0.5) / TRANSPORT_QUANTILES)
     bases = [tf.linalg.qr(tf.random.stateless_normal([3, 3], [seed, 1000 + rotation], dtype=tf.float64))[0]
              for rotation in range(TRANSPORT_ROTATIONS)]
     # The painting's sample never moves, only the photo's: its quantiles in every basis in one sort.
     goals = tf.split(_quantiles(tf.concat([tf.transpose(basis) @ pooled for basis in bases], 0), levels),
                      TRANSPORT_ROTATIONS)
-    count = tf.shape(own)[1]
-    points = tf.concat([own, pixels], 1)  # the photo's sample, whose quantiles make each map, and every pixel
     for basis, goal in zip(bases, goals):
         points = tf.transpose(basis) @ points
         # x → F_goal⁻¹(F_own(x)) along each coordinate, piecewise linear between the sides' quantiles.
         points = basis @ _look_up(points, *_tabulated_map(_quantiles(points[:, :count], levels), goal))
-    pixels = points[:, count:]
-    return tf.cast(tf.clip_by_value(tf.reshape(tf.transpose(pixels), tf.shape(source)), 0.0, 1.0), tf.float32)
+    return tf.cast(tf.clip_by_value(tf.reshape(tf.transpose(points[:, count:]), tf.shape(source)), 0.0, 1.0),
+                   tf.float32)
 
 
 def transport_start(source: np.ndarray | tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor, sample: tf.Tensor,
