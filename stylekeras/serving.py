@@ -462,8 +462,10 @@ class StylizerGraph(tf.Module):
         if init == "content":
             return content
         known = tf.reduce_all(tf.math.is_finite(mean)) & tf.reduce_all(tf.math.is_finite(covariance))
-        palette = lambda: tf.cond(known, lambda: color.match_to_statistics(content[0], mean, covariance)[None],  # noqa: E731
-                                  lambda: content)
+
+        def palette() -> tf.Tensor:
+            return tf.cond(known, lambda: color.match_to_statistics(content[0], mean, covariance)[None], lambda: content)
+
         if init == "palette":
             return palette()
         sampled = known & tf.reduce_all(tf.math.is_finite(sample))

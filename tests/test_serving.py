@@ -50,7 +50,8 @@ def test_signatures_and_their_defaults(exported):
     assert set(serving.SIGNATURES) | {"serving_default"} <= set(signatures)
     for name in ("stylize", "stylize_bytes", "stylize_with_targets"):
         # TF Serving fills inputs a request leaves out from the signature's defaults.
-        # Without colours: the photo as start; without the ring's shares and Gram matrices: the Gram matrices as given.
+        # Without the colour sample: the palette start; without colours: the photo; without the ring's shares and
+        # Gram matrices: the Gram matrices as given.
         optional = ({*serving.COLOR_INPUTS, serving.RING_SHARES, serving.RING_GRAMS, serving.DETAIL_ENERGY,
                      serving.COLOR_SAMPLE}
                     if name == "stylize_with_targets" else set())
