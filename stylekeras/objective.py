@@ -129,14 +129,21 @@ def size_scaled_loss_weights(weights: tuple, pixels: float | tf.Tensor) -> tuple
     return content_weight * scale, style_weight, tv_weight * scale
 
 
+def total_loss_parts(model: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], images: tf.Tensor | tf.Variable,
+                     targets: Targets, loss_weights: tuple) -> dict[str, tf.Tensor]:
+    """`loss_parts` plus "total" = α·L_content + β·L_style + γ·L_tv: the one place the total is assembled
+    (`loss_and_gradient`, the library's `Objective` and the served stylizer's loop all come here)."""
+    parts = loss_parts(model, images, targets)
+    parts["total"] = losses.total_loss(parts["content"], parts["style"], parts["tv"], *loss_weights)
+    return parts
+
+
 def loss_and_gradient(model: keras.Model, images: tf.Tensor | tf.Variable, targets: Targets,
                       loss_weights: tuple) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    """`loss_parts` plus "total" = α·L_content + β·L_style + γ·L_tv, and d total / d images: the one place
-    the total is assembled (the library's `Objective` and the served stylizer's loop both call it)."""
+    """`total_loss_parts` and d total / d images."""
     with tf.GradientTape() as tape:
         tape.watch(images)
-        parts = loss_parts(model, images, targets)
-        parts["total"] = losses.total_loss(parts["content"], parts["style"], parts["tv"], *loss_weights)
+        parts = total_loss_parts(model, images, targets, loss_weights)
     # The gradient of the photos' summed losses: each photo's own, since no loss mixes photos.
     return parts, tape.gradient(parts["total"], images)
 
@@ -207,17 +214,22 @@ class WholeImageLoss:
 
     def __init__(self, model: keras.Model) -> None:
         def evaluate(images, content, styles, layer_weights, loss_weights):
-            targets = Targets(content, [StyleTarget(*style) for style in styles], layer_weights)
-            return loss_and_gradient(model, images, targets, loss_weights)
+            return loss_and_gradient(model, images, _bound_targets(content, styles, layer_weights), loss_weights)
+
+        def loss(images, content, styles, layer_weights, loss_weights):
+            return total_loss_parts(model, images, _bound_targets(content, styles, layer_weights), loss_weights)
 
         # The losses' Python only loops over layers, so autograph would convert them for nothing: a
         # cost paid on every run's first step (BENCHMARKS.md, "Design choices").
         self._traced = tf.function(evaluate, autograph=False)
+        self._traced_loss = tf.function(loss, autograph=False)
 
     def bind(self, images: tf.Variable, targets: Targets, loss_weights: tuple[float, float, float]
-             ) -> Callable[[], tuple[dict[str, tf.Tensor], tf.Tensor]]:
-        """The loss parts and gradient at `images`' current value, as a function of nothing. The weights
-        become tensors, so runs that differ only in them (each photo's balanced layer weights) share a trace."""
+             ) -> tuple[Callable[[], tuple[dict[str, tf.Tensor], tf.Tensor]], Callable[[], dict[str, tf.Tensor]]]:
+        """Two functions of nothing at `images`' current value: the loss parts and gradient, and the loss parts
+        alone (a forward pass, about a third of the work; traced on its first call, which Adam never makes).
+        The weights become tensors, so runs that differ only in them (each photo's balanced layer weights)
+        share a trace."""
         weight = lambda value: tf.convert_to_tensor(value, tf.float32)  # noqa: E731
         arguments = (
             dict(targets.content),
@@ -228,13 +240,20 @@ class WholeImageLoss:
         )
         # Traced for feature maps and masks of any height and width: tf.function keeps it by this
         # signature, and a later scale or size runs as fast on it as on a trace of its own shape.
-        evaluate = self._traced.get_concrete_function(*tf.nest.map_structure(any_size_spec, (images, *arguments)))
-        return lambda: evaluate(tf.convert_to_tensor(images), *arguments)
+        specs = tf.nest.map_structure(any_size_spec, (images, *arguments))
+        evaluate = self._traced.get_concrete_function(*specs)
+        return (lambda: evaluate(tf.convert_to_tensor(images), *arguments),
+                lambda: self._traced_loss.get_concrete_function(*specs)(tf.convert_to_tensor(images), *arguments))
 
     @property
     def traces(self) -> int:
         """How often the loss was traced: once per batch size, network and kind of targets."""
         return self._traced.experimental_get_tracing_count()
+
+
+def _bound_targets(content, styles, layer_weights) -> Targets:
+    """`Targets` from `WholeImageLoss.bind`'s arguments."""
+    return Targets(content, [StyleTarget(*style) for style in styles], layer_weights)
 
 
 def any_size_spec(value: tf.Tensor | tf.Variable | None) -> tf.TensorSpec | None:
@@ -266,11 +285,13 @@ class Objective:
         self.tiled = tiling is not None and tiling.needed(height, width)
         if self.tiled:
             tiled = TiledObjective(model, tiling, image, targets, loss_weights)
-            self._evaluate = lambda step, within_step: tiled.loss_and_gradient(
-                tiling.grid(height, width, tiling.random_offset(seed, step)), within_step)
+            grid = lambda step: tiling.grid(height, width, tiling.random_offset(seed, step))  # noqa: E731
+            self._evaluate = lambda step, within_step: tiled.loss_and_gradient(grid(step), within_step)
+            self._loss = lambda step, within_step: tiled.loss(grid(step), within_step)
         else:
-            whole_images = (whole_image_loss or WholeImageLoss(model)).bind(image, targets, loss_weights)
-            self._evaluate = lambda step, within_step: whole_images()
+            evaluate, loss = (whole_image_loss or WholeImageLoss(model)).bind(image, targets, loss_weights)
+            self._evaluate = lambda step, within_step: evaluate()
+            self._loss = lambda step, within_step: loss()
         self._temporal_target = targets.temporal
         self._temporal = None if targets.temporal is None else tf.function(
             lambda: temporal_loss_and_gradient(image, targets.temporal), autograph=False)
@@ -281,5 +302,13 @@ class Objective:
         if self._temporal is None:
             return parts, gradient
         temporal, temporal_gradient = self._temporal()
-        total = parts["total"] + self._temporal_target.weight * temporal
-        return {**parts, "temporal": temporal, "total": total}, gradient + temporal_gradient
+        return self._with_temporal(parts, temporal), gradient + temporal_gradient
+
+    def loss(self, step: int = 0, within_step: Callable[[float], None] | None = None) -> dict[str, tf.Tensor]:
+        """The loss parts of a call, without the gradient: forward passes only, about a third of a call's work
+        (a quarter of a tiled one's)."""
+        parts = self._loss(step, within_step)
+        return parts if self._temporal is None else self._with_temporal(parts, self._temporal()[0])
+
+    def _with_temporal(self, parts: dict[str, tf.Tensor], temporal: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {**parts, "temporal": temporal, "total": parts["total"] + self._temporal_target.weight * temporal}

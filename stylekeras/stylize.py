@@ -8,12 +8,11 @@ PIL images, arrays or tensors and return `StyleResult`s.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import math
 import os
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 
 import keras
@@ -503,7 +502,7 @@ class _Run:
 
         flattened = False  # every photo's loss has stopped falling by `min_improvement`: the scale ends
 
-        def record(parts: dict[str, tf.Tensor]) -> None:
+        def record(parts: dict[str, tf.Tensor]) -> bool:
             nonlocal step_in_scale, flattened
             self.done += 1
             step_in_scale += 1
@@ -531,11 +530,12 @@ class _Run:
                 if callback is not None:
                     callback(StepReport(self.done, self.total_steps, values[photo], image[photo], size,
                                         self.work_done / self.total_work, next_step / self.total_work))
+            return flattened
 
         numbers = range(self.done, self.done + steps - step_in_scale)  # the run's step numbers
         try:
-            optimize(image, lambda step: objective(step, self.within_step), optimizer,
-                     itertools.takewhile(lambda _: not flattened, numbers), record)
+            optimize(image, lambda step: objective(step, self.within_step), optimizer, numbers, record,
+                     lambda step: objective.loss(step, self.within_step))
         except NonFiniteLoss as error:
             self.stop_reason = _non_finite_reason(self.done + 1, _per_photo(error.parts, len(self.callbacks)),
                                                   loss_weights)
@@ -623,11 +623,14 @@ def loss_flattened(losses: Sequence[float], min_improvement: float, window: int 
 
 
 def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.Tensor], tf.Tensor]],
-             optimizer: LBFGS | Adam, steps: Iterable[int],
-             after_step: Callable[[dict[str, tf.Tensor]], None]) -> None:
+             optimizer: LBFGS | Adam, steps: Sequence[int],
+             after_step: Callable[[dict[str, tf.Tensor]], bool | None],
+             loss: Callable[[int], dict[str, tf.Tensor]] | None = None) -> None:
     """The step loop (Gatys et al.'s backpropagation into the image): for each step number in `steps`, the
     loss parts and gradient `objective(step)` at the image, one `optimizer` step clipped to [0, 1], and
-    `after_step(parts)`. L-BFGS's safeguard may shorten a step; its accepted evaluation starts the next one.
+    `after_step(parts)`, which ends the loop by returning True. L-BFGS's safeguard may shorten a step; its
+    accepted evaluation starts the next one. `loss(step)`, the loss parts alone (a forward pass), if given,
+    checks the last step: nothing would use the gradient there.
 
     Raises `NonFiniteLoss` before a non-finite loss, gradient or update reaches the image; whatever
     `after_step` raises (e.g. KeyboardInterrupt) stops the loop after a complete step. The step is traced
@@ -645,8 +648,11 @@ def optimize(image: tf.Variable, objective: Callable[[int], tuple[dict[str, tf.T
         if not apply_step(*arguments, parts["total"], gradient):
             raise NonFiniteLoss(parts)
         if isinstance(optimizer, LBFGS):
-            evaluation = optimizer.safeguard(image, parts["total"], lambda: objective(step + 1))
-        after_step(parts)
+            last = loss is not None and step == steps[-1]
+            evaluation = optimizer.safeguard(image, parts["total"],
+                                             (lambda: (loss(step + 1), None)) if last else lambda: objective(step + 1))
+        if after_step(parts):
+            break
 
 
 # Traced once for every optimizer of one kind and settings and every image of one declared shape, whatever

@@ -162,24 +162,37 @@ class TiledObjective:
 
         `progress`, if given, is called after each window with the fraction of the work done.
         """
-        content, sums = tf.constant(0.0), None
-        for index, tile in enumerate(tiles):  # pass 1: the global Gram sums
-            tile_sums, tile_content = self._core_sums(*_boxes(tile))
-            sums = tile_sums if sums is None else tf.nest.map_structure(tf.add, sums, tile_sums)
-            content += tile_content
-            if progress:
-                progress((index + 1) / (4 * len(tiles)))  # a forward pass is about a quarter of the work
-        style_parts, sum_gradients = self._style_terms(sums)
-        variation = self._variation()
+        # A forward pass is about a quarter of the work.
+        parts, sum_gradients = self._loss_and_sum_gradients(
+            tiles, None if progress is None else lambda done: progress(done / 4))
         for index, tile in enumerate(tiles):  # pass 2: each window's share of the gradient
             self._add_core_gradient(sum_gradients, *_boxes(tile))
             if progress:
                 progress(0.25 + 0.75 * (index + 1) / len(tiles))
+        return parts, tf.convert_to_tensor(self.gradient)
+
+    def loss(self, tiles: Sequence[Tile], progress: Callable[[float], None] | None = None) -> dict[str, tf.Tensor]:
+        """The loss parts of `loss_and_gradient` alone: its first pass over the windows, forward only."""
+        return self._loss_and_sum_gradients(tiles, progress)[0]
+
+    def _loss_and_sum_gradients(self, tiles: Sequence[Tile], progress: Callable[[float], None] | None
+                                ) -> tuple[dict[str, tf.Tensor], list[dict[str, tf.Tensor]]]:
+        """Pass 1: the loss parts from the global Gram sums, and ∂(β·L_style)/∂sums; `progress` gets the
+        fraction of the windows done. Starts the gradient buffer with the variation loss's gradient."""
+        content, sums = tf.constant(0.0), None
+        for index, tile in enumerate(tiles):
+            tile_sums, tile_content = self._core_sums(*_boxes(tile))
+            sums = tile_sums if sums is None else tf.nest.map_structure(tf.add, sums, tile_sums)
+            content += tile_content
+            if progress:
+                progress((index + 1) / len(tiles))
+        style_parts, sum_gradients = self._style_terms(sums)
+        variation = self._variation()
         style = tf.add_n(list(style_parts.values()))
         parts = {"content": content, "style": style, "tv": variation,
                  **{f"style/{name}": value for name, value in style_parts.items()}}
         parts["total"] = losses.total_loss(content, style, variation, *self.loss_weights)
-        return parts, tf.convert_to_tensor(self.gradient)
+        return parts, sum_gradients
 
     def _cores(self, window, core, pixels=None):
         if pixels is None:

@@ -105,7 +105,8 @@ def test_neural_style_preset_weights_give_neural_styles_loss(content_path, style
 
 def test_a_traced_loss_serves_new_images_targets_and_weights_of_any_size(hed_stylizer, content_path, style_path):
     """A second image variable of another size, with other targets (another photo's balanced layer weights)
-    and other loss weights, reuses the trace, and gets its own `loss_and_gradient`, not the first call's."""
+    and other loss weights, reuses the trace, and gets its own `loss_and_gradient`, not the first call's;
+    the loss alone is the same parts."""
     traced = WholeImageLoss(hed_stylizer.model)
     content, style = load_image(content_path, 64), load_image(style_path, 64)
     smaller = load_image(content_path, 48)
@@ -114,9 +115,13 @@ def test_a_traced_loss_serves_new_images_targets_and_weights_of_any_size(hed_sty
                                           (smaller[::-1] ** 2, style[:, ::-1], (2.0, 3e4, 10.0))):
         targets = hed_stylizer.targets(photo, [painting])
         image = tf.Variable(rng.uniform(0.2, 0.8, (1, *photo.shape)).astype(np.float32))
-        parts, gradient = traced.bind(image, targets, loss_weights)()
+        evaluate, loss = traced.bind(image, targets, loss_weights)
+        parts, gradient = evaluate()
+        loss_alone = loss()
         expected_parts, expected_gradient = loss_and_gradient(hed_stylizer.model, image, targets, loss_weights)
+        assert loss_alone.keys() == expected_parts.keys()
         for name, expected in expected_parts.items():
             np.testing.assert_allclose(parts[name], expected, rtol=1e-5, err_msg=name)
+            np.testing.assert_allclose(loss_alone[name], expected, rtol=1e-5, err_msg=name)
         np.testing.assert_allclose(gradient, expected_gradient, atol=1e-5 * np.abs(expected_gradient).max())
     assert traced.traces == 1

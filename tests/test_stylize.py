@@ -460,6 +460,44 @@ def test_the_step_loop_runs_any_objective(name):
     np.testing.assert_array_equal(image.numpy(), before)  # the non-finite step never reached the image
 
 
+def test_lbfgs_checks_the_last_step_with_the_loss_alone_and_ends_where_a_full_evaluation_would():
+    """Given `loss`, the last step's safeguard asks for no gradient: the same steps, the same image, one
+    gradient fewer; and an `after_step` that returns True ends the loop there."""
+    target = tf.constant(np.random.default_rng(4).uniform(0.2, 0.8, (1, 8, 8, 3)).astype(np.float32))
+    runs = {}
+    for given in (False, True):
+        image = tf.Variable(tf.fill(target.shape, 0.5))
+        optimizer = stylize.make_optimizer(TransferSettings(optimizer="lbfgs"), image)
+        calls = {"gradient": [], "loss": []}
+
+        def total() -> tf.Tensor:
+            return tf.reduce_sum((image - target) ** 2 + 0.1 * tf.cos(20.0 * image))[None]
+
+        def objective(step):
+            calls["gradient"].append(step)
+            with tf.GradientTape() as tape:
+                value = total()
+            return {"total": value}, tape.gradient(value, image)
+
+        def loss(step):
+            calls["loss"].append(step)
+            return {"total": total()}
+
+        seen = []
+        stylize.optimize(image, objective, optimizer, range(10, 20), lambda parts: seen.append(float(parts["total"][0])),
+                         loss if given else None)
+        runs[given] = image.numpy(), seen, calls
+    (pixels, seen, calls), (pixels_given, seen_given, calls_given) = runs[False], runs[True]
+    np.testing.assert_array_equal(pixels_given, pixels)
+    assert seen_given == seen and len(seen) == 10
+    assert calls_given["loss"] and set(calls_given["loss"]) == {20}  # only the last step's check, halvings included
+    assert calls_given["gradient"] == [step for step in calls["gradient"] if step != 20]
+
+    ended = []
+    stylize.optimize(image, objective, optimizer, range(5), lambda parts: ended.append(1) or len(ended) == 3, loss)
+    assert len(ended) == 3 and calls_given["loss"][-1] == 20  # ended early: no last step, no loss alone
+
+
 @pytest.mark.parametrize("name", ["adam", "lbfgs"])
 def test_scales_and_runs_of_any_size_share_the_steps_trace_each_moving_its_own_image(name, random_stylizer,
                                                                                      content_path, style_path):

@@ -50,6 +50,9 @@ def test_tiled_gradient_is_the_whole_image_gradient(hed_stylizer, content_path, 
     exact = TiledObjective(hed_stylizer.model, Tiling(32, 64, 16), image, targets, LOSS_WEIGHTS)
     parts, tiled_gradient = exact.loss_and_gradient(exact.tiling.grid(64, 64, offset))
     assert float(parts["total"][0]) == pytest.approx(total, rel=1e-5)
+    loss_alone = exact.loss(exact.tiling.grid(64, 64, offset))  # its first pass: the same parts
+    assert {name: float(value[0]) for name, value in loss_alone.items()} == {
+        name: float(value[0]) for name, value in parts.items()}
     np.testing.assert_allclose(tiled_gradient, gradient, atol=1e-5 * np.abs(gradient).max())
 
     # Small margins: each core sees only 16 px of context, and the gradient is still nearly the same.
