@@ -340,17 +340,23 @@ def adam_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int, 
 
 
 def lbfgs_minimize(evaluate: Evaluate, start: tf.Tensor, steps: tf.Tensor | int, history: int,
-                   learning_rate: float | tf.Tensor, part_names: Sequence[str], first_step_rms: float = FIRST_STEP_RMS
+                   learning_rate: float | tf.Tensor, part_names: Sequence[str], first_step_rms: float = FIRST_STEP_RMS,
+                   loss: Callable[[tf.Tensor], dict[str, tf.Tensor]] | None = None
                    ) -> tuple[tf.Tensor, tf.Tensor, dict[str, tf.Tensor]]:
     """`steps` steps of `LBFGS` with its safeguard (no rise tolerated) from `start` in one `tf.while_loop` (the
     state in loop variables, so concurrent calls share nothing): the steps, clipped to [0, 1], and shortened or
     given up on as `stylize.optimize` takes them with an `LBFGS`, each iteration one evaluation (at most
-    `MAX_HALVINGS` + 1 a step). Returns what `adam_minimize` returns; a step whose start's loss or gradient,
-    or whose stepped image, is not finite ends the loop at that start."""
+    `MAX_HALVINGS` + 1 a step); `loss`, the loss parts alone, if given, checks the last step, as `optimize`'s.
+    Returns what `adam_minimize` returns; a step whose start's loss or gradient, or whose stepped image, is not
+    finite ends the loop at that start."""
     shape = tf.shape(start)
 
     def body(done, pending, halvings, image, loss_before, last, finite, state):
-        parts, gradient = evaluate(image)
+        if loss is None:
+            parts, gradient = evaluate(image)
+        else:  # once every step is taken, only the loss decides
+            parts, gradient = tf.cond(done < steps, lambda: evaluate(image),
+                                      lambda: (loss(image), tf.zeros_like(image)))
         total = parts["total"]
         before = tf.reshape(state.previous_x, shape)
 

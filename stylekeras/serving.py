@@ -4,16 +4,17 @@
 signature runs the library's coarse-to-fine scales (`TransferSettings.sizes`: by default 256 px, then
 doubling up to the result's size) as a `tf.while_loop`, and at each scale a `tf.while_loop` over the
 library's own step — `objective.loss_and_gradient` (the losses of `stylekeras.losses`) and the optimizer's
-update, clipped to [0, 1] as in `stylize.optimize`: L-BFGS with the library's safeguard
-(`optimizers.lbfgs_minimize`, by default) or Adam (`optimizers.adam_minimize`) — with the image and the
-optimizer's state as loop variables, so concurrent requests share nothing but the network's weights. A
-scale's targets come from the photo and the style resized to it, as the library's do; a finer scale starts
-from the coarser result upsampled plus the photo's detail (`stylize.finer_start`). The first starts as the
-library's does (`stylize.initial_image`, in the same TensorFlow ops of `stylekeras.color`): the photo
-recoloured halfway to the style's whole colour distribution (`init="transport"`, the default), to its
-colour mean and covariance ("palette"), or as it is ("content"). Its arithmetic is the export's
-`precision`, float32 or the library's bfloat16 convolutions ("mixed", for serving machines with bfloat16
-units); inputs and outputs are the same either way:
+update, clipped to [0, 1] as in `stylize.optimize`: L-BFGS with the library's safeguard, its last step
+checked with the loss alone (`optimizers.lbfgs_minimize`, by default), or Adam (`optimizers.adam_minimize`)
+— with the image and the optimizer's state as loop variables, so concurrent requests share nothing but
+the network's weights. A scale's targets come from the photo and the style resized to it, as the
+library's do; a finer scale starts from the coarser result upsampled plus the photo's detail
+(`stylize.finer_start`). The first starts as the library's does (`stylize.initial_image`, in the same
+TensorFlow ops of `stylekeras.color`): the photo recoloured halfway to the style's whole colour
+distribution (`init="transport"`, the default), to its colour mean and covariance ("palette"), or as it
+is ("content"). Its arithmetic is the export's `precision`, float32 or the library's bfloat16
+convolutions ("mixed", for serving machines with bfloat16 units); inputs and outputs are the same either
+way:
 
 - `stylize` (also `serving_default`): `content` float32 [1, H, W, 3] and `style` float32 [1, h, w, 3],
   RGB in [0, 1] → `image` float32 [1, H', W', 3];
@@ -76,7 +77,7 @@ from stylekeras.export import (
 from stylekeras.image_io import longer_side_shape_tensor, resize_longer_side, resized_longer_side
 from stylekeras.objective import (
     StyleGrams, StyleTarget, Targets, balanced_layer_weights, loss_and_gradient, ring_shares, size_scaled_loss_weights,
-    style_grams,
+    style_grams, total_loss_parts,
 )
 from stylekeras.optimizers import adam_minimize, lbfgs_minimize
 from stylekeras.stylize import (
@@ -385,8 +386,9 @@ class StylizerGraph(tf.Module):
             run_targets = Targets(content_targets, [StyleTarget(grams, None, 1.0)], layer_weights)
             loss_weights = size_scaled_loss_weights(tuple(tf.unstack(scalars[:3])), tf.cast(height * width, tf.float32))
             evaluate = lambda image: loss_and_gradient(model, image, run_targets, loss_weights)  # noqa: E731
+            loss = lambda image: total_loss_parts(model, image, run_targets, loss_weights)  # noqa: E731
             wanted = tf.where(index == 0, steps, scale_steps)
-            image, done_here, last = minimize(evaluate, start, wanted)
+            image, done_here, last = minimize(evaluate, loss, start, wanted)
             return index + 1, image, done + done_here, last, done_here < wanted
 
         nothing = {name: tf.fill([1], float("nan")) for name in LOSS_NAMES}
@@ -399,11 +401,12 @@ class StylizerGraph(tf.Module):
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
     def _minimizer(self, limits: StylizerExportSettings, learning_rate: tf.Tensor):
-        """The export's optimizer as a function of (evaluate, start, steps): `lbfgs_minimize` or `adam_minimize`."""
+        """The export's optimizer as a function of (evaluate, loss, start, steps): `lbfgs_minimize` or
+        `adam_minimize` (which needs no loss alone)."""
         if limits.optimizer == "lbfgs":
-            return lambda evaluate, start, steps: lbfgs_minimize(evaluate, start, steps, limits.lbfgs_history,
-                                                                 learning_rate, LOSS_NAMES)
-        return lambda evaluate, start, steps: adam_minimize(evaluate, start, steps, learning_rate, LOSS_NAMES)
+            return lambda evaluate, loss, start, steps: lbfgs_minimize(
+                evaluate, start, steps, limits.lbfgs_history, learning_rate, LOSS_NAMES, loss=loss)
+        return lambda evaluate, loss, start, steps: adam_minimize(evaluate, start, steps, learning_rate, LOSS_NAMES)
 
     def _style_targets(self, style: tf.Tensor, sizes: tf.Tensor) -> dict[str, tf.Tensor]:
         """At each scale of longer side `sizes` (the style at that size, never enlarged, as the library takes

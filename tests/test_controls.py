@@ -136,24 +136,32 @@ def test_the_in_graph_loops_take_the_steps_optimize_takes(kind, monkeypatch):
     """`lbfgs_minimize` and `adam_minimize` (the served stylizer's loops) against `stylize.optimize` with the
     library's optimizer, on a wiggly loss, from near its minimum with first steps far too long: L-BFGS's
     safeguard shortens steps and gives first steps up (each next one shorter), and the loop must follow it
-    evaluation by evaluation."""
+    evaluation by evaluation, the last step's checked with the loss alone in both."""
     rng = np.random.default_rng(2)
     target = tf.constant(rng.random((1, 4, 4, 3)) * 0.5 + 0.25, tf.float32)
     start = target + tf.constant(rng.normal(size=(1, 4, 4, 3)) * 0.05, tf.float32)
 
-    calls = tf.Variable(0)  # evaluations, counted in the graph too
+    calls, loss_calls = tf.Variable(0), tf.Variable(0)  # evaluations, counted in the graph too
+
+    def loss(image):
+        total = tf.reduce_sum(tf.square(image - target) + 0.2 * tf.cos(200.0 * image), axis=[1, 2, 3])
+        return {"total": total, "twice": 2 * total}
 
     def evaluate(image):
         calls.assign_add(1)
         with tf.GradientTape() as tape:
             tape.watch(image)
-            total = tf.reduce_sum(tf.square(image - target) + 0.2 * tf.cos(200.0 * image), axis=[1, 2, 3])
-        return {"total": total, "twice": 2 * total}, tape.gradient(total, image)
+            parts = loss(image)
+        return parts, tape.gradient(parts["total"], image)
+
+    def loss_alone(image):
+        loss_calls.assign_add(1)
+        return loss(image)
 
     image = tf.Variable(start)
     optimizer = LBFGS(5, first_step_rms=100.0) if kind == "lbfgs" else Adam(0.02)
     optimizer.build([image])
-    evaluations, give_ups, recorded = [], [], []
+    evaluations, loss_evaluations, give_ups, recorded = [], [], [], []
     safeguard = LBFGS.safeguard
 
     def counted_safeguard(*args):
@@ -163,16 +171,20 @@ def test_the_in_graph_loops_take_the_steps_optimize_takes(kind, monkeypatch):
 
     monkeypatch.setattr(LBFGS, "safeguard", counted_safeguard)
     stylize.optimize(image, lambda step: evaluations.append(step) or evaluate(tf.convert_to_tensor(image)), optimizer,
-                     range(12), recorded.append)
+                     range(12), recorded.append,
+                     lambda step: loss_evaluations.append(step) or loss_alone(tf.convert_to_tensor(image)))
     if kind == "lbfgs":
         assert sum(give_ups) == 3 and len(evaluations) > 12 + 3 * 4  # steps shortened, three given up on
-        loop = lambda: lbfgs_minimize(evaluate, start, 12, 5, 1.0, ("total", "twice"), first_step_rms=100.0)  # noqa: E731
+        assert loss_evaluations and set(loss_evaluations) == {12}
+        loop = lambda: lbfgs_minimize(evaluate, start, 12, 5, 1.0, ("total", "twice"), first_step_rms=100.0,  # noqa: E731
+                                      loss=loss_alone)
     else:
         loop = lambda: adam_minimize(evaluate, start, 12, 0.02, ("total", "twice"))  # noqa: E731
     calls.assign(0)
+    loss_calls.assign(0)
     served, done, last = tf.function(loop)()
     np.testing.assert_allclose(served.numpy(), image.numpy(), atol=1e-6)
-    assert int(done) == 12 and int(calls) == len(evaluations)
+    assert int(done) == 12 and int(calls) == len(evaluations) and int(loss_calls) == len(loss_evaluations)
     assert {name: float(value[0]) for name, value in last.items()} == pytest.approx(
         {name: float(value[0]) for name, value in recorded[-1].items()})
 

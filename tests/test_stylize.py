@@ -473,7 +473,7 @@ def test_lbfgs_checks_the_last_step_with_the_loss_alone_and_ends_where_a_full_ev
         def total() -> tf.Tensor:
             return tf.reduce_sum((image - target) ** 2 + 0.1 * tf.cos(20.0 * image))[None]
 
-        def objective(step):
+        def evaluate(step):
             calls["gradient"].append(step)
             with tf.GradientTape() as tape:
                 value = total()
@@ -484,7 +484,7 @@ def test_lbfgs_checks_the_last_step_with_the_loss_alone_and_ends_where_a_full_ev
             return {"total": total()}
 
         seen = []
-        stylize.optimize(image, objective, optimizer, range(10, 20), lambda parts: seen.append(float(parts["total"][0])),
+        stylize.optimize(image, evaluate, optimizer, range(10, 20), lambda parts: seen.append(float(parts["total"][0])),
                          loss if given else None)
         runs[given] = image.numpy(), seen, calls
     (pixels, seen, calls), (pixels_given, seen_given, calls_given) = runs[False], runs[True]
@@ -494,7 +494,7 @@ def test_lbfgs_checks_the_last_step_with_the_loss_alone_and_ends_where_a_full_ev
     assert calls_given["gradient"] == [step for step in calls["gradient"] if step != 20]
 
     ended = []
-    stylize.optimize(image, objective, optimizer, range(5), lambda parts: ended.append(1) or len(ended) == 3, loss)
+    stylize.optimize(image, evaluate, optimizer, range(5), lambda parts: ended.append(1) or len(ended) == 3, loss)
     assert len(ended) == 3 and calls_given["loss"][-1] == 20  # ended early: no last step, no loss alone
 
 
