@@ -1,6 +1,6 @@
 """Speed of stylekeras against the TensorFlow tutorial's loop, measured in one run on this machine.
 
-    python bench/benchmark.py            # about 12–14 minutes on 2 cores; writes BENCHMARKS.md
+    python bench/benchmark.py            # about 10–15 minutes on 2 cores; writes BENCHMARKS.md
                                          # (keeping the sections other scripts write, and "Design choices")
 
 Same images (examples/), backbone and weights (the default, `--weights auto`: ImageNet VGG19) for both, so
@@ -13,7 +13,8 @@ machine noise cancels in the ratios. (bench/peer_benchmark.py adds PyTorch, in a
    the goal is the loss the reference loop reaches in 200 steps, and each of our settings is timed until
    its image's float32 loss (evaluated off the clock) falls to that goal;
 4. photos stylized together (`Stylizer.transfer_batch`, `--batch-size`): seconds per step per photo for
-   batches of 1, 2 and 4 at 256 and 512 px, in float32 and mixed precision, taking turns likewise;
+   batches of 1, 2 and 4 at 256 and 512 px, in the precision `--precision auto` picks here (what a user's
+   batch runs in), taking turns likewise;
 5. peak memory (max RSS of a child process) for two steps at 512, 1024 and 2048 px, for a batch of 4 at
    512 px, and for one tiled step (--tile 512) at 4096 px.
 """
@@ -87,7 +88,7 @@ def median_step(step, count: int = 8, warmup: int = 3) -> float:
     return float(np.median(times[warmup:]))
 
 
-def our_step_time(stylizer, size: int, photos: int = 1, steps: int = 7) -> float:
+def our_step_time(stylizer, size: int, photos: int = 1, steps: int = 6) -> float:
     """Seconds per step per photo at `size` when `photos` copies of the content image are stylized together:
     Adam at one scale, like the tutorial's loop (one loss evaluation a step; and batches need Adam). The
     median of the steps after the first, which also holds the run's start (targets, tracing)."""
@@ -105,7 +106,7 @@ def our_step_time(stylizer, size: int, photos: int = 1, steps: int = 7) -> float
 
 def reference_step_time(stylizer, size: int) -> float:
     loop = ReferenceLoop(stylizer.weights, stylekeras.load_image(CONTENT, size), stylekeras.load_image(STYLE, size))
-    return median_step(lambda: float(loop.step()), count=6, warmup=2)
+    return median_step(lambda: float(loop.step()), count=5, warmup=1)
 
 
 def time_to_quality(stylizers: dict, size: int = 256) -> dict:
@@ -285,18 +286,19 @@ def main() -> None:
     for name, (seconds, steps) in quality["rows"].items():
         lines.append(f"| {name} | {seconds:.1f} | {steps} | {reference_seconds / seconds:.2f}× |")
         print(lines[-1], flush=True)
+    batch_precision = features.resolve_precision("auto")
     lines += ["", "Photos stylized together (`--batch-size`; copies of the content image), seconds per step per "
-              f"photo and the speed-up over one at a time (the three batch sizes taking turns in {ROUNDS} rounds, "
-              "each time the rounds' median):", "",
+              f"photo and the speed-up over one at a time, in the precision `--precision auto` picks here "
+              f"({batch_precision}; the three batch sizes taking turns in {ROUNDS} rounds, each time the rounds' "
+              "median):", "",
               "| size | precision | batch of 1 | batch of 2 | batch of 4 |", "| --- | --- | --- | --- | --- |"]
     for size in (256, 512):
-        for precision, stylizer in stylizers.items():
-            batch_rounds = [{photos: our_step_time(stylizer, size, photos, steps=6) for photos in (1, 2, 4)}
-                            for _ in range(ROUNDS)]
-            per_photo = {photos: median_of(batch_rounds, photos) for photos in (1, 2, 4)}
-            lines.append(f"| {size} | {precision} | " + " | ".join(
-                f"{seconds:.3f} ({per_photo[1] / seconds:.2f}×)" for seconds in per_photo.values()) + " |")
-            print(lines[-1], flush=True)
+        batch_rounds = [{photos: our_step_time(stylizers[batch_precision], size, photos, steps=4)
+                         for photos in (1, 2, 4)} for _ in range(ROUNDS)]
+        per_photo = {photos: median_of(batch_rounds, photos) for photos in (1, 2, 4)}
+        lines.append(f"| {size} | {batch_precision} | " + " | ".join(
+            f"{seconds:.3f} ({per_photo[1] / seconds:.2f}×)" for seconds in per_photo.values()) + " |")
+        print(lines[-1], flush=True)
     lines += ["", "| run | peak RSS (GiB) | wall time of the process (s) |", "| --- | --- | --- |"]
     memory_runs = [(f"{size} px, 2 steps, float32", dict(size=size)) for size in (512, 1024, 2048)]
     memory_runs += [("512 px, 2 steps, batch of 4, mixed, Adam", dict(size=512, precision="mixed", photos=4,
