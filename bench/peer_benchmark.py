@@ -2,7 +2,7 @@
 in float32 or both in bfloat16.
 
     python -m venv /tmp/torchvenv && /tmp/torchvenv/bin/pip install torch==2.13.0 numpy   # once; never a dependency
-    python bench/peer_benchmark.py --torch-python /tmp/torchvenv/bin/python              # 12–23 minutes
+    python bench/peer_benchmark.py --torch-python /tmp/torchvenv/bin/python              # 12–28 minutes
     python bench/peer_benchmark.py --torch-python /tmp/torchvenv/bin/python --precision mixed   # bfloat16
 
 Both sides get the same problem: the same VGG19 weights (whatever `--weights auto` resolves to here), the
