@@ -227,7 +227,7 @@ class WholeImageLoss:
     def bind(self, images: tf.Variable, targets: Targets, loss_weights: tuple[float, float, float]
              ) -> tuple[Callable[[], tuple[dict[str, tf.Tensor], tf.Tensor]], Callable[[], dict[str, tf.Tensor]]]:
         """Two functions of nothing at `images`' current value: the loss parts and gradient, and the loss parts
-        alone (a forward pass, about a third of the work; traced on its first call, which Adam never makes).
+        alone (a forward pass, about half the time; traced on its first call, which Adam never makes).
         The weights become tensors, so runs that differ only in them (each photo's balanced layer weights)
         share a trace."""
         weight = lambda value: tf.convert_to_tensor(value, tf.float32)  # noqa: E731
@@ -305,8 +305,8 @@ class Objective:
         return self._with_temporal(parts, temporal), gradient + temporal_gradient
 
     def loss(self, step: int = 0, within_step: Callable[[float], None] | None = None) -> dict[str, tf.Tensor]:
-        """The loss parts of a call, without the gradient: forward passes only, about a third of a call's work
-        (a quarter of a tiled one's)."""
+        """The loss parts of a call, without the gradient: forward passes only (about half a call's time on the
+        whole image; a tiled call's first pass over the windows)."""
         parts = self._loss(step, within_step)
         return parts if self._temporal is None else self._with_temporal(parts, self._temporal()[0])
 
