@@ -23,7 +23,7 @@ API = {
                              "temporal_loss_and_gradient",
                              "balanced_layer_weights", "size_scaled_loss_weights", "stack_targets", "StyleGrams",
                              "style_grams", "ring_shares", "region_ring_shares"],
-    "stylekeras.losses": ["content_loss", "gram_matrix", "normalized_gram", "ring_share", "ring_mask",
+    "stylekeras.losses": ["content_loss", "gram_matrix", "normalized_gram", "ring_share", "ring_mask", "ring_gram",
                           "gram_for_ring_share",
                           "layer_style_loss", "gram_style_loss",
                           "style_loss", "weighted_layer_style_losses", "total_variation_loss", "temporal_loss", "total_loss"],

@@ -75,11 +75,21 @@ def ring_mask(height: int | tf.Tensor, width: int | tf.Tensor) -> tf.Tensor:
     return tf.cast(ring, tf.float32)[None, :, :, None]
 
 
+def ring_gram(features: tf.Tensor) -> tf.Tensor:
+    """The `normalized_gram` of `[batch, height, width, channels]` `features` over their outermost ring
+    (`ring_mask`; every position of a map under 3 positions across), from the ring's positions alone: the
+    mask's product over every position would cost a whole Gram matrix more per style image and scale."""
+    shape = tf.shape(features)
+    on_ring = tf.reshape(ring_mask(shape[1], shape[2]), [-1]) > 0
+    positions = tf.boolean_mask(tf.reshape(features, [shape[0], -1, shape[3]]), on_ring, axis=1)
+    return _self_gram(positions) / tf.cast(tf.shape(positions)[1], tf.float32)
+
+
 def gram_for_ring_share(gram: tf.Tensor, ring_gram: tf.Tensor, own_share: float | tf.Tensor,
                         share: float | tf.Tensor) -> tf.Tensor:
     """A style image's normalized Gram matrix re-weighted so that its outermost ring makes up `share` of the
     average instead of its own `own_share` (`ring_share`): G + (s′ − s) / (1 − s) · (R − G), with R the
-    ring's `normalized_gram` (`ring_mask`); G itself for a map without an interior.
+    ring's `ring_gram`; G itself for a map without an interior.
 
     The ring's positions see the network's zero padding, and the ring is a larger share of a small image's
     positions. Averaged evenly, a style image smaller than the result asks for more of the padding's

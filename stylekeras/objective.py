@@ -98,11 +98,9 @@ def style_grams(model: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], images: t
     """The `StyleGrams` of `images` at each style layer, from one pass through the network `model` (the
     feature model, or a function calling it)."""
     features = model(images)
-    shapes = {name: tf.shape(features[name]) for name in layers}
     return StyleGrams(
         {name: losses.normalized_gram(features[name]) for name in layers},
-        {name: losses.normalized_gram(features[name], losses.ring_mask(shapes[name][1], shapes[name][2]))
-         for name in layers},
+        {name: losses.ring_gram(features[name]) for name in layers},
         ring_shares(layers, tf.shape(images)[1], tf.shape(images)[2]))
 
 

@@ -48,13 +48,20 @@ def test_ring_mask_marks_the_first_and_last_rows_and_columns():
     np.testing.assert_array_equal(losses.ring_mask(2, 3), np.ones((1, 2, 3, 1)))
 
 
+@pytest.mark.parametrize("height, width", [(6, 5), (3, 3), (2, 4), (1, 1)])
+def test_ring_gram_is_the_gram_matrix_under_the_ring_mask(height, width):
+    features = rng.normal(size=(2, height, width, 3)).astype(np.float32)
+    np.testing.assert_allclose(losses.ring_gram(features),
+                               losses.normalized_gram(features, losses.ring_mask(height, width)), rtol=1e-5)
+
+
 def test_gram_for_ring_share_gives_the_outermost_ring_the_share_asked_for():
     features = rng.normal(size=(2, 6, 5, 3)).astype(np.float32)
     ring = np.ones((6, 5), bool)
     ring[1:-1, 1:-1] = False
     on_ring, inside = (features[:, part].reshape(2, -1, 3) for part in (ring, ~ring))
     average = lambda flat: np.einsum("bki,bkj->bij", flat, flat) / flat.shape[1]  # noqa: E731
-    gram, ring_gram = losses.normalized_gram(features), losses.normalized_gram(features, losses.ring_mask(6, 5))
+    gram, ring_gram = losses.normalized_gram(features), losses.ring_gram(features)
     np.testing.assert_allclose(ring_gram, average(on_ring), rtol=1e-5)
     own = losses.ring_share(6, 5)
     for share in (0.0, 0.1, 0.3, 0.9):
