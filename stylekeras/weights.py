@@ -13,6 +13,7 @@ import importlib.util
 import socket
 import sys
 import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -62,7 +63,7 @@ class VGGWeights:
     backbone: str
     source: str
     description: str
-    kernels: dict[str, list[np.ndarray]] | None = field(repr=False, default=None)
+    kernels: Mapping[str, list[np.ndarray]] | None = field(repr=False, default=None)
     seed: int = 0
 
 
@@ -133,17 +134,36 @@ def quantized_imagenet_weights(backbone: str | None = None) -> VGGWeights:
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != QUANTIZED_VGG19_SHA256:
         raise StyleKerasError(f"`weights='imagenet-q8'`: {path} is damaged (checksum mismatch); reinstall stylekeras")
-    tensors = load_tensors(data)
-    kernels = {}  # the feature model checks every layer it builds is here, with the right shapes
-    for name in (key.removesuffix("_b") for key in tensors if key.endswith("_b")):
-        codes, table = tensors[f"{name}_W_q"], tensors[f"{name}_W_table"]
-        kernels[name] = [table[codes].transpose(2, 3, 1, 0), tensors[f"{name}_b"]]
     return VGGWeights(
         backbone="vgg19",
         source="imagenet-q8",
         description="imagenet-q8 (VGG19 trained on ImageNet, kernels 8-bit quantized, shipped with stylekeras)",
-        kernels=kernels,
+        kernels=_QuantizedKernels(load_tensors(data)),
     )
+
+
+class _QuantizedKernels(Mapping):
+    """`VGGWeights.kernels` of the quantized file, each layer's kernel decoded when it is looked up: a
+    feature model that ends at block5_conv1 decodes 13 of the 16 layers, not the millions of weights of
+    the other three. The feature model checks every layer it builds is here, with the right shapes."""
+
+    def __init__(self, tensors: dict[str, np.ndarray]) -> None:
+        self._tensors = tensors
+        self._names = [key.removesuffix("_b") for key in tensors if key.endswith("_b")]
+
+    def __getitem__(self, name: str) -> list[np.ndarray]:
+        if name not in self._names:
+            raise KeyError(name)
+        codes, table = self._tensors[f"{name}_W_q"], self._tensors[f"{name}_W_table"]
+        # torch's [out, in, 3, 3] codes to Keras' [3, 3, in, out] before the lookup: a uint8 copy, and the
+        # float32 kernel comes out contiguous, as Keras wants it, without a float32 copy.
+        return [table[np.ascontiguousarray(codes.transpose(2, 3, 1, 0))], self._tensors[f"{name}_b"]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def hed_weights(backbone: str | None = None) -> VGGWeights:
