@@ -128,8 +128,9 @@ class Stylizer:
     what it compares, `pooling`/`padding` how it runs, and `precision` its arithmetic: "auto" (bfloat16
     convolutions where the hardware has bfloat16 units, float32 elsewhere), "float32" or "mixed";
     `stylizer.precision` is the one in use. Its runs share the style images' Gram matrices, the traced
-    loss (`whole_image_loss`) and the traced network that computes the targets (`feature_maps`), each traced
-    once for every size, so later scales and runs start sooner.
+    loss (`whole_image_loss`) and the traced network that computes the targets (`feature_maps`; the photo's
+    content layers alone, `content_maps`), each traced once for every size, so later scales and runs start
+    sooner.
 
     >>> stylizer = Stylizer(weights="hed")
     >>> result = stylizer.transfer("photo.jpg", "painting.jpg", size=256, steps=100)
@@ -163,6 +164,11 @@ class Stylizer:
         # faster than the Keras model called eagerly (BENCHMARKS.md, "Design choices").
         self.feature_maps = tf.function(lambda images: self.model(images, training=False), autograph=False,
                                          input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        # The photo's pass returns only the content layers, so its graph runs only the layers up to the
+        # deepest of them: after block3_conv2 (the default) the network only feeds the style layers.
+        self.content_maps = tf.function(
+            lambda images: {name: self.model(images, training=False)[name] for name in self.content_layers},
+            autograph=False, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         self._style_cache: dict[str, StyleGrams] = {}
         self.description = {
             "backbone": self.weights.backbone, "weights": self.weights.description, "pooling": pooling,
@@ -371,8 +377,7 @@ class Stylizer:
         if tiling is not None and tiling.needed(*content.shape[:2]):
             content_targets = tiled_feature_maps(self.model, content, self.content_layers, tiling)
         else:
-            content_features = self.feature_maps(content[None])
-            content_targets = {name: content_features[name] for name in self.content_layers}
+            content_targets = self.content_maps(content[None])
         if masks is None:
             shares = ring_shares(self.style_layers, *content.shape[:2])
             grams = [self.style_grams(style, tiling).for_ring_shares(shares) for style in styles]
