@@ -164,11 +164,15 @@ class Stylizer:
         # faster than the Keras model called eagerly (BENCHMARKS.md, "Design choices").
         self.feature_maps = tf.function(lambda images: self.model(images, training=False), autograph=False,
                                          input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+
+        def content_maps(images: tf.Tensor) -> dict[str, tf.Tensor]:
+            features = self.model(images, training=False)
+            return {name: features[name] for name in self.content_layers}
+
         # The photo's pass returns only the content layers, so its graph runs only the layers up to the
         # deepest of them: after block3_conv2 (the default) the network only feeds the style layers.
-        self.content_maps = tf.function(
-            lambda images: {name: self.model(images, training=False)[name] for name in self.content_layers},
-            autograph=False, input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+        self.content_maps = tf.function(content_maps, autograph=False,
+                                        input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         self._style_cache: dict[str, StyleGrams] = {}
         self.description = {
             "backbone": self.weights.backbone, "weights": self.weights.description, "pooling": pooling,

@@ -143,9 +143,10 @@ def quantized_imagenet_weights(backbone: str | None = None) -> VGGWeights:
 
 
 class _QuantizedKernels(Mapping):
-    """`VGGWeights.kernels` of the quantized file, each layer's kernel decoded when it is looked up: a
-    feature model that ends at block5_conv1 decodes 13 of the 16 layers, not the millions of weights of
-    the other three. The feature model checks every layer it builds is here, with the right shapes."""
+    """`VGGWeights.kernels` of the quantized file, each layer's kernel decoded when it is looked up: the
+    default feature model, which ends at block4_conv1, decodes 9 of the 16 layers, not the millions of
+    weights of the other seven. The feature model checks every layer it builds is here, with the right
+    shapes."""
 
     def __init__(self, tensors: dict[str, np.ndarray]) -> None:
         self._tensors = tensors
