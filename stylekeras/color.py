@@ -164,11 +164,12 @@ def _quantiles(values: tf.Tensor, levels: tf.Tensor) -> tf.Tensor:
     return low + (high - low) * (position - tf.floor(position))
 
 
-def _tabulated_map(known: tf.Tensor, wanted: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def _tabulated_map(known: tf.Tensor, wanted: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
     """Each row's piecewise-linear map through (`known`, `wanted`) (`[3, points]`, `known` ascending; constant
     beyond its ends, as `np.interp`) at `TRANSPORT_TABLE` + 1 evenly spaced points from its lowest to its
-    highest known value: (lowest `[3, 1]`, spacing `[3, 1]`, values `[3, TRANSPORT_TABLE + 1]`) for
-    `_look_up`, so a pixel costs a lookup, not a search."""
+    highest known value: (lowest `[3, 1]`, spacing `[3, 1]`, values `[3, TRANSPORT_TABLE]` at all points but
+    the last, each value's rise to the next `[3, TRANSPORT_TABLE]`) for `_look_up`, so a pixel costs a
+    lookup, not a search."""
     low = known[:, :1]
     step = (known[:, -1:] - low) / TRANSPORT_TABLE
     grid = low + step * tf.range(TRANSPORT_TABLE + 1, dtype=tf.float64)
@@ -176,15 +177,17 @@ def _tabulated_map(known: tf.Tensor, wanted: tf.Tensor) -> tuple[tf.Tensor, tf.T
     left, right = tf.gather(known, segment, batch_dims=1), tf.gather(known, segment + 1, batch_dims=1)
     share = tf.clip_by_value(tf.math.divide_no_nan(grid - left, right - left), 0.0, 1.0)
     first, second = tf.gather(wanted, segment, batch_dims=1), tf.gather(wanted, segment + 1, batch_dims=1)
-    return low, step, first + (second - first) * share
+    table = first + (second - first) * share
+    # The rises once per point, not once per pixel that falls after it (the same subtraction).
+    return low, step, table[:, :-1], table[:, 1:] - table[:, :-1]
 
 
-def _look_up(values: tf.Tensor, low: tf.Tensor, step: tf.Tensor, table: tf.Tensor) -> tf.Tensor:
+def _look_up(values: tf.Tensor, low: tf.Tensor, step: tf.Tensor, table: tf.Tensor, rises: tf.Tensor) -> tf.Tensor:
     """Each row of `values` `[3, n]` through its `_tabulated_map`, linear between the table's points."""
     position = tf.clip_by_value(tf.math.divide_no_nan(values - low, step), 0.0, TRANSPORT_TABLE)
     index = tf.minimum(tf.cast(position, tf.int32), TRANSPORT_TABLE - 1)  # position ≥ 0: the cast floors it
-    before = tf.gather(table, index, batch_dims=1)
-    return before + (tf.gather(table, index + 1, batch_dims=1) - before) * (position - tf.cast(index, tf.float64))
+    return (tf.gather(table, index, batch_dims=1)
+            + tf.gather(rises, index, batch_dims=1) * (position - tf.cast(index, tf.float64)))
 
 
 def _sample_pixels(image: np.ndarray | tf.Tensor, count: int | tf.Tensor, seed: tuple[int, int]) -> tf.Tensor:
@@ -192,8 +195,9 @@ def _sample_pixels(image: np.ndarray | tf.Tensor, count: int | tf.Tensor, seed: 
     it has fewer, so pooled images keep their weights whatever their sizes), float64 `[count, 3]`."""
     pixels = tf.reshape(tf.cast(image, tf.float64), [-1, 3])
     total = tf.shape(pixels)[0]
+    # The `count` smallest of the draws, in no order (the samples are only ever sorted): a partial sort.
     chosen = tf.cond(total >= count,
-                     lambda: tf.argsort(tf.random.stateless_uniform([total], seed))[:count],
+                     lambda: tf.math.top_k(-tf.random.stateless_uniform([total], seed), count, sorted=False).indices,
                      lambda: tf.random.stateless_uniform([count], seed, maxval=total, dtype=tf.int32))
     return tf.gather(pixels, chosen)
 

@@ -139,9 +139,15 @@ def total_loss_parts(model: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], imag
 def loss_and_gradient(model: keras.Model, images: tf.Tensor | tf.Variable, targets: Targets,
                       loss_weights: tuple) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     """`total_loss_parts` and d total / d images."""
+    return parts_and_gradient(lambda values: total_loss_parts(model, values, targets, loss_weights), images)
+
+
+def parts_and_gradient(parts_of: Callable[[tf.Tensor | tf.Variable], dict[str, tf.Tensor]],
+                       images: tf.Tensor | tf.Variable) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+    """The loss parts `parts_of(images)` (with "total") and d total / d images."""
     with tf.GradientTape() as tape:
         tape.watch(images)
-        parts = total_loss_parts(model, images, targets, loss_weights)
+        parts = parts_of(images)
     # The gradient of the photos' summed losses: each photo's own, since no loss mixes photos.
     return parts, tape.gradient(parts["total"], images)
 
@@ -211,21 +217,23 @@ class WholeImageLoss:
     `Stylizer.whole_image_loss`."""
 
     def __init__(self, model: keras.Model) -> None:
-        def evaluate(images, content, styles, layer_weights, loss_weights):
-            return loss_and_gradient(model, images, _bound_targets(content, styles, layer_weights), loss_weights)
-
         def loss(images, content, styles, layer_weights, loss_weights):
             return total_loss_parts(model, images, _bound_targets(content, styles, layer_weights), loss_weights)
 
+        def evaluate(images, *arguments):
+            # The traced loss called, not traced again: the gradient's trace reuses the network's
+            # (BENCHMARKS.md, "Design choices").
+            return parts_and_gradient(lambda values: self._traced_loss(values, *arguments), images)
+
         # The losses' Python only loops over layers, so autograph would convert them for nothing: a
         # cost paid on every run's first step (BENCHMARKS.md, "Design choices").
-        self._traced = tf.function(evaluate, autograph=False)
         self._traced_loss = tf.function(loss, autograph=False)
+        self._traced = tf.function(evaluate, autograph=False)
 
     def bind(self, images: tf.Variable, targets: Targets, loss_weights: tuple[float, float, float]
              ) -> tuple[Callable[[], tuple[dict[str, tf.Tensor], tf.Tensor]], Callable[[], dict[str, tf.Tensor]]]:
         """Two functions of nothing at `images`' current value: the loss parts and gradient, and the loss parts
-        alone (a forward pass, about half the time; traced on its first call, which Adam never makes).
+        alone (a forward pass, about half the time, traced with the first).
         The weights become tensors, so runs that differ only in them (each photo's balanced layer weights)
         share a trace."""
         weight = lambda value: tf.convert_to_tensor(value, tf.float32)  # noqa: E731

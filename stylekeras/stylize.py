@@ -166,11 +166,12 @@ class Stylizer:
                                          input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
 
         def content_maps(images: tf.Tensor) -> dict[str, tf.Tensor]:
-            features = self.model(images, training=False)
+            features = self.feature_maps(images)
             return {name: features[name] for name in self.content_layers}
 
         # The photo's pass returns only the content layers, so its graph runs only the layers up to the
-        # deepest of them: after block3_conv2 (the default) the network only feeds the style layers.
+        # deepest of them: after block3_conv2 (the default) the network only feeds the style layers. It
+        # calls the traced network rather than tracing it again.
         self.content_maps = tf.function(content_maps, autograph=False,
                                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
         self._style_cache: dict[str, StyleGrams] = {}
