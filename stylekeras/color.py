@@ -178,7 +178,7 @@ def _tabulated_map(known: tf.Tensor, wanted: tf.Tensor) -> tuple[tf.Tensor, tf.T
     share = tf.clip_by_value(tf.math.divide_no_nan(grid - left, right - left), 0.0, 1.0)
     first, second = tf.gather(wanted, segment, batch_dims=1), tf.gather(wanted, segment + 1, batch_dims=1)
     table = first + (second - first) * share
-    # The rises once per point, not once per pixel that falls after it (the same subtraction).
+    # Each point's rise to the next taken once here, not once a pixel in `_look_up` (the same subtraction).
     return low, step, table[:, :-1], table[:, 1:] - table[:, :-1]
 
 
