@@ -139,10 +139,10 @@ def total_loss_parts(model: Callable[[tf.Tensor], Mapping[str, tf.Tensor]], imag
 def loss_and_gradient(model: keras.Model, images: tf.Tensor | tf.Variable, targets: Targets,
                       loss_weights: tuple) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     """`total_loss_parts` and d total / d images."""
-    return parts_and_gradient(lambda values: total_loss_parts(model, values, targets, loss_weights), images)
+    return _parts_and_gradient(lambda values: total_loss_parts(model, values, targets, loss_weights), images)
 
 
-def parts_and_gradient(parts_of: Callable[[tf.Tensor | tf.Variable], dict[str, tf.Tensor]],
+def _parts_and_gradient(parts_of: Callable[[tf.Tensor | tf.Variable], dict[str, tf.Tensor]],
                        images: tf.Tensor | tf.Variable) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
     """The loss parts `parts_of(images)` (with "total") and d total / d images."""
     with tf.GradientTape() as tape:
@@ -223,7 +223,7 @@ class WholeImageLoss:
         def evaluate(images, *arguments):
             # The traced loss called, not traced again: the gradient's trace reuses the network's
             # (BENCHMARKS.md, "Design choices").
-            return parts_and_gradient(lambda values: self._traced_loss(values, *arguments), images)
+            return _parts_and_gradient(lambda values: self._traced_loss(values, *arguments), images)
 
         # The losses' Python only loops over layers, so autograph would convert them for nothing: a
         # cost paid on every run's first step (BENCHMARKS.md, "Design choices").
