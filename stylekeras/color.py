@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -119,38 +120,65 @@ def painting_sample(target: Sequence[np.ndarray | tf.Tensor], weights: Sequence[
                               tf.float32) for index, (image, weight) in enumerate(zip(target, weights), start=1)], 0)
 
 
-def transport_to_sample(source: np.ndarray | tf.Tensor, sample: tf.Tensor, seed: int = 0) -> tf.Tensor:
-    """`transport_colors` onto a painting's `painting_sample`, in TensorFlow ops (float32 tensor)."""
+class TransportMaps(NamedTuple):
+    """A sliced transport's maps (`fit_transport`), which `apply_transport` maps any image's colours by: each
+    rotation's orthonormal basis `[rotations, 3, 3]` and its three 1-D maps as `_tabulated_map` tabulates them
+    (the lowest point and the spacing `[rotations, 3, 1]`, the values and their rises `[rotations, 3,
+    TRANSPORT_TABLE]`), float64. A tuple of tensors, so a graph's loop can carry them."""
+
+    bases: tf.Tensor
+    lows: tf.Tensor
+    spacings: tf.Tensor
+    values: tf.Tensor
+    rises: tf.Tensor
+
+
+def fit_transport(source: np.ndarray | tf.Tensor, sample: tf.Tensor, seed: int = 0) -> TransportMaps:
+    """The maps of `transport_colors` from `source` (H×W×3) to a painting's `painting_sample`: measured on
+    `TRANSPORT_SAMPLES` of `source`'s pixels, drawn from `seed` as the bases are."""
     pooled = tf.transpose(tf.cast(sample, tf.float64))
-    own = _sample_pixels(source, tf.minimum(TRANSPORT_SAMPLES, tf.size(source) // 3), (seed, 0))
-    count = tf.shape(own)[0]
-    # The photo's sample, whose quantiles make each map, then every pixel: [3, count + n].
-    points = tf.transpose(tf.concat([own, tf.reshape(tf.cast(source, tf.float64), [-1, 3])], 0))
+    points = tf.transpose(_sample_pixels(source, tf.minimum(TRANSPORT_SAMPLES, tf.size(source) // 3), (seed, 0)))
     levels = tf.constant((np.arange(TRANSPORT_QUANTILES) + 0.5) / TRANSPORT_QUANTILES)
     bases = [tf.linalg.qr(tf.random.stateless_normal([3, 3], [seed, 1000 + rotation], dtype=tf.float64))[0]
              for rotation in range(TRANSPORT_ROTATIONS)]
     # The painting's sample never moves, only the photo's: its quantiles in every basis in one sort.
     goals = tf.split(_quantiles(tf.concat([tf.transpose(basis) @ pooled for basis in bases], 0), levels),
                      TRANSPORT_ROTATIONS)
+    maps = []
     for basis, goal in zip(bases, goals):
         points = tf.transpose(basis) @ points
         # x → F_goal⁻¹(F_own(x)) along each coordinate, piecewise linear between the sides' quantiles.
-        points = basis @ _look_up(points, *_tabulated_map(_quantiles(points[:, :count], levels), goal))
-    return tf.cast(tf.clip_by_value(tf.reshape(tf.transpose(points[:, count:]), tf.shape(source)), 0.0, 1.0),
-                   tf.float32)
+        maps.append(_tabulated_map(_quantiles(points, levels), goal))
+        points = basis @ _look_up(points, *maps[-1])
+    return TransportMaps(tf.stack(bases), *(tf.stack(parts) for parts in zip(*maps)))
 
 
-def transport_start(source: np.ndarray | tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor, sample: tf.Tensor,
-                    seed: int = 0) -> tf.Tensor:
-    """The `init="transport"` start: `source` with its chroma smoothed (`smooth_chroma`: both maps stretch a
-    photo's colour noise, a nearly grey photo's most, into grain the losses keep), recoloured halfway
-    between the painting's colour `mean` and `covariance` (`match_to_statistics`) and its whole
-    distribution (`transport_to_sample` onto its `painting_sample`): the whole distribution alone also
-    spreads a painting's rarer colours over smooth regions, which cost both Matisse pairs more of their style
-    measure than halfway does (QUALITY.md). Float32; TensorFlow ops, so a served graph starts where the
-    library does."""
-    smooth = smooth_chroma(source)
-    return 0.5 * (match_to_statistics(smooth, mean, covariance) + transport_to_sample(smooth, sample, seed))
+def apply_transport(source: np.ndarray | tf.Tensor, maps: TransportMaps) -> tf.Tensor:
+    """`source` (H×W×3) with its colours mapped by a `fit_transport`'s `maps`, clipped to [0, 1] (float32
+    tensor): the image they were fitted to, or the same photo at another size."""
+    points = tf.transpose(tf.reshape(tf.cast(source, tf.float64), [-1, 3]))
+    for rotation in range(TRANSPORT_ROTATIONS):
+        basis = maps.bases[rotation]
+        mapped = _look_up(tf.transpose(basis) @ points, *(part[rotation] for part in maps[1:]))
+        points = basis @ mapped
+    return tf.cast(tf.clip_by_value(tf.reshape(tf.transpose(points), tf.shape(source)), 0.0, 1.0), tf.float32)
+
+
+def transport_to_sample(source: np.ndarray | tf.Tensor, sample: tf.Tensor, seed: int = 0) -> tf.Tensor:
+    """`transport_colors` onto a painting's `painting_sample`, in TensorFlow ops (float32 tensor)."""
+    return apply_transport(source, fit_transport(source, sample, seed))
+
+
+def transport_start(smooth: np.ndarray | tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor,
+                    maps: TransportMaps) -> tf.Tensor:
+    """The `init="transport"` start from the photo with its chroma smoothed (`smooth_chroma`: both maps
+    stretch a photo's colour noise, a nearly grey photo's most, into grain the losses keep), recoloured
+    halfway between the painting's colour `mean` and `covariance` (`match_to_statistics`) and its whole
+    distribution (`apply_transport` by `maps`, fitted to the smoothed photo and the painting's
+    `painting_sample`, at this size or another): the whole distribution alone also spreads a painting's
+    rarer colours over smooth regions, which cost both Matisse pairs more of their style measure than
+    halfway does (QUALITY.md). Float32; TensorFlow ops, so a served graph starts where the library does."""
+    return 0.5 * (match_to_statistics(smooth, mean, covariance) + apply_transport(smooth, maps))
 
 
 def _quantiles(values: tf.Tensor, levels: tf.Tensor) -> tf.Tensor:

@@ -26,13 +26,14 @@ way:
   `ring_shares` [scales, layers] and `ring_grams` [scales, Σ N²] (float32: `objective.StyleGrams`' shares
   and ring Gram matrices, flattened and joined in layer order), its `detail_energy` [scales] (float64,
   `stylize.detail_energy`; NaN at the first scale) and its `color_sample` [scales, samples, 3] (float32,
-  `color.painting_sample`: the pixels the transport start maps onto), for a client to cache;
+  `color.painting_sample`: the pixels the transport start maps onto; a request fits its maps to the first
+  scale's, as the library fits them once a run), for a client to cache;
 - `stylize_with_targets`: `content` and those outputs → what `stylize` gives with that style, when they
   were made for the request's size. Targets of one scale (one row each) run one scale, at the result's
-  size. Without `color_sample` a transport export starts from the palette, and without the two colour
-  statistics from the photo as it is; without `ring_shares` and `ring_grams` the Gram matrices are used as
-  they are, not weighted to the result's ring (`losses.gram_for_ring_share`); without `detail_energy` a
-  finer scale adds the photo's whole detail.
+  size. Without the first scale's `color_sample` a transport export starts from the palette, and without a
+  scale's two colour statistics from the photo as it is; without `ring_shares` and `ring_grams` the Gram
+  matrices are used as they are, not weighted to the result's ring (`losses.gram_for_ring_share`); without
+  `detail_energy` a finer scale adds the photo's whole detail.
 
 Each also returns `total_loss`, `content_loss`, `style_loss` and `tv_loss` ([1]: the losses the last
 step started from, as the library's history records them) and `steps_done` (all scales' steps; fewer than
@@ -98,6 +99,10 @@ DETAIL_ENERGY = "detail_energy"
 # The style's pixels the `transport` start maps the photo's colours onto (`color.painting_sample`; float32
 # [scales, samples, 3]).
 COLOR_SAMPLE = "color_sample"
+# `color.TransportMaps`' shapes, which a request's loop over scales carries from the first scale on.
+_TRANSPORT_MAP_SHAPES = ([color.TRANSPORT_ROTATIONS, 3, 3], [color.TRANSPORT_ROTATIONS, 3, 1],
+                         [color.TRANSPORT_ROTATIONS, 3, 1], [color.TRANSPORT_ROTATIONS, 3, color.TRANSPORT_TABLE],
+                         [color.TRANSPORT_ROTATIONS, 3, color.TRANSPORT_TABLE])
 # Steps of each warmup request: enough to run the loop's body, cheap at TF Serving's start-up.
 WARMUP_STEPS = 2
 # Optional scalar inputs of every stylizing signature, in order, with their dtypes.
@@ -365,12 +370,13 @@ class StylizerGraph(tf.Module):
         scale_steps = tf.where(steps > 0, tf.maximum(1, steps // 2), 0)  # as TransferSettings.scale_steps
         minimize = self._minimizer(limits, scalars[3])
 
-        def at_scale(index, image, done, last, stopped):
+        def at_scale(index, image, done, last, stopped, maps):
             content_at = self._working(content, sizes[index], "content")
             height, width = tf.shape(content_at)[1], tf.shape(content_at)[2]
             one = {name: value[tf.minimum(index, tf.shape(value)[0] - 1)][None] for name, value in targets.items()}
             grams = self._grams_for(one, height, width)
-            start = self._start(content_at, one["color_mean"][0], one["color_covariance"][0], one[COLOR_SAMPLE][0])
+            start, maps = self._start(content_at, one["color_mean"][0], one["color_covariance"][0],
+                                      one[COLOR_SAMPLE][0], maps, index == 0)
             # A finer scale starts from the coarser result and the photo's detail (both starts are the photo);
             # without the style's detail energy, the photo's whole detail.
             painting = one[DETAIL_ENERGY][0]
@@ -389,14 +395,17 @@ class StylizerGraph(tf.Module):
             loss = lambda image: total_loss_parts(model, image, run_targets, loss_weights)  # noqa: E731
             wanted = tf.where(index == 0, steps, scale_steps)
             image, done_here, last = minimize(evaluate, loss, start, wanted)
-            return index + 1, image, done + done_here, last, done_here < wanted
+            return index + 1, image, done + done_here, last, done_here < wanted, maps
 
         nothing = {name: tf.fill([1], float("nan")) for name in LOSS_NAMES}
-        _, image, done, last, _ = tf.while_loop(
-            lambda index, image, done, last, stopped: (index < tf.size(sizes)) & ~stopped, at_scale,
-            (tf.constant(0), result, tf.constant(0), nothing, tf.constant(False)),
+        unfitted = color.TransportMaps(*(tf.fill(shape, tf.constant(float("nan"), tf.float64))
+                                         for shape in _TRANSPORT_MAP_SHAPES))
+        _, image, done, last, _, _ = tf.while_loop(
+            lambda index, image, done, last, stopped, maps: (index < tf.size(sizes)) & ~stopped, at_scale,
+            (tf.constant(0), result, tf.constant(0), nothing, tf.constant(False), unfitted),
             shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, None, 3]), tf.TensorShape([]),
-                              {name: tf.TensorShape([None]) for name in LOSS_NAMES}, tf.TensorShape([])),
+                              {name: tf.TensorShape([None]) for name in LOSS_NAMES}, tf.TensorShape([]),
+                              color.TransportMaps(*map(tf.TensorShape, _TRANSPORT_MAP_SHAPES))),
             parallel_iterations=1)
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
@@ -455,25 +464,29 @@ class StylizerGraph(tf.Module):
 
         return tf.cond(given, weighted, lambda: grams)
 
-    def _start(self, content: tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor, sample: tf.Tensor) -> tf.Tensor:
-        """Where a request's first scale starts, as `stylize.initial_image` makes it: the photo recoloured
-        halfway to the style's whole colour distribution (`init="transport"`, `color.transport_start`), to its
-        colour mean and covariance (`init="palette"`), or as it is (`init="content"`). A `stylize_with_targets`
-        request without the style's `color_sample` starts from the palette, and without its colour statistics
-        from the photo as it is."""
+    def _start(self, content: tf.Tensor, mean: tf.Tensor, covariance: tf.Tensor, sample: tf.Tensor,
+               maps: color.TransportMaps, first: tf.Tensor) -> tuple[tf.Tensor, color.TransportMaps]:
+        """Where a request's scale starts, as `stylize.initial_image` makes it, and the transport's maps: the
+        photo recoloured halfway to the style's whole colour distribution (`init="transport"`,
+        `color.transport_start`, by `maps` fitted at the `first` scale to its `color_sample`, as the library
+        fits them once a run), to its colour mean and covariance (`init="palette"`), or as it is
+        (`init="content"`). A `stylize_with_targets` request without the first scale's `color_sample` starts
+        from the palette, and without a scale's colour statistics from the photo as it is."""
         init = self._settings.init
         if init == "content":
-            return content
+            return content, maps
         known = tf.reduce_all(tf.math.is_finite(mean)) & tf.reduce_all(tf.math.is_finite(covariance))
 
         def palette() -> tf.Tensor:
             return tf.cond(known, lambda: color.match_to_statistics(content[0], mean, covariance)[None], lambda: content)
 
         if init == "palette":
-            return palette()
-        sampled = known & tf.reduce_all(tf.math.is_finite(sample))
-        return tf.cond(sampled, lambda: color.transport_start(content[0], mean, covariance, sample, self._seed)[None],
-                       palette)
+            return palette(), maps
+        smooth = color.smooth_chroma(content[0])
+        maps = tf.cond(first & known & tf.reduce_all(tf.math.is_finite(sample)),
+                       lambda: color.fit_transport(smooth, sample, self._seed), lambda: maps)
+        fitted = known & tf.reduce_all(tf.math.is_finite(maps.bases))
+        return tf.cond(fitted, lambda: color.transport_start(smooth, mean, covariance, maps)[None], palette), maps
 
 
 def scale_sizes(size: tf.Tensor | int, scales: int | None, start_size: int | None) -> tf.Tensor:

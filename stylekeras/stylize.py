@@ -301,18 +301,31 @@ class Stylizer:
         steps = settings.scale_steps(max(content_pixels[0].shape[:2]))
         run = _Run(self.model, self.whole_image_loss, tiling, self.weights.description, settings, steps, shapes,
                    callbacks, run_checkpoints, saved, within_step)
+        def at_size(size: int) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
+            return ([resize_longer_side(pixels, size) for pixels, _ in inputs],
+                    [[resize_longer_side(style, style_size(style.shape, size, settings.style_scale))
+                      for style in photo_styles] for _, photo_styles in inputs])
+
         images = None
+        maps = [None] * len(inputs)  # each photo's transport maps (`init="transport"`), fitted at the first scale
         for scale, size in enumerate(sizes):
             if run.skips(scale):
                 continue
-            contents_at_size = [resize_longer_side(pixels, size) for pixels, _ in inputs]
-            styles_at_size = [[resize_longer_side(style, style_size(style.shape, size, settings.style_scale))
-                               for style in photo_styles] for _, photo_styles in inputs]
+            contents_at_size, styles_at_size = at_size(size)
             at_scale = [prior.at(shapes[scale], settings.preserve_color == "luminance") for prior in priors or []]
 
             def start_images() -> np.ndarray:
-                starts = np.stack([initial_image(settings.init, content, photo_styles, settings.seed, blend)
-                                   for content, photo_styles in zip(contents_at_size, styles_at_size)])
+                if settings.init == "transport" and None in maps and scale > 0:  # resumed: the first scale's fit
+                    maps[:] = [_transport_start(content, photo_styles, settings.seed, blend)[1]
+                               for content, photo_styles in zip(*at_size(sizes[0]))]
+                starts = []
+                for photo, (content, photo_styles) in enumerate(zip(contents_at_size, styles_at_size)):
+                    if settings.init == "transport":  # one fit a run: a photo's colours are alike at every size
+                        start, maps[photo] = _transport_start(content, photo_styles, settings.seed, blend, maps[photo])
+                    else:
+                        start = initial_image(settings.init, content, photo_styles, settings.seed, blend)
+                    starts.append(start)
+                starts = np.stack(starts)
                 if priors:  # a frame starts from the warp where it is trusted: elsewhere a wrong warp would stay as a ghost
                     starts = np.stack([mask * warped + (1 - mask) * start
                                        for (warped, mask), start in zip(at_scale, starts)])
@@ -747,11 +760,21 @@ def initial_image(init: str, content: np.ndarray, styles: Sequence[np.ndarray], 
     if init == "palette":
         return color.match_color_statistics(content, styles, blend)
     if init == "transport":
-        mean, covariance = color.color_statistics(styles, blend)
-        return color.transport_start(content, mean, covariance, color.painting_sample(styles, blend, seed), seed).numpy()
+        return _transport_start(content, styles, seed, blend)[0]
     if init == "noise":
         return np.random.default_rng(seed).uniform(0.0, 1.0, content.shape).astype(np.float32)
     return resized(styles[0], content.shape[:2])
+
+
+def _transport_start(content: np.ndarray, styles: Sequence[np.ndarray], seed: int, blend: Sequence[float] | None,
+                     maps: color.TransportMaps | None = None) -> tuple[np.ndarray, color.TransportMaps]:
+    """`initial_image("transport", ...)` and its maps: `maps` applied if given (fitted at another size of the
+    same photo), else fitted here to the photo with its chroma smoothed and the styles' `painting_sample`."""
+    smooth = color.smooth_chroma(content)
+    if maps is None:
+        maps = color.fit_transport(smooth, color.painting_sample(styles, blend, seed), seed)
+    mean, covariance = color.color_statistics(styles, blend)
+    return color.transport_start(smooth, mean, covariance, maps).numpy(), maps
 
 
 def resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -13,10 +13,11 @@ from stopping import StopAt
     {"optimizer": "adam"},
     {"optimizer": "lbfgs", "average": 0.9},
     {"optimizer": "adam", "scales": 2, "start_size": 16},
+    {"optimizer": "adam", "scales": 3, "start_size": 16, "init": "transport"},  # the first scale's colour maps
     {"optimizer": "adam", "tile": 16, "tile_margin": 4},
 ])
 def test_resume_continues_exactly_where_it_stopped(random_stylizer, content_path, style_path, tmp_path, options):
-    run = dict(size=32, steps=6, init="noise", seed=5, **options)
+    run = dict(size=32, steps=6, seed=5, **{"init": "noise", **options})
     straight_reports, resumed_reports = [], []
     straight = random_stylizer.transfer(content_path, style_path, callback=straight_reports.append, **run)
     checkpoint = tmp_path / "run.checkpoint.npz"

@@ -6,7 +6,7 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 
-from stylekeras import defaults, export, features, serving
+from stylekeras import defaults, export, features, serving, stylize
 from stylekeras.errors import StyleKerasError
 from stylekeras.image_io import load_image
 from stylekeras.settings import TransferSettings
@@ -120,11 +120,10 @@ def test_the_start_is_the_transport_the_palette_or_the_photo_as_the_targets_allo
         ("stylize_with_targets", {**run, **finest}), ("stylize_with_targets", {**run, **without_sample}),
         ("stylize_with_targets", run)])
     resized = serving.resize_longer_side(style[0], content.shape[1])
-    mean, covariance = color.color_statistics([resized])
     # The library's init="transport" and init="palette", in the graph.
-    expected = color.transport_start(content[0], mean, covariance, color.painting_sample([resized]), 0).numpy()
-    np.testing.assert_array_equal(transport.outputs["image"][0], expected)
-    expected = color.match_to_statistics(content[0], mean, covariance).numpy()
+    np.testing.assert_array_equal(transport.outputs["image"][0],
+                                  stylize.initial_image("transport", content[0], [resized], seed=0))
+    expected = color.match_to_statistics(content[0], *color.color_statistics([resized])).numpy()
     np.testing.assert_array_equal(palette.outputs["image"][0], expected)
     np.testing.assert_array_equal(photo.outputs["image"], content)
 

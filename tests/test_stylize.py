@@ -125,8 +125,13 @@ def test_a_finer_scale_starts_from_the_coarser_result_and_the_photos_detail(rand
                                                                              style_path):
     result = random_stylizer.transfer(content_path, style_path, size=40, start_size=20, steps=0)  # 20 then 40 px
     content, style = load_image(content_path, 40), load_image(style_path, 40)
+    assert DEFAULT_INIT == "transport"
     coarse = stylize.initial_image(DEFAULT_INIT, load_image(content_path, 20), [load_image(style_path, 20)], seed=0)
-    fine = stylize.initial_image(DEFAULT_INIT, content, [style], seed=0)
+    # The transport's maps are fitted once, at the first scale, and recolour the 40 px photo too.
+    first_smooth = color.smooth_chroma(load_image(content_path, 20))
+    maps = color.fit_transport(first_smooth, color.painting_sample([load_image(style_path, 20)]))
+    fine = color.transport_start(color.smooth_chroma(content), *color.color_statistics([style]), maps).numpy()
+    assert not np.array_equal(fine, stylize.initial_image(DEFAULT_INIT, content, [style], seed=0))
     details = stylize.photo_detail(fine, coarse.shape[:2], [style])
     np.testing.assert_allclose(result.image, stylize.finer_start(coarse[None], (40, 40), details[None])[0], atol=1e-5)
     upsampled_only = tf.image.resize(coarse, (40, 40), method="bicubic").numpy().clip(0, 1)
