@@ -301,6 +301,7 @@ class Stylizer:
         steps = settings.scale_steps(max(content_pixels[0].shape[:2]))
         run = _Run(self.model, self.whole_image_loss, tiling, self.weights.description, settings, steps, shapes,
                    callbacks, run_checkpoints, saved, within_step)
+
         def at_size(size: int) -> tuple[list[np.ndarray], list[list[np.ndarray]]]:
             return ([resize_longer_side(pixels, size) for pixels, _ in inputs],
                     [[resize_longer_side(style, style_size(style.shape, size, settings.style_scale))
@@ -315,7 +316,8 @@ class Stylizer:
             at_scale = [prior.at(shapes[scale], settings.preserve_color == "luminance") for prior in priors or []]
 
             def start_images() -> np.ndarray:
-                if settings.init == "transport" and None in maps and scale > 0:  # resumed: the first scale's fit
+                # The maps are the first scale's also where its start was not made (a resumed run, an init image).
+                if settings.init == "transport" and None in maps and scale > 0:
                     maps[:] = [_transport_start(content, photo_styles, settings.seed, blend)[1]
                                for content, photo_styles in zip(*at_size(sizes[0]))]
                 starts = []
