@@ -318,7 +318,7 @@ class Stylizer:
             def start_images() -> np.ndarray:
                 # The maps are the first scale's also where its start was not made (a resumed run, an init image).
                 if settings.init == "transport" and None in maps and scale > 0:
-                    maps[:] = [_transport_start(content, photo_styles, settings.seed, blend)[1]
+                    maps[:] = [_transport_maps(color.smooth_chroma(content), photo_styles, settings.seed, blend)
                                for content, photo_styles in zip(*at_size(sizes[0]))]
                 starts = []
                 for photo, (content, photo_styles) in enumerate(zip(contents_at_size, styles_at_size)):
@@ -771,12 +771,18 @@ def initial_image(init: str, content: np.ndarray, styles: Sequence[np.ndarray], 
 def _transport_start(content: np.ndarray, styles: Sequence[np.ndarray], seed: int, blend: Sequence[float] | None,
                      maps: color.TransportMaps | None = None) -> tuple[np.ndarray, color.TransportMaps]:
     """`initial_image("transport", ...)` and its maps: `maps` applied if given (fitted at another size of the
-    same photo), else fitted here to the photo with its chroma smoothed and the styles' `painting_sample`."""
+    same photo), else fitted here (`_transport_maps`)."""
     smooth = color.smooth_chroma(content)
     if maps is None:
-        maps = color.fit_transport(smooth, color.painting_sample(styles, blend, seed), seed)
+        maps = _transport_maps(smooth, styles, seed, blend)
     mean, covariance = color.color_statistics(styles, blend)
     return color.transport_start(smooth, mean, covariance, maps).numpy(), maps
+
+
+def _transport_maps(smooth: np.ndarray | tf.Tensor, styles: Sequence[np.ndarray], seed: int,
+                    blend: Sequence[float] | None) -> color.TransportMaps:
+    """The transport's maps from the photo with its chroma smoothed to the styles' `painting_sample`."""
+    return color.fit_transport(smooth, color.painting_sample(styles, blend, seed), seed)
 
 
 def resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
