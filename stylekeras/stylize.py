@@ -13,6 +13,7 @@ import os
 import time
 import tomllib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields, replace
 
 import keras
@@ -307,53 +308,66 @@ class Stylizer:
                     [[resize_longer_side(style, style_size(style.shape, size, settings.style_scale))
                       for style in photo_styles] for _, photo_styles in inputs])
 
-        images = None
-        maps = [None] * len(inputs)  # each photo's transport maps (`init="transport"`), fitted at the first scale
-        for scale, size in enumerate(sizes):
-            if run.skips(scale):
-                continue
-            contents_at_size, styles_at_size = at_size(size)
-            at_scale = [prior.at(shapes[scale], settings.preserve_color == "luminance") for prior in priors or []]
-
-            def start_images() -> np.ndarray:
-                # The maps are the first scale's also where its start was not made (a resumed run, an init image).
-                if settings.init == "transport" and None in maps and scale > 0:
-                    maps[:] = [_transport_maps(color.smooth_chroma(content), photo_styles, settings.seed, blend)
-                               for content, photo_styles in zip(*at_size(sizes[0]))]
-                starts = []
-                for photo, (content, photo_styles) in enumerate(zip(contents_at_size, styles_at_size)):
-                    if settings.init == "transport":  # one fit a run: a photo's colours are alike at every size
-                        start, maps[photo] = _transport_start(content, photo_styles, settings.seed, blend, maps[photo])
-                    else:
-                        start = initial_image(settings.init, content, photo_styles, settings.seed, blend)
-                    starts.append(start)
-                starts = np.stack(starts)
-                if priors:  # a frame starts from the warp where it is trusted: elsewhere a wrong warp would stay as a ghost
-                    starts = np.stack([mask * warped + (1 - mask) * start
-                                       for (warped, mask), start in zip(at_scale, starts)])
-                return starts
-
-            if images is None and init_start is not None:
-                images = np.stack([resized(init_start, content.shape[:2]) for content in contents_at_size])
-            elif images is None:
-                images = start_images()
-            else:  # coarse-to-fine: continue from the previous scale's result
-                details = None if settings.init not in PHOTO_INITS else np.stack([
-                    photo_detail(start, images.shape[1:3], photo_styles, blend)
-                    for start, photo_styles in zip(start_images(), styles_at_size)])
-                images = finer_start(images, shapes[scale], details).numpy()
-            targets = stack_targets([
+        def targets_at(contents_at_size: list[np.ndarray], styles_at_size: list[list[np.ndarray]]) -> Targets:
+            return stack_targets([
                 self.targets(content, photo_styles, blend, masks, settings.style_normalization, tiling)
                 for content, photo_styles in zip(contents_at_size, styles_at_size)
             ])
-            if priors:
-                targets = replace(targets, temporal=TemporalTarget(
-                    tf.constant(np.stack([warped for warped, _ in at_scale])),
-                    tf.constant(np.stack([mask for _, mask in at_scale])),
-                    temporal_loss_weights([prior.weight for prior in priors], targets.content)))
-            images = run.optimize(images, targets, size, scale)
-            if run.stop_reason:
-                break
+
+        # The scales' targets are computed in a second thread, in order, while the first scale's start is made
+        # and the steps run: the network's passes run without Python's lock, on the core that tracing the loss
+        # and the step leaves idle (BENCHMARKS.md, "Design choices").
+        background = ThreadPoolExecutor(1, thread_name_prefix="stylekeras-targets")
+        inputs_at = [at_size(size) for size in sizes]
+        scale_targets = [None if run.skips(scale) else background.submit(targets_at, *inputs_at[scale])
+                         for scale in range(len(sizes))]
+        images = None
+        maps = [None] * len(inputs)  # each photo's transport maps (`init="transport"`), fitted at the first scale
+        try:
+            for scale, size in enumerate(sizes):
+                if run.skips(scale):
+                    continue
+                contents_at_size, styles_at_size = inputs_at[scale]
+                at_scale = [prior.at(shapes[scale], settings.preserve_color == "luminance") for prior in priors or []]
+
+                def start_images() -> np.ndarray:
+                    # The maps are the first scale's also where its start was not made (a resumed run, an init image).
+                    if settings.init == "transport" and None in maps and scale > 0:
+                        maps[:] = [_transport_maps(color.smooth_chroma(content), photo_styles, settings.seed, blend)
+                                   for content, photo_styles in zip(*inputs_at[0])]
+                    starts = []
+                    for photo, (content, photo_styles) in enumerate(zip(contents_at_size, styles_at_size)):
+                        if settings.init == "transport":  # one fit a run: a photo's colours are alike at every size
+                            start, maps[photo] = _transport_start(content, photo_styles, settings.seed, blend, maps[photo])
+                        else:
+                            start = initial_image(settings.init, content, photo_styles, settings.seed, blend)
+                        starts.append(start)
+                    starts = np.stack(starts)
+                    if priors:  # a frame starts from the warp where it is trusted: elsewhere a wrong warp would stay as a ghost
+                        starts = np.stack([mask * warped + (1 - mask) * start
+                                           for (warped, mask), start in zip(at_scale, starts)])
+                    return starts
+
+                if images is None and init_start is not None:
+                    images = np.stack([resized(init_start, content.shape[:2]) for content in contents_at_size])
+                elif images is None:
+                    images = start_images()
+                else:  # coarse-to-fine: continue from the previous scale's result
+                    details = None if settings.init not in PHOTO_INITS else np.stack([
+                        photo_detail(start, images.shape[1:3], photo_styles, blend)
+                        for start, photo_styles in zip(start_images(), styles_at_size)])
+                    images = finer_start(images, shapes[scale], details).numpy()
+                targets = scale_targets[scale].result()
+                if priors:
+                    targets = replace(targets, temporal=TemporalTarget(
+                        tf.constant(np.stack([warped for warped, _ in at_scale])),
+                        tf.constant(np.stack([mask for _, mask in at_scale])),
+                        temporal_loss_weights([prior.weight for prior in priors], targets.content)))
+                images = run.optimize(images, targets, size, scale)
+                if run.stop_reason:
+                    break
+        finally:  # a run that stopped early drops the targets it will not use
+            background.shutdown(cancel_futures=True)
 
         if settings.preserve_color == "luminance":
             images = [color.with_chroma_of(image, resize_longer_side(original, max(image.shape[:2])))

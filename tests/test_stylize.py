@@ -1,5 +1,7 @@
 """stylekeras.stylize: the optimization, its refusals of bad settings and its memory limits."""
 
+import threading
+
 import h5py
 import numpy as np
 import pytest
@@ -259,6 +261,38 @@ def test_the_scales_of_a_run_and_later_runs_at_any_size_share_one_traced_loss(ra
     random_stylizer.transfer(content_path, style_path, size=48, steps=2)
     assert traced - before <= 1 and random_stylizer.whole_image_loss.traces == traced
     np.testing.assert_array_equal(second.image, first.image)
+
+
+def test_the_finer_scales_targets_are_computed_in_a_second_thread_while_the_first_scale_runs(
+        random_stylizer, content_path, style_path, monkeypatch):
+    computed = {}  # the side of each scale's photo: the thread that computed its targets
+    finer_ready = threading.Event()
+    targets = stylize.Stylizer.targets
+
+    def recorded(self, content, *args, **kwargs):
+        result = targets(self, content, *args, **kwargs)
+        computed[max(content.shape[:2])] = threading.current_thread()
+        if max(content.shape[:2]) == 48:
+            finer_ready.set()
+        return result
+
+    monkeypatch.setattr(stylize.Stylizer, "targets", recorded)
+    ready_at_the_first_step = []
+    run = random_stylizer.transfer(content_path, style_path, size=48, steps=2, scales=2, start_size=24,
+                                   callback=lambda report: report.step == 1 and ready_at_the_first_step.append(
+                                       finer_ready.wait(timeout=30)))
+    assert ready_at_the_first_step == [True] and run.steps_done == 3
+    assert set(computed) == {24, 48} and threading.current_thread() not in computed.values()
+
+
+def test_a_run_stopped_at_its_first_scale_leaves_no_thread_behind(random_stylizer, content_path, style_path):
+    def interrupt(report):
+        raise KeyboardInterrupt
+
+    run = random_stylizer.transfer(content_path, style_path, size=48, steps=2, scales=3, start_size=24,
+                                   callback=interrupt)
+    assert run.stop_reason.startswith("interrupted") and run.steps_done == 1
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("stylekeras-targets")]
 
 
 def test_the_targets_come_from_traced_networks_for_every_size_equal_to_the_keras_model(random_stylizer,
