@@ -308,15 +308,19 @@ class Stylizer:
                     [[resize_longer_side(style, style_size(style.shape, size, settings.style_scale))
                       for style in photo_styles] for _, photo_styles in inputs])
 
-        def targets_at(contents_at_size: list[np.ndarray], styles_at_size: list[list[np.ndarray]]) -> Targets:
-            return stack_targets([
-                self.targets(content, photo_styles, blend, masks, settings.style_normalization, tiling)
-                for content, photo_styles in zip(contents_at_size, styles_at_size)
-            ])
-
         # The scales' targets are computed in a second thread, in order, while the first scale's start is made
         # and the steps run: the network's passes run without Python's lock, on the core that tracing the loss
-        # and the step leaves idle (BENCHMARKS.md, "Design choices").
+        # and the step leaves idle (BENCHMARKS.md, "Design choices"). A `tf.device` scope belongs to the thread
+        # that opened it, so the caller's device is carried over.
+        device = tf.zeros([]).device
+
+        def targets_at(contents_at_size: list[np.ndarray], styles_at_size: list[list[np.ndarray]]) -> Targets:
+            with tf.device(device):
+                return stack_targets([
+                    self.targets(content, photo_styles, blend, masks, settings.style_normalization, tiling)
+                    for content, photo_styles in zip(contents_at_size, styles_at_size)
+                ])
+
         background = ThreadPoolExecutor(1, thread_name_prefix="stylekeras-targets")
         inputs_at = [at_size(size) for size in sizes]
         scale_targets = [None if run.skips(scale) else background.submit(targets_at, *inputs_at[scale])

@@ -1,5 +1,7 @@
 """stylekeras.stylize: the optimization, its refusals of bad settings and its memory limits."""
 
+import subprocess
+import sys
 import threading
 
 import h5py
@@ -283,6 +285,31 @@ def test_the_finer_scales_targets_are_computed_in_a_second_thread_while_the_firs
                                        finer_ready.wait(timeout=30)))
     assert ready_at_the_first_step == [True] and run.steps_done == 3
     assert set(computed) == {24, 48} and threading.current_thread() not in computed.values()
+
+
+def test_the_targets_thread_runs_on_the_callers_device():
+    script = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np, stylekeras
+from stylekeras import stylize
+devices, targets = set(), stylize.Stylizer.targets
+def recorded(self, *args, **kwargs):
+    result = targets(self, *args, **kwargs)
+    devices.update(tensor.device for tensor in result.content.values())
+    return result
+stylize.Stylizer.targets = recorded
+stylizer = stylekeras.Stylizer(backbone="vgg16", weights="random", style_layers=("block1_conv1",),
+                               content_layers=("block1_conv2",))
+photo = np.random.default_rng(0).uniform(size=(24, 24, 3)).astype(np.float32)
+with tf.device("/CPU:1"):
+    stylizer.transfer(photo, photo, size=24, steps=1)
+print(sorted(devices))
+"""
+    found = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert found.returncode == 0, found.stderr[-2000:]
+    assert found.stdout.split("\n")[-2] == "['/job:localhost/replica:0/task:0/device:CPU:1']"
 
 
 def test_a_run_stopped_at_its_first_scale_leaves_no_thread_behind(random_stylizer, content_path, style_path):
