@@ -370,7 +370,7 @@ class Stylizer:
                 images = run.optimize(images, targets, size, scale)
                 if run.stop_reason:
                     break
-        finally:  # a run that stopped early drops the targets it will not use
+        finally:  # a run that stopped early drops the targets it will not use; no thread outlives the call
             background.shutdown(cancel_futures=True)
 
         if settings.preserve_color == "luminance":
