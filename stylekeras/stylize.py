@@ -241,7 +241,8 @@ class Stylizer:
         and Adam moves each pixel by its own gradient. The photos must have the same size at every scale
         (equal `scale_shapes`). `callbacks`, `checkpoints` and `priors` have one entry per photo; the other
         arguments are `transfer`'s (an `init_image` is every photo's start, resized to each). A batch of more
-        than one photo needs Adam and no tiles (`check_batch`).
+        than one photo needs Adam and no tiles (`check_batch`). The scales' targets are computed in a second
+        thread, on the caller's device, while the steps run; callbacks run in the caller's thread.
         """
         unknown = set(options) - {field.name for field in fields(TransferSettings)}
         if unknown:
