@@ -133,6 +133,11 @@ class TransportMaps(NamedTuple):
     rises: tf.Tensor
 
 
+# `TransportMaps`' shapes, field by field: what a graph's loop that carries the maps declares.
+TRANSPORT_MAP_SHAPES = ([TRANSPORT_ROTATIONS, 3, 3], [TRANSPORT_ROTATIONS, 3, 1], [TRANSPORT_ROTATIONS, 3, 1],
+                        [TRANSPORT_ROTATIONS, 3, TRANSPORT_TABLE], [TRANSPORT_ROTATIONS, 3, TRANSPORT_TABLE])
+
+
 def fit_transport(source: np.ndarray | tf.Tensor, sample: tf.Tensor, seed: int = 0) -> TransportMaps:
     """The maps of `transport_colors` from `source` (H×W×3) to a painting's `painting_sample`: measured on
     `TRANSPORT_SAMPLES` of `source`'s pixels, drawn from `seed` as the bases are."""

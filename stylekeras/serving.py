@@ -99,10 +99,6 @@ DETAIL_ENERGY = "detail_energy"
 # The style's pixels the `transport` start maps the photo's colours onto (`color.painting_sample`; float32
 # [scales, samples, 3]).
 COLOR_SAMPLE = "color_sample"
-# `color.TransportMaps`' shapes, which a request's loop over scales carries from the first scale on.
-_TRANSPORT_MAP_SHAPES = ([color.TRANSPORT_ROTATIONS, 3, 3], [color.TRANSPORT_ROTATIONS, 3, 1],
-                         [color.TRANSPORT_ROTATIONS, 3, 1], [color.TRANSPORT_ROTATIONS, 3, color.TRANSPORT_TABLE],
-                         [color.TRANSPORT_ROTATIONS, 3, color.TRANSPORT_TABLE])
 # Steps of each warmup request: enough to run the loop's body, cheap at TF Serving's start-up.
 WARMUP_STEPS = 2
 # Optional scalar inputs of every stylizing signature, in order, with their dtypes.
@@ -399,13 +395,13 @@ class StylizerGraph(tf.Module):
 
         nothing = {name: tf.fill([1], float("nan")) for name in LOSS_NAMES}
         unfitted = color.TransportMaps(*(tf.fill(shape, tf.constant(float("nan"), tf.float64))
-                                         for shape in _TRANSPORT_MAP_SHAPES))
+                                         for shape in color.TRANSPORT_MAP_SHAPES))
         _, image, done, last, _, _ = tf.while_loop(
             lambda index, image, done, last, stopped, maps: (index < tf.size(sizes)) & ~stopped, at_scale,
             (tf.constant(0), result, tf.constant(0), nothing, tf.constant(False), unfitted),
             shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, None, 3]), tf.TensorShape([]),
                               {name: tf.TensorShape([None]) for name in LOSS_NAMES}, tf.TensorShape([]),
-                              color.TransportMaps(*map(tf.TensorShape, _TRANSPORT_MAP_SHAPES))),
+                              color.TransportMaps(*map(tf.TensorShape, color.TRANSPORT_MAP_SHAPES))),
             parallel_iterations=1)
         return {"image": image, "steps_done": done, **{f"{name}_loss": value for name, value in last.items()}}
 
