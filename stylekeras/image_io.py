@@ -199,14 +199,18 @@ def _open_path(path: Path, label: str, max_pixels: int) -> Image.Image:
 def _pil_to_array(image: Image.Image) -> np.ndarray:
     """Convert any Pillow mode to float RGB, after applying the EXIF orientation."""
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16- and 32-bit grayscale: Pillow's convert("RGB") would clip values above 255 to white.
-        gray = np.asarray(image, dtype=np.float32)
-        peak = 65535.0 if image.mode.startswith("I;16") or gray.max() > 255 else 255.0
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit, 32-bit and float grayscale: Pillow's convert("RGB") would clip values above 255 to white,
+        # and float files come in [0, 1] or in an integer format's range, so the values say which.
+        gray = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        brightest = float(gray.max(initial=0.0))
+        if image.mode.startswith("I;16") or brightest > 255:
+            peak = 65535.0
+        elif image.mode == "I" or brightest > 1:
+            peak = 255.0
+        else:
+            peak = 1.0
         return np.repeat((gray / peak)[..., None], 3, axis=-1).clip(0.0, 1.0)
-    if image.mode == "F":
-        gray = np.asarray(image, dtype=np.float32)
-        return np.repeat(gray[..., None], 3, axis=-1).clip(0.0, 1.0)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         # Transparent pixels are composited on white, as an image viewer shows them.
         rgba = image.convert("RGBA")

@@ -50,6 +50,14 @@ def test_sixteen_bit_grayscale_keeps_its_range(tmp_path):
     np.testing.assert_allclose(pixels, 32768 / 65535, atol=1e-4)
 
 
+@pytest.mark.parametrize("scale", [1.0, 255.0, 65535.0])
+def test_float_grayscale_is_read_in_the_range_its_values_show(tmp_path, scale):
+    # A float TIFF may hold [0, 1] or an integer format's range: its brightest value tells which.
+    values = np.linspace(0.0, 1.0, 16, dtype=np.float32).reshape(4, 4)
+    pixels = load_image(_save(tmp_path, Image.fromarray(values * scale, mode="F"), "float.tif"))
+    np.testing.assert_allclose(pixels, np.repeat(values[..., None], 3, axis=-1), atol=1e-6)
+
+
 def test_exif_orientation_is_applied(tmp_path):
     # Stored 32 wide and 16 tall, dark on the left and bright on the right. Orientation 6 asks to turn it 90°
     # clockwise for display, so the stored left column becomes the top row: 16 wide, 32 tall, dark on top
