@@ -54,6 +54,7 @@ def make_corpus(folder: Path) -> dict[str, tuple[Path, str]]:
         "rgba.png": (_encoded(Image.new("RGBA", (40, 40), (255, 0, 0, 0)), "PNG"), "works"),
         "cmyk.jpg": (_encoded(rgb.convert("CMYK"), "JPEG"), "works"),
         "sixteen_bit.png": (_encoded(Image.fromarray((gradient.astype(np.uint16) * 257)), "PNG"), "works"),
+        "float.tif": (_encoded(Image.fromarray(gradient.astype(np.float32)), "TIFF"), "works"),
         "exif_rotated.jpg": (_encoded(rgb, "JPEG", exif=exif), "works"),
         "animated.gif": (animated_gif.getvalue(), "works"),
         "animated.webp": (animated_webp.getvalue(), "works"),

@@ -54,7 +54,7 @@ def test_sixteen_bit_grayscale_keeps_its_range(tmp_path):
 def test_float_grayscale_is_read_in_the_range_its_values_show(tmp_path, scale):
     # A float TIFF may hold [0, 1] or an integer format's range: its brightest value tells which.
     values = np.linspace(0.0, 1.0, 16, dtype=np.float32).reshape(4, 4)
-    pixels = load_image(_save(tmp_path, Image.fromarray(values * scale, mode="F"), "float.tif"))
+    pixels = load_image(_save(tmp_path, Image.fromarray(values * scale), "float.tif"))
     np.testing.assert_allclose(pixels, np.repeat(values[..., None], 3, axis=-1), atol=1e-6)
 
 
