@@ -46,7 +46,12 @@ what a user choosing between the two sees on this machine.
 With `--precision mixed` (or `auto` where it picks bfloat16, as on CPUs with AVX512-BF16 or AMX) our side
 runs with `--precision mixed` and torch runs its network under `torch.autocast` in bfloat16, each with its
 losses in float32. Writes the section "## PyTorch peer on CPU" of BENCHMARKS.md, or "## PyTorch peer in
-bfloat16 on CPU", CPU naming this machine's, so each CPU keeps its own (bench/benchmark.py keeps them).
+bfloat16 on CPU", CPU naming this machine's, so each CPU keeps its own (bench/benchmark.py keeps them); with
+another `--photo` or `--painting` than tubingen × starry the title ends in the pair's file names, so each
+pair keeps its own too (the quality benchmark's pictures in ../shared/images also show neural-style-pt's
+default run on the pair where bench/neural_style_reference.py has made it):
+
+    python bench/peer_benchmark.py --torch-python /tmp/torchvenv/bin/python --photo ../shared/images/chicago.jpg --painting ../shared/images/wave.jpg
 """
 
 from __future__ import annotations
@@ -80,6 +85,7 @@ from quality_benchmark import PAINTINGS, PHOTOS, neural_style_record  # noqa: E4
 
 OUT = ROOT / "bench" / "out" / "peer"
 SHARED = ROOT.parent / "shared" / "images"
+DEFAULT_PHOTO, DEFAULT_PAINTING = SHARED / "tubingen.jpg", SHARED / "starry_night.jpg"
 STYLE_GOAL, STRUCTURE_GOAL = 0.65, 0.55
 
 
@@ -270,9 +276,14 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
         _, goal, peer = min(reached, key=lambda run: run[0])
         summary += goal_in_turns(stylizer, args, our_goals, goal, peer)
     lines += ["", *summary]
-    pair = f"{_name_of(args.photo, PHOTOS)}-{_name_of(args.painting, PAINTINGS)}"
-    reference = neural_style_record(pair, 512, stylizer.weights.description)
+    names = (_name_of(args.photo, PHOTOS), _name_of(args.painting, PAINTINGS))
+    pair = "-".join(map(str, names))
+    reference = None if None in names else neural_style_record(pair, 512, stylizer.weights.description)
     if args.precision != "float32":  # the record ran in float32; the float32 section shows it
+        return lines
+    if None in names:
+        print("no neural-style default run to show: the pictures are not the quality benchmark's (its files "
+              f"are in {SHARED})")
         return lines
     if reference is None:
         print(f"no neural-style default run of {pair} with these weights: python bench/neural_style_reference.py "
@@ -436,6 +447,15 @@ def _time_to(what: str, ours: list[tuple[float, dict]], theirs: list[tuple[float
     return f"- To {what}: stylekeras {mine:.0f} s, {peer} {their:.0f} s — {peer} / ours **{their / mine:.2f}×**."
 
 
+def section_title(precision: str, cpu: str, photo: Path, painting: Path) -> str:
+    """The BENCHMARKS.md section a run writes: one per precision and CPU (CPUs of one machine kind differ),
+    and one per pair of pictures besides tubingen × starry, so that another pair adds its own section."""
+    title = f"PyTorch peer{'' if precision == 'float32' else ' in bfloat16'} on {cpu or 'an unnamed CPU'}"
+    if (photo.resolve(), painting.resolve()) != (DEFAULT_PHOTO.resolve(), DEFAULT_PAINTING.resolve()):
+        title += f", {photo.name} × {painting.name}"
+    return title
+
+
 def _name_of(path: Path, named: dict[str, Path]) -> str | None:
     """The quality benchmark's name for a picture (tubingen, starry, …)."""
     return next((name for name, known in named.items() if known.resolve() == path.resolve()), None)
@@ -444,8 +464,8 @@ def _name_of(path: Path, named: dict[str, Path]) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--torch-python", required=True, help="python of a venv with torch (benchmark-only peer)")
-    parser.add_argument("--photo", type=Path, default=SHARED / "tubingen.jpg")
-    parser.add_argument("--painting", type=Path, default=SHARED / "starry_night.jpg")
+    parser.add_argument("--photo", type=Path, default=DEFAULT_PHOTO)
+    parser.add_argument("--painting", type=Path, default=DEFAULT_PAINTING)
     parser.add_argument("--sizes", default="256,512")
     parser.add_argument("--repeats", type=int, default=5,
                         help="evaluations and L-BFGS steps timed per round at 512 px (more at smaller sizes)")
@@ -467,12 +487,12 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     stylizer = stylekeras.Stylizer(precision=args.precision)
     if args.precision == "float32":
-        title, command, precision = "PyTorch peer", "", "float32"
+        command, precision = "", "float32"
     else:
-        title, command = "PyTorch peer in bfloat16", " --precision mixed"
+        command = " --precision mixed"
         precision = ("bfloat16: ours `--precision mixed`, torch's network under `torch.autocast` in bfloat16, "
                      "both with the losses in float32")
-    title += f" on {cpu_model() or 'an unnamed CPU'}"  # CPUs of one machine kind differ: each keeps its own
+    title = section_title(args.precision, cpu_model(), args.photo, args.painting)
     lines = [f"## {title}", "",
              f"`python bench/peer_benchmark.py{command}`, {time.strftime('%Y-%m-%d')}: {machine()}; {precision}; weights {stylizer.weights.description}; "
              f"{args.photo.name} × {args.painting.name}. Torch {{torch}}: neural-style-pt's way (the same network, "

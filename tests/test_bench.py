@@ -1,6 +1,6 @@
 """bench/: benchmark.py's machine description (every benchmark section names the CPU its numbers hold on),
-how peer_benchmark.py pairs the two sides' step times, finds torch's time to the goal between its snapshots
-and times the two sides to it in turns, and quality_benchmark.py's `--set`."""
+how peer_benchmark.py names its sections, pairs the two sides' step times, finds torch's time to the goal
+between its snapshots and times the two sides to it in turns, and quality_benchmark.py's `--set`."""
 
 import argparse
 import sys
@@ -34,6 +34,15 @@ def test_cpu_model_keeps_a_name_that_tells_the_cpu(tmp_path):
 
 def test_cpu_model_is_empty_without_cpuinfo(tmp_path):
     assert cpu_model(tmp_path / "missing") == ""
+
+
+def test_each_cpu_precision_and_pair_of_pictures_keeps_its_own_peer_section(tmp_path):
+    cpu = "AMD EPYC, family 25, model 17"
+    default = (peer_benchmark.DEFAULT_PHOTO, peer_benchmark.DEFAULT_PAINTING)
+    assert peer_benchmark.section_title("float32", cpu, *default) == f"PyTorch peer on {cpu}"
+    assert peer_benchmark.section_title("mixed", cpu, *default) == f"PyTorch peer in bfloat16 on {cpu}"
+    other = (tmp_path / "chicago.jpg", tmp_path / "wave.jpg")
+    assert peer_benchmark.section_title("float32", cpu, *other) == f"PyTorch peer on {cpu}, chicago.jpg × wave.jpg"
 
 
 @pytest.mark.parametrize("line_search, until, found", [
