@@ -451,9 +451,11 @@ def section_title(precision: str, cpu: str, photo: Path, painting: Path) -> str:
     """The BENCHMARKS.md section a run writes: one per precision and CPU (CPUs of one machine kind differ),
     and one per pair of pictures besides tubingen × starry, so that another pair adds its own section."""
     title = f"PyTorch peer{'' if precision == 'float32' else ' in bfloat16'} on {cpu or 'an unnamed CPU'}"
-    if (photo.resolve(), painting.resolve()) != (DEFAULT_PHOTO.resolve(), DEFAULT_PAINTING.resolve()):
-        title += f", {photo.name} × {painting.name}"
-    return title
+    return title + ("" if _default_pair(photo, painting) else f", {photo.name} × {painting.name}")
+
+
+def _default_pair(photo: Path, painting: Path) -> bool:
+    return (photo.resolve(), painting.resolve()) == (DEFAULT_PHOTO.resolve(), DEFAULT_PAINTING.resolve())
 
 
 def _name_of(path: Path, named: dict[str, Path]) -> str | None:
@@ -492,6 +494,8 @@ def main() -> None:
         command = " --precision mixed"
         precision = ("bfloat16: ours `--precision mixed`, torch's network under `torch.autocast` in bfloat16, "
                      "both with the losses in float32")
+    if not _default_pair(args.photo, args.painting):
+        command += f" --photo {args.photo} --painting {args.painting}"
     title = section_title(args.precision, cpu_model(), args.photo, args.painting)
     lines = [f"## {title}", "",
              f"`python bench/peer_benchmark.py{command}`, {time.strftime('%Y-%m-%d')}: {machine()}; {precision}; weights {stylizer.weights.description}; "
