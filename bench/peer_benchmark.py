@@ -276,15 +276,15 @@ def time_to_quality(stylizer: stylekeras.Stylizer, args: argparse.Namespace) -> 
         _, goal, peer = min(reached, key=lambda run: run[0])
         summary += goal_in_turns(stylizer, args, our_goals, goal, peer)
     lines += ["", *summary]
-    names = (_name_of(args.photo, PHOTOS), _name_of(args.painting, PAINTINGS))
-    pair = "-".join(map(str, names))
-    reference = None if None in names else neural_style_record(pair, 512, stylizer.weights.description)
     if args.precision != "float32":  # the record ran in float32; the float32 section shows it
         return lines
+    names = (_name_of(args.photo, PHOTOS), _name_of(args.painting, PAINTINGS))
     if None in names:
         print("no neural-style default run to show: the pictures are not the quality benchmark's (its files "
               f"are in {SHARED})")
         return lines
+    pair = "-".join(names)
+    reference = neural_style_record(pair, 512, stylizer.weights.description)
     if reference is None:
         print(f"no neural-style default run of {pair} with these weights: python bench/neural_style_reference.py "
               f"--pairs {pair} …")
