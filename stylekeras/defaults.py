@@ -21,10 +21,10 @@ DEFAULT_PRECISION = "auto"
 # the sizes we run it copies whole motifs of the painting (Matisse's face) into empty skies and thin
 # structures, and the style measure is as high without it (QUALITY.md).
 DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")
-# Content from conv3_2, not the paper's conv4_2: the photo's edges are kept at twice the resolution, which
-# keeps faces, towers and eyes under textures that cover everything (dots, hatching, glass) with the same
-# style measure, and the network ends at block4_conv1 (QUALITY.md).
-DEFAULT_CONTENT_LAYERS = ("block3_conv2",)
+# Content from conv2_2, not the paper's conv4_2: the photo's edges are held at four times the resolution,
+# which keeps towers, lattices, faces and eyes under textures that cover everything (dots, hatching, glass)
+# for a style measure 0.01 lower, and the network ends at block4_conv1 (QUALITY.md, "Content from conv2_2").
+DEFAULT_CONTENT_LAYERS = ("block2_conv2",)
 
 # The optimization (`stylekeras.settings.TransferSettings`).
 INITS = ("transport", "palette", "content", "noise", "style")
@@ -67,9 +67,9 @@ DEFAULT_SCALES = None
 # No default scale is smaller: below it VGG sees too little of a face or a building, which dissolve (QUALITY.md).
 MIN_START_SIZE = 256
 DEFAULT_OPTIMIZER = "lbfgs"
-# conv3_2's content loss sums twice the terms of conv4_2's (4× the positions, ½ the channels): 0.5 keeps the
-# balance the paper's α = 1 gives at conv4_2.
-DEFAULT_CONTENT_WEIGHT = 0.5
+# conv2_2's content loss sums four times the terms of conv4_2's (each layer up 4× the positions, ½ the
+# channels): 0.25 keeps the balance the paper's α = 1 gives at conv4_2.
+DEFAULT_CONTENT_WEIGHT = 0.25
 DEFAULT_STYLE_NORMALIZATION = "balanced"
 # β when `style_weight` is not given, per style normalization (QUALITY.md).
 DEFAULT_STYLE_WEIGHTS = {"balanced": 2.5e8, "paper": 3e4}
@@ -97,7 +97,7 @@ DEFAULT_MAX_PIXELS = 50_000_000
 DEFAULT_EXPORT_PATH = Path("saved_models")
 # The paper's layers, conv5_1 included, and our content layer: a feature service serves more uses than our defaults.
 DEFAULT_EXPORT_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1", "block4_conv2",
-                         "block3_conv2")
+                         "block2_conv2")
 
 # The served stylizer's optimizer (`stylekeras.serving`): L-BFGS with the library's safeguard, as its default
 # runs. On five pairs at 512 px it scored higher on four in half the time, its paint smoother where Adam leaves

@@ -171,7 +171,7 @@ class Stylizer:
             return {name: features[name] for name in self.content_layers}
 
         # The photo's pass returns only the content layers, so its graph runs only the layers up to the
-        # deepest of them: after block3_conv2 (the default) the network only feeds the style layers. It
+        # deepest of them: after block2_conv2 (the default) the network only feeds the style layers. It
         # calls the traced network rather than tracing it again.
         self.content_maps = tf.function(content_maps, autograph=False,
                                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])

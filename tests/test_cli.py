@@ -61,7 +61,7 @@ def test_loading_the_library_freezes_what_it_loaded_once_and_leaves_the_collecto
 def test_layers_lists_names_and_shapes():
     result = run_cli("layers", "--backbone", "vgg19", "--size", "64")
     assert result.exit_code == 0
-    assert "block5_conv4" in result.output and "block3_conv2      16 × 16    × 256  content" in result.output
+    assert "block5_conv4" in result.output and "block2_conv2      32 × 32    × 128  content" in result.output
 
 
 @pytest.fixture
