@@ -86,8 +86,9 @@ PRESETS_DIR = Path(__file__).parent / "presets"
 PRESETS = ("neural-style", "bold")  # jcjohnson/neural-style's default run; the defaults with larger strokes
 
 # Video (`stylekeras.video`): λ of Ruder et al.'s temporal loss, in the content loss's units
-# (`objective.temporal_loss_weights`; QUALITY.md, "Video").
-DEFAULT_TEMPORAL_WEIGHT = 1e3
+# (`objective.temporal_loss_weights`; QUALITY.md, "Video"). 2000 since the content moved to conv2_2, whose
+# finer maps tie each frame to its own photo more: at 1000 the frames flickered more than before.
+DEFAULT_TEMPORAL_WEIGHT = 2e3
 
 # 50 megapixels (e.g. 8660×5773): far above what style transfer can use, below Pillow's own bomb warning
 # (89 MP), and checked from the header before any pixel is decoded.
