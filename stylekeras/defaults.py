@@ -87,7 +87,7 @@ PRESETS = ("neural-style", "bold")  # jcjohnson/neural-style's default run; the 
 
 # Video (`stylekeras.video`): λ of Ruder et al.'s temporal loss, in the content loss's units
 # (`objective.temporal_loss_weights`; QUALITY.md, "Video"). 2000 since the content moved to conv2_2, whose
-# finer maps tie each frame to its own photo more: at 1000 the frames flickered more than before.
+# finer maps tie each frame to its own photo more: at 1000 its frames flicker more than conv3_2's did.
 DEFAULT_TEMPORAL_WEIGHT = 2e3
 
 # 50 megapixels (e.g. 8660×5773): far above what style transfer can use, below Pillow's own bomb warning
