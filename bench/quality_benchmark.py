@@ -4,6 +4,7 @@
     python bench/quality_benchmark.py --sizes 256,512,1024  # also: does the look hold across sizes?
     python bench/quality_benchmark.py --pairs tubingen-starry,astronaut-wave --size 256   # a quick look
     python bench/quality_benchmark.py --set scales=1 --no-report   # a lever: the defaults with one change
+    python bench/quality_benchmark.py --set weights=hed             # the defaults on other weights (VGG16)
     python bench/quality_benchmark.py --preset bold                 # a preset (the CLI's --config NAME) instead
 
 Photos and paintings come from examples/ and ../shared/images/, and one photo is a frame of
@@ -19,7 +20,7 @@ with photos no setting was chosen on are reported apart (`--held-out`), and twel
 setting was chosen on, which bench/procedural_styles.py makes into bench/out/quality/ (`--held-out-styles`).
 `--set NAME=VALUE` changes one `TransferSettings` field or `Stylizer` option (results go to a folder of their
 own), to measure a lever against the defaults on the same pairs (`--set content_layers=block4_conv2 --set
-content_weight=1`: the paper's content layer); `--preset NAME` runs a shipped preset the same way. Text
+content_weight=1`: the paper's content layer; `--set weights=hed`: the defaults on hed's VGG16); `--preset NAME` runs a shipped preset the same way. Text
 under "## Notes" in QUALITY.md is kept when the file is rewritten.
 """
 
@@ -85,6 +86,8 @@ SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "tubingen-wave",
               "stata-pointillism")
 # "The style measure at 256, 512 and 1024 px within ±0.05 of each other" (issue #12): at most this spread.
 SIZE_SPREAD_GOAL = 0.05
+# The `Stylizer` options `--set` can change: the network's layers and the weights (`--set weights=hed`).
+STYLIZER_OPTIONS = (*stylize.NETWORK_OPTIONS, "weights")
 
 
 def extract_fox() -> None:
@@ -302,7 +305,7 @@ def parse_set(assignments: list[str]) -> tuple[dict, dict]:
     changes, network = {}, {}
     for assignment in assignments:
         name, _, value = assignment.partition("=")
-        if name in stylize.NETWORK_OPTIONS:
+        if name in STYLIZER_OPTIONS:
             network[name] = value
         elif name in stylize.TransferSettings.__dataclass_fields__:
             try:
@@ -312,6 +315,14 @@ def parse_set(assignments: list[str]) -> tuple[dict, dict]:
         else:
             raise ValueError(f"--set {assignment}: no TransferSettings field or Stylizer option {name!r}")
     return changes, network
+
+
+def stylizer_option(name: str, value: str) -> str | list:
+    """A `--set` value of a `Stylizer` option as the Stylizer takes it: weights by name or path, layers and
+    the style layers' weights as comma-separated lists."""
+    if name == "weights":
+        return value
+    return [float(item) if name == "style_layer_weights" else item for item in value.split(",")]
 
 
 def main() -> None:
@@ -327,7 +338,7 @@ def main() -> None:
                         help="pairs with styles the defaults were not tuned on, reported apart (empty: none)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="change one TransferSettings field or Stylizer option (content_layers, style_layers, "
-                             "style_layer_weights; repeatable); implies --no-report")
+                             "style_layer_weights, weights; repeatable); implies --no-report")
     parser.add_argument("--preset", choices=defaults.PRESETS,
                         help="run a shipped preset (stylekeras.preset) instead of the defaults; implies --no-report")
     parser.add_argument("--precision", default="auto", help="the Stylizer's precision (auto, float32, mixed)")
@@ -340,8 +351,7 @@ def main() -> None:
     except ValueError as error:
         sys.exit(f"error: {error}")
     changes |= set_changes
-    network |= {name: [float(item) if name == "style_layer_weights" else item for item in value.split(",")]
-                for name, value in set_network.items()}
+    network |= {name: stylizer_option(name, value) for name, value in set_network.items()}
     try:
         extract_fox()
     except StyleKerasError as error:  # without the video extra, or an unreadable clip

@@ -212,5 +212,13 @@ def test_set_splits_settings_from_network_options():
     changes, network = quality_benchmark.parse_set(["content_layers=block4_conv2", "content_weight=1", "init=noise"])
     assert changes == {"content_weight": 1, "init": "noise"}
     assert network == {"content_layers": "block4_conv2"}
+    assert quality_benchmark.parse_set(["weights=hed"]) == ({}, {"weights": "hed"})
     with pytest.raises(ValueError, match="no TransferSettings field or Stylizer option 'colour'"):
         quality_benchmark.parse_set(["colour=red"])
+
+
+def test_set_gives_stylizer_options_as_the_stylizer_takes_them():
+    assert quality_benchmark.stylizer_option("weights", "hed") == "hed"
+    assert quality_benchmark.stylizer_option("content_layers", "block2_conv2,block4_conv2") == [
+        "block2_conv2", "block4_conv2"]
+    assert quality_benchmark.stylizer_option("style_layer_weights", "0.25,2") == [0.25, 2.0]
