@@ -20,8 +20,9 @@ with photos no setting was chosen on are reported apart (`--held-out`), and twel
 setting was chosen on, which bench/procedural_styles.py makes into bench/out/quality/ (`--held-out-styles`).
 `--set NAME=VALUE` changes one `TransferSettings` field or `Stylizer` option (results go to a folder of their
 own), to measure a lever against the defaults on the same pairs (`--set content_layers=block4_conv2 --set
-content_weight=1`: the paper's content layer; `--set weights=hed`: the defaults on hed's VGG16); `--preset NAME` runs a shipped preset the same way. Text
-under "## Notes" in QUALITY.md is kept when the file is rewritten.
+content_weight=1`: the paper's content layer; `--set weights=hed`: the defaults on hed's VGG16); `--preset
+NAME` runs a shipped preset the same way. Text under "## Notes" in QUALITY.md is kept when the file is
+rewritten.
 """
 
 from __future__ import annotations
