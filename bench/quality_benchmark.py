@@ -6,6 +6,7 @@
     python bench/quality_benchmark.py --set scales=1 --no-report   # a lever: the defaults with one change
     python bench/quality_benchmark.py --set weights=hed             # the defaults on other weights (VGG16)
     python bench/quality_benchmark.py --preset bold                 # a preset (the CLI's --config NAME) instead
+    python bench/quality_benchmark.py --sample-images               # photos and styles from other packages
 
 Photos and paintings come from examples/ and ../shared/images/, and one photo is a frame of
 ../shared/video/fox.mp4 (read here, never by the package or its tests; the frame is decoded once, with the
@@ -46,6 +47,7 @@ from stylekeras.errors import StyleKerasError
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import cpu_model  # noqa: E402
 from procedural_styles import write_styles  # noqa: E402
+from sample_images import SAMPLE_PHOTOS, SAMPLE_STYLES, fetch  # noqa: E402
 from quality import scores  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,6 +89,11 @@ SIZE_PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "tubingen-wave",
               "stata-pointillism")
 # "The style measure at 256, 512 and 1024 px within ±0.05 of each other" (issue #12): at most this spread.
 SIZE_SPREAD_GOAL = 0.05
+# Other packages' sample photos with every painting, and the cat and the pagoda with their textures and a
+# photograph as styles (bench/sample_images.py fetches them): held out from every default, none shipped.
+SAMPLE_PAIRS = (
+    tuple(f"{photo}-{painting}" for photo in SAMPLE_PHOTOS for painting in ("starry", "matisse", "wave", "udnie"))
+    + tuple(f"{photo}-{style}" for photo in ("chelsea", "china") for style in SAMPLE_STYLES))
 # The `Stylizer` options `--set` can change: the network's layers and the weights (`--set weights=hed`).
 STYLIZER_OPTIONS = (*stylize.NETWORK_OPTIONS, "weights")
 
@@ -342,6 +349,9 @@ def main() -> None:
                              "style_layer_weights, weights; repeatable); implies --no-report")
     parser.add_argument("--preset", choices=defaults.PRESETS,
                         help="run a shipped preset (stylekeras.preset) instead of the defaults; implies --no-report")
+    parser.add_argument("--sample-images", action="store_true",
+                        help="also stylize SAMPLE_PAIRS: other packages' sample photos and styles, which "
+                             "bench/sample_images.py fetches with pip; implies --no-report")
     parser.add_argument("--precision", default="auto", help="the Stylizer's precision (auto, float32, mixed)")
     parser.add_argument("--no-report", action="store_true", help="print scores only")
     args = parser.parse_args()
@@ -358,6 +368,13 @@ def main() -> None:
     except StyleKerasError as error:  # without the video extra, or an unreadable clip
         sys.exit(f"error: {error}")
     write_styles(OUT)
+    if args.sample_images:
+        try:
+            samples = fetch()
+        except RuntimeError as error:
+            sys.exit(f"error: {error}")
+        PHOTOS.update({name: samples[name] for name in SAMPLE_PHOTOS})
+        PAINTINGS.update({name: samples[name] for name in SAMPLE_STYLES})
     missing = [str(path) for path in [*PHOTOS.values(), *PAINTINGS.values()] if not path.exists()]
     if missing:
         sys.exit(f"error: missing benchmark images: {', '.join(missing)}")
@@ -368,6 +385,7 @@ def main() -> None:
     rows = [run(pair, args.size) for pair in args.pairs.split(",") if pair]
     held_out_rows = [run(pair, args.size) for pair in args.held_out.split(",") if pair]
     held_out_style_rows = [run(pair, args.size) for pair in args.held_out_styles.split(",") if pair]
+    sample_rows = [run(pair, args.size) for pair in SAMPLE_PAIRS] if args.sample_images else []
     sizes = sorted({args.size, *(int(size) for size in args.sizes.split(",") if size)}) if args.sizes else []
     at_main_size = {row["pair"]: row for row in rows}
     size_rows = []
@@ -378,8 +396,9 @@ def main() -> None:
             if row:
                 size_rows.append(row)
     reference = scores(str(PHOTOS["tubingen"]), str(PAINTINGS["starry"]), str(REFERENCE)) if REFERENCE.exists() else {}
-    if args.no_report or changes or network:
-        for name, chosen in (("pairs", rows), ("held out", held_out_rows), ("held-out styles", held_out_style_rows)):
+    if args.no_report or changes or network or args.sample_images:
+        for name, chosen in (("pairs", rows), ("held out", held_out_rows), ("held-out styles", held_out_style_rows),
+                             ("sample images", sample_rows)):
             if chosen:
                 print(f"{name}: mean style {np.mean([r['style_progress'] for r in chosen]):.3f}, mean structure "
                       f"{np.mean([r['structure'] for r in chosen]):.3f}")

