@@ -47,8 +47,8 @@ from stylekeras.errors import StyleKerasError
 sys.path.insert(0, str(Path(__file__).parent))
 from benchmark import cpu_model  # noqa: E402
 from procedural_styles import write_styles  # noqa: E402
-from sample_images import SAMPLE_PHOTOS, SAMPLE_STYLES, fetch  # noqa: E402
 from quality import scores  # noqa: E402
+from sample_images import SAMPLE_PHOTOS, SAMPLE_STYLES, fetch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "images"
