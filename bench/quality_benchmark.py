@@ -69,13 +69,14 @@ PHOTOS = {name: SHARED / file for name, file in
 PAINTINGS = {name: SHARED / file for name, file in
              (("starry", "starry_night.jpg"), ("matisse", "woman-with-hat-matisse.jpg"), ("wave", "wave.jpg"),
               ("udnie", "udnie.jpg"))} | {name: OUT / f"{name}.png" for name in ("glass", "hatching", "pointillism")}
+FOUR_PAINTINGS = ("starry", "matisse", "wave", "udnie")
 # Each photo with three paintings and each painting with three photos.
 PAIRS = ("tubingen-starry", "stata-wave", "stata-matisse", "astronaut-starry", "astronaut-matisse", "astronaut-wave",
          "chelsea-starry", "chelsea-matisse", "chelsea-udnie", "tubingen-wave", "tubingen-udnie", "stata-udnie")
 # Photos no default was chosen on (a street, a still life, thin towers against a night sky, an animal
 # against a flat wall), with every painting: how the defaults hold on pictures not tuned on.
 HELD_OUT_PAIRS = tuple(f"{photo}-{painting}" for photo in ("chicago", "coffee", "rocket", "fox")
-                       for painting in ("starry", "matisse", "wave", "udnie"))
+                       for painting in FOUR_PAINTINGS)
 # Photos that may be shipped (public domain / CC0): only their results go into the committed contact sheet.
 SHIPPABLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 # Styles no default was chosen on (stained glass, pencil hatching, pointillism: bench/procedural_styles.py),
@@ -92,7 +93,7 @@ SIZE_SPREAD_GOAL = 0.05
 # Other packages' sample photos with every painting, and the cat and the pagoda with their textures and a
 # photograph as styles (bench/sample_images.py fetches them): held out from every default, none shipped.
 SAMPLE_PAIRS = (
-    tuple(f"{photo}-{painting}" for photo in SAMPLE_PHOTOS for painting in ("starry", "matisse", "wave", "udnie"))
+    tuple(f"{photo}-{painting}" for photo in SAMPLE_PHOTOS for painting in FOUR_PAINTINGS)
     + tuple(f"{photo}-{style}" for photo in ("chelsea", "china") for style in SAMPLE_STYLES))
 # The `Stylizer` options `--set` can change: the network's layers and the weights (`--set weights=hed`).
 STYLIZER_OPTIONS = (*stylize.NETWORK_OPTIONS, "weights")
